@@ -1,0 +1,292 @@
+"""The whole Hubcast data model as SQLModel tables.
+
+Conventions, chosen so one schema runs unchanged on SQLite and PostgreSQL:
+- timestamps are aware UTC (`app.timeutil.utcnow()`); a campaign keeps its display time zone separately;
+- enumerations are short strings validated in `app.domain` (no database ENUM types to migrate);
+- flexible structures (custom fields, segment rules, template components, variable mappings) are JSON.
+The schema is created by Alembic migrations (`migrations/`), never at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.timeutil import utcnow
+
+
+def _json(default: Any = None) -> Any:
+    factory = (lambda: {}) if default is None else default
+    return Field(default_factory=factory, sa_column=Column(JSON, nullable=False))
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(default="", max_length=120)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # admin | advanced | basic (app.domain.permissions.ROLES)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_login_at: Optional[datetime] = None
+
+
+class UserSession(SQLModel, table=True):
+    """A server-side login session. Only a SHA-256 of the browser's secret is stored."""
+
+    __tablename__ = "user_sessions"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime  # absolute expiry; idle expiry is computed from last_seen_at
+    revoked_at: Optional[datetime] = None
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)
+
+
+# --- channels -------------------------------------------------------------------------------
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    kind: str = Field(max_length=24)  # whatsapp_cloud | sandbox
+    phone_number_id: str = Field(default="", max_length=64)
+    business_account_id: str = Field(default="", max_length=64)
+    display_phone_number: str = Field(default="", max_length=32)
+    # Secrets: never copied into a public Reflex var; the UI shows only whether they are set.
+    access_token: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    app_secret: str = Field(default="", max_length=255)
+    verify_token: str = Field(default="", max_length=255)
+    api_base_url: str = Field(default="https://graph.facebook.com", max_length=255)
+    api_version: str = Field(default="v23.0", max_length=16)
+    messages_per_second: int = Field(default=80)
+    status: str = Field(default="disconnected", max_length=16)  # connected | disconnected | error
+    last_checked_at: Optional[datetime] = None
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- contacts, lists, segments ---------------------------------------------------------------
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_last_first", "last_name", "first_name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    first_name: str = Field(default="", max_length=120)
+    last_name: str = Field(default="", max_length=120)
+    email: str = Field(default="", max_length=254)
+    country: str = Field(default="", max_length=2, index=True)  # ISO 3166-1 alpha-2
+    city: str = Field(default="", max_length=120)
+    language: str = Field(default="", max_length=16)
+    custom_fields: dict = _json()
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactIdentity(SQLModel, table=True):
+    """How a contact is reached on one channel type, and whether they agreed to be."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (
+        UniqueConstraint("channel_type", "address", name="uq_identity_type_address"),
+        Index("ix_identity_contact_type", "contact_id", "channel_type", "subscribed"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    channel_type: str = Field(max_length=16)  # whatsapp | instagram | messenger | sms
+    address: str = Field(max_length=255)  # E.164 for whatsapp/sms, a platform id otherwise
+    subscribed: bool = Field(default=True)
+    subscription_changed_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactList(SQLModel, table=True):
+    __tablename__ = "contact_lists"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    description: str = Field(default="", max_length=500)
+    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ListMembership(SQLModel, table=True):
+    __tablename__ = "list_memberships"
+    __table_args__ = (Index("ix_membership_contact", "contact_id"),)
+    list_id: int = Field(foreign_key="contact_lists.id", primary_key=True, ondelete="CASCADE")
+    contact_id: int = Field(foreign_key="contacts.id", primary_key=True, ondelete="CASCADE")
+    source: str = Field(default="manual", max_length=16)  # manual | import | integration
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class Segment(SQLModel, table=True):
+    """Rules are evaluated as SQL when used, so later contacts that match are members."""
+
+    __tablename__ = "segments"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    description: str = Field(default="", max_length=500)
+    match: str = Field(default="all", max_length=8)  # all | any
+    rules: list = _json(list)  # [{"field": "country", "op": "equals", "value": "AU"}, ...]
+    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- templates ------------------------------------------------------------------------------
+
+class Template(SQLModel, table=True):
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("channel_id", "name", "language", name="uq_template_channel_name_lang"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channels.id", index=True)
+    name: str = Field(max_length=512)
+    language: str = Field(max_length=16)  # e.g. en_US, fr
+    category: str = Field(default="MARKETING", max_length=16)  # MARKETING | UTILITY | AUTHENTICATION
+    status: str = Field(default="PENDING", max_length=16)  # APPROVED | PENDING | REJECTED | PAUSED | DISABLED
+    parameter_format: str = Field(default="POSITIONAL", max_length=16)  # POSITIONAL | NAMED
+    components: list = _json(list)  # Meta's component objects, as Meta returns them
+    external_id: str = Field(default="", max_length=64)
+    synced_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+class AudienceUpload(SQLModel, table=True):
+    """A CSV audience file, stored under the private upload dir (never served by URL)."""
+
+    __tablename__ = "audience_uploads"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    original_filename: str = Field(max_length=255)
+    stored_path: str = Field(max_length=500)
+    size_bytes: int = 0
+    sha256: str = Field(default="", max_length=64)
+    delimiter: str = Field(default=",", max_length=1)
+    id_column: str = Field(default="phone", max_length=64)
+    columns: list = _json(list)
+    row_count: int = 0
+    valid_count: int = 0
+    invalid_count: int = 0
+    duplicate_count: int = 0
+    uploaded_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status_created", "status", "created_at"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    status: str = Field(default="draft", max_length=16)  # app.domain.campaign_status
+    wizard_step: int = Field(default=1)  # where a Draft resumes
+    audience_kind: str = Field(default="", max_length=16)  # list | segment | csv
+    audience_list_id: Optional[int] = Field(default=None, foreign_key="contact_lists.id")
+    audience_segment_id: Optional[int] = Field(default=None, foreign_key="segments.id")
+    audience_upload_id: Optional[int] = Field(default=None, foreign_key="audience_uploads.id")
+    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
+    template_id: Optional[int] = Field(default=None, foreign_key="templates.id")
+    variable_mapping: dict = _json()  # {"body.1": {"source": "field", "key": "first_name", "fallback": ""}}
+    timezone: str = Field(default="UTC", max_length=64)
+    scheduled_at: Optional[datetime] = None  # UTC instant everyone receives it
+    pause_reason: str = Field(default="", max_length=500)
+    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    sent_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    # Counters are denormalised for the live list; recipients remain the source of truth.
+    total_recipients: int = 0
+    queued_count: int = 0
+    sent_count: int = 0
+    delivered_count: int = 0
+    read_count: int = 0
+    failed_count: int = 0
+    unknown_count: int = 0
+    replied_count: int = 0
+
+
+class CampaignRecipient(SQLModel, table=True):
+    """One row per (campaign, address): the database, not the queue, decides who was sent."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "address", name="uq_recipient_campaign_address"),
+        Index("ix_recipient_campaign_status", "campaign_id", "status"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE")
+    address: str = Field(max_length=32)  # E.164
+    contact_id: Optional[int] = Field(default=None, foreign_key="contacts.id", ondelete="SET NULL")
+    variables: dict = _json()  # values frozen when the audience was frozen
+    status: str = Field(default="queued", max_length=16)  # app.domain.recipient_status
+    message_id: Optional[str] = Field(default=None, max_length=128, index=True)  # wamid
+    error_code: Optional[int] = None
+    error_title: str = Field(default="", max_length=500)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    claimed_at: Optional[datetime] = None
+    sent_at: Optional[datetime] = None
+    delivered_at: Optional[datetime] = None
+    read_at: Optional[datetime] = None
+    failed_at: Optional[datetime] = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookStatusEvent(SQLModel, table=True):
+    """Append-only log of provider status callbacks; duplicates dropped by (message id, status)."""
+
+    __tablename__ = "webhook_status_events"
+    __table_args__ = (UniqueConstraint("message_id", "status", name="uq_status_event_message_status"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
+    message_id: str = Field(max_length=128)
+    status: str = Field(max_length=16)  # sent | delivered | read | failed
+    recipient_id: Optional[int] = Field(default=None, index=True)  # from biz_opaque_callback_data
+    provider_timestamp: Optional[datetime] = None
+    error_code: Optional[int] = None
+    error_title: str = Field(default="", max_length=500)
+    payload: dict = _json()
+    received_at: datetime = Field(default_factory=utcnow)
+    applied_at: Optional[datetime] = Field(default=None, index=True)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Messages contacts send us (replies, STOP keywords)."""
+
+    __tablename__ = "inbound_messages"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
+    message_id: str = Field(max_length=128, unique=True)
+    from_address: str = Field(max_length=32, index=True)
+    kind: str = Field(default="text", max_length=16)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    context_message_id: Optional[str] = Field(default=None, max_length=128)  # the campaign message replied to
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: Optional[int] = Field(default=None, index=True)
+    actor_email: str = Field(default="", max_length=254)
+    action: str = Field(max_length=64, index=True)  # e.g. user.create, campaign.send, permission.refused
+    outcome: str = Field(default="ok", max_length=16)  # ok | refused | error
+    target_type: str = Field(default="", max_length=32)
+    target_id: str = Field(default="", max_length=64)
+    detail: dict = _json()
+    ip: str = Field(default="", max_length=64)

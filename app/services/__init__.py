@@ -1,0 +1,1 @@
+"""Business operations: `fn(*, session, actor, ...)`, the only place rules meet the database."""
