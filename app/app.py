@@ -1,0 +1,43 @@
+"""The Reflex entry module (rxconfig app_name="app"): pages, guards, theme and extra HTTP routes."""
+
+import reflex as rx
+
+from app.http_api import build_http_api
+from components import routes
+from components.pages.campaigns import campaigns_page
+from components.pages.catalogs import channels_page, lists_page, segments_page, templates_page
+from components.pages.contacts import contacts_page
+from components.pages.login import login_page
+from components.pages.users import users_page
+from state.base import AppState
+from state.campaigns import CampaignsState
+from state.catalogs import ChannelsState, ListsState, SegmentsState, TemplatesState
+from state.contacts import ContactsState
+from state.login import LoginState
+from state.users import UsersState
+
+app = rx.App(
+    theme=rx.theme(accent_color="grass", gray_color="slate", radius="medium", appearance="inherit"),
+    api_transformer=build_http_api(),
+    style={"font_family": "Inter, system-ui, -apple-system, 'Segoe UI', sans-serif"},
+)
+
+
+def _index() -> rx.Component:
+    return rx.center(rx.spinner(size="3"), height="100vh")
+
+
+def _guarded(page_state_load):
+    # The session check runs first: it redirects to /login before the page's own load is refused.
+    return [AppState.check_session, page_state_load]
+
+
+app.add_page(_index, route="/", title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)])
+app.add_page(login_page, route=routes.LOGIN, title="Sign in · Hubcast", on_load=LoginState.on_login_page)
+app.add_page(campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast", on_load=_guarded(CampaignsState.load))
+app.add_page(contacts_page, route=routes.CONTACTS, title="Contacts · Hubcast", on_load=_guarded(ContactsState.load))
+app.add_page(lists_page, route=routes.LISTS, title="Lists · Hubcast", on_load=_guarded(ListsState.load))
+app.add_page(segments_page, route=routes.SEGMENTS, title="Segments · Hubcast", on_load=_guarded(SegmentsState.load))
+app.add_page(templates_page, route=routes.TEMPLATES, title="Templates · Hubcast", on_load=_guarded(TemplatesState.load))
+app.add_page(channels_page, route=routes.CHANNELS, title="Channels · Hubcast", on_load=_guarded(ChannelsState.load))
+app.add_page(users_page, route=routes.USERS, title="Users · Hubcast", on_load=_guarded(UsersState.load))

@@ -1,0 +1,141 @@
+"""Login, server-side sessions and login throttling.
+
+A login issues a fresh random session secret generated here (never the browser's own token);
+only its SHA-256 is stored. Sessions end on logout, on deactivation, after an idle period and
+after an absolute lifetime. Failed logins are counted per account in Redis, so spoofing
+X-Forwarded-For or rotating IPs does not buy more guesses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from sqlmodel import Session, select
+
+from app.domain.passwords import needs_rehash, hash_password, verify_password
+from app.models import User, UserSession
+from app.services import audit
+from app.settings import get_settings
+from app.timeutil import utcnow
+
+LOGIN_FAILED_MESSAGE = "Incorrect email or password, or too many attempts. Please try again later."
+# Touching last_seen_at on every event would turn each click into a write; once a minute is enough
+# for an idle timeout measured in hours.
+_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class LoginFailed(Exception):
+    def __init__(self) -> None:
+        super().__init__(LOGIN_FAILED_MESSAGE)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    session_secret: str  # goes to the browser cookie once; never stored
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def _throttle_key(email: str) -> str:
+    return "hubcast:login-failures:" + hashlib.sha256(email.encode()).hexdigest()
+
+
+def _is_throttled(r: redis.Redis, email: str) -> bool:
+    count = r.get(_throttle_key(email))
+    return count is not None and int(count) >= get_settings().login_max_failures
+
+
+def _note_failure(r: redis.Redis, email: str) -> None:
+    key = _throttle_key(email)
+    pipe = r.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, get_settings().login_lockout_seconds)
+    pipe.execute()
+
+
+def login(*, session: Session, redis_client: redis.Redis, email: str, password: str, ip: str = "", user_agent: str = "") -> LoginResult:
+    email = normalise_email(email)
+    if not email or not password or len(email) > 254 or len(password) > 256:
+        raise LoginFailed()
+    if _is_throttled(redis_client, email):
+        audit.record(session=session, actor=None, actor_email=email, action="auth.login", outcome="refused",
+                     detail={"reason": "throttled"}, ip=ip)
+        session.commit()
+        raise LoginFailed()
+    user = session.exec(select(User).where(User.email == email)).first()
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        _note_failure(redis_client, email)
+        audit.record(session=session, actor=user, actor_email=email, action="auth.login", outcome="refused",
+                     detail={"reason": "inactive" if (ok and user) else "bad_credentials"}, ip=ip)
+        session.commit()
+        raise LoginFailed()
+    redis_client.delete(_throttle_key(email))
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    settings = get_settings()
+    session.add(UserSession(
+        token_hash=token_hash(secret), user_id=user.id, created_at=now, last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours), ip=ip[:64], user_agent=user_agent[:255],
+    ))
+    user.last_login_at = now
+    session.add(user)
+    audit.record(session=session, actor=user, action="auth.login", ip=ip)
+    session.commit()
+    return LoginResult(user=user, session_secret=secret)
+
+
+def resolve_session(*, session: Session, secret: str) -> User | None:
+    """The active user behind a browser's session secret, or None. Re-reads the user every time."""
+    if not secret or len(secret) > 200:
+        return None
+    row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(secret))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    settings = get_settings()
+    if now >= row.expires_at or now - row.last_seen_at >= timedelta(minutes=settings.session_idle_minutes):
+        row.revoked_at = now
+        session.add(row)
+        session.commit()
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    if now - row.last_seen_at >= _TOUCH_INTERVAL:
+        row.last_seen_at = now
+        session.add(row)
+        session.commit()
+    return user
+
+
+def logout(*, session: Session, secret: str) -> None:
+    row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(secret))).first() if secret else None
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        user = session.get(User, row.user_id)
+        audit.record(session=session, actor=user, action="auth.logout")
+        session.commit()
+
+
+def revoke_all_sessions(*, session: Session, user_id: int) -> int:
+    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))).all()
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+        session.add(row)
+    return len(rows)

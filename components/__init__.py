@@ -1,0 +1,1 @@
+"""Reusable UI pieces (layout shell, tables, empty states) and the pages built from them."""

@@ -1,0 +1,10 @@
+"""Route constants in one place, so links and tests agree."""
+
+LOGIN = "/login"
+CAMPAIGNS = "/campaigns"
+CONTACTS = "/contacts"
+LISTS = "/lists"
+SEGMENTS = "/segments"
+TEMPLATES = "/templates"
+CHANNELS = "/channels"
+USERS = "/users"

@@ -1,0 +1,23 @@
+"""Reflex configuration. Origins are restricted to the app's own URL (Reflex defaults to "*")."""
+
+import os
+
+import reflex as rx
+
+_port = int(os.environ.get("PORT", "8000"))
+_public_url = os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{_port}").rstrip("/")
+_origins = {_public_url, f"http://localhost:{_port}", f"http://127.0.0.1:{_port}"}
+_origins.update(o.strip().rstrip("/") for o in os.environ.get("HUBCAST_EXTRA_ORIGINS", "").split(",") if o.strip())
+
+config = rx.Config(
+    app_name="app",
+    frontend_port=_port,
+    backend_port=_port,
+    api_url=os.environ.get("HUBCAST_API_URL", f"http://localhost:{_port}"),
+    deploy_url=_public_url,
+    cors_allowed_origins=sorted(_origins),
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    # A sitemap would only list pages behind a login.
+    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+)

@@ -1,0 +1,100 @@
+"""The root state: who is signed in (resolved server-side on every call) and the page guard."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.db import session_scope
+from app.domain import permissions as perm
+from app.domain.permissions import NotAuthenticated, PermissionDenied
+from app.models import User
+from app.services import audit, auth
+from state.guard import public_handler
+
+SESSION_COOKIE = "hubcast_session"
+LOGIN_ROUTE = "/login"
+
+
+class AppState(rx.State):
+    # The browser holds only an opaque random secret issued at login; the server maps it to a user.
+    session_secret: str = rx.Cookie("", name=SESSION_COOKIE, path="/", same_site="strict")
+    # Display only: the menu reads these. Nothing on the server ever trusts them.
+    user_email: str = ""
+    user_name: str = ""
+    user_role: str = ""
+    signed_in: bool = False
+
+    # --- server-side checks (underscore: not callable from the browser) ---------------------
+
+    def _client_ip(self) -> str:
+        try:
+            return self.router.session.client_ip or ""
+        except AttributeError:  # pragma: no cover
+            return ""
+
+    def _resolve_user(self) -> User | None:
+        with session_scope() as session:
+            return auth.resolve_session(session=session, secret=self.session_secret)
+
+    def _authorize(self, capability: str, handler: str):
+        """(None, user) when allowed, else (events to return, None). Refusals are audit-logged."""
+        user = self._resolve_user()
+        try:
+            if user is None:
+                raise NotAuthenticated()
+            perm.require(user.role, capability)
+            return None, user
+        except PermissionDenied as exc:
+            with session_scope() as session:
+                audit.record(session=session, actor=user, action="permission.refused", outcome="refused",
+                             target_type="handler", target_id=f"{type(self).__name__}.{handler}",
+                             detail={"capability": capability}, ip=self._client_ip())
+            if isinstance(exc, NotAuthenticated):
+                self._clear_identity()
+                return [rx.toast.error(str(exc)), rx.redirect(LOGIN_ROUTE)], None
+            return rx.toast.error(str(exc)), None
+
+    def _clear_identity(self) -> None:
+        self.user_email = self.user_name = self.user_role = ""
+        self.signed_in = False
+
+    def _show_identity(self, user: User) -> None:
+        self.user_email, self.user_name, self.user_role = user.email, user.name or user.email, user.role
+        self.signed_in = True
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    @public_handler("reads only the caller's own session; redirects to the login page when there is none")
+    def check_session(self):
+        user = self._resolve_user()
+        if user is None:
+            self._clear_identity()
+            return rx.redirect(LOGIN_ROUTE)
+        self._show_identity(user)
+
+    @public_handler("ends only the caller's own session")
+    def logout(self):
+        with session_scope() as session:
+            auth.logout(session=session, secret=self.session_secret)
+        self._clear_identity()
+        self.session_secret = ""
+        return [rx.remove_cookie(SESSION_COOKIE, {"path": "/"}), rx.redirect(LOGIN_ROUTE)]
+
+    # --- menu helpers (display only) ---------------------------------------------------------
+
+    @rx.var
+    def is_admin(self) -> bool:
+        return self.user_role == perm.ADMIN
+
+    @rx.var
+    def can_manage_audiences(self) -> bool:
+        return perm.AUDIENCES_MANAGE in perm.capabilities(self.user_role)
+
+    @rx.var
+    def role_label(self) -> str:
+        return perm.ROLE_LABELS.get(self.user_role, "")
+
+    @rx.var
+    def user_initials(self) -> str:
+        parts = (self.user_name or self.user_email).replace("@", " ").split()
+        return "".join(p[0] for p in parts[:2]).upper() or "?"

@@ -1,0 +1,43 @@
+"""The login form."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.db import session_scope
+from app.redis_conn import get_redis
+from app.services import auth
+from state.base import AppState
+from state.guard import public_handler
+
+HOME_ROUTE = "/campaigns"
+
+
+class LoginState(AppState):
+    error: str = ""
+    busy: bool = False
+
+    @public_handler("the login form: checks credentials, issues a new server-generated session")
+    def submit(self, form: dict):
+        email = str(form.get("email", ""))[:300]
+        password = str(form.get("password", ""))[:300]
+        try:
+            with session_scope() as session:
+                # End whatever session this browser had: a login always starts a fresh one.
+                if self.session_secret:
+                    auth.logout(session=session, secret=self.session_secret)
+                result = auth.login(session=session, redis_client=get_redis(), email=email, password=password,
+                                    ip=self._client_ip(), user_agent=self.router.headers.user_agent or "")
+        except auth.LoginFailed as exc:
+            self.error = str(exc)
+            return
+        self.error = ""
+        self.session_secret = result.session_secret
+        self._show_identity(result.user)
+        return rx.redirect(HOME_ROUTE)
+
+    @public_handler("redirects an already signed-in browser away from the login page")
+    def on_login_page(self):
+        self.error = ""
+        if self._resolve_user() is not None:
+            return rx.redirect(HOME_ROUTE)
