@@ -18,6 +18,11 @@ config = rx.Config(
     cors_allowed_origins=sorted(_origins),
     telemetry_enabled=False,
     show_built_with_reflex=False,
+    plugins=[
+        rx.plugins.RadixThemesPlugin(
+            theme=rx.theme(accent_color="grass", gray_color="slate", radius="medium", appearance="inherit")
+        )
+    ],
     # A sitemap would only list pages behind a login.
-    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+    disable_plugins=[rx.plugins.SitemapPlugin],
 )

@@ -17,7 +17,6 @@ from state.login import LoginState
 from state.users import UsersState
 
 app = rx.App(
-    theme=rx.theme(accent_color="grass", gray_color="slate", radius="medium", appearance="inherit"),
     api_transformer=build_http_api(),
     style={"font_family": "Inter, system-ui, -apple-system, 'Segoe UI', sans-serif"},
 )

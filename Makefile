@@ -1,0 +1,49 @@
+# Hubcast: `make run` to use it, `make test` to check it. Both set themselves up from scratch.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PG_REDIS_URL ?= redis://127.0.0.1:6379/3
+
+.PHONY: run test test-unit test-integration test-e2e test-pg install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Set up, migrate, seed demo data, start Redis (embedded unless REDIS_URL), a worker and the app on $PORT (8000).
+run: $(VENV)/.installed
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/hubcast run
+
+## All three layers: unit, integration (real DB + Redis), end-to-end (Chromium via Playwright).
+test: $(VENV)/.installed-test
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/e2e -q
+
+test-unit: $(VENV)/.installed-test
+	$(PYTEST) tests/unit -q
+
+test-integration: $(VENV)/.installed-test
+	$(PYTEST) tests/integration -q -m "not e2e"
+
+test-e2e: $(VENV)/.installed-test
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/e2e -q
+
+## The integration layer again, on PostgreSQL and a system Redis (what CI does second).
+test-pg: $(VENV)/.installed-test
+	DATABASE_URL="$(PG_URL)" REDIS_URL="$(PG_REDIS_URL)" $(PYTEST) tests/integration -q -m "not e2e"
+
+clean:
+	rm -rf $(VENV) .web test-artifacts
