@@ -51,6 +51,8 @@ class AppState(rx.State):
                              detail={"capability": capability}, ip=self._client_ip())
             if isinstance(exc, NotAuthenticated):
                 self._clear_identity()
+                if not self.session_secret:  # never signed in: just go to the login page, no alarm
+                    return rx.redirect(LOGIN_ROUTE), None
                 return [rx.toast.error(str(exc)), rx.redirect(LOGIN_ROUTE)], None
             return rx.toast.error(str(exc)), None
 
