@@ -45,6 +45,8 @@ def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subpr
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # Its own session: a terminal Ctrl-C must not kill Redis before the processes that use it.
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)

@@ -1,0 +1,129 @@
+"""`hubcast` as an operator runs it: a subprocess, real database, exit codes and output checked.
+
+The error contract matters to scripts: an expected failure is one `hubcast: error:` line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from sqlmodel import Session, select
+
+from app.db import make_engine
+from app.domain.passwords import verify_password
+from app.models import User
+from app.settings import PROJECT_ROOT
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture()
+def hubcast(database_url, tmp_path):
+    """hubcast(*args, stdin=None, db=None) -> CompletedProcess, against the test database."""
+
+    def _run(*args: str, stdin: str | None = None, db: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DATABASE_URL": db or database_url, "HUBCAST_DATA_DIR": str(tmp_path / "data"),
+               "HUBCAST_ENV": "test"}
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, capture_output=True, text=True,
+                              env=env, cwd=PROJECT_ROOT, timeout=120)
+
+    return _run
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("hubcast: error: ")
+    return lines[0]
+
+
+def _user(database_url: str, email: str) -> User | None:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return session.exec(select(User).where(User.email == email)).first()
+    finally:
+        engine.dispose()
+
+
+def test_migrate_add_user_from_stdin_then_list(hubcast, database_url):
+    proc = hubcast("migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stdout
+
+    proc = hubcast("user", "add", "Ada@Example.com", "--role", "advanced", "--name", "Ada", "--password-stdin",
+                   stdin=PASSWORD + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "ada@example.com" in proc.stdout
+    assert PASSWORD not in proc.stdout  # a password given on stdin is never echoed
+    user = _user(database_url, "ada@example.com")
+    # Exactly one trailing newline is stripped: the stored password is the one typed.
+    assert user is not None and verify_password(user.password_hash, PASSWORD)
+
+    proc = hubcast("user", "list")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.strip().splitlines()
+    assert header.split() == ["ID", "EMAIL", "ROLE", "ACTIVE", "LAST", "LOGIN"]
+    assert any(r.split()[1:] == ["ada@example.com", "advanced", "yes", "never"] for r in rows), proc.stdout
+
+
+def test_migrate_creates_a_fresh_database(hubcast, tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'fresh' / 'new.db'}"
+    assert hubcast("user", "list", db=fresh).returncode != 0  # no tables yet
+    proc = hubcast("migrate", db=fresh)
+    assert proc.returncode == 0, proc.stderr
+    proc = hubcast("user", "list", db=fresh)
+    assert proc.returncode == 0, proc.stderr
+    assert "No users yet" in proc.stdout
+
+
+def test_duplicate_email_is_one_clear_error(hubcast):
+    assert hubcast("user", "add", "dup@example.com", "--role", "basic", "--password-stdin",
+                   stdin=PASSWORD).returncode == 0
+    proc = hubcast("user", "add", "DUP@example.com", "--role", "admin", "--password-stdin", stdin=PASSWORD)
+    assert "already exists" in _one_error_line(proc)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("user", "add", "x@example.com", "--role", "boss"), "Role must be one of"),
+    (("user", "add", "not-an-email", "--role", "basic"), "not a valid email"),
+    (("user", "add", "x@example.com"), "--role"),  # argparse's own errors keep to one line too
+])
+def test_bad_input_is_one_line_and_creates_nothing(hubcast, database_url, args, expected):
+    assert expected in _one_error_line(hubcast(*args))
+    assert _user(database_url, "x@example.com") is None
+
+
+def test_short_password_from_stdin_is_refused(hubcast):
+    assert "at least" in _one_error_line(hubcast("user", "add", "s@example.com", "--role", "basic",
+                                                 "--password-stdin", stdin="short\n"))
+
+
+def test_generated_password_is_printed_once_and_works(hubcast, database_url):
+    proc = hubcast("user", "add", "gen@example.com", "--role", "basic")
+    assert proc.returncode == 0, proc.stderr
+    found = re.findall(r"^Password \(shown only once, store it now\): (\S+)$", proc.stdout, re.MULTILINE)
+    assert len(found) == 1, proc.stdout
+    user = _user(database_url, "gen@example.com")
+    assert user is not None and verify_password(user.password_hash, found[0])
+
+
+def test_seed_demo_runs_once(hubcast):
+    first = hubcast("seed-demo")
+    assert first.returncode == 0, first.stderr
+    assert "Demo data created" in first.stdout and "500 contacts" in first.stdout
+    second = hubcast("seed-demo")
+    assert second.returncode == 0, second.stderr
+    assert "already present" in second.stdout
+
+
+def test_unreachable_database_is_one_line(hubcast):
+    # Port 1 on localhost refuses at once: no waiting on a timeout.
+    proc = hubcast("user", "list", db="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert "DATABASE_URL" in _one_error_line(proc)

@@ -1,0 +1,235 @@
+"""`hubcast run`: everything starts, answers, works, and Ctrl-C, SIGTERM or a crash leaves nothing behind.
+
+The fast tests swap Reflex for a tiny HTTP server (app.supervisor.web_child is the seam), so the
+supervision itself (Redis, worker, signals, a child dying) is checked in seconds. The last test runs
+the real thing: it builds the Reflex frontend (a minute or two the first time) in the project's
+shared .web directory, hence the e2e mark: `make test-integration` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from rq import Queue
+from rq.job import JobStatus
+
+from app.redis_conn import free_port
+from app.settings import PROJECT_ROOT
+
+START_TIMEOUT = 240
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# `hubcast run` with Reflex replaced by a server answering 200 to every GET on $PORT.
+_FAKE_SERVER = """
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+_FAKE_WEB_RUN = f"""
+import sys
+import app.supervisor as supervisor
+from app.cli import main
+supervisor.web_child = lambda settings: supervisor.ChildSpec("web app", [sys.executable, "-c", {_FAKE_SERVER!r}])
+sys.exit(main(["run", "--no-demo"]))
+"""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _env(tmp_path: Path, port: int, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PORT": str(port), "HUBCAST_DATA_DIR": str(tmp_path / "data"), "HUBCAST_ENV": "test",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'hubcast.db'}", "PYTHONUNBUFFERED": "1"}
+    for name in ("REDIS_URL", "HUBCAST_ADMIN_EMAIL", "HUBCAST_ADMIN_PASSWORD", "HUBCAST_PUBLIC_URL"):
+        env.pop(name, None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+def _start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("w") as log:
+        # Its own session, so a SIGINT to its group acts like a terminal's Ctrl-C.
+        return subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _wait_for_text(proc: subprocess.Popen, log_path: Path, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (output := log_path.read_text()):
+        assert proc.poll() is None, f"hubcast run exited early:\n{output[-3000:]}"
+        assert time.monotonic() < deadline, f"{text!r} not seen within {timeout} s:\n{output[-3000:]}"
+        time.sleep(0.2)
+    return output
+
+
+def _wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _status(url: str) -> int | None:
+    try:
+        with _opener.open(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root`, from /proc (no psutil needed)."""
+    parents = {int(e.name): _parent(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Cleanup when a test failed half-way: nothing may keep running."""
+    if proc.poll() is None:
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.kill()
+        proc.wait()
+
+
+def _assert_all_gone(pids: set[int]) -> None:
+    _wait_until(lambda: not [pid for pid in pids if _alive(pid)], timeout=5)  # orphans: reaped by init
+    left = {pid: _cmdline(pid) for pid in pids if _alive(pid)}
+    assert not left, f"outlived hubcast run: {left}"
+
+
+# --- fast: the supervision, with a stand-in web server ----------------------------------------
+
+def test_a_dying_child_stops_everything_and_says_which(tmp_path):
+    sup = _start([sys.executable, "-c", _FAKE_WEB_RUN], _env(tmp_path, free_port()), tmp_path / "run.log")
+    try:
+        output = _wait_for_text(sup, tmp_path / "run.log", "Hubcast is running", timeout=60)
+        # No admin configured: one is generated and its password printed once, with the email.
+        assert "admin@hubcast.local" in output and output.count("password:") == 1
+        children = _descendants(sup.pid)
+        assert any("redis-server" in _cmdline(pid) for pid in children)
+        worker = next(pid for pid in children if "-m app.cli worker" in _cmdline(pid) and _parent(pid) == sup.pid)
+        os.kill(worker, signal.SIGKILL)
+        assert sup.wait(timeout=30) != 0
+    finally:
+        _kill_tree(sup)
+    last = (tmp_path / "run.log").read_text().strip().splitlines()[-1]
+    assert last == "hubcast: error: The worker process was killed by SIGKILL unexpectedly; stopped everything."
+    _assert_all_gone(children)
+
+
+def test_sigterm_stops_everything_but_an_external_redis(tmp_path, redis_client, redis_url):
+    log_path = tmp_path / "run.log"
+    sup = _start([sys.executable, "-c", _FAKE_WEB_RUN], _env(tmp_path, free_port(), redis_url), log_path)
+    try:
+        output = _wait_for_text(sup, log_path, "Hubcast is running", timeout=60)
+        assert "embedded Redis" not in output
+        job = Queue("default", connection=redis_client).enqueue("workers.jobs.ping")
+        _wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15)
+        assert job.return_value() == "pong"  # the supervised worker uses REDIS_URL
+        children = _descendants(sup.pid)
+        sup.send_signal(signal.SIGTERM)  # to the supervisor alone, as `kill` or a service manager does
+        assert sup.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+    finally:
+        _kill_tree(sup)
+    _assert_all_gone(children)
+    assert redis_client.ping()  # not ours to stop
+
+
+def test_a_busy_port_is_one_line_and_starts_nothing(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "app.cli", "run", "--no-demo"], cwd=PROJECT_ROOT,
+                              env=_env(tmp_path, port), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == f"hubcast: error: Port {port} is already in use (Address already in use); " \
+                                  "stop what uses it, or choose another with PORT or --port."
+    assert not (tmp_path / "data").exists()  # refused before touching anything
+
+
+# --- slow: the real Reflex app ----------------------------------------------------------------
+
+@pytest.mark.e2e
+@pytest.mark.timeout(START_TIMEOUT + 120)
+def test_run_serves_the_app_and_ctrl_c_stops_every_child(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "hubcast-run.log"
+    env = _env(tmp_path, port, HUBCAST_ADMIN_EMAIL="owner@example.com")  # no REDIS_URL: the embedded one
+    sup = _start([sys.executable, "-m", "app.cli", "run", "--no-demo"], env, log_path)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while _status(f"http://127.0.0.1:{port}/healthz") != 200:
+            assert sup.poll() is None, f"hubcast run exited early:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"/healthz never answered 200:\n{log_path.read_text()[-3000:]}"
+            time.sleep(1)
+        assert _status(f"http://127.0.0.1:{port}/") == 200
+        output = _wait_for_text(sup, log_path, "Hubcast is running", timeout=10)
+        assert "owner@example.com" in output and "password:" in output  # the first admin, shown once
+
+        # The supervised worker runs jobs from the embedded Redis.
+        redis_url = re.search(r"embedded Redis started at (redis://\S+)", output).group(1)
+        job = Queue("default", connection=redis_lib.Redis.from_url(redis_url)).enqueue("workers.jobs.ping")
+        _wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15)
+        assert job.return_value() == "pong"
+
+        children = _descendants(sup.pid)
+        commands = " ".join(_cmdline(pid) for pid in children)
+        assert "redis-server" in commands and "app.cli worker" in commands and "reflex run" in commands
+
+        os.killpg(sup.pid, signal.SIGINT)  # the terminal's Ctrl-C: the supervisor and the embedded Redis
+        assert sup.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+    finally:
+        _kill_tree(sup)
+    _assert_all_gone(children)
+    assert _status(f"http://127.0.0.1:{port}/healthz") is None

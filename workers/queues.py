@@ -1,0 +1,22 @@
+"""Queue names and the one way the app gets an RQ queue.
+
+Every queue the app enqueues on must be listed in ALL_QUEUES, because `hubcast worker` listens on
+ALL_QUEUES by default: a job put on a queue no worker watches would wait forever.
+"""
+
+from __future__ import annotations
+
+from rq import Queue
+
+DEFAULT = "default"
+# Order matters: a worker takes jobs from the first non-empty queue in this order.
+ALL_QUEUES: tuple[str, ...] = (DEFAULT,)
+
+
+def get_queue(name: str = DEFAULT) -> Queue:
+    """An RQ queue on the app's Redis (REDIS_URL). Unknown names are refused (see module docstring)."""
+    if name not in ALL_QUEUES:
+        raise ValueError(f"Unknown queue {name!r}; known queues: {', '.join(ALL_QUEUES)}")
+    from app.redis_conn import get_redis
+
+    return Queue(name, connection=get_redis())
