@@ -13,10 +13,13 @@ config = rx.Config(
     app_name="app",
     frontend_port=_port,
     backend_port=_port,
-    api_url=os.environ.get("HUBCAST_API_URL", f"http://localhost:{_port}"),
+    api_url=os.environ.get("HUBCAST_API_URL", _public_url),
     deploy_url=_public_url,
     cors_allowed_origins=sorted(_origins),
     telemetry_enabled=False,
+    # With a Redis, Reflex keeps per-tab UI state there: it survives a backend restart and is shared
+    # by several backend processes. Without one (bare `reflex run` in development) it stays on disk.
+    redis_url=os.environ.get("REDIS_URL") or None,
     show_built_with_reflex=False,
     plugins=[
         rx.plugins.RadixThemesPlugin(

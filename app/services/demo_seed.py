@@ -86,7 +86,7 @@ def _ascii(text: str) -> str:
     return "".join(c for c in text.lower().translate(table) if c.isalnum())
 
 
-def _templates(channel_id: int, now) -> list[Template]:
+def demo_template_rows(channel_id: int, now) -> list[Template]:
     # Component JSON exactly as GET /{waba-id}/message_templates returns it, so the composer and
     # the send path are exercised on the same shapes as with a real account.
     def tpl(name, language, category, components, status="APPROVED", parameter_format="POSITIONAL", ext=0):
@@ -156,7 +156,7 @@ def seed_demo(*, session: Session) -> dict:
     )
     session.add(channel)
     session.flush()  # templates need the channel id
-    templates = _templates(channel.id, now)
+    templates = demo_template_rows(channel.id, now)
     session.add_all(templates)
 
     codes = list(_COUNTRIES)

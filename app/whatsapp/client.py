@@ -1,0 +1,215 @@
+"""An async client for the WhatsApp Cloud API (and the Sandbox, which answers the same way).
+
+One instance per channel and process, reused for many sends: it owns a connection pool. Every
+failure surfaces as `WhatsAppApiError` carrying Meta's error, its classification and `ambiguous`:
+True when the request may have reached Meta (a read timeout or a dropped connection after the
+body was written). WhatsApp has no idempotency key, so an ambiguous send must not be repeated
+blindly; the sender marks it unknown and lets the status webhook (which echoes
+`biz_opaque_callback_data`) settle it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+
+from app.whatsapp.errors import (
+    RETRYABLE,
+    Classification,
+    WhatsAppApiError,
+    WhatsAppError,
+    classify,
+    parse_error_response,
+)
+from app.whatsapp.http import build_async_client
+
+try:
+    import aiohttp
+except ImportError:  # pragma: no cover
+    aiohttp = None  # type: ignore[assignment]
+
+TEMPLATE_FIELDS = ("name", "language", "status", "category", "components", "parameter_format", "id")
+PHONE_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating",
+                       "code_verification_status", "name_status", "platform_type", "throughput")
+USER_AGENT = "Hubcast/0.1 (+https://github.com/hubcast)"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str  # the wamid; status webhooks refer to it
+    wa_id: str = ""
+    message_status: str = ""  # "accepted" (marketing), "held_for_quality_assessment", or absent
+
+
+class CloudApiClient:
+    def __init__(self, base_url: str, api_version: str, phone_number_id: str, business_account_id: str,
+                 access_token: str, timeout: float = 15, max_connections: int = 128, *,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.phone_number_id = phone_number_id
+        self.business_account_id = business_account_id
+        self._http = build_async_client(
+            base_url=self.base_url, timeout=timeout, max_connections=max_connections, transport=transport,
+            headers={"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_channel(cls, channel: Any, **kwargs: Any) -> "CloudApiClient":
+        """Build from anything shaped like `app.models.Channel` (duck-typed: no database import here)."""
+        return cls(channel.api_base_url, channel.api_version, channel.phone_number_id,
+                   channel.business_account_id, channel.access_token, **kwargs)
+
+    async def __aenter__(self) -> "CloudApiClient":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- messages ------------------------------------------------------------------------------
+
+    async def send_template(self, to: str, template_name: str, language_code: str,
+                            components: Sequence[Mapping[str, Any]] | None = None,
+                            biz_opaque_callback_data: str | None = None) -> SendResult:
+        template: dict[str, Any] = {"name": template_name, "language": {"code": language_code}}
+        if components:
+            template["components"] = list(components)
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                "type": "template", "template": template}
+        if biz_opaque_callback_data is not None:
+            body["biz_opaque_callback_data"] = biz_opaque_callback_data
+        payload = await self._request("POST", f"/{self.api_version}/{self.phone_number_id}/messages", json=body)
+        messages = payload.get("messages") if isinstance(payload, dict) else None
+        message_id = messages[0].get("id") if messages and isinstance(messages[0], dict) else None
+        if not message_id:
+            # A 2xx without a wamid: Meta may well have sent it. Treat as ambiguous, never resend.
+            raise WhatsAppApiError(WhatsAppError(code=None, title="Unexpected response", details=str(payload)[:500]),
+                                   Classification(RETRYABLE), ambiguous=True)
+        contacts = payload.get("contacts") or [{}]
+        return SendResult(message_id=message_id, wa_id=str((contacts[0] or {}).get("wa_id") or ""),
+                          message_status=str(messages[0].get("message_status") or ""))
+
+    # --- templates and phone number ------------------------------------------------------------
+
+    async def template_pages(self, *, limit: int = 100,
+                             fields: Sequence[str] = TEMPLATE_FIELDS) -> AsyncIterator[list[dict]]:
+        """Yield each page of the account's templates, following `paging.next` (same origin only: the
+        bearer token never goes elsewhere) or else `paging.cursors.after`."""
+        path = f"/{self.api_version}/{self.business_account_id}/message_templates"
+        base_params = {"limit": str(limit), "fields": ",".join(fields)}
+        url: str = path
+        params: dict[str, str] | None = dict(base_params)
+        seen: set[str] = set()
+        while True:
+            payload = await self._request("GET", url, params=params)
+            data = [t for t in (payload.get("data") or []) if isinstance(t, dict)]
+            yield data
+            paging = payload.get("paging") or {}
+            next_url = paging.get("next")
+            after = (paging.get("cursors") or {}).get("after")
+            if next_url and self._same_origin(next_url):
+                url, params = next_url, None
+            elif after and data and (next_url or len(data) >= limit):
+                url, params = path, {**base_params, "after": after}
+            else:
+                return
+            key = f"{url}?{params}"
+            if key in seen:  # a server handing back the same cursor must not loop us forever
+                return
+            seen.add(key)
+
+    async def list_templates(self, *, limit: int = 100,
+                             fields: Sequence[str] = TEMPLATE_FIELDS) -> AsyncIterator[dict]:
+        async for page in self.template_pages(limit=limit, fields=fields):
+            for template in page:
+                yield template
+
+    async def get_phone_number(self, fields: Sequence[str] = PHONE_NUMBER_FIELDS) -> dict:
+        """The connection test: proves the token works and the phone number id is this account's."""
+        return await self._request("GET", f"/{self.api_version}/{self.phone_number_id}",
+                                   params={"fields": ",".join(fields)})
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> dict:
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except (httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+            raise transport_failure(exc, idempotent=method == "GET") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.is_success:
+            if not isinstance(payload, dict):
+                raise WhatsAppApiError(
+                    WhatsAppError(code=None, title="Unexpected response", details=response.text[:500],
+                                  http_status=response.status_code),
+                    Classification(RETRYABLE), ambiguous=method == "POST")
+            return payload
+        error = parse_error_response(payload, response.status_code, raw_text=response.text if payload is None else "")
+        raise WhatsAppApiError(error, classify(error), retry_after=_retry_after(response))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _original(exc: BaseException) -> BaseException:
+    """The exception that says what happened. httpx-aiohttp maps aiohttp errors coarsely (a refused
+    connection and one dropped after sending both become httpx.ConnectTimeout), so when aiohttp is
+    underneath, its own exception is the one to read."""
+    chain = _cause_chain(exc)
+    if aiohttp is not None:
+        for e in chain:
+            if isinstance(e, aiohttp.ClientError):
+                return e
+    return chain[0]
+
+
+def _never_reached_server(original: BaseException) -> bool:
+    """True only when we know no byte of the request left: the connection was never established."""
+    not_sent: tuple[type[BaseException], ...] = (
+        httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+        ConnectionRefusedError, socket.gaierror)
+    if aiohttp is not None:
+        not_sent += (aiohttp.ClientConnectorError,)
+        if hasattr(aiohttp, "ConnectionTimeoutError"):
+            not_sent += (aiohttp.ConnectionTimeoutError,)
+    return isinstance(original, not_sent)
+
+
+def transport_failure(exc: BaseException, *, idempotent: bool = False) -> WhatsAppApiError:
+    """A network-level failure as a retryable WhatsAppApiError with code None."""
+    original = _original(exc)
+    timed_out = isinstance(original, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError))
+    title = "Timeout" if timed_out else "Connection error"
+    ambiguous = not idempotent and not _never_reached_server(original)
+    error = WhatsAppError(code=None, title=title, details=f"{type(original).__name__}: {original}"[:500])
+    return WhatsAppApiError(error, Classification(RETRYABLE), ambiguous=ambiguous)

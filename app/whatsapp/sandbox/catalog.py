@@ -1,0 +1,98 @@
+"""The templates the Sandbox's WhatsApp account "owns", as GET message_templates returns them.
+
+Default: the demo templates of `app.services.demo_seed` (same names, languages, components and ids,
+so a demo campaign validates exactly as it would at Meta) plus a generated set, large enough that a
+template sync has to follow paging (3 pages at limit=25). A JSON file can replace the lot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+_LANGUAGES = ("en_US", "fr", "de", "es", "pt_BR")
+_WORDS = ("autumn", "winter", "flash", "weekend", "loyalty", "welcome", "restock", "bundle", "vip", "clearance")
+
+
+def demo_templates() -> list[dict[str, Any]]:
+    """The demo seed's templates; empty if that module cannot be imported (the Sandbox still runs)."""
+    try:
+        from app.services.demo_seed import demo_template_rows  # the single source of the demo templates
+        rows = demo_template_rows(0, None)
+    except Exception as exc:  # noqa: BLE001 - a broken demo module must not take the Sandbox down
+        log.warning("sandbox: demo templates unavailable (%s); serving generated ones only", exc)
+        return []
+    return [{"id": row.external_id, "name": row.name, "language": row.language, "status": row.status,
+             "category": row.category, "parameter_format": row.parameter_format, "components": row.components}
+            for row in rows]
+
+
+def generated_templates(count: int) -> list[dict[str, Any]]:
+    """Deterministic, varied templates: header and body variables, named parameters, URL and
+    quick-reply buttons, several languages, and a few that are not approved."""
+    out = []
+    for i in range(count):
+        word = _WORDS[i % len(_WORDS)]
+        named = i % 4 == 3
+        if named:
+            body = {"type": "BODY", "text": f"Hi {{{{first_name}}}}, the {word} offer ends on {{{{end_date}}}}.",
+                    "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Maria"},
+                                                           {"param_name": "end_date", "example": "May 3"}]}}
+        else:
+            n = 1 + i % 3
+            text = "Hi {{1}}, " + " ".join(f"detail {k}: {{{{{k}}}}}." for k in range(2, n + 1)) if n > 1 else "Hi {{1}}!"
+            body = {"type": "BODY", "text": f"{text} Our {word} selection is waiting for you.",
+                    "example": {"body_text": [["Maria", "SAVE10", "Friday"][:n]]}}
+        components: list[dict[str, Any]] = []
+        if i % 3 == 0 and not named:
+            components.append({"type": "HEADER", "format": "TEXT", "text": f"{word.title()} deal: {{{{1}}}}",
+                               "example": {"header_text": ["20% off"]}})
+        components.append(body)
+        components.append({"type": "FOOTER", "text": "Reply STOP to opt out"})
+        if i % 5 == 1:
+            components.append({"type": "BUTTONS", "buttons": [
+                {"type": "URL", "text": "Open offer", "url": "https://shop.example.com/offer/{{1}}",
+                 "example": ["https://shop.example.com/offer/abc123"]}]})
+        elif i % 5 == 2:
+            components.append({"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"},
+                                                              {"type": "QUICK_REPLY", "text": "Stop promotions"}]})
+        status = "APPROVED"
+        if i % 10 == 9:
+            status = "PENDING"
+        elif i % 15 == 14:
+            status = "REJECTED"
+        elif i == 7:
+            status = "PAUSED"
+        elif i == 8:
+            status = "DISABLED"
+        out.append({"id": str(3_000_000_000_000_000 + i), "name": f"sandbox_{word}_{i:03d}",
+                    "language": _LANGUAGES[i % len(_LANGUAGES)], "status": status,
+                    "category": "UTILITY" if i % 6 == 5 else "MARKETING",
+                    "parameter_format": "NAMED" if named else "POSITIONAL", "components": components})
+    return out
+
+
+def load_templates(templates_file: str = "", template_count: int = 60) -> list[dict[str, Any]]:
+    if templates_file:
+        data = json.loads(Path(templates_file).read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise ValueError(f"{templates_file}: expected a JSON list of template objects")
+        return [dict(t, id=str(t.get("id") or 4_000_000_000_000_000 + i)) for i, t in enumerate(data)]
+    return demo_templates() + generated_templates(template_count)
+
+
+class Catalog:
+    def __init__(self, templates: Iterable[dict[str, Any]]):
+        self.templates = list(templates)
+        self._by_key = {(t["name"], t["language"]): t for t in self.templates}
+        self._names = {t["name"] for t in self.templates}
+
+    def find(self, name: str, language: str) -> dict[str, Any] | None:
+        return self._by_key.get((name, language))
+
+    def has_name(self, name: str) -> bool:
+        return name in self._names

@@ -1,0 +1,117 @@
+"""Parse a WhatsApp webhook body (`WebhookPayload` in Meta's OpenAPI) into flat, typed events.
+
+Pure and forgiving: an unknown field, change type or malformed item is skipped, never fatal, because
+Meta adds fields over time and one odd item must not lose the rest of a batch. Check the signature
+(`app.whatsapp.signature.verify`) on the raw bytes before calling this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from app.whatsapp.errors import WhatsAppError, parse_error_object
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    message_id: str  # the wamid the send returned
+    status: str  # sent | delivered | read | failed (Meta may add others; kept verbatim)
+    timestamp: datetime | None
+    recipient_id: str  # the recipient's WhatsApp id (digits)
+    phone_number_id: str
+    biz_opaque_callback_data: str | None = None  # what we passed at send: our recipient row id
+    errors: tuple[WhatsAppError, ...] = ()
+    pricing_category: str = ""
+    conversation_id: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    from_wa_id: str  # digits, no "+"
+    timestamp: datetime | None
+    kind: str  # text | button | interactive | image | ...
+    text: str = ""  # body for text; the button's label for button/interactive replies
+    payload: str = ""  # quick-reply payload or interactive reply id
+    context_message_id: str | None = None  # the message this replies to (e.g. our campaign wamid)
+    profile_name: str = ""
+    phone_number_id: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class WebhookEvents:
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    messages: list[InboundMessage] = field(default_factory=list)
+
+
+def _ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _status(item: Mapping[str, Any], phone_number_id: str) -> StatusUpdate | None:
+    if not item.get("id") or not item.get("status"):
+        return None
+    errors = tuple(parse_error_object(e) for e in item.get("errors") or [] if isinstance(e, Mapping))
+    pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
+    conversation = item.get("conversation") if isinstance(item.get("conversation"), Mapping) else {}
+    opaque = item.get("biz_opaque_callback_data")
+    return StatusUpdate(
+        message_id=str(item["id"]), status=str(item["status"]), timestamp=_ts(item.get("timestamp")),
+        recipient_id=str(item.get("recipient_id") or ""), phone_number_id=phone_number_id,
+        biz_opaque_callback_data=None if opaque is None else str(opaque), errors=errors,
+        pricing_category=str(pricing.get("category") or ""), conversation_id=str(conversation.get("id") or ""),
+        raw=item,
+    )
+
+
+def _message(item: Mapping[str, Any], phone_number_id: str, names: dict[str, str]) -> InboundMessage | None:
+    if not item.get("id") or not item.get("from"):
+        return None
+    kind = str(item.get("type") or "")
+    text, payload = "", ""
+    if kind == "text":
+        text = str((item.get("text") or {}).get("body") or "")
+    elif kind == "button":
+        text = str((item.get("button") or {}).get("text") or "")
+        payload = str((item.get("button") or {}).get("payload") or "")
+    elif kind == "interactive":
+        interactive = item.get("interactive") or {}
+        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
+        text, payload = str(reply.get("title") or ""), str(reply.get("id") or "")
+    context = item.get("context") if isinstance(item.get("context"), Mapping) else {}
+    sender = str(item["from"])
+    return InboundMessage(
+        message_id=str(item["id"]), from_wa_id=sender, timestamp=_ts(item.get("timestamp")), kind=kind,
+        text=text, payload=payload, context_message_id=context.get("id"), profile_name=names.get(sender, ""),
+        phone_number_id=phone_number_id, raw=item,
+    )
+
+
+def parse_webhook(payload: Any) -> WebhookEvents:
+    events = WebhookEvents()
+    if not isinstance(payload, Mapping) or payload.get("object") != "whatsapp_business_account":
+        return events
+    for entry in payload.get("entry") or []:
+        for change in (entry or {}).get("changes") or []:
+            if not isinstance(change, Mapping) or change.get("field") != "messages":
+                continue
+            value = change.get("value") if isinstance(change.get("value"), Mapping) else {}
+            phone_number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
+            for item in value.get("statuses") or []:
+                status = _status(item, phone_number_id) if isinstance(item, Mapping) else None
+                if status:
+                    events.statuses.append(status)
+            names = {str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+                     for c in value.get("contacts") or [] if isinstance(c, Mapping)}
+            for item in value.get("messages") or []:
+                message = _message(item, phone_number_id, names) if isinstance(item, Mapping) else None
+                if message:
+                    events.messages.append(message)
+    return events
