@@ -122,6 +122,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from app.db import session_scope
+    from app.services.sandbox_channel import sandbox_argv, sandbox_channel
+    from app.settings import get_settings
+    from app.whatsapp.sandbox import main as sandbox_main
+
+    argv: list[str] = []
+    with session_scope() as session:
+        channel = sandbox_channel(session=session)
+    if channel is not None:  # match the stored channel's ids and secrets; explicit options still win
+        argv = sandbox_argv(channel, public_url=get_settings().public_url)
+    return sandbox_main(argv + list(args.sandbox_args))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.supervisor import run
 
@@ -149,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="run queued jobs, then exit")
     p.add_argument("--queues", nargs="+", metavar="QUEUE", help="queues to work on (default: all)")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("sandbox", help="run the local WhatsApp Cloud API simulator for the Sandbox channel",
+                       add_help=False)
+    p.add_argument("sandbox_args", nargs=argparse.REMAINDER,
+                   help="options passed to the Sandbox (see `hubcast sandbox --help`)")
+    p.set_defaults(func=_cmd_sandbox)
 
     p = sub.add_parser("user", help="manage users")
     user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION", parser_class=_Parser)
@@ -208,8 +228,14 @@ def _is_user_error(exc: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["sandbox"]:
+            # Everything after `sandbox` belongs to the Sandbox's own parser (argparse's REMAINDER
+            # would refuse a first option that starts with "--").
+            args = argparse.Namespace(func=_cmd_sandbox, sandbox_args=argv[1:])
+        else:
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed on one line)
         return int(exc.code or 0)
     try:

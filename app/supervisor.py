@@ -45,13 +45,16 @@ class ChildSpec:
 
 
 def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
-    """EXTENSION POINT: more processes to run beside the worker and the web app.
+    """More processes to run beside the worker and the web app: the Sandbox, when a Sandbox channel
+    exists (the demo data creates one). They start after the worker and before Reflex, and are
+    stopped (and watched) like every other child."""
+    from app.db import session_scope
+    from app.services.sandbox_channel import sandbox_channel
 
-    The WhatsApp Sandbox server (`hubcast sandbox`, a later issue) is added here, e.g.
-    `ChildSpec("sandbox", [sys.executable, "-m", "app.cli", "sandbox"])`. They start after the
-    worker and before Reflex, and are stopped (and watched) like every other child.
-    """
-    return []
+    with session_scope() as session:
+        if sandbox_channel(session=session) is None:
+            return []
+    return [ChildSpec("Sandbox (WhatsApp simulator)", [sys.executable, "-m", "app.cli", "sandbox"])]
 
 
 def web_child(settings: Settings) -> ChildSpec:

@@ -127,3 +127,47 @@ def test_unreachable_database_is_one_line(hubcast):
     # Port 1 on localhost refuses at once: no waiting on a timeout.
     proc = hubcast("user", "list", db="postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert "DATABASE_URL" in _one_error_line(proc)
+
+
+def test_sandbox_command_serves_the_stored_sandbox_channel(hubcast, database_url, tmp_path):
+    """`hubcast sandbox` starts the simulator with the seeded channel's ids and secrets, so the app's
+    real Cloud API client, configured from that channel row, talks to it over HTTP."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from app.models import Channel
+    from app.redis_conn import free_port
+    from app.whatsapp.client import CloudApiClient
+
+    assert hubcast("seed-demo").returncode == 0
+    with Session(make_engine(database_url)) as s:
+        channel = s.exec(select(Channel).where(Channel.kind == "sandbox")).one()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "HUBCAST_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "sandbox", "--port", str(port)], env=env,
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the Sandbox did not start within 30 s")
+        channel.api_base_url = f"http://127.0.0.1:{port}"
+
+        async def phone():
+            async with CloudApiClient.from_channel(channel) as client:
+                return await client.get_phone_number()
+
+        assert asyncio.run(phone())["id"] == channel.phone_number_id
+        wrong = httpx.get(f"http://127.0.0.1:{port}/v23.0/{channel.phone_number_id}",
+                          headers={"Authorization": "Bearer not-the-channel-token"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == 190
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
