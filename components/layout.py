@@ -63,24 +63,28 @@ def sidebar() -> rx.Component:
             spacing="0", width="100%",
         ),
         rx.spacer(),
-        rx.hstack(
-            rx.avatar(fallback=AppState.user_initials, size="2", radius="full"),
-            rx.vstack(
-                rx.text(AppState.user_email, size="1", weight="medium", id="current-user-email",
-                        max_width="112px", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
-                rx.badge(AppState.role_label, size="1", variant="soft", id="current-user-role"),
-                spacing="1", align="start",
+        rx.vstack(
+            rx.hstack(
+                rx.avatar(fallback=AppState.user_initials, size="2", radius="full"),
+                rx.vstack(
+                    rx.text(AppState.user_email, size="1", weight="medium", id="current-user-email",
+                            width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+                    rx.badge(AppState.role_label, size="1", variant="soft", id="current-user-role"),
+                    spacing="1", align="start", min_width="0", flex="1",
+                ),
+                align="center", width="100%", spacing="2",
             ),
-            rx.spacer(),
-            rx.color_mode.button(size="1", variant="ghost"),
-            rx.tooltip(
-                rx.icon_button(rx.icon("log-out", size=14), size="1", variant="ghost", on_click=AppState.logout,
-                               id="logout-button", aria_label="Sign out"),
-                content="Sign out",
+            rx.hstack(
+                rx.color_mode.button(size="1", variant="ghost", id="color-mode-button",
+                                     aria_label="Switch light or dark mode"),
+                rx.spacer(),
+                rx.button(rx.icon("log-out", size=14), "Sign out", size="1", variant="ghost", color_scheme="gray",
+                          on_click=AppState.logout, id="logout-button"),
+                align="center", width="100%",
             ),
-            align="center", width="100%", padding="10px", border_top=f"1px solid {rx.color('gray', 5)}",
+            width="100%", spacing="2", padding="10px", border_top=f"1px solid {rx.color('gray', 5)}",
         ),
-        width=SIDEBAR_WIDTH, min_width=SIDEBAR_WIDTH, height="100vh", position="sticky", top="0",
+        width=SIDEBAR_WIDTH, min_width=SIDEBAR_WIDTH, height="100vh", position="sticky", top="0", overflow_y="auto",
         padding="12px", spacing="2", background=rx.color("gray", 2),
         border_right=f"1px solid {rx.color('gray', 5)}",
     )

@@ -35,11 +35,15 @@ def login_page() -> rx.Component:
                         rx.callout(LoginState.error, icon="triangle-alert", color_scheme="red", size="1",
                                    id="login-error", width="100%"),
                     ),
-                    rx.button("Sign in", type="submit", size="3", width="100%", id="login-submit"),
+                    # Disabled until the page is live: a submit before that would be a plain GET
+                    # with the password in the URL (and so in history and access logs).
+                    rx.button("Sign in", type="submit", size="3", width="100%", id="login-submit",
+                              disabled=~rx.State.is_hydrated),
                     spacing="4", width="100%",
                 ),
                 on_submit=LoginState.submit,
                 reset_on_submit=False,
+                method="post",
             ),
             size="4", width="400px",
         ),

