@@ -8,8 +8,18 @@ from state.base import AppState
 from state.catalogs import ChannelsState, ListsState, SegmentsState, TemplatesState
 
 
-def _loaded(flag: rx.Var, content: rx.Component) -> rx.Component:
-    return rx.cond(flag, content, rx.center(rx.spinner(), padding="48px", width="100%"))
+def _overview_page(title: str, subtitle: str, state, headers: list[str], render_row, table_id: str,
+                   empty: rx.Component) -> rx.Component:
+    """A read-only table of `state.rows`, its empty state, and a spinner until `state.load` answered."""
+    return page_shell(
+        title,
+        rx.cond(
+            state.loaded,
+            rx.cond(state.rows.length() > 0, data_table(headers, state.rows, render_row, table_id), empty),
+            rx.center(rx.spinner(), padding="48px", width="100%"),
+        ),
+        subtitle=subtitle,
+    )
 
 
 def _list_row(row: rx.Var) -> rx.Component:
@@ -23,17 +33,12 @@ def _list_row(row: rx.Var) -> rx.Component:
 
 
 def lists_page() -> rx.Component:
-    return page_shell(
-        "Lists",
-        _loaded(ListsState.loaded, rx.cond(
-            ListsState.rows.length() > 0,
-            data_table(["Name", "Members", "Source", "Description", "Created"], ListsState.rows, _list_row,
-                       "lists-table"),
-            empty_state("list", "No contact lists yet",
-                        "A list is a fixed set of contacts, made by hand, by import, or by an integration.",
-                        state_id="lists-empty"),
-        )),
-        subtitle="Static sets of contacts",
+    return _overview_page(
+        "Lists", "Static sets of contacts", ListsState, ["Name", "Members", "Source", "Description", "Created"],
+        _list_row, "lists-table",
+        empty_state("list", "No contact lists yet",
+                    "A list is a fixed set of contacts, made by hand, by import, or by an integration.",
+                    state_id="lists-empty"),
     )
 
 
@@ -47,16 +52,12 @@ def _segment_row(row: rx.Var) -> rx.Component:
 
 
 def segments_page() -> rx.Component:
-    return page_shell(
-        "Segments",
-        _loaded(SegmentsState.loaded, rx.cond(
-            SegmentsState.rows.length() > 0,
-            data_table(["Name", "Rules", "Match", "Updated"], SegmentsState.rows, _segment_row, "segments-table"),
-            empty_state("filter", "No segments yet",
-                        "A segment is a dynamic group defined by rules, like country = Australia. "
-                        "Contacts added later that match are included automatically.", state_id="segments-empty"),
-        )),
-        subtitle="Dynamic groups defined by rules on contact fields",
+    return _overview_page(
+        "Segments", "Dynamic groups defined by rules on contact fields", SegmentsState,
+        ["Name", "Rules", "Match", "Updated"], _segment_row, "segments-table",
+        empty_state("filter", "No segments yet",
+                    "A segment is a dynamic group defined by rules, like country = Australia. "
+                    "Contacts added later that match are included automatically.", state_id="segments-empty"),
     )
 
 
@@ -71,17 +72,12 @@ def _template_row(row: rx.Var) -> rx.Component:
 
 
 def templates_page() -> rx.Component:
-    return page_shell(
-        "Templates",
-        _loaded(TemplatesState.loaded, rx.cond(
-            TemplatesState.rows.length() > 0,
-            data_table(["Name", "Language", "Category", "Status", "Channel"], TemplatesState.rows, _template_row,
-                       "templates-table"),
-            empty_state("layout-template", "No templates yet",
-                        "WhatsApp template messages appear here once a channel is connected. "
-                        "Only approved templates can be sent.", state_id="templates-empty"),
-        )),
-        subtitle="WhatsApp message templates; only approved ones can be sent",
+    return _overview_page(
+        "Templates", "WhatsApp message templates; only approved ones can be sent", TemplatesState,
+        ["Name", "Language", "Category", "Status", "Channel"], _template_row, "templates-table",
+        empty_state("layout-template", "No templates yet",
+                    "WhatsApp template messages appear here once a channel is connected. "
+                    "Only approved templates can be sent.", state_id="templates-empty"),
     )
 
 
@@ -98,17 +94,11 @@ def _channel_row(row: rx.Var) -> rx.Component:
 
 
 def channels_page() -> rx.Component:
-    return page_shell(
-        "Channels",
-        _loaded(ChannelsState.loaded, rx.cond(
-            ChannelsState.rows.length() > 0,
-            data_table(["Name", "Type", "Number", "Status", "Rate limit", "Access token"], ChannelsState.rows,
-                       _channel_row, "channels-table"),
-            empty_state("radio-tower", "No channel connected",
-                        rx.cond(AppState.is_admin,
-                                "Connect a WhatsApp Business number, or use the built-in Sandbox.",
-                                "Ask an admin to connect a WhatsApp Business number."),
-                        state_id="channels-empty"),
-        )),
-        subtitle="WhatsApp Business numbers Hubcast sends from",
+    return _overview_page(
+        "Channels", "WhatsApp Business numbers Hubcast sends from", ChannelsState,
+        ["Name", "Type", "Number", "Status", "Rate limit", "Access token"], _channel_row, "channels-table",
+        empty_state("radio-tower", "No channel connected",
+                    rx.cond(AppState.is_admin, "Connect a WhatsApp Business number, or use the built-in Sandbox.",
+                            "Ask an admin to connect a WhatsApp Business number."),
+                    state_id="channels-empty"),
     )
