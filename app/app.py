@@ -5,15 +5,21 @@ import reflex as rx
 from app.http_api import build_http_api
 from components import routes
 from components.pages.campaigns import campaigns_page
-from components.pages.catalogs import channels_page, lists_page, segments_page, templates_page
+from components.pages.channels import channels_page
 from components.pages.contacts import contacts_page
+from components.pages.lists import lists_page
 from components.pages.login import login_page
+from components.pages.segments import segments_page
+from components.pages.templates import templates_page
 from components.pages.users import users_page
 from state.base import AppState
 from state.campaigns import CampaignsState
-from state.catalogs import ChannelsState, ListsState, SegmentsState, TemplatesState
+from state.channels import ChannelsState
 from state.contacts import ContactsState
+from state.lists import ListsState
 from state.login import LoginState
+from state.segments import SegmentsState
+from state.templates import TemplatesState
 from state.users import UsersState
 
 app = rx.App(

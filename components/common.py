@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components.layout import page_shell
+
 
 def empty_state(icon: str, title: str, text: str, action: rx.Component | None = None,
                 state_id: str = "empty-state") -> rx.Component:
@@ -61,4 +63,18 @@ def search_box(value: rx.Var, on_change, placeholder: str, box_id: str) -> rx.Co
         rx.input.slot(rx.icon("search", size=14)),
         value=value, on_change=on_change, placeholder=placeholder, id=box_id, width="320px",
         debounce_timeout=300,
+    )
+
+
+def overview_page(title: str, subtitle: str, state, headers: list[str], render_row, table_id: str,
+                   empty: rx.Component) -> rx.Component:
+    """A read-only table of `state.rows`, its empty state, and a spinner until `state.load` answered."""
+    return page_shell(
+        title,
+        rx.cond(
+            state.loaded,
+            rx.cond(state.rows.length() > 0, data_table(headers, state.rows, render_row, table_id), empty),
+            rx.center(rx.spinner(), padding="48px", width="100%"),
+        ),
+        subtitle=subtitle,
     )

@@ -7,6 +7,7 @@ from app.domain import permissions as perm
 from app.services import catalog
 from state.base import AppState
 from state.guard import current_actor, requires
+from state.rows import as_text
 
 
 class CampaignsState(AppState):
@@ -26,7 +27,7 @@ class CampaignsState(AppState):
             if not self.any_campaign:
                 self.any_campaign = bool(result.total) or bool(
                     catalog.campaigns_page(session=session, actor=current_actor(), page_size=1).total)
-        self.rows = [{k: str(v) for k, v in row.items()} for row in result.rows]
+        self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
         self.loaded = True
 

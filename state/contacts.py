@@ -7,6 +7,7 @@ from app.domain import permissions as perm
 from app.services import catalog
 from state.base import AppState
 from state.guard import current_actor, requires
+from state.rows import as_text
 
 
 class ContactsState(AppState):
@@ -20,8 +21,7 @@ class ContactsState(AppState):
     def _refresh(self) -> None:
         with session_scope() as session:
             result = catalog.contacts_page(session=session, actor=current_actor(), search=self.search, page=self.page)
-        self.rows = [{k: ("yes" if v is True else "" if v is False else str(v)) for k, v in row.items()}
-                     for row in result.rows]
+        self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
         self.loaded = True
 
