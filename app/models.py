@@ -15,6 +15,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.secret_box import EncryptedString
 from app.timeutil import utcnow
 
 
@@ -64,9 +65,11 @@ class Channel(SQLModel, table=True):
     business_account_id: str = Field(default="", max_length=64)
     display_phone_number: str = Field(default="", max_length=32)
     # Secrets: never copied into a public Reflex var; the UI shows only whether they are set.
-    access_token: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    app_secret: str = Field(default="", max_length=255)
-    verify_token: str = Field(default="", max_length=255)
+    # Sealed at rest (app.secret_box); the stored token is longer than the secret, hence the limits
+    # on what the channel form accepts (app secret and verify token: 100 characters).
+    access_token: str = Field(default="", sa_column=Column(EncryptedString(), nullable=False, default=""))
+    app_secret: str = Field(default="", sa_column=Column(EncryptedString(255), nullable=False, default=""))
+    verify_token: str = Field(default="", sa_column=Column(EncryptedString(255), nullable=False, default=""))
     api_base_url: str = Field(default="https://graph.facebook.com", max_length=255)
     api_version: str = Field(default="v23.0", max_length=16)
     messages_per_second: int = Field(default=80)
