@@ -60,8 +60,12 @@ def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
 def web_child(settings: Settings) -> ChildSpec:
     """Reflex in prod mode: frontend and backend (with /healthz) on one port."""
     port = str(settings.port)
+    # Reflex starts 2×CPU+1 backend workers when it has a Redis; one per core is plenty for a
+    # websocket app whose heavy lifting happens in the RQ workers, and saves memory.
+    workers = os.environ.get("GRANIAN_WORKERS") or str(os.cpu_count() or 1)
     return ChildSpec("web app (Reflex)", [sys.executable, "-m", "reflex", "run", "--env", "prod",
-                                          "--backend-port", port, "--frontend-port", port])
+                                          "--backend-port", port, "--frontend-port", port],
+                     env={"GRANIAN_WORKERS": workers})
 
 
 def _log(message: str) -> None:
