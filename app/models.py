@@ -15,7 +15,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.secret_box import EncryptedString
+from app.secret_box import EncryptedString, EncryptedText
 from app.timeutil import utcnow
 
 
@@ -67,7 +67,7 @@ class Channel(SQLModel, table=True):
     # Secrets: never copied into a public Reflex var; the UI shows only whether they are set.
     # Sealed at rest (app.secret_box); the stored token is longer than the secret, hence the limits
     # on what the channel form accepts (app secret and verify token: 100 characters).
-    access_token: str = Field(default="", sa_column=Column(EncryptedString(), nullable=False, default=""))
+    access_token: str = Field(default="", sa_column=Column(EncryptedText(), nullable=False, default=""))
     app_secret: str = Field(default="", sa_column=Column(EncryptedString(255), nullable=False, default=""))
     verify_token: str = Field(default="", sa_column=Column(EncryptedString(255), nullable=False, default=""))
     api_base_url: str = Field(default="https://graph.facebook.com", max_length=255)
@@ -104,6 +104,8 @@ class ContactIdentity(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel_type", "address", name="uq_identity_type_address"),
         Index("ix_identity_contact_type", "contact_id", "channel_type", "subscribed"),
+        # Who is subscribed on a channel (filters, freezing an audience) without touching the table (0002).
+        Index("ix_identity_type_subscribed_contact", "channel_type", "subscribed", "contact_id"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
@@ -126,7 +128,11 @@ class ContactList(SQLModel, table=True):
 
 class ListMembership(SQLModel, table=True):
     __tablename__ = "list_memberships"
-    __table_args__ = (Index("ix_membership_contact", "contact_id"),)
+    __table_args__ = (
+        Index("ix_membership_contact", "contact_id"),
+        # Member counts and sources per list from the index alone (0002).
+        Index("ix_membership_list_source", "list_id", "source"),
+    )
     list_id: int = Field(foreign_key="contact_lists.id", primary_key=True, ondelete="CASCADE")
     contact_id: int = Field(foreign_key="contacts.id", primary_key=True, ondelete="CASCADE")
     source: str = Field(default="manual", max_length=16)  # manual | import | integration

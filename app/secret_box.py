@@ -55,7 +55,7 @@ def unseal(stored: str) -> str:
 
 
 class EncryptedString(TypeDecorator):
-    """A string column whose value is stored sealed. `length` bounds the *stored* token."""
+    """A VARCHAR column whose value is stored sealed. `length` bounds the *stored* token."""
 
     impl = String
     cache_ok = True
@@ -63,9 +63,6 @@ class EncryptedString(TypeDecorator):
     def __init__(self, length: int | None = None):
         super().__init__(length)
         self._max = length
-
-    def load_dialect_impl(self, dialect):
-        return dialect.type_descriptor(String(self._max) if self._max else Text())
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -77,3 +74,14 @@ class EncryptedString(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else unseal(value)
+
+
+class EncryptedText(EncryptedString):
+    """A TEXT column whose value is stored sealed (no length limit: access tokens can be long)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self):
+        TypeDecorator.__init__(self)
+        self._max = None
