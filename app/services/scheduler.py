@@ -1,0 +1,70 @@
+"""Starting Scheduled campaigns when their UTC instant comes.
+
+Every worker runs `start_due_campaigns` every few seconds (see workers/worker.py); several may run it
+at the same moment, and the same campaign may be seen due by all of them. Exactly one wins, because
+`start_now` moves Scheduled -> Sending with a conditional UPDATE in the transaction that freezes the
+audience; the others get "already started" and do nothing. Across restarts nothing is lost: the
+schedule lives in the database, not in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from app.db import get_engine
+from app.domain.campaign_status import DRAFT, SCHEDULED, check_transition
+from app.models import Campaign, User
+from app.services import audit
+from app.services.campaign_sending import SendingError, start_now
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def due_campaign_ids(session: Session, now: datetime) -> list[int]:
+    return list(session.execute(select(Campaign.id).where(
+        Campaign.status == SCHEDULED, Campaign.scheduled_at.is_not(None), Campaign.scheduled_at <= now)
+        .order_by(Campaign.scheduled_at)).scalars())
+
+
+def start_due_campaigns(now: datetime | None = None) -> list[int]:
+    """Start every due Scheduled campaign this call wins; returns their ids."""
+    now = now or utcnow()
+    engine = get_engine()
+    with Session(engine) as session:
+        due = due_campaign_ids(session, now)
+    started: list[int] = []
+    for campaign_id in due:
+        with Session(engine, expire_on_commit=False) as session:
+            campaign = session.get(Campaign, campaign_id)
+            actor = session.get(User, campaign.sent_by_id) if campaign and campaign.sent_by_id else None
+            try:
+                start_now(session=session, campaign_id=campaign_id, actor=actor, now=now, from_statuses=(SCHEDULED,))
+                started.append(campaign_id)
+            except SendingError as exc:
+                session.rollback()
+                if "already been started" in str(exc) or "cannot be started" in str(exc):
+                    continue  # another scheduler won, or it was cancelled/edited meanwhile
+                _back_to_draft(session, campaign_id, actor, str(exc), now)
+            except Exception:
+                session.rollback()
+                log.exception("scheduled campaign %s could not start", campaign_id)
+    return started
+
+
+def _back_to_draft(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:
+    """It cannot go out (template no longer approved, channel disconnected, audience empty): say why
+    and let a person fix and reschedule it, rather than retry every few seconds."""
+    check_transition(SCHEDULED, DRAFT)
+    reason = f"Not sent at the scheduled time: {problem}"[:500]
+    won = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
+                          .values(status=DRAFT, pause_reason=reason, updated_at=now)
+                          .execution_options(synchronize_session=False)).rowcount
+    if won:
+        audit.record(session=session, actor=actor, action="campaign.schedule_failed", outcome="error",
+                     target_type="campaign", target_id=campaign_id, detail={"reason": reason})
+    session.commit()

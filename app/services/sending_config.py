@@ -1,0 +1,56 @@
+"""Every knob of the sending engine in one object (listmonk keeps its sending limits together too).
+
+Defaults suit production; each can be overridden from the environment as `HUBCAST_SEND_<FIELD>`
+(e.g. `HUBCAST_SEND_STUCK_GRACE_S=5`), which is also how tests and benchmarks tune worker processes.
+
+Why these numbers:
+- `concurrency` 128 requests in flight per job: with Meta's ~150 ms latency, 1,000 msg/s needs
+  ~150 in flight across all workers; 128 per worker lets two workers reach the top tier.
+- `claim_window_s`: a claim takes at most about this many seconds of the channel's throughput (and at
+  most `batch_size` rows), so rows marked `sending` are sent soon after; the crash sweeper's grace
+  (`stuck_grace_s`) must stay well above the time a claimed row can wait.
+- `job_budget_s`: a send job stops after this long and re-enqueues itself, so other campaigns and the
+  RQ bookkeeping get a turn; `lanes` jobs run per campaign so several workers share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    batch_size: int = 500  # rows claimed at most per database round trip
+    concurrency: int = 128  # HTTP requests in flight per job
+    lanes: int = 4  # send jobs enqueued per campaign (several workers share a campaign)
+    claim_window_s: float = 1.0  # a claim holds at most this many seconds of the channel's rate
+    job_budget_s: float = 60.0  # a job re-enqueues itself after this long
+    max_attempts: int = 5  # retryable errors: attempts before the row fails with the last reason
+    backoff_base_s: float = 2.0  # retry n waits base * 2^(n-1), with full jitter, capped
+    backoff_cap_s: float = 300.0
+    rate_limit_cooldown_s: float = 1.0  # shared pause after 130429 / HTTP 429 without Retry-After
+    max_error_ratio: float = 0.5  # failed / attempted above this auto-pauses the campaign ...
+    error_ratio_min_sample: int = 100  # ... once at least this many rows were attempted
+    request_timeout_s: float = 15.0
+    stuck_grace_s: float = 600.0  # a row `sending` this long without a wamid is reconciled or `unknown`
+    alive_ttl_s: float = 60.0  # a campaign whose jobs gave no sign of life this long is re-enqueued
+    tick_interval_s: float = 2.0  # the scheduler/sweeper tick in each worker
+    rate_burst_s: float = 0.02  # GCRA tolerance: at most this many seconds of the rate in one burst
+    rate_headroom: float = 0.97  # aim this fraction of the channel's cap: network jitter must not cross it
+    max_late_s: float = 0.03  # a rate slot missed by more than this is re-reserved, not used late
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "SendingConfig":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"HUBCAST_SEND_{f.name.upper()}")
+            if raw not in (None, ""):
+                values[f.name] = type(f.default)(raw)
+        return cls(**values)
+
+
+def sending_config() -> SendingConfig:
+    return SendingConfig.from_env()

@@ -1,0 +1,311 @@
+"""Dispatch benchmark (issue 7 §2): messages per second from "Send" to the last row marked sent.
+
+For each database (SQLite file, PostgreSQL database `hubcast_bench`, created if missing):
+  capped:   the Sandbox (own process) capped at 1,000 msg/s, answering after 150 ms; 2 `hubcast worker`
+            processes; 100,000 recipients; the clock runs from start_campaign() (freezing the audience
+            included) to the campaign's last row marked sent. Target >= 950 msg/s.
+  uncapped: the same without cap or latency, against a baseline measured in the same run: a bare
+            asyncio loop posting the same bodies to the same Sandbox with aiohttp at the same total
+            concurrency. Target: Hubcast >= 70% of the bare loop.
+Also reported: duplicates (from the Sandbox's log), the busiest 1-second window in the capped run,
+and the workers' peak RSS.
+
+    .venv/bin/python bench/dispatch.py                 # both databases, 100,000 recipients
+    .venv/bin/python bench/dispatch.py --db sqlite --recipients 20000 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("HUBCAST_ENV", "test")
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hubcast_bench"
+RESULTS = ROOT / "bench" / "results" / "dispatch.md"
+CONCURRENCY_PER_WORKER = 128
+
+
+def machine() -> str:
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                     platform.processor())
+    except OSError:
+        model = platform.processor()
+    return f"{os.cpu_count()} CPU ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def redis_url(tmp: Path) -> tuple[str, subprocess.Popen | None]:
+    import redis
+
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return url, None
+    except redis.RedisError:
+        from app.redis_conn import start_embedded_redis
+        proc, url = start_embedded_redis(tmp / "redis")
+        return url, proc
+
+
+def prepare_database(kind: str, tmp: Path) -> str:
+    from app.migrate import upgrade_to_head
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    else:
+        from sqlalchemy import create_engine, text
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS hubcast_bench WITH (FORCE)"))
+            conn.execute(text("CREATE DATABASE hubcast_bench"))
+        admin.dispose()
+        url = PG_URL
+    upgrade_to_head(url)
+    return url
+
+
+def use_database(url: str) -> None:
+    from app import db
+    from app.settings import reset_settings_cache
+
+    os.environ["DATABASE_URL"] = url
+    reset_settings_cache()
+    db._engine_for.cache_clear()
+
+
+def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
+    """A user, a Sandbox channel, the order_update template and a list of n contacts; returns
+    (user id, campaign id)."""
+    from sqlalchemy import insert
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.models import Campaign, Channel, Contact, ContactIdentity, ContactList, ListMembership, Template
+    from app.services.users import create_user
+    from app.timeutil import utcnow
+
+    from tests.integration.test_sending_support import MAPPING, ORDER_UPDATE, PNID, SECRET, TOKEN, WABA
+
+    engine = get_engine()
+    now = utcnow()
+    with Session(engine) as s:
+        user, _ = create_user(session=s, actor=None, email=f"bench{time.time_ns()}@example.com", role="basic",
+                              password="correct horse battery")
+        channel = Channel(name=f"bench {time.time_ns()}", kind="sandbox", status="connected", phone_number_id=PNID,
+                          business_account_id=WABA, access_token=TOKEN, app_secret=SECRET, api_base_url=sandbox_url,
+                          messages_per_second=mps)
+        s.add(channel)
+        s.commit()
+        template = Template(channel_id=channel.id, name="order_update", language="en_US", category="UTILITY",
+                            status="APPROVED", components=ORDER_UPDATE)
+        clist = ContactList(name=f"bench {time.time_ns()}")
+        s.add(template)
+        s.add(clist)
+        s.commit()
+        ids = (user.id, channel.id, template.id, clist.id)
+    user_id, channel_id, template_id, list_id = ids
+    with engine.begin() as conn:
+        first = conn.execute(Contact.__table__.select().with_only_columns(Contact.__table__.c.id)
+                             .order_by(Contact.__table__.c.id.desc()).limit(1)).scalar() or 0
+        for start in range(0, n, 10_000):
+            block = range(start, min(n, start + 10_000))
+            conn.execute(insert(Contact.__table__), [
+                {"id": first + 1 + i, "first_name": f"Ana{i}", "last_name": "", "email": "", "country": "FR",
+                 "city": "", "language": "", "custom_fields": {}, "created_at": now, "updated_at": now} for i in block])
+            conn.execute(insert(ContactIdentity.__table__), [
+                {"contact_id": first + 1 + i, "channel_type": "whatsapp", "address": f"+336{10_000_000 + first + i:08d}",
+                 "subscribed": True, "subscription_changed_at": now, "created_at": now} for i in block])
+            conn.execute(insert(ListMembership.__table__), [
+                {"list_id": list_id, "contact_id": first + 1 + i, "source": "import", "added_at": now} for i in block])
+    with Session(engine) as s:
+        campaign = Campaign(name="bench", audience_kind="list", audience_list_id=list_id, channel_id=channel_id,
+                            template_id=template_id, variable_mapping=MAPPING)
+        s.add(campaign)
+        s.commit()
+        return user_id, campaign.id
+
+
+def start_workers(n: int, tmp: Path, db_url: str, r_url: str) -> list[subprocess.Popen]:
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": r_url, "HUBCAST_DATA_DIR": str(tmp / "data"),
+           "HUBCAST_SEND_CONCURRENCY": str(CONCURRENCY_PER_WORKER)}
+    return [subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
+                             stdout=open(tmp / f"worker{i}.log", "wb"), stderr=subprocess.STDOUT,
+                             start_new_session=True) for i in range(n)]
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    import signal
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) -> dict:
+    import redis
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.models import CampaignRecipient, User
+    from app.services.campaign_sending import start_campaign
+    from tests.integration.test_sending_support import max_per_window
+
+    redis.Redis.from_url(r_url).flushdb()
+    sandbox.admin("POST", "/_sandbox/reset")
+    sandbox.log_file.write_text("")
+    user_id, campaign_id = seed(n, sandbox.url, mps)
+    workers = start_workers(2, tmp, db_url, r_url)
+    time.sleep(3)  # the workers are up and idle, as in production
+    engine = get_engine()
+    try:
+        t0 = time.perf_counter()
+        with Session(engine) as s:
+            start_campaign(session=s, actor=s.get(User, user_id), campaign_id=campaign_id)
+        frozen = time.perf_counter() - t0
+        deadline = time.monotonic() + max(600, n / 50)
+        while True:
+            with Session(engine) as s:
+                status = s.execute(select(CampaignRecipient.status, func.count())
+                                   .where(CampaignRecipient.campaign_id == campaign_id)
+                                   .group_by(CampaignRecipient.status)).all()
+            counts = dict(status)
+            if not counts.get("queued") and not counts.get("sending"):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"did not finish: {counts}")
+            time.sleep(0.2)
+        with Session(engine) as s:
+            last = s.execute(select(func.max(CampaignRecipient.sent_at))
+                             .where(CampaignRecipient.campaign_id == campaign_id)).scalar()
+        wall = time.perf_counter() - t0
+        rss = [peak_rss_mb(w.pid) for w in workers]
+    finally:
+        stop(workers)
+    log = sandbox.log()
+    entries = sandbox.entries()
+    return {"recipients": n, "seconds": wall, "rate": n / wall, "freeze_s": frozen, "counts": counts,
+            "duplicates": len(log["duplicates"]), "accepted": log["total"], "rejected": log["rejected"],
+            "busiest_1s": max_per_window(entries) if entries else 0, "worker_peak_rss_mb": max(rss),
+            "last_sent_at": str(last)}
+
+
+async def bare_loop(url: str, n: int, concurrency: int) -> float:
+    """The baseline: aiohttp posting the same bodies at the same concurrency, nothing else."""
+    import aiohttp
+
+    from tests.integration.test_sending_support import PNID, TOKEN
+
+    body = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "template",
+            "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "#48213"},
+                                                {"type": "text", "text": "Friday"}]}]}}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        async def worker():
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                payload = dict(body, to=f"+337{10_000_000 + i:08d}", biz_opaque_callback_data=str(i))
+                async with session.post(f"{url}/v23.0/{PNID}/messages", json=payload) as r:
+                    await r.read()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=1, help="runs per figure (the median is reported)")
+    parser.add_argument("--skip-uncapped", action="store_true")
+    args = parser.parse_args()
+
+    from tests.integration.test_sending_support import run_sandbox
+
+    tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-"))
+    r_url, redis_proc = redis_url(tmp)
+    os.environ["REDIS_URL"] = r_url
+    lines = [f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}",
+             f"{args.recipients:,} recipients, 2 workers × {CONCURRENCY_PER_WORKER} in flight, "
+             f"{args.runs} run(s) per figure (median)\n",
+             "| database | scenario | msg/s | target | seconds | freeze s | duplicates | busiest 1 s | worker RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    databases = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    try:
+        for kind in databases:
+            db_url = prepare_database(kind, tmp)
+            use_database(db_url)
+            with run_sandbox(tmp / f"sb-capped-{kind}", mps=1000, latency_ms=150) as sb:
+                runs = [run_campaign(args.recipients, db_url, r_url, sb, 1000, tmp) for _ in range(args.runs)]
+            r = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
+            print(kind, "capped", json.dumps(r, default=str))
+            lines.append(f"| {kind} | 1,000/s cap + 150 ms | {statistics.median(x['rate'] for x in runs):.0f} | ≥ 950 | "
+                         f"{r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | {r['busiest_1s']} | "
+                         f"{r['worker_peak_rss_mb']:.0f} |")
+            if not args.skip_uncapped:
+                with run_sandbox(tmp / f"sb-free-{kind}", mps=0, latency_ms=0) as sb:
+                    runs = [run_campaign(args.recipients, db_url, r_url, sb, 0, tmp) for _ in range(args.runs)]
+                    bare = [asyncio.run(bare_loop(sb.url, args.recipients, 2 * CONCURRENCY_PER_WORKER))
+                            for _ in range(args.runs)]
+                rate = statistics.median(x["rate"] for x in runs)
+                base = statistics.median(bare)
+                r = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
+                print(kind, "uncapped", json.dumps(r, default=str), "bare aiohttp", round(base))
+                lines.append(f"| {kind} | uncapped, no latency | {rate:.0f} ({rate / base:.0%} of bare loop "
+                             f"{base:.0f}) | ≥ 70% | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | – | "
+                             f"{r['worker_peak_rss_mb']:.0f} |")
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Dispatch benchmark (bench/dispatch.py)\n\nFrom \"Send\" (audience freeze included) "
+                           "to the last recipient row marked sent; see the script's docstring.\n")
+    with RESULTS.open("a") as fh:
+        fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

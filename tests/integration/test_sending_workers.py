@@ -1,0 +1,59 @@
+"""Two `hubcast worker` processes share one 5,000-recipient campaign against the Sandbox capped at
+200 msg/s: every recipient gets exactly one POST, and the rate the Sandbox saw never exceeds the cap
+by more than 5% over any one-second window (the shared GCRA limiter in Redis does the shaping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services.campaign_sending import start_campaign
+from tests.integration.test_sending_support import (
+    campaign_row,
+    make_campaign,
+    make_channel,
+    make_list,
+    make_template,
+    max_per_window,
+    number,
+    recipients,
+    run_sandbox,
+    stop_process,
+    wait_for,
+    worker_process,
+)
+
+CAP = 200
+N = 5000
+
+
+@pytest.mark.timeout(150)
+def test_two_workers_share_a_campaign_at_the_capped_rate(session, redis_client, redis_url, database_url,
+                                                         make_user, tmp_path):
+    user = make_user("basic")
+    with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
+        channel = make_channel(session, sb.url, mps=CAP)
+        template = make_template(session, channel)
+        clist = make_list(session, [number(i) for i in range(N)])
+        campaign = make_campaign(session, channel, template, clist)
+        workers = [worker_process(tmp_path, database_url, redis_url, f"worker{i}") for i in range(2)]
+        try:
+            start_campaign(session=session, actor=user, campaign_id=campaign.id)
+            done = wait_for(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
+                            and campaign_row(campaign.id), timeout=120, interval=0.5, message="campaign finished")
+        finally:
+            for w in workers:
+                stop_process(w)
+        assert done.status == "sent", done.pause_reason
+        log = sb.log()
+        entries = sb.entries()
+
+    assert log["total"] == N and len(log["per_recipient"]) == N
+    assert not log["duplicates"], "exactly one POST per recipient"
+    rows = recipients(campaign.id)
+    assert all(r.status == "sent" and r.message_id for r in rows)
+    assert done.sent_count == N
+    busiest = max_per_window(entries, 1.0)
+    print(f"busiest 1-second window: {busiest} sends (cap {CAP}); rejected: {log['rejected']}")
+    assert busiest <= CAP * 1.05, f"{busiest} sends in one second, cap {CAP}"
+    for i in range(2):  # both workers took part
+        assert "send campaign" in (tmp_path / f"worker{i}.log").read_text(errors="replace")
