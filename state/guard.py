@@ -31,6 +31,18 @@ def current_actor() -> User:
     return actor
 
 
+async def _authorize_async(state: Any, capability: str, name: str):
+    """`_authorize` for async handlers. A background task (@rx.event(background=True)) gets a
+    StateProxy that refuses writes outside `async with self`, and a refusal writes (it clears the
+    identity vars): so the check runs under the state lock there, the same check as everywhere else."""
+    from reflex.istate.proxy import StateProxy
+
+    if isinstance(state, StateProxy):
+        async with state:  # inside, __wrapped__ is the locked, mutable state itself (its real class name)
+            return state.__wrapped__._authorize(capability, name)
+    return state._authorize(capability, name)
+
+
 def requires(capability: str) -> Callable:
     def decorate(fn: Callable) -> Callable:
         name = fn.__name__
@@ -38,7 +50,7 @@ def requires(capability: str) -> Callable:
         if inspect.isasyncgenfunction(fn):
             @functools.wraps(fn)
             async def agen_wrapper(self, *args: Any, **kwargs: Any):
-                denied, actor = self._authorize(capability, name)
+                denied, actor = await _authorize_async(self, capability, name)
                 if denied is not None:
                     yield denied
                     return
@@ -52,7 +64,7 @@ def requires(capability: str) -> Callable:
         elif inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(self, *args: Any, **kwargs: Any):
-                denied, actor = self._authorize(capability, name)
+                denied, actor = await _authorize_async(self, capability, name)
                 if denied is not None:
                     return denied
                 token = _current_actor.set(actor)

@@ -4,20 +4,32 @@ import reflex as rx
 
 from components.common import data_table, empty_state, pager, search_box, status_badge
 from components.layout import page_shell
+from components.progress import campaign_progress
 from state.campaigns import CampaignsState
 
 STATUS_OPTIONS = ["all", "draft", "scheduled", "sending", "paused", "sent", "failed", "cancelled"]
 
 
+def _name(row: rx.Var) -> rx.Component:
+    # Drafts open in the wizard (another page); everything else opens its live results.
+    return rx.cond(
+        row["status"] == "draft",
+        rx.text(row["name"], weight="medium"),
+        rx.link(rx.text(row["name"], weight="medium"), href="/campaigns/" + row["id"],
+                id="campaign-link-" + row["id"], underline="hover"),
+    )
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.text(row["name"], weight="medium")),
+        rx.table.row_header_cell(_name(row)),
         rx.table.cell(status_badge(row["status"])),
         rx.table.cell(row["channel"]),
-        rx.table.cell(row["recipients"]),
-        rx.table.cell(rx.text(row["sent"], " / ", row["delivered"], " / ", row["read"], " / ", row["failed"], size="2")),
+        rx.table.cell(row["recipients"], id="campaign-recipients-" + row["id"]),
+        rx.table.cell(campaign_progress(row, "campaign-" + row["id"])),
         rx.table.cell(row["when"]),
         rx.table.cell(row["created_by"]),
+        id="campaign-row-" + row["id"],
     )
 
 
@@ -34,9 +46,13 @@ def campaigns_page() -> rx.Component:
             rx.select(STATUS_OPTIONS, value=rx.cond(CampaignsState.status_filter == "", "all",
                                                     CampaignsState.status_filter),
                       on_change=CampaignsState.set_status_filter, id="campaign-status-filter"),
-            width="100%",
+            rx.spacer(),
+            # Shown while the page refreshes itself (something is sending or still receiving statuses).
+            rx.cond(CampaignsState.live, rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass",
+                                                  variant="soft", id="campaigns-live")),
+            width="100%", align="center",
         ),
-        data_table(["Name", "Status", "Channel", "Recipients", "Sent / Delivered / Read / Failed", "Scheduled or sent",
+        data_table(["Name", "Status", "Channel", "Recipients", "Progress", "Scheduled or sent",
                     "Created by"], CampaignsState.rows, _row, "campaigns-table"),
         pager(CampaignsState.page, CampaignsState.pages, CampaignsState.total, CampaignsState.prev_page,
               CampaignsState.next_page, "campaigns"),

@@ -1,0 +1,138 @@
+"""One campaign's results (/campaigns/<id>): analytics cards and the per-recipient table, paged and
+filtered on the server, live while the campaign sends or receives statuses (same pattern as the list:
+a background task polling cheap counters, see state/campaigns.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import reflex as rx
+
+from app.db import session_scope
+from app.domain import permissions as perm
+from app.services import auth, campaign_results
+from state.base import AppState
+from state.campaigns import LIVE_INTERVAL_S, tab_is_open
+from state.guard import current_actor, requires
+from state.rows import as_text
+
+_ID_IN_PATH = re.compile(r"/campaigns/(\d{1,12})/?$")
+STATUS_OPTIONS = ["all", *campaign_results.RECIPIENT_FILTERS]
+
+
+def read_campaign(secret: str, campaign_id: int, status: str, search: str, page: int):
+    """(summary, recipients page) for the user behind `secret`; None when the session ended or lost the right."""
+    with session_scope() as session:
+        user = auth.resolve_session(session=session, secret=secret)
+        if user is None or not perm.can(user.role, perm.CAMPAIGNS_VIEW):
+            return None
+        summary = campaign_results.campaign_summary(session=session, actor=user, campaign_id=campaign_id)
+        rows = campaign_results.recipients_page(session=session, actor=user, campaign_id=campaign_id,
+                                                status=status, search=search, page=page)
+        return summary, rows
+
+
+class CampaignDetailState(AppState):
+    campaign: dict[str, str] = {}
+    rows: list[dict[str, str]] = []
+    total: int = 0
+    page: int = 1
+    pages: int = 1
+    search: str = ""
+    status_filter: str = ""
+    loaded: bool = False
+    error: str = ""
+    live: bool = False
+    export_url: str = ""
+    _campaign_id: int = 0
+    _live_generation: int = 0
+
+    def _show(self, summary: dict, result) -> None:
+        self.campaign = {k: str(v) for k, v in summary.items()}
+        self.live = bool(summary["live"])
+        self.rows = as_text(result.rows)
+        self.total, self.pages, self.page = result.total, result.pages, result.page
+        self.export_url = f"/exports/campaigns/{summary['id']}.csv"
+        self.loaded, self.error = True, ""
+
+    def _refresh(self) -> None:
+        if not self._campaign_id:
+            return
+        try:
+            with session_scope() as session:
+                summary = campaign_results.campaign_summary(session=session, actor=current_actor(),
+                                                            campaign_id=self._campaign_id)
+                result = campaign_results.recipients_page(
+                    session=session, actor=current_actor(), campaign_id=self._campaign_id,
+                    status=self.status_filter, search=self.search, page=self.page)
+        except campaign_results.CampaignNotFound as exc:
+            self.error, self.loaded, self.campaign, self.rows = str(exc), True, {}, []
+            return
+        self._show(summary, result)
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def load_campaign(self):
+        """On page load: the campaign named by the URL."""
+        match = _ID_IN_PATH.search(self.router.url.path or "")
+        self.search, self.status_filter, self.page = "", "", 1
+        self.campaign, self.rows, self.loaded, self.error = {}, [], False, ""
+        self._campaign_id = int(match.group(1)) if match else 0
+        if not self._campaign_id:
+            self.error, self.loaded = "This campaign does not exist (or was deleted).", True
+            return
+        self._refresh()
+        if self.live:
+            return CampaignDetailState.watch_live
+
+    @rx.event(background=True)
+    @requires(perm.CAMPAIGNS_VIEW)
+    async def watch_live(self):
+        async with self:
+            if not self._campaign_id:
+                return
+            self._live_generation += 1
+            generation, route, token = self._live_generation, self.router.url.path, self.router.session.client_token
+        while True:
+            await asyncio.sleep(LIVE_INTERVAL_S)
+            async with self:
+                if self._live_generation != generation or self.router.url.path != route:
+                    return
+                args = (self.session_secret, self._campaign_id, self.status_filter, self.search, self.page)
+            if not await tab_is_open(token):
+                return
+            try:
+                read = await asyncio.to_thread(read_campaign, *args)
+            except campaign_results.CampaignNotFound:
+                read = None
+            async with self:
+                if read is None or self._live_generation != generation:
+                    self.live = False
+                    return
+                if (self.session_secret, self._campaign_id, self.status_filter, self.search, self.page) == args:
+                    self._show(*read)
+                if not self.live:
+                    return
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def set_search(self, value: str):
+        self.search, self.page = str(value)[:40], 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def filter_status(self, value: str):
+        value = str(value)
+        if value not in STATUS_OPTIONS:
+            return rx.toast.error(f"Unknown status filter {value[:20]!r}.")
+        self.status_filter, self.page = ("" if value == "all" else value), 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def next_page(self):
+        self.page += 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def prev_page(self):
+        self.page = max(1, self.page - 1)
+        self._refresh()
