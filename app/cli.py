@@ -136,6 +136,37 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return sandbox_main(argv + list(args.sandbox_args))
 
 
+def _cmd_templates_sync(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from app.db import session_scope
+    from app.models import Channel
+    from app.services.templates import TemplateError, sync_templates
+
+    with session_scope() as session:
+        query = select(Channel).order_by(Channel.name)
+        if args.channel:
+            query = query.where(Channel.name == args.channel)
+        channels = [(c.id, c.name, c.status) for c in session.exec(query).all()]
+    if args.channel and not channels:
+        raise CliError(f"No channel named {args.channel}.")
+    failures = []
+    for channel_id, name, status in channels:
+        if status == "disconnected" and not args.channel:
+            print(f"{name}: disconnected, skipped.")
+            continue
+        try:
+            with session_scope() as session:  # one transaction per channel: a failure changes nothing there
+                result = sync_templates(session=session, actor=None, channel_id=channel_id)
+        except TemplateError as exc:
+            failures.append(str(exc))
+            continue
+        print(result.summary())
+    if failures:
+        raise CliError(" ".join(failures))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.supervisor import run
 
@@ -169,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER,
                    help="options passed to the Sandbox (see `hubcast sandbox --help`)")
     p.set_defaults(func=_cmd_sandbox)
+
+    p = sub.add_parser("templates", help="message templates")
+    templates_sub = p.add_subparsers(dest="templates_command", required=True, metavar="ACTION", parser_class=_Parser)
+    p = templates_sub.add_parser("sync", help="fetch templates from each channel's WhatsApp Business Account")
+    p.add_argument("--channel", metavar="NAME", help="only this channel (default: every channel not disconnected)")
+    p.set_defaults(func=_cmd_templates_sync)
 
     p = sub.add_parser("user", help="manage users")
     user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION", parser_class=_Parser)
