@@ -4,21 +4,23 @@ import reflex as rx
 
 from app.http_api import build_http_api
 from components import routes
+from components.pages.campaign_detail import campaign_detail_page
 from components.pages.campaigns import campaigns_page
 from components.pages.channels import channels_page
 from components.pages.contacts import contacts_page
-from components.pages.lists import lists_page
+from components.pages.lists import LIST_DETAIL_ROUTE, list_detail_page, lists_page
 from components.pages.login import login_page
-from components.pages.segments import segments_page
+from components.pages.segments import SEGMENT_EDIT_ROUTE, SEGMENT_NEW_ROUTE, segment_editor_page, segments_page
 from components.pages.templates import templates_page
 from components.pages.users import users_page
 from state.base import AppState
+from state.campaign_detail import CampaignDetailState
 from state.campaigns import CampaignsState
 from state.channels import ChannelsState
 from state.contacts import ContactsState
-from state.lists import ListsState
+from state.lists import ListDetailState, ListsState
 from state.login import LoginState
-from state.segments import SegmentsState
+from state.segments import SegmentEditorState, SegmentsState
 from state.templates import TemplatesState
 from state.users import UsersState
 
@@ -40,9 +42,16 @@ def _guarded(page_state_load):
 app.add_page(_index, route="/", title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)])
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Hubcast", on_load=LoginState.on_login_page)
 app.add_page(campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast", on_load=_guarded(CampaignsState.load))
+app.add_page(campaign_detail_page, route="/campaigns/[campaign_id]", title="Campaign results · Hubcast",
+             on_load=_guarded(CampaignDetailState.load_campaign))
 app.add_page(contacts_page, route=routes.CONTACTS, title="Contacts · Hubcast", on_load=_guarded(ContactsState.load))
 app.add_page(lists_page, route=routes.LISTS, title="Lists · Hubcast", on_load=_guarded(ListsState.load))
 app.add_page(segments_page, route=routes.SEGMENTS, title="Segments · Hubcast", on_load=_guarded(SegmentsState.load))
+app.add_page(list_detail_page, route=LIST_DETAIL_ROUTE, title="List · Hubcast", on_load=_guarded(ListDetailState.load_detail))
+app.add_page(segment_editor_page, route=SEGMENT_NEW_ROUTE, title="New segment · Hubcast",
+             on_load=_guarded(SegmentEditorState.load_editor))
+app.add_page(segment_editor_page, route=SEGMENT_EDIT_ROUTE, title="Segment · Hubcast",
+             on_load=_guarded(SegmentEditorState.load_editor))
 app.add_page(templates_page, route=routes.TEMPLATES, title="Templates · Hubcast", on_load=_guarded(TemplatesState.load))
 app.add_page(channels_page, route=routes.CHANNELS, title="Channels · Hubcast", on_load=_guarded(ChannelsState.load))
 app.add_page(users_page, route=routes.USERS, title="Users · Hubcast", on_load=_guarded(UsersState.load))
