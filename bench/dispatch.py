@@ -1,6 +1,6 @@
 """Dispatch benchmark (issue 7 §2): messages per second from "Send" to the last row marked sent.
 
-For each database (SQLite file, PostgreSQL database `hubcast_bench`, created if missing):
+For each database (SQLite file, PostgreSQL database `hubcast_bench_dispatch`, recreated each run):
   capped:   the Sandbox (own process) capped at 1,000 msg/s, answering after 150 ms; 2 `hubcast worker`
             processes; 100,000 recipients; the clock runs from start_campaign() (freezing the audience
             included) to the campaign's last row marked sent. Target >= 950 msg/s.
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enough-0123456789")
 os.environ.setdefault("HUBCAST_ENV", "test")
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hubcast_bench"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hubcast_bench_dispatch"
 RESULTS = ROOT / "bench" / "results" / "dispatch.md"
 CONCURRENCY_PER_WORKER = 128
 
@@ -71,8 +71,8 @@ def prepare_database(kind: str, tmp: Path) -> str:
         from sqlalchemy import create_engine, text
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS hubcast_bench WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE hubcast_bench"))
+            conn.execute(text("DROP DATABASE IF EXISTS hubcast_bench_dispatch WITH (FORCE)"))
+            conn.execute(text("CREATE DATABASE hubcast_bench_dispatch"))
         admin.dispose()
         url = PG_URL
     upgrade_to_head(url)
