@@ -124,15 +124,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from app.db import session_scope
-    from app.services.sandbox_channel import sandbox_argv, sandbox_channel
+    from app.services.sandbox_channel import sandbox_argv, sandbox_channel, write_sandbox_catalogue
     from app.settings import get_settings
     from app.whatsapp.sandbox import main as sandbox_main
 
     argv: list[str] = []
     with session_scope() as session:
         channel = sandbox_channel(session=session)
-    if channel is not None:  # match the stored channel's ids and secrets; explicit options still win
-        argv = sandbox_argv(channel, public_url=get_settings().public_url)
+        if channel is not None:  # match the stored channel's ids and secrets; explicit options still win
+            argv = sandbox_argv(channel, public_url=get_settings().public_url)
+            if "--templates-file" not in args.sandbox_args:
+                catalogue = write_sandbox_catalogue(session=session, channel=channel,
+                                                    path=get_settings().data_dir / "sandbox" / "templates.json")
+                argv += ["--templates-file", str(catalogue)]
     return sandbox_main(argv + list(args.sandbox_args))
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+import json
+from pathlib import Path
+
 from sqlmodel import Session, select
 
-from app.models import Channel
+from app.models import Channel, Template
 
 
 def sandbox_channel(*, session: Session) -> Channel | None:
@@ -29,3 +32,20 @@ def sandbox_argv(channel: Channel, *, public_url: str) -> list[str]:
         "--mps", str(channel.messages_per_second),
         "--webhook-url", f"{public_url.rstrip('/')}/webhooks/whatsapp",
     ]
+
+
+def write_sandbox_catalogue(*, session: Session, channel: Channel, path: Path) -> Path:
+    """The Sandbox's template catalogue: its built-in one plus every template Hubcast stores for the
+    Sandbox channel (those created on the Templates page included), so they survive a Sandbox restart."""
+    from app.whatsapp.sandbox.catalog import load_templates
+
+    templates = load_templates()
+    known = {(t["name"], t["language"]) for t in templates}
+    for row in session.exec(select(Template).where(Template.channel_id == channel.id)).all():
+        if (row.name, row.language) not in known:
+            templates.append({"id": row.external_id or None, "name": row.name, "language": row.language,
+                              "status": row.status, "category": row.category,
+                              "parameter_format": row.parameter_format, "components": row.components})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(templates), encoding="utf-8")
+    return path

@@ -13,6 +13,8 @@ Sync behaviour (upsert by (channel, name, language)):
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -33,6 +35,8 @@ from app.services.channels import (
 from app.timeutil import utcnow
 from app.whatsapp.components import template_variables
 from app.whatsapp.errors import WhatsAppApiError
+
+log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_S = 30
 SYNC_PAGE_SIZE = 100
@@ -187,7 +191,27 @@ def create_sandbox_template(*, session: Session, actor: User, channel_id: Any, d
     audit.record(session=session, actor=actor, action="template.create", target_type="template",
                  target_id=template.id, detail={"channel": channel.name, "name": template.name,
                                                 "language": template.language, "category": template.category})
+    _register_with_sandbox(channel, template)
     return template
+
+
+def _register_with_sandbox(channel: Channel, template: Template) -> None:
+    """Tell the running Sandbox about the new template, so it can be sent at once. Best effort: when
+    the Sandbox is not running, `hubcast sandbox` loads the channel's templates from the database
+    at its next start, so nothing is lost."""
+    facts = connection_facts(channel)
+
+    async def create() -> dict:
+        async with client_for(facts, timeout=3) as client:
+            return await client.create_template(name=template.name, language=template.language,
+                                                category=template.category, components=template.components,
+                                                parameter_format=template.parameter_format)
+
+    try:
+        template.external_id = str(run_async(create).get("id", ""))[:64]
+    except Exception as exc:  # noqa: BLE001 - the template is valid and stored; the Sandbox catches up
+        log.info("sandbox: template %s not registered now (%s); it loads at the next Sandbox start",
+                 template.name, exc)
 
 
 # --- sync from the WhatsApp Business Account ---------------------------------------------------------

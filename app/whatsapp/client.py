@@ -133,6 +133,13 @@ class CloudApiClient:
             for template in page:
                 yield template
 
+    async def create_template(self, *, name: str, language: str, category: str, components: list,
+                              parameter_format: str = "POSITIONAL") -> dict:
+        """POST /{waba_id}/message_templates (Meta reviews it; the Sandbox approves at once)."""
+        return await self._request("POST", f"/{self.api_version}/{self.business_account_id}/message_templates",
+                                   json={"name": name, "language": language, "category": category,
+                                         "components": components, "parameter_format": parameter_format})
+
     async def get_phone_number(self, fields: Sequence[str] = PHONE_NUMBER_FIELDS) -> dict:
         """The connection test: proves the token works and the phone number id is this account's."""
         return await self._request("GET", f"/{self.api_version}/{self.phone_number_id}",

@@ -266,7 +266,7 @@ def test_advanced_user_writes_a_sandbox_template_approved_at_once(session, make_
                                                          channel_id=sandbox_channel.id, draft=draft)
     session.commit()
     stored = _templates(session, sandbox_channel)[("autumn_hello", "en_US")]
-    assert stored.id == template.id and stored.status == "APPROVED" and stored.external_id == ""
+    assert stored.id == template.id and stored.status == "APPROVED" and stored.external_id  # registered with the running Sandbox
     assert [c["type"] for c in stored.components] == ["HEADER", "BODY", "FOOTER", "BUTTONS"]
     assert stored.components[1]["example"] == {"body_text": [["Maria"]]}
 

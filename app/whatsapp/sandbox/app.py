@@ -253,6 +253,32 @@ async def list_templates(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+async def create_template(request: Request) -> JSONResponse:
+    """POST /{version}/{waba_id}/message_templates: Meta's create endpoint. The Sandbox has no review,
+    so a well-formed template is APPROVED at once and can be sent immediately."""
+    try:
+        state = await _graph_prelude(request)
+        if request.path_params["node"] != state.config.waba_id:
+            raise missing_object(request.path_params["node"], "post")
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise invalid("Invalid parameter: body must be a JSON object")
+        name, language, category = body.get("name"), body.get("language"), body.get("category")
+        components = body.get("components")
+        if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
+            raise invalid("Invalid parameter: name and language are required")
+        if category not in ("MARKETING", "UTILITY", "AUTHENTICATION") or not isinstance(components, list):
+            raise invalid("Invalid parameter: category and components are required")
+        template = {"id": str(5_000_000_000_000_000 + len(state.catalog.templates)), "name": name,
+                    "language": language, "status": "APPROVED", "category": category,
+                    "parameter_format": body.get("parameter_format") or "POSITIONAL", "components": components}
+        if not state.catalog.add(template):
+            raise invalid("Invalid parameter: content in this language already exists")
+    except ApiError as exc:
+        return _error(exc)
+    return JSONResponse({"id": template["id"], "status": "APPROVED", "category": category})
+
+
 async def get_node(request: Request) -> JSONResponse:
     try:
         state = await _graph_prelude(request)
@@ -386,6 +412,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/inbound", inbound, methods=["POST"]),
         Route("/{version}/{node}/messages", send_message, methods=["POST"]),
         Route("/{version}/{node}/message_templates", list_templates, methods=["GET"]),
+        Route("/{version}/{node}/message_templates", create_template, methods=["POST"]),
         Route("/{version}/{node}", get_node, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})

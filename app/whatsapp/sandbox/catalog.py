@@ -96,3 +96,13 @@ class Catalog:
 
     def has_name(self, name: str) -> bool:
         return name in self._names
+
+    def add(self, template: dict[str, Any]) -> bool:
+        """Register a template (Meta's create endpoint); False when (name, language) already exists."""
+        key = (template["name"], template["language"])
+        if key in self._by_key:
+            return False
+        self.templates.append(template)
+        self._by_key[key] = template
+        self._names.add(template["name"])
+        return True
