@@ -13,6 +13,7 @@ from components.pages.login import login_page
 from components.pages.segments import SEGMENT_EDIT_ROUTE, SEGMENT_NEW_ROUTE, segment_editor_page, segments_page
 from components.pages.templates import templates_page
 from components.pages.users import users_page
+from components.pages.wizard import EDIT_ROUTE as WIZARD_EDIT_ROUTE, NEW_ROUTE as WIZARD_NEW_ROUTE, wizard_page
 from state.base import AppState
 from state.campaign_detail import CampaignDetailState
 from state.campaigns import CampaignsState
@@ -23,6 +24,7 @@ from state.login import LoginState
 from state.segments import SegmentEditorState, SegmentsState
 from state.templates import TemplatesState
 from state.users import UsersState
+from state.wizard import WizardState
 
 app = rx.App(
     api_transformer=build_http_api(),
@@ -55,3 +57,5 @@ app.add_page(segment_editor_page, route=SEGMENT_EDIT_ROUTE, title="Segment · Hu
 app.add_page(templates_page, route=routes.TEMPLATES, title="Templates · Hubcast", on_load=_guarded(TemplatesState.load))
 app.add_page(channels_page, route=routes.CHANNELS, title="Channels · Hubcast", on_load=_guarded(ChannelsState.load))
 app.add_page(users_page, route=routes.USERS, title="Users · Hubcast", on_load=_guarded(UsersState.load))
+app.add_page(wizard_page, route=WIZARD_NEW_ROUTE, title="New campaign · Hubcast", on_load=_guarded(WizardState.load_wizard))
+app.add_page(wizard_page, route=WIZARD_EDIT_ROUTE, title="Campaign · Hubcast", on_load=_guarded(WizardState.load_wizard))

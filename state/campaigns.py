@@ -16,6 +16,8 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.services import auth, campaign_results, catalog
+from app.services import campaign_sending as sending
+from app.services import campaigns as drafts
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -54,6 +56,13 @@ class CampaignsState(AppState):
     page: int = 1
     pages: int = 1
     _live_generation: int = 0
+    # Row actions: the draft about to be deleted, the scheduled campaign being rescheduled.
+    delete_id: str = ""
+    delete_name: str = ""
+    reschedule_id: str = ""
+    reschedule_tz: str = "UTC"
+    reschedule_date: str = ""
+    reschedule_time: str = ""
 
     def _show(self, result, live: bool) -> None:
         self.rows = as_text(result.rows)
@@ -127,3 +136,100 @@ class CampaignsState(AppState):
     def prev_page(self):
         self.page = max(1, self.page - 1)
         self._refresh()
+
+    # --- row actions ---------------------------------------------------------------------------
+
+    def _act(self, fn, done: str):
+        """Run a row action; the list is re-read either way, and live updates resume if needed."""
+        try:
+            with session_scope() as session:
+                fn(session, current_actor())
+        except (drafts.CampaignError, sending.SendingError, perm.PermissionDenied) as exc:
+            self._refresh()
+            return rx.toast.error(str(exc))
+        self._refresh()
+        events = [rx.toast.success(done)]
+        if self.live:
+            events.append(CampaignsState.watch_live)
+        return events
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def duplicate_campaign(self, campaign_id: str):
+        return self._act(lambda s, a: drafts.duplicate_campaign(session=s, actor=a, campaign_id=campaign_id),
+                         "Copied into a new draft.")
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def open_delete(self, campaign_id: str):
+        row = next((r for r in self.rows if r.get("id") == str(campaign_id) and r.get("status") == "draft"), None)
+        if row is None:
+            return rx.toast.error("Only drafts can be deleted.")
+        self.delete_id, self.delete_name = row["id"], row.get("name", "")
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def close_delete(self):
+        self.delete_id = self.delete_name = ""
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def confirm_delete(self):
+        if not self.delete_id:
+            return rx.toast.error("Choose a draft to delete.")
+        target, self.delete_id, self.delete_name = self.delete_id, "", ""
+        return self._act(lambda s, a: drafts.delete_draft(session=s, actor=a, campaign_id=target), "Draft deleted.")
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def cancel_campaign(self, campaign_id: str):
+        return self._act(lambda s, a: sending.cancel_campaign(session=s, actor=a, campaign_id=campaign_id),
+                         "Campaign cancelled.")
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def pause_campaign(self, campaign_id: str):
+        return self._act(lambda s, a: sending.pause_campaign(session=s, actor=a, campaign_id=campaign_id,
+                                                             reason="Paused from All Campaigns"), "Campaign paused.")
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def resume_campaign(self, campaign_id: str):
+        return self._act(lambda s, a: sending.resume_campaign(session=s, actor=a, campaign_id=campaign_id),
+                         "Campaign resumed.")
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def open_reschedule(self, campaign_id: str):
+        row = next((r for r in self.rows if r.get("id") == str(campaign_id) and r.get("status") == "scheduled"), None)
+        if row is None:
+            return rx.toast.error("Only scheduled campaigns can be rescheduled.")
+        self.reschedule_id, self.reschedule_date, self.reschedule_time = row["id"], "", ""
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def close_reschedule(self):
+        self.reschedule_id = ""
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def set_reschedule_tz(self, value: str):
+        from state.wizard import TIMEZONES
+        if value not in TIMEZONES:
+            return rx.toast.error("Choose a time zone from the list.")
+        self.reschedule_tz = value
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def set_reschedule_date(self, value: str):
+        self.reschedule_date = str(value)[:10] if isinstance(value, str) else ""
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def set_reschedule_time(self, value: str):
+        self.reschedule_time = str(value)[:5] if isinstance(value, str) else ""
+
+    @requires(perm.CAMPAIGNS_SEND)
+    def confirm_reschedule(self):
+        if not self.reschedule_id:
+            return rx.toast.error("Choose a scheduled campaign.")
+        if not (self.reschedule_date and self.reschedule_time):
+            return rx.toast.error("Choose the date and the time.")
+        target, when, tz = self.reschedule_id, f"{self.reschedule_date} {self.reschedule_time}", self.reschedule_tz
+        try:
+            with session_scope() as session:
+                sending.reschedule_campaign(session=session, actor=current_actor(), campaign_id=target, tz=tz,
+                                            local_dt=when)
+        except (sending.SendingError, perm.PermissionDenied) as exc:
+            return rx.toast.error(str(exc))
+        self.reschedule_id = ""
+        self._refresh()
+        return rx.toast.success("Campaign rescheduled.")

@@ -14,9 +14,83 @@ def _name(row: rx.Var) -> rx.Component:
     # Drafts open in the wizard (another page); everything else opens its live results.
     return rx.cond(
         row["status"] == "draft",
-        rx.text(row["name"], weight="medium"),
+        rx.link(rx.text(row["name"], weight="medium"), href="/campaigns/" + row["id"] + "/edit",
+                id="campaign-link-" + row["id"], underline="hover"),
         rx.link(rx.text(row["name"], weight="medium"), href="/campaigns/" + row["id"],
                 id="campaign-link-" + row["id"], underline="hover"),
+    )
+
+
+def _item(label: str, icon: str, on_click, item_id: rx.Var, color: str = "") -> rx.Component:
+    extra = {"color": color} if color else {}
+    return rx.menu.item(rx.hstack(rx.icon(icon, size=14), rx.text(label), spacing="2", align="center"),
+                        on_click=on_click, id=item_id, **extra)
+
+
+def _actions(row: rx.Var) -> rx.Component:
+    status, cid = row["status"], row["id"]
+    return rx.menu.root(
+        rx.menu.trigger(rx.icon_button(rx.icon("ellipsis", size=16), variant="ghost", size="1",
+                                       id="campaign-actions-" + cid, aria_label="Actions")),
+        rx.menu.content(
+            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect("/campaigns/" + cid + "/edit"),
+                                             "campaign-edit-" + cid)),
+            _item("Duplicate", "copy", CampaignsState.duplicate_campaign(cid), "campaign-duplicate-" + cid),
+            rx.cond(status == "scheduled", rx.fragment(
+                _item("Reschedule", "calendar-clock", CampaignsState.open_reschedule(cid), "campaign-reschedule-" + cid),
+                _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"))),
+            rx.cond(status == "sending", _item("Pause", "pause", CampaignsState.pause_campaign(cid),
+                                               "campaign-pause-" + cid)),
+            rx.cond(status == "paused", rx.fragment(
+                _item("Resume", "play", CampaignsState.resume_campaign(cid), "campaign-resume-" + cid),
+                _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"))),
+            rx.cond(status == "draft", _item("Delete draft", "trash-2", CampaignsState.open_delete(cid),
+                                             "campaign-delete-" + cid, "red")),
+        ),
+    )
+
+
+def _delete_dialog() -> rx.Component:
+    S = CampaignsState
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Delete this draft?"),
+            rx.alert_dialog.description(rx.text("“", S.delete_name, "” will be deleted. This cannot be undone."),
+                                        size="2"),
+            rx.hstack(rx.button("Keep it", variant="soft", color_scheme="gray", on_click=S.close_delete,
+                                id="campaign-delete-cancel"),
+                      rx.button("Delete draft", color_scheme="red", on_click=S.confirm_delete,
+                                id="campaign-delete-confirm"),
+                      justify="end", spacing="3", margin_top="16px"),
+        ),
+        open=S.delete_id != "",
+    )
+
+
+def _reschedule_dialog() -> rx.Component:
+    from state.wizard import TIMEZONES
+    S = CampaignsState
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Reschedule"),
+            rx.vstack(
+                rx.text("Time zone", size="2", weight="medium"),
+                rx.select(TIMEZONES, value=S.reschedule_tz, on_change=S.set_reschedule_tz, width="100%",
+                          id="reschedule-tz"),
+                rx.hstack(rx.input(type="date", value=S.reschedule_date, on_change=S.set_reschedule_date,
+                                   id="reschedule-date"),
+                          rx.input(type="time", value=S.reschedule_time, on_change=S.set_reschedule_time,
+                                   id="reschedule-time"), spacing="3"),
+                rx.text("All contacts receive the message at the same moment, whatever their own time zone.",
+                        size="1", color=rx.color("gray", 10)),
+                spacing="2", width="100%",
+            ),
+            rx.hstack(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=S.close_reschedule),
+                      rx.button("Reschedule", on_click=S.confirm_reschedule, id="reschedule-confirm"),
+                      justify="end", spacing="3", margin_top="16px"),
+            max_width="440px",
+        ),
+        open=S.reschedule_id != "",
     )
 
 
@@ -29,14 +103,13 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(campaign_progress(row, "campaign-" + row["id"])),
         rx.table.cell(row["when"]),
         rx.table.cell(row["created_by"]),
+        rx.table.cell(_actions(row)),
         id="campaign-row-" + row["id"],
     )
 
 
 def _start_button(label: str, button_id: str) -> rx.Component:
-    # The wizard arrives with the campaign-wizard issue; until then the button says so instead of failing.
-    return rx.button(rx.icon("plus", size=16), label, id=button_id, size="3",
-                     on_click=rx.toast.info("The campaign wizard is coming in the next release."))
+    return rx.link(rx.button(rx.icon("plus", size=16), label, id=button_id, size="3"), href="/campaigns/new")
 
 
 def campaigns_page() -> rx.Component:
@@ -53,9 +126,10 @@ def campaigns_page() -> rx.Component:
             width="100%", align="center",
         ),
         data_table(["Name", "Status", "Channel", "Recipients", "Progress", "Scheduled or sent",
-                    "Created by"], CampaignsState.rows, _row, "campaigns-table"),
+                    "Created by", ""], CampaignsState.rows, _row, "campaigns-table"),
         pager(CampaignsState.page, CampaignsState.pages, CampaignsState.total, CampaignsState.prev_page,
               CampaignsState.next_page, "campaigns"),
+        _delete_dialog(), _reschedule_dialog(),
         width="100%", spacing="3",
     )
     return page_shell(

@@ -1,0 +1,451 @@
+"""Campaign drafts for the wizard (SPEC S9–S11): create, edit each step, resume, duplicate, delete.
+
+A Draft exists as soon as it has a name, and every step saves into it, so a user can leave and resume
+at `wizard_step`. Each function re-reads the actor and checks the capability (campaigns:edit; a CSV
+file as audience needs audiences:manage, like any import), audit-logs what it changed, and raises
+`CampaignError` with a message to show as is, having changed nothing. Sending and scheduling stay in
+`campaign_sending` (which commits); this module leaves committing to the caller's unit of work.
+
+`step_problems(session, campaign, step)` is the list of reasons "Next" (or "Send") is disabled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Mapping
+
+from sqlmodel import Session, select
+
+from app.domain import permissions as perm
+from app.domain.campaign_status import DRAFT
+from app.domain.template_rules import SENDABLE_STATUSES
+from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label, resolve, unmapped_keys
+from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template, User
+from app.services import audit, uploads
+from app.services.audience import WHATSAPP_CHANNEL_KINDS, AudienceError, audience_summary
+from app.services.channels import is_usable
+from app.timeutil import utcnow
+from app.whatsapp.components import template_variables
+
+MAX_NAME = 200
+AUDIENCE_KINDS = ("list", "segment", "csv")
+UPLOAD_PURPOSE = "audiences"
+SKIP_COUNT_LIMIT = 200_000  # recipients examined when counting who would be skipped (a draft-time estimate)
+STEPS = (1, 2, 3)
+
+
+class CampaignError(ValueError):
+    """The draft cannot be changed that way; the message is shown as is."""
+
+
+# --- who may ------------------------------------------------------------------------------------
+
+def _user(session: Session, actor: User | None, capability: str) -> User:
+    """Re-read the actor: a deactivated user or a role change takes effect at once."""
+    if actor is None or getattr(actor, "id", None) is None:
+        raise perm.NotAuthenticated()
+    user = session.get(User, actor.id)
+    if user is None or not user.is_active:
+        raise perm.NotAuthenticated()
+    perm.require(user.role, capability)
+    return user
+
+
+def _int(value: Any, message: str) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise CampaignError(message) from None
+
+
+def _campaign(session: Session, campaign_id: Any) -> Campaign:
+    campaign = session.get(Campaign, _int(campaign_id, "That campaign does not exist."))
+    if campaign is None:
+        raise CampaignError("That campaign does not exist.")
+    return campaign
+
+
+def _draft(session: Session, campaign_id: Any) -> Campaign:
+    campaign = _campaign(session, campaign_id)
+    if campaign.status != DRAFT:
+        raise CampaignError(f"“{campaign.name}” is no longer a draft; it cannot be edited.")
+    return campaign
+
+
+def _clean_name(name: Any) -> str:
+    text = " ".join(str(name or "").split()) if isinstance(name, (str, int, float)) else ""
+    if not text:
+        raise CampaignError("Give the campaign a name.")
+    if len(text) > MAX_NAME:
+        raise CampaignError(f"A campaign name has at most {MAX_NAME} characters.")
+    return text
+
+
+def _touch(campaign: Campaign) -> None:
+    campaign.updated_at = utcnow()
+
+
+# --- drafts ---------------------------------------------------------------------------------------
+
+def create_draft(*, session: Session, actor: User | None, name: Any) -> Campaign:
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = Campaign(name=_clean_name(name), status=DRAFT, wizard_step=1, created_by_id=user.id)
+    session.add(campaign)
+    session.flush()
+    audit.record(session=session, actor=user, action="campaign.create", target_type="campaign",
+                 target_id=campaign.id, detail={"name": campaign.name})
+    return campaign
+
+
+def get_draft(*, session: Session, actor: User | None, campaign_id: Any) -> Campaign:
+    """The draft to resume (refused for a campaign that is no longer a draft)."""
+    _user(session, actor, perm.CAMPAIGNS_EDIT)
+    return _draft(session, campaign_id)
+
+
+def rename_draft(*, session: Session, actor: User | None, campaign_id: Any, name: Any) -> Campaign:
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = _draft(session, campaign_id)
+    new = _clean_name(name)
+    if new != campaign.name:
+        audit.record(session=session, actor=user, action="campaign.rename", target_type="campaign",
+                     target_id=campaign.id, detail={"from": campaign.name, "to": new})
+        campaign.name = new
+        _touch(campaign)
+    return campaign
+
+
+def _check_audience(session: Session, user: User, kind: str, ref_id: Any) -> int | None:
+    if kind in ("", None):
+        return None
+    if kind not in AUDIENCE_KINDS:
+        raise CampaignError("Choose the audience: a contact list, a segment or a file.")
+    if ref_id in (None, ""):
+        return None
+    ref = _int(ref_id, "Choose the audience: a contact list, a segment or a file.")
+    model = {"list": ContactList, "segment": Segment, "csv": AudienceUpload}[kind]
+    if session.get(model, ref) is None:
+        raise CampaignError({"list": "That list no longer exists.", "segment": "That segment no longer exists.",
+                             "csv": "That file is gone; upload it again."}[kind])
+    if kind == "csv":
+        perm.require(user.role, perm.AUDIENCES_MANAGE)
+    return ref
+
+
+def _check_channel(session: Session, channel_id: Any) -> int | None:
+    if channel_id in (None, ""):
+        return None
+    channel = session.get(Channel, _int(channel_id, "Choose a channel."))
+    if channel is None:
+        raise CampaignError("That channel no longer exists.")
+    if channel.kind not in WHATSAPP_CHANNEL_KINDS:
+        raise CampaignError(f"“{channel.name}” is not a WhatsApp channel; this flow sends WhatsApp templates only.")
+    if not is_usable(channel):
+        raise CampaignError(f"The channel “{channel.name}” is not connected; test its connection first.")
+    return channel.id
+
+
+def update_setup(*, session: Session, actor: User | None, campaign_id: Any, name: Any, audience_kind: Any = "",
+                 audience_ref: Any = None, channel_id: Any = None) -> Campaign:
+    """Step 1: name, audience (list / segment / uploaded file) and channel. All or nothing."""
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = _draft(session, campaign_id)
+    new_name = _clean_name(name)
+    kind = str(audience_kind or "") if isinstance(audience_kind, str) else ""
+    ref = _check_audience(session, user, kind, audience_ref)
+    channel = _check_channel(session, channel_id)
+    if channel != campaign.channel_id and campaign.template_id:
+        # A template belongs to one channel: a new channel means choosing the message again.
+        campaign.template_id, campaign.variable_mapping = None, {}
+    campaign.name = new_name
+    campaign.audience_kind = kind
+    campaign.audience_list_id = ref if kind == "list" else None
+    campaign.audience_segment_id = ref if kind == "segment" else None
+    campaign.audience_upload_id = ref if kind == "csv" else None
+    campaign.channel_id = channel
+    _touch(campaign)
+    audit.record(session=session, actor=user, action="campaign.setup", target_type="campaign",
+                 target_id=campaign.id, detail={"audience": kind, "ref": ref, "channel_id": channel})
+    return campaign
+
+
+def register_upload(*, session: Session, actor: User | None, path: str, original_name: str, check) -> AudienceUpload:
+    """Record a checked CSV (stored by `uploads.store_upload(purpose="audiences")`) as a campaign audience."""
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    perm.require(user.role, perm.AUDIENCES_MANAGE)
+    owned = uploads.owned_path(path, UPLOAD_PURPOSE)
+    if owned is None:
+        raise CampaignError("Upload the CSV file again.")
+    digest = hashlib.sha256()
+    with open(owned, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    upload = AudienceUpload(
+        original_filename=str(original_name)[:255], stored_path=str(owned), size_bytes=check.size_bytes,
+        sha256=digest.hexdigest(), delimiter=check.delimiter, id_column=check.id_column,
+        columns=list(check.columns), row_count=check.rows, valid_count=check.valid,
+        invalid_count=check.invalid, duplicate_count=check.duplicates, uploaded_by_id=user.id,
+    )
+    session.add(upload)
+    session.flush()
+    audit.record(session=session, actor=user, action="campaign.upload", target_type="audience_upload",
+                 target_id=upload.id, detail={"file": upload.original_filename, "rows": check.rows,
+                                              "valid": check.valid, "invalid": check.invalid})
+    return upload
+
+
+def _template_keys(template: Template) -> list[str]:
+    return [v.key for v in template_variables(template.components or [], template.parameter_format)]
+
+
+def audience_fields(session: Session, campaign: Campaign) -> list[str]:
+    """What a variable can be mapped to: contact fields (list/segment) or the CSV's columns."""
+    if campaign.audience_kind == "csv":
+        upload = session.get(AudienceUpload, campaign.audience_upload_id) if campaign.audience_upload_id else None
+        return list(upload.columns) if upload else []
+    return list(CONTACT_FIELDS)
+
+
+def _clean_mapping(session: Session, campaign: Campaign, template: Template, mapping: Any) -> dict:
+    keys = _template_keys(template)
+    mapping = dict(mapping) if hasattr(mapping, "items") else {}
+    unknown = [str(k) for k in mapping if k not in keys]
+    if unknown:
+        raise CampaignError("The template has no variable " + ", ".join(unknown)[:200] + ".")
+    csv = campaign.audience_kind == "csv"
+    columns = {c.lower() for c in audience_fields(session, campaign)} if csv else set()
+    out: dict[str, dict] = {}
+    for key in keys:
+        spec = mapping.get(key)
+        if not hasattr(spec, "get"):
+            continue
+        source = str(spec.get("source") or "").lower()
+        value = str(spec.get("key") if spec.get("key") is not None else spec.get("value") or "").strip()[:200]
+        fallback = " ".join(str(spec.get("fallback") or "").split())[:1024]
+        if source not in SOURCES:
+            raise CampaignError(f"Say where the value of {placeholder_label(key)} comes from.")
+        if source == "field" and not csv and value not in CONTACT_FIELDS and not value.startswith("custom."):
+            raise CampaignError(f"“{value}” is not a contact field ({placeholder_label(key)}).")
+        if source == "field" and csv:
+            source = "column"  # a file audience has columns, not contact fields
+        if source == "column" and value.lower() not in columns:
+            raise CampaignError(f"The file has no column “{value}” ({placeholder_label(key)}).")
+        out[key] = {"source": source, "value": value, "fallback": fallback} if source == "text" \
+            else {"source": source, "key": value, "fallback": fallback}
+    return out
+
+
+def _sendable_template(session: Session, campaign: Campaign, template_id: Any) -> Template:
+    template = session.get(Template, _int(template_id, "Choose a template."))
+    if template is None:
+        raise CampaignError("That template no longer exists.")
+    if campaign.channel_id is None or template.channel_id != campaign.channel_id:
+        raise CampaignError(f"The template “{template.name}” belongs to another channel; choose the channel first.")
+    if template.status not in SENDABLE_STATUSES:
+        raise CampaignError(f"The template “{template.name}” is not approved by WhatsApp (status {template.status}).")
+    return template
+
+
+def update_design(*, session: Session, actor: User | None, campaign_id: Any, template_id: Any,
+                  mapping: Any = None) -> Campaign:
+    """Step 2: the template (APPROVED, of the campaign's channel) and where each variable comes from."""
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = _draft(session, campaign_id)
+    if template_id in (None, ""):
+        campaign.template_id, campaign.variable_mapping = None, {}
+    else:
+        template = _sendable_template(session, campaign, template_id)
+        campaign.variable_mapping = _clean_mapping(session, campaign, template, mapping)
+        campaign.template_id = template.id
+    _touch(campaign)
+    audit.record(session=session, actor=user, action="campaign.design", target_type="campaign",
+                 target_id=campaign.id, detail={"template_id": campaign.template_id,
+                                                "variables": sorted(campaign.variable_mapping)})
+    return campaign
+
+
+def set_wizard_step(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> Campaign:
+    _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = _draft(session, campaign_id)
+    number = _int(step, "Unknown step.")
+    if number not in STEPS:
+        raise CampaignError("Unknown step.")
+    campaign.wizard_step = number
+    _touch(campaign)
+    return campaign
+
+
+def duplicate_campaign(*, session: Session, actor: User | None, campaign_id: Any) -> Campaign:
+    """Any campaign -> a new Draft with the same name (prefixed), audience, channel, template and mapping."""
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    source = _campaign(session, campaign_id)
+    copy = Campaign(
+        name=("Copy of " + source.name)[:MAX_NAME], status=DRAFT, wizard_step=1,
+        audience_kind=source.audience_kind, audience_list_id=source.audience_list_id,
+        audience_segment_id=source.audience_segment_id, audience_upload_id=source.audience_upload_id,
+        channel_id=source.channel_id, template_id=source.template_id,
+        variable_mapping=dict(source.variable_mapping or {}), timezone=source.timezone, created_by_id=user.id,
+    )
+    session.add(copy)
+    session.flush()
+    audit.record(session=session, actor=user, action="campaign.duplicate", target_type="campaign",
+                 target_id=copy.id, detail={"from": source.id})
+    return copy
+
+
+def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> None:
+    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    campaign = _campaign(session, campaign_id)
+    if campaign.status != DRAFT:
+        raise CampaignError(f"Only drafts can be deleted; “{campaign.name}” is {campaign.status}.")
+    audit.record(session=session, actor=user, action="campaign.delete", target_type="campaign",
+                 target_id=campaign.id, detail={"name": campaign.name})
+    session.delete(campaign)
+    session.flush()
+
+
+# --- what the wizard shows -----------------------------------------------------------------------
+
+def _recipients(session: Session, campaign: Campaign):
+    """(address, contact dict | None, csv row | None) of the audience, as sending would freeze it."""
+    from app.services.campaign_sending import _csv_rows, _list_or_segment_rows
+
+    source = _csv_rows if campaign.audience_kind == "csv" else _list_or_segment_rows
+    seen: set[str] = set()
+    for address, _contact_id, contact, row in source(session, campaign):
+        if address not in seen:
+            seen.add(address)
+            yield address, contact, row
+
+
+def _audience_ready(campaign: Campaign) -> bool:
+    ref = {"list": campaign.audience_list_id, "segment": campaign.audience_segment_id,
+           "csv": campaign.audience_upload_id}.get(campaign.audience_kind)
+    return ref is not None
+
+
+@dataclass
+class DesignPreview:
+    keys: list[str] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)  # {"address", "values", "missing"} of the first recipients
+    skipped: int = 0  # recipients with an empty value and no fallback
+    examined: int = 0
+    capped: bool = False
+
+
+def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = 5) -> DesignPreview:
+    """The first recipients' real values, and how many recipients would be skipped for a missing value."""
+    _user(session, actor, perm.CAMPAIGNS_VIEW)
+    campaign = _campaign(session, campaign_id)
+    template = session.get(Template, campaign.template_id) if campaign.template_id else None
+    out = DesignPreview()
+    if template is None or not _audience_ready(campaign):
+        return out
+    out.keys = _template_keys(template)
+    mapping = campaign.variable_mapping or {}
+    try:
+        for address, contact, row in islice(_recipients(session, campaign), SKIP_COUNT_LIMIT + 1):
+            if out.examined == SKIP_COUNT_LIMIT:
+                out.capped = True
+                break
+            out.examined += 1
+            res = resolve(out.keys, mapping, contact=contact, row=row)
+            if not res.ok:
+                out.skipped += 1
+            if len(out.samples) < samples:
+                out.samples.append({"address": address, "values": res.values, "missing": list(res.missing)})
+    except (AudienceError, ValueError):  # the audience vanished meanwhile: step 1 says so
+        return DesignPreview(keys=out.keys)
+    return out
+
+
+def step_problems(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> list[str]:
+    """Why "Next" (step 1, 2) or "Send"/"Schedule" (step 3) is disabled; empty when it is enabled."""
+    user = _user(session, actor, perm.CAMPAIGNS_VIEW)
+    campaign = _campaign(session, campaign_id)
+    number = _int(step, "Unknown step.")
+    problems: list[str] = []
+    if number >= 1:
+        problems += _setup_problems(session, user, campaign)
+    if number >= 2 and not problems:
+        problems += _design_problems(session, campaign)
+    if number >= 3 and not problems:
+        from app.services.campaign_sending import readiness_problems
+        problems += [p for p in readiness_problems(session, campaign) if p not in problems]
+    return problems
+
+
+def _setup_problems(session: Session, user: User, campaign: Campaign) -> list[str]:
+    problems: list[str] = []
+    if not campaign.name.strip():
+        problems.append("Give the campaign a name.")
+    if not _audience_ready(campaign):
+        problems.append("Choose the audience.")
+    else:
+        reach = _reach(session, user, campaign)
+        if reach is None:
+            problems.append("The chosen audience no longer exists; choose another.")
+        elif reach == 0:
+            problems.append("No one in this audience can receive WhatsApp messages.")
+    channel = session.get(Channel, campaign.channel_id) if campaign.channel_id else None
+    if channel is None:
+        problems.append("Choose the WhatsApp channel to send from.")
+    elif not is_usable(channel):
+        problems.append(f"The channel “{channel.name}” is not connected.")
+    return problems
+
+
+def _reach(session: Session, user: User, campaign: Campaign) -> int | None:
+    if campaign.audience_kind == "csv":
+        upload = session.get(AudienceUpload, campaign.audience_upload_id)
+        return None if upload is None else upload.valid_count
+    ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
+    try:
+        return audience_summary(session=session, actor=user, kind=campaign.audience_kind, ref_id=ref).reach
+    except AudienceError:
+        return None
+
+
+def _design_problems(session: Session, campaign: Campaign) -> list[str]:
+    template = session.get(Template, campaign.template_id) if campaign.template_id else None
+    if template is None:
+        return ["Choose a template."]
+    if template.status not in SENDABLE_STATUSES:
+        return [f"The template “{template.name}” is not approved by WhatsApp (status {template.status})."]
+    if template.channel_id != campaign.channel_id:
+        return [f"The template “{template.name}” belongs to another channel."]
+    missing = unmapped_keys(_template_keys(template), campaign.variable_mapping or {})
+    if missing:
+        return ["Say where the value of " + ", ".join(placeholder_label(k) for k in missing) + " comes from."]
+    return []
+
+
+def sendable_templates(*, session: Session, actor: User | None, channel_id: Any) -> list[Template]:
+    """APPROVED templates of the channel, by name then language."""
+    _user(session, actor, perm.CAMPAIGNS_VIEW)
+    if channel_id in (None, ""):
+        return []
+    cid = _int(channel_id, "Choose a channel.")
+    query = select(Template).where(Template.channel_id == cid, Template.status.in_(tuple(SENDABLE_STATUSES))) \
+        .order_by(Template.name, Template.language)
+    return list(session.exec(query).all())
+
+
+def usable_channels(*, session: Session, actor: User | None) -> list[Channel]:
+    """Connected WhatsApp (Cloud API or Sandbox) channels: the only ones a campaign may choose."""
+    _user(session, actor, perm.CAMPAIGNS_VIEW)
+    query = select(Channel).where(Channel.kind.in_(WHATSAPP_CHANNEL_KINDS)).order_by(Channel.name)
+    return [c for c in session.exec(query).all() if is_usable(c)]
+
+
+def mapping_from_form(values: Mapping[str, Any]) -> dict:
+    """{"body.1": {"source":..., "key":..., "fallback":...}} from flat wizard fields ("body.1|source" ...)."""
+    out: dict[str, dict] = {}
+    for name, value in (values or {}).items():
+        if "|" not in str(name):
+            continue
+        key, part = str(name).rsplit("|", 1)
+        out.setdefault(key, {})[part] = value
+    return out

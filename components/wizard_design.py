@@ -1,0 +1,102 @@
+"""Wizard step 2, "Design your message": template, variables mapped to fields/columns, live preview (S10)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from components.whatsapp_preview import whatsapp_preview
+from components.wizard_setup import field_label
+from state.wizard import FIXED_TEXT
+from state.wizard import WizardState as S
+
+
+def _variable(v: rx.Var) -> rx.Component:
+    return rx.hstack(
+        rx.badge(v["label"], variant="soft", size="2", min_width="72px"),
+        rx.box(
+            rx.select.root(
+                rx.select.trigger(placeholder="Value from…", width="100%", id="wizard-var-" + v["key"]),
+                rx.select.content(
+                    rx.select.group(
+                        rx.select.label(rx.cond(S.audience_kind == "csv", "File column", "Contact field")),
+                        rx.foreach(S.field_options, lambda f: rx.select.item(f, value=f)),
+                    ),
+                    rx.select.separator(),
+                    rx.select.item("The same text for everyone", value=FIXED_TEXT),
+                ),
+                value=v["ref"], on_change=lambda value: S.set_var_ref(v["key"], value),
+            ),
+            flex="1",
+        ),
+        rx.input(
+            default_value=v["fallback"], key=v["key"] + v["ref"],
+            placeholder=rx.cond(v["ref"] == FIXED_TEXT, "Text", "Fallback if empty (optional)"),
+            on_blur=lambda value: S.set_var_fallback(v["key"], value), id="wizard-fallback-" + v["key"],
+            flex="1",
+        ),
+        width="100%", align="center", spacing="2",
+    )
+
+
+def design_step() -> rx.Component:
+    return rx.vstack(
+        rx.vstack(
+            field_label("Template"),
+            rx.cond(
+                S.template_options.length() > 0,
+                rx.select.root(
+                    rx.select.trigger(placeholder="Choose an approved template", width="100%", id="wizard-template"),
+                    rx.select.content(rx.foreach(S.template_options,
+                                                 lambda o: rx.select.item(o["name"], value=o["id"]))),
+                    value=S.template_id, on_change=S.set_template,
+                ),
+                rx.callout("This channel has no approved template. Templates must be approved by WhatsApp first.",
+                           icon="file-x", size="1", color_scheme="amber", width="100%"),
+            ),
+            rx.text("Only templates approved by WhatsApp for the chosen channel are listed (name · language).",
+                    size="1", color=rx.color("gray", 10)),
+            width="100%", spacing="1",
+        ),
+        rx.cond(
+            S.variables.length() > 0,
+            rx.vstack(
+                field_label("Variables"),
+                rx.text("Each placeholder takes a value from the recipient; the fallback is used when that value "
+                        "is empty.", size="1", color=rx.color("gray", 10)),
+                rx.foreach(S.variables, _variable),
+                width="100%", spacing="2", id="wizard-variables",
+            ),
+            rx.cond(S.template_id != "", rx.text("This template has no variables.", size="2",
+                                                 color=rx.color("gray", 10))),
+        ),
+        rx.cond(S.skipped > 0,
+                rx.callout(rx.text(S.skipped, " recipient(s) have an empty value and no fallback: they will be "
+                                   "skipped. Add a fallback to reach them.", id="wizard-skipped"),
+                           icon="user-x", size="1", color_scheme="amber", width="100%")),
+        width="100%", spacing="5",
+    )
+
+
+def preview_card() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text("Preview", weight="bold", size="2"),
+            rx.spacer(),
+            rx.cond(S.sample_count > 0,
+                    rx.hstack(
+                        rx.icon_button(rx.icon("chevron-left", size=14), size="1", variant="soft",
+                                       on_click=S.prev_sample, disabled=S.sample_index <= 0,
+                                       id="wizard-preview-prev", aria_label="Previous recipient"),
+                        rx.text(S.sample_index + 1, " / ", S.sample_count, size="1", id="wizard-preview-position"),
+                        rx.icon_button(rx.icon("chevron-right", size=14), size="1", variant="soft",
+                                       on_click=S.next_sample, disabled=S.sample_index + 1 >= S.sample_count,
+                                       id="wizard-preview-next", aria_label="Next recipient"),
+                        spacing="2", align="center")),
+            width="100%", align="center",
+        ),
+        rx.cond(S.sample_address != "",
+                rx.text("To ", S.sample_address, size="1", color=rx.color("gray", 10), id="wizard-preview-to"),
+                rx.text("Example values", size="1", color=rx.color("gray", 10))),
+        whatsapp_preview(S.preview, "wizard-preview"),
+        width="100%", spacing="2",
+    )
