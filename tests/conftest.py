@@ -103,6 +103,11 @@ def database_url(request, tmp_path, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("HUBCAST_DATA_DIR", str(tmp_path / "data"))
     reset_settings_cache()
     app_db._engine_for.cache_clear()
+    # The webhook route caches channel keys per database URL for a few seconds; on PostgreSQL every test
+    # shares one URL, so a fresh database must come with a fresh cache (as each SQLite file does).
+    from app import http_api
+
+    http_api._keys_cache.clear()
     yield url
     app_db.get_engine().dispose()
     app_db._engine_for.cache_clear()
