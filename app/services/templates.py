@@ -202,7 +202,7 @@ def _register_with_sandbox(channel: Channel, template: Template) -> None:
     facts = connection_facts(channel)
 
     async def create() -> dict:
-        async with client_for(facts, timeout=3) as client:
+        async with client_for(facts, timeout=10) as client:
             return await client.create_template(name=template.name, language=template.language,
                                                 category=template.category, components=template.components,
                                                 parameter_format=template.parameter_format)
