@@ -43,20 +43,6 @@ def get_engine() -> Engine:
     return _engine_for(get_settings().database_url)
 
 
-def reset_engine_cache() -> None:
-    for engine in list(_engine_cache_values()):
-        engine.dispose()
-    _engine_for.cache_clear()
-
-
-def _engine_cache_values():
-    # lru_cache exposes no values; keep disposal best-effort through a fresh lookup of the current URL.
-    try:
-        yield _engine_for(get_settings().database_url)
-    except Exception:  # pragma: no cover
-        return
-
-
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A unit of work: commit on success, roll back on any error."""
