@@ -6,7 +6,7 @@ PYTEST := $(BIN)/python -m pytest
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_REDIS_URL ?= redis://127.0.0.1:6379/3
 
-.PHONY: run test test-unit test-integration test-e2e test-pg bench install install-test clean
+.PHONY: run test test-unit test-integration test-e2e test-pg hardening bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,9 @@ install-test: $(VENV)/.installed-test
 run: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/hubcast run
 
-## All three layers: unit, integration (real DB + Redis), end-to-end (Chromium via Playwright).
+## Every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end (Chromium).
 test: $(VENV)/.installed-test
-	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/e2e -q
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e -q
 
 test-unit: $(VENV)/.installed-test
 	$(PYTEST) tests/unit -q
@@ -40,6 +40,11 @@ test-integration: $(VENV)/.installed-test
 
 test-e2e: $(VENV)/.installed-test
 	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/e2e -q
+
+## The fault and bad-input suite alone, then its report (a table, also written to bench/results/hardening.md).
+hardening: $(VENV)/.installed-test
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/hardening -q; status=$$?; \
+	$(BIN)/python bench/hardening_report.py; exit $$status
 
 ## The integration layer again, on PostgreSQL and a system Redis (what CI does second).
 test-pg: $(VENV)/.installed-test

@@ -1,0 +1,21 @@
+"""Hardening tests share the root fixtures (real DB, real Redis); this adds the run's record file."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.hardening import report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_hardening_records():
+    report.reset()
+    yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Every test's outcome goes in the record, so a failed case is reported as not survived.
+    if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
+        report.record("test", item.nodeid, ok=call.excinfo is None,
+                      phase=call.when, duration_s=round(call.duration, 2))
