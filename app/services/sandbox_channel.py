@@ -25,10 +25,12 @@ def sandbox_argv(channel: Channel, *, public_url: str) -> list[str]:
     return [
         "--host", api.hostname or "127.0.0.1",
         "--port", str(api.port or 8001),
-        "--access-token", channel.access_token,
-        "--app-secret", channel.app_secret,
-        "--phone-number-id", channel.phone_number_id,
-        "--waba-id", channel.business_account_id,
+        # `--name=value`: a stored value may begin with "-" (a generated token does one time in 64), which
+        # argparse would take for an option and refuse, so the Sandbox would not start.
+        f"--access-token={channel.access_token}",
+        f"--app-secret={channel.app_secret}",
+        f"--phone-number-id={channel.phone_number_id}",
+        f"--waba-id={channel.business_account_id}",
         "--mps", str(channel.messages_per_second),
         "--webhook-url", f"{public_url.rstrip('/')}/webhooks/whatsapp",
     ]

@@ -21,11 +21,7 @@ from app.timeutil import utcnow
 from tests.integration.test_sending_support import (
     campaign_row,
     drive_until,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
-    number,
+    make_sandbox_campaign,
     recipients,
     run_sandbox,
     stop_process,
@@ -43,9 +39,7 @@ def test_sigkill_a_worker_mid_campaign_then_restart(session, redis_client, redis
     user = make_user("basic")
     env = {"HUBCAST_SEND_STUCK_GRACE_S": "12", "HUBCAST_SEND_TICK_INTERVAL_S": "1"}
     with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
-        channel = make_channel(session, sb.url, mps=CAP)
-        template = make_template(session, channel)
-        campaign = make_campaign(session, channel, template, make_list(session, [number(i) for i in range(N)]))
+        campaign = make_sandbox_campaign(session, sb, N, mps=CAP)
         victim = worker_process(tmp_path, database_url, redis_url, "victim", env)
         other = worker_process(tmp_path, database_url, redis_url, "other", env)
         restarted = None
@@ -82,17 +76,15 @@ def test_sigkill_a_worker_mid_campaign_then_restart(session, redis_client, redis
 def test_rows_stuck_sending_are_settled_from_webhooks_else_unknown(session, redis_client, make_user, tmp_path):
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:
-        channel = make_channel(session, sb.url)
-        template = make_template(session, channel)
-        campaign = make_campaign(session, channel, template, make_list(session, [number(i) for i in range(3)]))
+        campaign = make_sandbox_campaign(session, sb, 3)
         start_campaign(session=session, actor=user, campaign_id=campaign.id)
         redis_client.flushdb()  # no job will run: we play the worker that dies after claiming
         claimed = claim_rows(get_engine(), campaign.id, 10, utcnow())
         assert len(claimed) == 3
         # A "delivered" status arrived for the first row (matched by our callback data), nothing else.
-        session.add(WebhookStatusEvent(channel_id=channel.id, message_id="wamid.ABC", status="sent",
+        session.add(WebhookStatusEvent(channel_id=campaign.channel_id, message_id="wamid.ABC", status="sent",
                                        recipient_id=claimed[0].id))
-        session.add(WebhookStatusEvent(channel_id=channel.id, message_id="wamid.ABC", status="delivered",
+        session.add(WebhookStatusEvent(channel_id=campaign.channel_id, message_id="wamid.ABC", status="delivered",
                                        recipient_id=claimed[0].id))
         session.commit()
         config = SendingConfig(stuck_grace_s=60)
@@ -111,9 +103,7 @@ def test_redis_flushed_mid_campaign_is_reenqueued_from_the_database(session, red
                                                                    tmp_path):
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:
-        channel = make_channel(session, sb.url)
-        template = make_template(session, channel)
-        campaign = make_campaign(session, channel, template, make_list(session, [number(i) for i in range(30)]))
+        campaign = make_sandbox_campaign(session, sb, 30)
         start_campaign(session=session, actor=user, campaign_id=campaign.id)
         redis_client.flushdb()  # Redis restarted empty: every queued send job is gone
         assert not redis_client.exists(alive_key(campaign.id))
@@ -133,9 +123,7 @@ def test_stuck_rows_that_never_left_are_queued_again_and_sent_once(session, redi
 
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:
-        channel = make_channel(session, sb.url)
-        template = make_template(session, channel)
-        campaign = make_campaign(session, channel, template, make_list(session, [number(i) for i in range(2)]))
+        campaign = make_sandbox_campaign(session, sb, 2)
         start_campaign(session=session, actor=user, campaign_id=campaign.id)  # starts the posted-set epoch
         time.sleep(1.2)
         claimed = claim_rows(get_engine(), campaign.id, 10, utcnow())  # a job claims both, then dies...

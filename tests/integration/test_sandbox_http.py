@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +16,8 @@ from app.whatsapp.client import CloudApiClient
 from app.whatsapp.errors import WhatsAppApiError
 from app.whatsapp.signature import verify
 from app.whatsapp.webhooks import parse_webhook
+from tests.integration.test_sending_support import free_port, run_sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "it-access-token-0123456789"
 SECRET = "it-app-secret-abcdef"
 PNID, WABA = "100000000000001", "200000000000001"
@@ -82,12 +77,6 @@ class Receiver:
         raise AssertionError(f"condition not met within {timeout}s; got {len(self.posts)} webhook posts")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def receiver():
     r = Receiver()
@@ -98,57 +87,22 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def sandbox(receiver, tmp_path_factory):
-    port = free_port()
-    logs = tmp_path_factory.mktemp("sandbox")
-    args = [sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--webhook-url", receiver.url,
-            "--app-secret", SECRET, "--access-token", TOKEN, "--mps", "1000", "--seed", "1",
-            "--sent-delay", "0.05,0.1", "--delivered-delay", "0.15,0.2", "--read-delay", "0.15,0.2",
-            "--failed-delay", "0.05,0.1", "--read-ratio", "1", "--webhook-batch-window-ms", "20",
-            "--log-file", str(logs / "sends.jsonl")]
-    out, err = open(logs / "stdout", "wb"), open(logs / "stderr", "wb")
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"sandbox exited with {proc.returncode}: {(logs / 'stderr').read_text()}")
-            try:
-                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("sandbox did not answer within 30s: " + (logs / "stderr").read_text())
-            time.sleep(0.1)
-        yield {"url": base, "logs": logs}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        out.close()
-        err.close()
-
-
-def admin(sandbox, method: str, path: str, **kwargs) -> dict:
-    response = httpx.request(method, sandbox["url"] + path, headers={"Authorization": f"Bearer {TOKEN}"},
-                             timeout=5, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
+    with run_sandbox(tmp_path_factory.mktemp("sandbox"), token=TOKEN, secret=SECRET, extra=(
+            "--webhook-url", receiver.url, "--sent-delay", "0.05,0.1", "--delivered-delay", "0.15,0.2",
+            "--read-delay", "0.15,0.2", "--failed-delay", "0.05,0.1", "--read-ratio", "1",
+            "--webhook-batch-window-ms", "20")) as sb:
+        yield sb
 
 
 @pytest.fixture(autouse=True)
 def clean(sandbox, receiver):
-    admin(sandbox, "POST", "/_sandbox/reset")
+    sandbox.admin("POST", "/_sandbox/reset")
     receiver.clear()
     yield
 
 
 def client(sandbox, token: str = TOKEN, **kw) -> CloudApiClient:
-    return CloudApiClient(sandbox["url"], "v23.0", PNID, WABA, token, **{"timeout": 5, **kw})
+    return CloudApiClient(sandbox.url, "v23.0", PNID, WABA, token, **{"timeout": 5, **kw})
 
 
 async def send_spring(c: CloudApiClient, to: str = "+33612345678", opaque: str | None = "r:1", components=SPRING):
@@ -175,15 +129,15 @@ def test_send_template_returns_a_wamid_and_is_logged(sandbox):
     result = run(go())
     assert result.message_id.startswith("wamid.") and result.wa_id == "33612345678"
     assert result.message_status == "accepted"  # marketing template
-    log = admin(sandbox, "GET", "/_sandbox/log")
+    log = sandbox.admin("GET", "/_sandbox/log")
     assert log["total"] == 1 and log["recent"][0]["wamid"] == result.message_id
     assert log["recent"][0]["text"].startswith("Spring Sale: 30% off\nHi Ana")
-    lines = (sandbox["logs"] / "sends.jsonl").read_text().splitlines()
+    lines = sandbox.log_file.read_text().splitlines()
     assert json.loads(lines[-1])["wamid"] == result.message_id
 
 
 def test_malformed_bodies_are_invalid_parameter(sandbox):
-    url = f"{sandbox['url']}/v23.0/{PNID}/messages"
+    url = f"{sandbox.url}/v23.0/{PNID}/messages"
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     not_json = httpx.post(url, content=b"{nope", headers=headers)
     no_recipient = httpx.post(url, json={"messaging_product": "whatsapp", "type": "template",
@@ -235,11 +189,11 @@ def test_wrong_token_is_190_and_stops_the_campaign(sandbox):
             await c.get_phone_number()
 
     assert error_of(phone()).code == 190
-    assert admin(sandbox, "GET", "/_sandbox/log")["total"] == 0
+    assert sandbox.admin("GET", "/_sandbox/log")["total"] == 0
 
 
 def test_rate_cap_rejects_the_excess_with_130429(sandbox):
-    admin(sandbox, "POST", "/_sandbox/config", json={"mps": 5})
+    sandbox.admin("POST", "/_sandbox/config", json={"mps": 5})
 
     async def go():
         async with client(sandbox) as c:
@@ -257,7 +211,7 @@ def test_rate_cap_rejects_the_excess_with_130429(sandbox):
     for exc in rejected:
         assert exc.code == 130429 and exc.title == "Rate limit hit" and exc.error.http_status == 400
         assert exc.retryable and exc.classification.rate_limited and not exc.ambiguous
-    log = admin(sandbox, "GET", "/_sandbox/log")
+    log = sandbox.admin("GET", "/_sandbox/log")
     assert log["total"] == len(accepted) and log["rejected"] == {"130429": len(rejected)}
 
 
@@ -312,7 +266,7 @@ def test_many_statuses_are_batched_into_few_posts(sandbox, receiver):
 
 
 def test_duplicates_and_reordering_can_be_switched_on(sandbox, receiver):
-    admin(sandbox, "POST", "/_sandbox/config", json={"duplicate_ratio": 1, "reorder_ratio": 1})
+    sandbox.admin("POST", "/_sandbox/config", json={"duplicate_ratio": 1, "reorder_ratio": 1})
 
     async def go():
         async with client(sandbox) as c:
@@ -348,7 +302,7 @@ def test_get_phone_number_is_the_connection_test(sandbox):
     assert info["display_phone_number"] == "+1 555 010 0000"
 
     async def wrong_id():
-        async with CloudApiClient(sandbox["url"], "v23.0", "999", WABA, TOKEN) as c:
+        async with CloudApiClient(sandbox.url, "v23.0", "999", WABA, TOKEN) as c:
             await c.get_phone_number()
 
     exc = error_of(wrong_id())
@@ -363,7 +317,7 @@ def test_log_counts_sends_per_recipient(sandbox):
             await send_spring(c, to="33 6 22 22 22 22")
 
     run(go())
-    log = admin(sandbox, "GET", "/_sandbox/log")
+    log = sandbox.admin("GET", "/_sandbox/log")
     assert log["per_recipient"] == {"+33611111111": 3, "+33622222222": 1}
     assert log["duplicates"] == {"+33611111111": 3} and log["total"] == 4
 
@@ -373,11 +327,11 @@ def test_log_counts_sends_per_recipient(sandbox):
 def test_fault_429_and_5xx_windows_are_retryable(sandbox):
     async def go():
         async with client(sandbox) as c:
-            admin(sandbox, "POST", "/_sandbox/config", json={"rate_limit_for_s": 30})
+            sandbox.admin("POST", "/_sandbox/config", json={"rate_limit_for_s": 30})
             limited = await asyncio.gather(send_spring(c), return_exceptions=True)
-            admin(sandbox, "POST", "/_sandbox/config", json={"rate_limit_for_s": 0, "server_error_for_s": 30})
+            sandbox.admin("POST", "/_sandbox/config", json={"rate_limit_for_s": 0, "server_error_for_s": 30})
             broken = await asyncio.gather(send_spring(c), return_exceptions=True)
-            admin(sandbox, "POST", "/_sandbox/config", json={"server_error_for_s": 0})
+            sandbox.admin("POST", "/_sandbox/config", json={"server_error_for_s": 0})
             fine = await send_spring(c)
             return limited[0], broken[0], fine
 
@@ -385,11 +339,11 @@ def test_fault_429_and_5xx_windows_are_retryable(sandbox):
     assert limited.error.http_status == 429 and limited.code == 130429 and limited.classification.rate_limited
     assert broken.error.http_status == 500 and broken.retryable and not broken.ambiguous
     assert fine.message_id.startswith("wamid.")
-    assert admin(sandbox, "GET", "/_sandbox/log")["total"] == 1
+    assert sandbox.admin("GET", "/_sandbox/log")["total"] == 1
 
 
 def test_accept_then_hang_is_an_ambiguous_timeout_that_webhooks_settle(sandbox, receiver):
-    admin(sandbox, "POST", "/_sandbox/config", json={"hang_for_s": 30, "hang_seconds": 5})
+    sandbox.admin("POST", "/_sandbox/config", json={"hang_for_s": 30, "hang_seconds": 5})
 
     async def go():
         async with client(sandbox, timeout=1) as c:
@@ -397,7 +351,7 @@ def test_accept_then_hang_is_an_ambiguous_timeout_that_webhooks_settle(sandbox, 
 
     exc = error_of(go())
     assert exc.title == "Timeout" and exc.code is None and exc.ambiguous and exc.retryable
-    log = admin(sandbox, "GET", "/_sandbox/log")
+    log = sandbox.admin("GET", "/_sandbox/log")
     assert log["total"] == 1  # it was sent: resending would message this person twice
     statuses = receiver.wait_for(lambda: [s for s in receiver.statuses() if s.biz_opaque_callback_data == "recipient:77"])
     assert statuses[0].message_id == log["recent"][0]["wamid"]
@@ -421,11 +375,11 @@ def test_failed_webhook_posts_are_retried(sandbox, receiver):
 
     result = run(go())
     receiver.wait_for(lambda: len(receiver.statuses(result.message_id)) >= 3)
-    assert admin(sandbox, "GET", "/_sandbox/log")["webhooks"]["post_retries"] >= 2
+    assert sandbox.admin("GET", "/_sandbox/log")["webhooks"]["post_retries"] >= 2
 
 
 def test_inbound_stop_is_posted_as_a_signed_message_webhook(sandbox, receiver):
-    reply = admin(sandbox, "POST", "/_sandbox/inbound", json={"from": "+33612345678", "text": "STOP", "name": "Ana"})
+    reply = sandbox.admin("POST", "/_sandbox/inbound", json={"from": "+33612345678", "text": "STOP", "name": "Ana"})
 
     def inbound():
         for post in list(receiver.posts):
@@ -440,15 +394,15 @@ def test_inbound_stop_is_posted_as_a_signed_message_webhook(sandbox, receiver):
 
 
 def test_admin_endpoints_need_the_token(sandbox):
-    response = httpx.post(sandbox["url"] + "/_sandbox/config", json={"mps": 1})
+    response = httpx.post(sandbox.url + "/_sandbox/config", json={"mps": 1})
     assert response.status_code == 401 and response.json()["error"]["code"] == 190
-    response = httpx.post(sandbox["url"] + "/_sandbox/config", json={"port": 1},
+    response = httpx.post(sandbox.url + "/_sandbox/config", json={"port": 1},
                           headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 400
 
 
 def test_hundreds_of_concurrent_sends_with_latency(sandbox):
-    admin(sandbox, "POST", "/_sandbox/config", json={"latency_ms": 150, "mps": 0})
+    sandbox.admin("POST", "/_sandbox/config", json={"latency_ms": 150, "mps": 0})
 
     async def go():
         async with client(sandbox, max_connections=256) as c:

@@ -21,11 +21,7 @@ from app.timeutil import utcnow
 from tests.integration.test_sending_support import (
     campaign_row,
     drive_until,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
-    number,
+    make_sandbox_campaign,
     recipients,
     run_sandbox,
     stop_process,
@@ -38,9 +34,7 @@ from tests.integration.test_sending_support import (
 def setup(session, redis_client, make_user, tmp_path):
     with run_sandbox(tmp_path / "sandbox") as sb:
         user = make_user("basic")
-        channel = make_channel(session, sb.url)
-        template = make_template(session, channel)
-        campaign = make_campaign(session, channel, template, make_list(session, [number(i) for i in range(25)]))
+        campaign = make_sandbox_campaign(session, sb, 25)
         yield {"sb": sb, "user": user, "campaign": campaign, "session": session}
 
 

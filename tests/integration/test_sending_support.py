@@ -45,11 +45,12 @@ def free_port() -> int:
 
 
 class Sandbox:
-    def __init__(self, url: str, log_file: Path, proc: subprocess.Popen):
-        self.url, self.log_file, self.proc = url, log_file, proc
+    def __init__(self, url: str, log_file: Path, proc: subprocess.Popen, token: str = TOKEN):
+        self.url, self.log_file, self.proc, self.token = url, log_file, proc, token
 
     def admin(self, method: str, path: str, **kwargs) -> dict:
-        r = httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, **kwargs)
+        r = httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
+                          **kwargs)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -66,34 +67,51 @@ class Sandbox:
 
 
 @contextmanager
-def run_sandbox(tmp: Path, *, mps: float = 1000, latency_ms: float = 0, extra: tuple[str, ...] = ()):
-    port = free_port()
+def run_sandbox(tmp: Path, *, mps: float = 1000, latency_ms: float = 0, extra: tuple[str, ...] = (),
+                token: str = TOKEN, secret: str = SECRET, port: int | None = None, database_url: str | None = None,
+                timeout: float = 30):
+    """The Sandbox as a process on `port` (default: a free one); yields a `Sandbox` once /_sandbox/health
+    answers, and stops it (waited for) on exit. Its output goes to tmp/sandbox.out and tmp/sandbox.err.
+
+    With `database_url` it is `hubcast sandbox`, which takes the stored Sandbox channel's ids, secrets, rate
+    and templates, so only --port, --seed, --log-file and `extra` are given (mps, latency_ms, token and
+    secret do not apply; `token` is still the one `Sandbox.admin` sends)."""
+    port = port or free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     log_file = tmp / "sends.jsonl"
-    args = [sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--app-secret", SECRET,
-            "--access-token", TOKEN, "--mps", str(mps), "--latency-ms", str(latency_ms), "--seed", "1",
-            "--log-file", str(log_file), *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if database_url is None:
+        args = [sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--app-secret", secret,
+                "--access-token", token, "--mps", str(mps), "--latency-ms", str(latency_ms), "--seed", "1",
+                "--log-file", str(log_file), *extra]
+    else:
+        args = [sys.executable, "-m", "app.cli", "sandbox", "--port", str(port), "--seed", "1",
+                "--log-file", str(log_file), *extra]
+        env.update(DATABASE_URL=database_url, HUBCAST_DATA_DIR=str(tmp / "data"))
     out, err = open(tmp / "sandbox.out", "wb"), open(tmp / "sandbox.err", "wb")
-    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=out, stderr=err, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
-            assert proc.poll() is None, (tmp / "sandbox.err").read_text()
+            # An exited Sandbox (bad argument, port taken) fails at once, with what it said.
+            assert proc.poll() is None, f"sandbox exited with {proc.returncode}: " + (tmp / "sandbox.err").read_text()
             try:
                 if httpx.get(f"{url}/_sandbox/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "sandbox did not start"
+            assert time.monotonic() < deadline, f"sandbox did not start within {timeout}s: " + (
+                tmp / "sandbox.err").read_text()
             time.sleep(0.1)
-        yield Sandbox(url, log_file, proc)
+        yield Sandbox(url, log_file, proc, token)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=5)
         out.close()
         err.close()
 
@@ -151,6 +169,13 @@ def make_campaign(session: Session, channel: Channel, template: Template, clist:
     session.add(campaign)
     session.commit()
     return campaign
+
+
+def make_sandbox_campaign(session: Session, sandbox: Sandbox, size: int, *, mps: int = 1000) -> Campaign:
+    """A draft campaign of `order_update` to `size` numbers (`number(0..size-1)`), on a channel to `sandbox`."""
+    channel = make_channel(session, sandbox.url, mps=mps)
+    template = make_template(session, channel)
+    return make_campaign(session, channel, template, make_list(session, [number(i) for i in range(size)]))
 
 
 def campaign_row(campaign_id: int) -> Campaign:
@@ -235,3 +260,113 @@ def max_per_window(entries: list[dict], window_s: float = 1.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+class TcpProxy:
+    """A TCP relay the test controls, between workers and a server (e.g. PostgreSQL): `cut()` drops every
+    open connection and refuses new ones (a network outage), `restore()` lets connections through again."""
+
+    def __init__(self, target_host: str, target_port: int):
+        import threading
+
+        self.target = (target_host, target_port)
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = False
+        self._closed = False
+        self.refused = 0
+        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._cut:
+                    self.refused += 1
+                    client.close()
+                    continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                self._drop(s)
+
+    def _drop(self, s: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(s)
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            victims = list(self._open)
+        for s in victims:
+            self._drop(s)
+
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+
+@contextmanager
+def http_api_process(tmp: Path, database_url: str, redis_url: str):
+    """The app's plain HTTP routes (webhooks, /healthz) served by a real process; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "HUBCAST_DATA_DIR": str(tmp / "data"),
+           "PYTHONUNBUFFERED": "1"}
+    tmp.mkdir(parents=True, exist_ok=True)
+    log = open(tmp / "http_api.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from app.whatsapp.sandbox.server import serve; "
+         "from app.http_api import build_http_api; serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            assert proc.poll() is None, (tmp / "http_api.log").read_text(errors="replace")[-2000:]
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for(up, timeout=30, interval=0.1, message="http api up")
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()

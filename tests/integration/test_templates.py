@@ -3,17 +3,13 @@ no longer on the account, writing a Sandbox template, refusals; and `hubcast tem
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import select
 
@@ -24,6 +20,7 @@ from app.services import templates as templates_service
 from app.services.templates import TemplateError
 from app.settings import PROJECT_ROOT
 from app.whatsapp.sandbox.catalog import load_templates
+from tests.integration.test_sending_support import run_sandbox
 
 TOKEN = "tpl-it-access-token-0123456789"
 SECRET = "tpl-it-app-secret-abcdef"
@@ -31,54 +28,18 @@ PNID, WABA = "100000000000777", "200000000000777"
 PAGE = 25  # the Sandbox serves 66 templates: 3 pages
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_sandbox(workdir: Path, *, token: str = TOKEN, secret: str = SECRET, phone_number_id: str = PNID,
-                    waba_id: str = WABA, templates_file: Path | None = None):
-    """`python -m app.whatsapp.sandbox` on a free port; yields its base URL; stopped on exit."""
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--access-token", token,
-            "--app-secret", secret, "--phone-number-id", phone_number_id, "--waba-id", waba_id, "--seed", "1"]
+def running_sandbox(workdir: Path, *, templates_file: Path | None = None):
+    """The Sandbox as this module's account (its own ids and secrets), optionally serving `templates_file`."""
+    extra = ("--phone-number-id", PNID, "--waba-id", WABA)
     if templates_file is not None:
-        args += ["--templates-file", str(templates_file)]
-    log = open(workdir / f"sandbox-{port}.log", "wb")
-    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"sandbox exited: {(workdir / f'sandbox-{port}.log').read_text()}")
-            try:
-                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("sandbox did not start within 30 s")
-            time.sleep(0.1)  # polling a process we started, not synchronising anything we test
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+        extra += ("--templates-file", str(templates_file))
+    return run_sandbox(workdir, token=TOKEN, secret=SECRET, extra=extra)
 
 
 @pytest.fixture(scope="module")
 def sandbox_url(tmp_path_factory):
-    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as url:
-        yield url
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as sandbox:
+        yield sandbox.url
 
 
 @pytest.fixture()
@@ -176,8 +137,8 @@ def test_status_changes_new_and_vanished_templates_are_applied(session, make_use
                                                              "example": {"body_text": [["Lea"]]}}]})
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps(catalogue))
-    with running_sandbox(tmp_path / "changed", templates_file=path) as url:
-        sandbox_channel.api_base_url = url
+    with running_sandbox(tmp_path / "changed", templates_file=path) as sandbox:
+        sandbox_channel.api_base_url = sandbox.url
         session.add(sandbox_channel)
         session.commit()
         result = _sync(session, admin, sandbox_channel)
