@@ -58,6 +58,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/audience.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/live_latency.py
 
 clean:
 	rm -rf $(VENV) .web test-artifacts

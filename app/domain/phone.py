@@ -38,6 +38,15 @@ def normalise_phone(raw: str) -> tuple[str | None, str | None]:
     """Return (E.164, None) for a valid number with its country code, else (None, reason)."""
     if raw is None:
         return None, MISSING
+    if type(raw) is str and raw[:1] == "+" and raw[1:].isdecimal():
+        # Already "+digits" (most rows of a real file): the steps below, without the regexes. isdecimal() is
+        # exactly `\d` (Unicode category Nd), so the verdict is the same.
+        digits = raw[1:]
+        if len(digits) > _E164_DIGITS:
+            return None, TOO_LONG
+        if len(digits) < _MIN_DIGITS:
+            return None, TOO_SHORT
+        return _validate_digits(digits)
     text = _SEPARATORS.sub("", str(raw))
     if not text:
         return None, MISSING
@@ -169,18 +178,28 @@ def _prefix_changes(prefix: re.Pattern, transform: bool, nsn: str) -> bool:
     return transform and bool(groups) and groups[-1] is not None
 
 
+# Country-code digits as written ("33") -> _country(33): one dict lookup per row instead of int() and a
+# cached call per prefix length. Only the shortest prefix that is a country code is ever stored, which is
+# the one the loop in _fast_verdict picks, so a hit gives the loop's answer.
+_BY_PREFIX: dict[str, tuple[int, object]] = {}
+
+
 def _fast_verdict(digits: str) -> tuple[str | None, str | None] | None:
     """The library's verdict for "+<digits>", or None when only the library itself can tell."""
     if digits[0] == "0":
         return None, UNKNOWN_COUNTRY_CODE
-    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
-    for size in (1, 2, 3):
-        cc = int(digits[:size])
-        if cc in codes:
-            break
-    else:
-        return None, UNKNOWN_COUNTRY_CODE
-    info = _country(cc)
+    by_prefix = _BY_PREFIX
+    hit = by_prefix.get(digits[:1]) or by_prefix.get(digits[:2]) or by_prefix.get(digits[:3])
+    if hit is None:
+        codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        for size in (1, 2, 3):
+            cc = int(digits[:size])
+            if cc in codes:
+                break
+        else:
+            return None, UNKNOWN_COUNTRY_CODE
+        hit = by_prefix[digits[:size]] = (size, _country(cc))
+    size, info = hit
     nsn = digits[size:]
     if info is _UNSURE or not _MIN_NSN <= len(nsn) <= _MAX_NSN:
         return None
@@ -188,10 +207,9 @@ def _fast_verdict(digits: str) -> tuple[str | None, str | None] | None:
     if prefix is not None and _prefix_changes(prefix, transform, nsn):
         return None  # parse() may strip or rewrite a national prefix here: let the library decide
     if single:
-        region = regions[0]
-    else:
-        region = next((r for r in regions if (r.leading.match(nsn) if r.leading is not None else r.is_valid(nsn))),
-                      None)
-        if region is None:
-            return None, NOT_A_NUMBER
+        pattern = regions[0].by_length.get(len(nsn))  # (_Region.is_valid, inlined: this runs once per row)
+        return ("+" + digits, None) if pattern is not None and pattern.fullmatch(nsn) else (None, NOT_A_NUMBER)
+    region = next((r for r in regions if (r.leading.match(nsn) if r.leading is not None else r.is_valid(nsn))), None)
+    if region is None:
+        return None, NOT_A_NUMBER
     return ("+" + digits, None) if region.is_valid(nsn) else (None, NOT_A_NUMBER)
