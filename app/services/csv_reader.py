@@ -87,7 +87,9 @@ def _refuse_size(size: int, limit: int) -> None:
 
 
 def _check_encoding_start(head: bytes) -> None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    # UTF-16 without a BOM pairs every ASCII character with a NUL byte: it would "decode" as UTF-8 full of NULs.
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (len(head) == 4 and (
+            head[1::2] == b"\0\0" or head[0::2] == b"\0\0")):
         raise CsvRefused("The file is UTF-16 text; save it as \"CSV UTF-8\" and upload it again")
 
 
@@ -153,6 +155,21 @@ def _header(columns: list[str]) -> tuple[list[str], str]:
     raise CsvRefused(f"No column named phone or id (columns found: {shown})")
 
 
+_NUL_MESSAGE = "the file holds a NUL character (binary data, not text); save it as \"CSV UTF-8\" and upload it again"
+
+
+class _NulFound(Exception):
+    pass
+
+
+def _refuse_nul(lines: Iterator[str]) -> Iterator[str]:
+    """A NUL is no text, and PostgreSQL refuses it in any text or JSON value: refuse the file, by line."""
+    for line in lines:
+        if "\0" in line:
+            raise _NulFound
+        yield line
+
+
 @dataclass(frozen=True)
 class _Header:
     delimiter: str
@@ -175,13 +192,15 @@ def _scan(path: Path, *, max_bytes: int | None, on_progress: Callable[[int, int]
             raise _not_utf8(path) from None
         if not first.strip():
             raise CsvRefused("Header row missing: the first line is blank")
+        if "\0" in first:
+            raise CsvRefused(f"Line 1: {_NUL_MESSAGE}")
         delimiter = _detect_delimiter(first)
         # Re-read the header through csv so a quoted header with the delimiter inside still parses.
         columns, id_column = _header(next(csv.reader([first], delimiter=delimiter)))
         yield _Header(delimiter, columns, id_column, size)
         idx = [c.lower() for c in columns].index(id_column)
         width = len(columns)
-        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        reader = csv.reader(_refuse_nul(text), delimiter=delimiter, strict=True)
         last_line = 1  # reader.line_num counts physical lines read after the header
         count = 0
         normalise = normalise_phone
@@ -205,6 +224,8 @@ def _scan(path: Path, *, max_bytes: int | None, on_progress: Callable[[int, int]
                 yield start, fields, value, e164, reason
         except UnicodeDecodeError:
             raise _not_utf8(path) from None
+        except _NulFound:
+            raise CsvRefused(f"Line {reader.line_num + 2}: {_NUL_MESSAGE}") from None
         except csv.Error as exc:
             if "end of data" in str(exc):
                 raise CsvRefused(f"Line {last_line + 1}: a quote opens a value that is never closed") from None
@@ -217,6 +238,11 @@ def check_csv(path: Path, *, max_bytes: int | None = None,
               on_progress: Callable[[int, int], None] | None = None) -> CsvCheck:
     """Stream the file once and summarise it; raises CsvRefused for whole-file problems."""
     path = Path(path)
+    from app.services.csv_parallel import check_csv_parallel  # imported here: it builds on this module
+
+    parallel = check_csv_parallel(path, max_bytes=max_bytes, on_progress=on_progress)  # big files: all cores
+    if parallel is not None:
+        return parallel
     scan = _scan(path, max_bytes=max_bytes, on_progress=on_progress)
     header = next(scan)
     columns = header.columns

@@ -17,5 +17,6 @@ def _fresh_hardening_records():
 def pytest_runtest_makereport(item, call):
     # Every test's outcome goes in the record, so a failed case is reported as not survived.
     if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
-        report.record("test", item.nodeid, ok=call.excinfo is None,
+        skipped = call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception)
+        report.record("test", item.nodeid, ok=call.excinfo is None, skipped=skipped,
                       phase=call.when, duration_s=round(call.duration, 2))

@@ -210,11 +210,12 @@ class CraftedClient:
         out.exceptions = self._recorder.pop("__exceptions__", [])
         return out
 
-    async def connect(self, cookie: str, path: str = LOGIN_ROUTE, user_agent: str = "crafted/1.0") -> Outcome:
+    async def connect(self, cookie: str, path: str = LOGIN_ROUTE, user_agent: str = "crafted/1.0",
+                      forwarded_for: str = "1.2.3.4") -> Outcome:
         environ = {
             "QUERY_STRING": f"token={self.token}",
             "asgi.scope": {
-                "headers": [(b"user-agent", user_agent.encode()), (b"x-forwarded-for", b"1.2.3.4")],
+                "headers": [(b"user-agent", user_agent.encode()), (b"x-forwarded-for", forwarded_for.encode())],
                 "client": (self.ip, 40000),
             },
         }
@@ -431,7 +432,12 @@ def test_crafted_event_is_refused(world, redis_client, reflex_backend, cls, hand
         return before_db, before_vars, last_id, outcome, after_vars
 
     before_db, before_vars, last_id, outcome, after_vars = reflex_backend(scenario)
+    assert_refused(cls, handler, capability, caller, actor, last_id, outcome, before_db, before_vars, after_vars)
+    assert _users_in_db() == users_before
 
+
+def assert_refused(cls, handler, capability, caller, actor, last_id, outcome, before_db, before_vars, after_vars):
+    """What a refused crafted event must look like (also used by tests/hardening/test_attacks.py)."""
     assert not outcome.exceptions, f"the handler raised instead of refusing: {outcome.exceptions!r}"
     # Refused, audit-logged with the handler's name and the caller.
     new_audit = audit_rows_after(last_id)
@@ -453,7 +459,6 @@ def test_crafted_event_is_refused(world, redis_client, reflex_backend, cls, hand
         assert outcome.redirects() == []
     # Nothing else changed: no table, and no var of the state tree (so no data was sent either).
     assert db_fingerprint() == before_db
-    assert _users_in_db() == users_before
     assert after_vars == before_vars
     assert all(not value for key, value in after_vars.items() if key.endswith(".rows") or key.endswith(".loaded"))
     assert not any("Ada" in repr(d) or "first-admin@" in repr(d) or "Sandbox" in repr(d) for d in outcome.deltas)
@@ -497,6 +502,11 @@ def test_crafted_event_with_the_capability_is_allowed(world, redis_client, refle
         return last_id, outcome, sub
 
     last_id, outcome, sub = reflex_backend(scenario)
+    assert_allowed(cls, handler, last_id, outcome, sub)
+
+
+def assert_allowed(cls, handler, last_id, outcome, sub):
+    """What an allowed crafted event must look like (also used by tests/hardening/test_attacks.py)."""
     assert not outcome.exceptions, outcome.exceptions
     assert [a for a in audit_rows_after(last_id) if a.action == "permission.refused"] == []
     assert "don't have permission" not in outcome.texts() and "session has ended" not in outcome.texts()
