@@ -299,3 +299,22 @@ class AuditLog(SQLModel, table=True):
     target_id: str = Field(default="", max_length=64)
     detail: dict = _json()
     ip: str = Field(default="", max_length=64)
+
+
+class TestSend(SQLModel, table=True):
+    """One "Send a test message" from the wizard (SPEC S10): sent through the real sending path but
+    never a CampaignRecipient, so campaign counts never include it. Status webhooks for its wamid move
+    `status` forward (sent < delivered < read; failed)."""
+
+    __tablename__ = "test_sends"
+    __test__ = False  # not a pytest test class, whatever its name
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE", index=True)
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    to: str = Field(max_length=32)  # E.164
+    message_id: Optional[str] = Field(default=None, max_length=128, index=True)  # wamid
+    status: str = Field(default="sending", max_length=16)  # sending | sent | delivered | read | failed | unknown
+    error_code: Optional[int] = None
+    error: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

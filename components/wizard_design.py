@@ -38,6 +38,43 @@ def _variable(v: rx.Var) -> rx.Component:
     )
 
 
+def test_send_card() -> rx.Component:
+    """"Send a test message": the real sending path to one number; not counted in the campaign."""
+    blocked = S.problems.length() > 0
+    return rx.card(
+        rx.vstack(
+            rx.text("Send a test message", weight="bold", size="2"),
+            rx.text("Sends this message to one number the way the campaign will, with the first recipient's "
+                    "values (or that number's own, if it is in the audience). It is marked as a test and not "
+                    "counted in the campaign.", size="1", color=rx.color("gray", 10)),
+            rx.hstack(
+                rx.input(value=S.test_number, on_change=S.set_test_number, placeholder="+33 6 12 34 56 78",
+                         type="tel", id="test-send-number", aria_label="Phone number for the test", flex="1"),
+                rx.button(rx.cond(S.test_busy, rx.spinner(size="1"), rx.icon("send", size=14)), "Send test",
+                          on_click=S.send_test, disabled=blocked | S.test_busy, id="test-send-button",
+                          variant="soft"),
+                width="100%", spacing="2", align="center",
+            ),
+            rx.cond(blocked,
+                    rx.text("Finish the message first: ", S.problems[0], size="1", color=rx.color("gray", 10),
+                            id="test-send-disabled-reason")),
+            rx.cond(S.test_result != "",
+                    rx.hstack(
+                        rx.cond(S.test_ok, rx.icon("circle-check", size=14, color=rx.color("green", 10)),
+                                rx.icon("circle-alert", size=14, color=rx.color("red", 10))),
+                        rx.text(S.test_result, size="1", id="test-send-result",
+                                color=rx.cond(S.test_ok, rx.color("green", 11), rx.color("red", 11))),
+                        rx.cond(S.test_send_id != "",
+                                rx.button("Refresh status", size="1", variant="ghost",
+                                          on_click=S.refresh_test_status, id="test-send-refresh")),
+                        spacing="2", align="center", wrap="wrap",
+                    )),
+            width="100%", spacing="2",
+        ),
+        width="100%", id="test-send-card",
+    )
+
+
 def design_step() -> rx.Component:
     return rx.vstack(
         rx.vstack(
@@ -73,6 +110,7 @@ def design_step() -> rx.Component:
                 rx.callout(rx.text(S.skipped, " recipient(s) have an empty value and no fallback: they will be "
                                    "skipped. Add a fallback to reach them.", id="wizard-skipped"),
                            icon="user-x", size="1", color_scheme="amber", width="100%")),
+        rx.cond(S.template_id != "", test_send_card()),
         width="100%", spacing="5",
     )
 

@@ -28,6 +28,7 @@ from app.services import segments as segments_service
 from app.services import uploads
 from app.services.campaign_sending import SendingError, schedule_campaign, start_campaign, to_utc
 from app.services.csv_reader import CsvRefused, check_csv, export_safe
+from app.services.test_send import SendTestError, latest_status, send_test_message
 from app.whatsapp.components import template_variables
 from components.whatsapp_preview import EMPTY_PREVIEW, PreviewParts, preview_parts
 from state.base import AppState
@@ -49,6 +50,15 @@ def _check(path: str):
 def _freeze_and_start(actor, campaign_id: int):
     with session_scope() as session:
         return start_campaign(session=session, actor=actor, campaign_id=campaign_id).status
+
+
+def _send_test(actor, campaign_id, number: str):
+    with session_scope() as session:
+        return send_test_message(session=session, actor=actor, campaign_id=campaign_id, to=number)
+
+
+_TEST_STATUS_WORDS = {"sent": "sent", "delivered": "delivered to the phone", "read": "read",
+                      "failed": "not delivered", "unknown": "not confirmed by WhatsApp yet"}
 
 
 class WizardState(AppState):
@@ -83,12 +93,18 @@ class WizardState(AppState):
     sample_count: int = 0
     sample_address: str = ""
     skipped: int = 0
+    test_number: str = ""
+    test_result: str = ""
+    test_ok: bool = False
+    test_busy: bool = False
+    test_send_id: str = ""
     # step 3
     review: dict[str, str] = {}
     mapping_rows: list[dict[str, str]] = []
     send_open: bool = False
     schedule_open: bool = False
     timezone: str = "UTC"
+    browser_tz: str = ""  # the user's own zone, to show the chosen instant in it too
     schedule_date: str = ""
     schedule_time: str = ""
     schedule_note: str = ""
@@ -241,6 +257,7 @@ class WizardState(AppState):
         self.loaded, self.error, self.step, self.sample_index = False, "", 1, 0
         self.send_open = self.schedule_open = self.busy = False
         self.csv_step, self.csv_error, self.csv_summary, self.invalid_rows, self._invalid_all = "upload", "", {}, [], []
+        self.test_result, self.test_ok, self.test_busy, self.test_send_id = "", False, False, ""
         actor = current_actor()
         try:
             with session_scope() as session:
@@ -271,8 +288,10 @@ class WizardState(AppState):
 
     @requires(perm.CAMPAIGNS_EDIT)
     def set_browser_tz(self, value: str):
-        if isinstance(value, str) and value in TIMEZONES and self.timezone == "UTC":
-            self.timezone = value
+        if isinstance(value, str) and value in TIMEZONES:
+            self.browser_tz = value
+            if self.timezone == "UTC":
+                self.timezone = value
 
     # --- step 1 ------------------------------------------------------------------------------
 
@@ -474,6 +493,46 @@ class WizardState(AppState):
             self.sample_index -= 1
             self._show_sample()
 
+    # "Send a test message": campaigns:edit like every Design-step handler. Who may design a campaign may
+    # check what it looks like on a phone; the test reaches only the number typed here, never the audience,
+    # and changes no campaign (app.services.test_send re-checks the capability and throttles per user).
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def set_test_number(self, value: str):
+        self.test_number = str(value)[:40] if isinstance(value, str) else ""
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    async def send_test(self):
+        if self.test_busy:
+            return
+        if self.problems:  # the button is disabled for this reason; a crafted event gets the same answer
+            self.test_ok, self.test_result = False, "The test cannot be sent yet: " + self.problems[0]
+            return
+        self.test_busy, self.test_result = True, ""
+        yield
+        try:
+            result = await asyncio.to_thread(_send_test, current_actor(), self.campaign_id, self.test_number)
+        except (*_ERRORS, SendTestError) as exc:
+            self.test_busy, self.test_ok, self.test_result, self.test_send_id = False, False, str(exc), ""
+            return
+        self.test_busy, self.test_ok, self.test_result = False, result.ok, result.message
+        self.test_send_id = str(result.test_send_id) if result.ok else ""
+
+    @requires(perm.CAMPAIGNS_EDIT)
+    def refresh_test_status(self):
+        """Delivered / read, from the status webhooks WhatsApp sent for the test's wamid."""
+        if not self.test_send_id:
+            return
+        with session_scope() as session:
+            row = latest_status(session, self.test_send_id)
+            if row is None or row.campaign_id != self._cid():
+                self.test_send_id = ""
+                return
+            status, to, error = row.status, row.to, row.error
+        self.test_ok = status != "failed"
+        words = _TEST_STATUS_WORDS.get(status, status)
+        self.test_result = f"Test to {to}: {words}; it is not counted in the campaign." + (f" {error}" if error else "")
+
     # --- step 3 ------------------------------------------------------------------------------
 
     @requires(perm.CAMPAIGNS_SEND)
@@ -518,7 +577,10 @@ class WizardState(AppState):
             self.schedule_note = str(exc)
             return
         past = " — this time is in the past" if when <= datetime.now(UTC) else ""
-        self.schedule_note = f"{when:%Y-%m-%d %H:%M} UTC{past}"
+        yours = ""
+        if self.browser_tz and self.browser_tz not in (self.timezone, "UTC"):
+            yours = f" ({when.astimezone(ZoneInfo(self.browser_tz)):%Y-%m-%d %H:%M} {self.browser_tz}, your time zone)"
+        self.schedule_note = f"{when:%Y-%m-%d %H:%M} UTC{yours}{past}"
 
     @requires(perm.CAMPAIGNS_SEND)
     def set_timezone(self, value: str):

@@ -206,6 +206,8 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
     second per campaign instead, because that aggregate is the costly part on a large campaign."""
     result = ApplyResult()
     lock_for_writing(session)
+    from app.services.test_send import apply_test_statuses  # test messages (issue 5) are not recipients
+    result.applied += apply_test_statuses(session, limit)
     rows = _matching(session, max(1, int(limit)))
     if not rows:
         return result
