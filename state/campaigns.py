@@ -10,6 +10,7 @@ session ends, or when a newer page load started another watcher (a generation nu
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import reflex as rx
 
@@ -60,9 +61,12 @@ class CampaignsState(AppState):
     delete_id: str = ""
     delete_name: str = ""
     reschedule_id: str = ""
+    reschedule_name: str = ""
     reschedule_tz: str = "UTC"
     reschedule_date: str = ""
     reschedule_time: str = ""
+    reschedule_note: str = ""  # the chosen instant in UTC (or why it cannot be used), shown as the user types
+    reschedule_error: str = ""  # a refusal, shown inside the dialog (a toast would sit under its overlay)
 
     def _show(self, result, live: bool) -> None:
         self.rows = as_text(result.rows)
@@ -196,11 +200,34 @@ class CampaignsState(AppState):
         row = next((r for r in self.rows if r.get("id") == str(campaign_id) and r.get("status") == "scheduled"), None)
         if row is None:
             return rx.toast.error("Only scheduled campaigns can be rescheduled.")
-        self.reschedule_id, self.reschedule_date, self.reschedule_time = row["id"], "", ""
+        try:  # start from the run time the user chose, in the zone they chose it in
+            with session_scope() as session:
+                tz, date, time = drafts.current_schedule(session=session, actor=current_actor(),
+                                                         campaign_id=row["id"])
+        except (drafts.CampaignError, perm.PermissionDenied) as exc:
+            self._refresh()
+            return rx.toast.error(str(exc))
+        self.reschedule_id, self.reschedule_name = row["id"], row.get("name", "")
+        self.reschedule_tz, self.reschedule_date, self.reschedule_time = tz, date, time
+        self.reschedule_error = ""
+        self._reschedule_note()
+
+    def _reschedule_note(self) -> None:
+        self.reschedule_error = ""
+        if not (self.reschedule_date and self.reschedule_time):
+            self.reschedule_note = ""
+            return
+        try:
+            when = sending.to_utc(self.reschedule_tz, f"{self.reschedule_date} {self.reschedule_time}")
+        except sending.SendingError as exc:
+            self.reschedule_note = str(exc)
+            return
+        past = " — this time is in the past" if when <= datetime.now(UTC) else ""
+        self.reschedule_note = f"Sends at {when:%Y-%m-%d %H:%M} UTC{past}"
 
     @requires(perm.CAMPAIGNS_SEND)
     def close_reschedule(self):
-        self.reschedule_id = ""
+        self.reschedule_id = self.reschedule_error = ""
 
     @requires(perm.CAMPAIGNS_SEND)
     def set_reschedule_tz(self, value: str):
@@ -208,28 +235,34 @@ class CampaignsState(AppState):
         if value not in TIMEZONES:
             return rx.toast.error("Choose a time zone from the list.")
         self.reschedule_tz = value
+        self._reschedule_note()
 
     @requires(perm.CAMPAIGNS_SEND)
     def set_reschedule_date(self, value: str):
         self.reschedule_date = str(value)[:10] if isinstance(value, str) else ""
+        self._reschedule_note()
 
     @requires(perm.CAMPAIGNS_SEND)
     def set_reschedule_time(self, value: str):
         self.reschedule_time = str(value)[:5] if isinstance(value, str) else ""
+        self._reschedule_note()
 
     @requires(perm.CAMPAIGNS_SEND)
     def confirm_reschedule(self):
         if not self.reschedule_id:
             return rx.toast.error("Choose a scheduled campaign.")
         if not (self.reschedule_date and self.reschedule_time):
-            return rx.toast.error("Choose the date and the time.")
+            self.reschedule_error = "Choose the date and the time."
+            return
         target, when, tz = self.reschedule_id, f"{self.reschedule_date} {self.reschedule_time}", self.reschedule_tz
         try:
             with session_scope() as session:
                 sending.reschedule_campaign(session=session, actor=current_actor(), campaign_id=target, tz=tz,
                                             local_dt=when)
         except (sending.SendingError, perm.PermissionDenied) as exc:
-            return rx.toast.error(str(exc))
-        self.reschedule_id = ""
+            self.reschedule_error = str(exc)  # the dialog stays open with the reason; nothing changed
+            self._refresh()
+            return
+        self.reschedule_id = self.reschedule_error = ""
         self._refresh()
         return rx.toast.success("Campaign rescheduled.")

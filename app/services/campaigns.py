@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any, Mapping
 
 from sqlmodel import Session, select
@@ -21,7 +20,7 @@ from sqlmodel import Session, select
 from app.domain import permissions as perm
 from app.domain.campaign_status import DRAFT
 from app.domain.template_rules import SENDABLE_STATUSES
-from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label, resolve, unmapped_keys
+from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label, unmapped_keys
 from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template, User
 from app.services import audit, uploads
 from app.services.audience import WHATSAPP_CHANNEL_KINDS, AudienceError, audience_summary
@@ -32,7 +31,6 @@ from app.whatsapp.components import template_variables
 MAX_NAME = 200
 AUDIENCE_KINDS = ("list", "segment", "csv")
 UPLOAD_PURPOSE = "audiences"
-SKIP_COUNT_LIMIT = 200_000  # recipients examined when counting who would be skipped (a draft-time estimate)
 STEPS = (1, 2, 3)
 
 
@@ -295,6 +293,26 @@ def duplicate_campaign(*, session: Session, actor: User | None, campaign_id: Any
     return copy
 
 
+def current_schedule(*, session: Session, actor: User | None, campaign_id: Any) -> tuple[str, str, str]:
+    """(time zone, local date, local time) of a Scheduled campaign's run, in the zone it was scheduled in:
+    what the reschedule dialog starts from, so a user moves the time they chose rather than retyping it."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    _user(session, actor, perm.CAMPAIGNS_SEND)
+    campaign = _campaign(session, campaign_id)
+    if campaign.status != "scheduled" or campaign.scheduled_at is None:
+        raise CampaignError("Only scheduled campaigns can be rescheduled.")
+    tz = campaign.timezone or "UTC"
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, zone = "UTC", ZoneInfo("UTC")
+    at = campaign.scheduled_at if campaign.scheduled_at.tzinfo else campaign.scheduled_at.replace(tzinfo=UTC)
+    local = at.astimezone(zone)
+    return tz, f"{local:%Y-%m-%d}", f"{local:%H:%M}"
+
+
 def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> None:
     user = _user(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _campaign(session, campaign_id)
@@ -307,18 +325,6 @@ def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> N
 
 
 # --- what the wizard shows -----------------------------------------------------------------------
-
-def _recipients(session: Session, campaign: Campaign):
-    """(address, contact dict | None, csv row | None) of the audience, as sending would freeze it."""
-    from app.services.campaign_sending import _csv_rows, _list_or_segment_rows
-
-    source = _csv_rows if campaign.audience_kind == "csv" else _list_or_segment_rows
-    seen: set[str] = set()
-    for address, _contact_id, contact, row in source(session, campaign):
-        if address not in seen:
-            seen.add(address)
-            yield address, contact, row
-
 
 def _audience_ready(campaign: Campaign) -> bool:
     ref = {"list": campaign.audience_list_id, "segment": campaign.audience_segment_id,
@@ -336,29 +342,11 @@ class DesignPreview:
 
 
 def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = 5) -> DesignPreview:
-    """The first recipients' real values, and how many recipients would be skipped for a missing value."""
-    _user(session, actor, perm.CAMPAIGNS_VIEW)
-    campaign = _campaign(session, campaign_id)
-    template = session.get(Template, campaign.template_id) if campaign.template_id else None
-    out = DesignPreview()
-    if template is None or not _audience_ready(campaign):
-        return out
-    out.keys = _template_keys(template)
-    mapping = campaign.variable_mapping or {}
-    try:
-        for address, contact, row in islice(_recipients(session, campaign), SKIP_COUNT_LIMIT + 1):
-            if out.examined == SKIP_COUNT_LIMIT:
-                out.capped = True
-                break
-            out.examined += 1
-            res = resolve(out.keys, mapping, contact=contact, row=row)
-            if not res.ok:
-                out.skipped += 1
-            if len(out.samples) < samples:
-                out.samples.append({"address": address, "values": res.values, "missing": list(res.missing)})
-    except (AudienceError, ValueError):  # the audience vanished meanwhile: step 1 says so
-        return DesignPreview(keys=out.keys)
-    return out
+    """The first recipients' real values, and how many recipients would be skipped for a missing value
+    (bounded work per mapping change: see app.services.design_preview)."""
+    from app.services.design_preview import design_preview as bounded_preview
+
+    return bounded_preview(session=session, actor=actor, campaign_id=campaign_id, samples=samples)
 
 
 def step_problems(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> list[str]:

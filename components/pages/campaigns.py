@@ -70,25 +70,37 @@ def _delete_dialog() -> rx.Component:
 def _reschedule_dialog() -> rx.Component:
     from state.wizard import TIMEZONES
     S = CampaignsState
+    label = lambda text: rx.text(text, size="2", weight="medium")  # noqa: E731
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Reschedule"),
+            rx.dialog.title("Reschedule “", S.reschedule_name, "”"),
             rx.vstack(
-                rx.text("Time zone", size="2", weight="medium"),
+                label("Time zone"),
                 rx.select(TIMEZONES, value=S.reschedule_tz, on_change=S.set_reschedule_tz, width="100%",
                           id="reschedule-tz"),
-                rx.hstack(rx.input(type="date", value=S.reschedule_date, on_change=S.set_reschedule_date,
-                                   id="reschedule-date"),
-                          rx.input(type="time", value=S.reschedule_time, on_change=S.set_reschedule_time,
-                                   id="reschedule-time"), spacing="3"),
-                rx.text("All contacts receive the message at the same moment, whatever their own time zone.",
-                        size="1", color=rx.color("gray", 10)),
+                rx.hstack(
+                    rx.vstack(label("Date"), rx.input(type="date", value=S.reschedule_date,
+                                                      on_change=S.set_reschedule_date, id="reschedule-date"),
+                              spacing="1"),
+                    rx.vstack(label("Time"), rx.input(type="time", value=S.reschedule_time,
+                                                      on_change=S.set_reschedule_time, id="reschedule-time"),
+                              spacing="1"),
+                    spacing="3"),
+                rx.cond(S.reschedule_note != "",
+                        rx.text(S.reschedule_note, size="2", weight="medium", id="reschedule-note")),
+                rx.callout("All contacts receive the message at the same moment, whatever their own time zone.",
+                           icon="clock", size="1", color_scheme="blue", width="100%"),
+                rx.cond(S.reschedule_error != "",
+                        rx.callout(S.reschedule_error, icon="circle-alert", size="1", color_scheme="red",
+                                   width="100%", id="reschedule-error")),
                 spacing="2", width="100%",
             ),
-            rx.hstack(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=S.close_reschedule),
-                      rx.button("Reschedule", on_click=S.confirm_reschedule, id="reschedule-confirm"),
+            rx.hstack(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=S.close_reschedule,
+                                id="reschedule-cancel"),
+                      rx.button(rx.icon("calendar-clock", size=14), "Reschedule", on_click=S.confirm_reschedule,
+                                id="reschedule-confirm"),
                       justify="end", spacing="3", margin_top="16px"),
-            max_width="440px",
+            max_width="480px",
         ),
         open=S.reschedule_id != "",
     )
@@ -99,7 +111,9 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.row_header_cell(_name(row)),
         rx.table.cell(status_badge(row["status"])),
         rx.table.cell(row["channel"]),
-        rx.table.cell(row["recipients"], id="campaign-recipients-" + row["id"]),
+        # The audience is frozen when a campaign starts: before that there is no recipient count to show.
+        rx.table.cell(rx.cond((row["status"] == "draft") | (row["status"] == "scheduled"), "—", row["recipients"]),
+                      id="campaign-recipients-" + row["id"]),
         rx.table.cell(campaign_progress(row, "campaign-" + row["id"])),
         rx.table.cell(row["when"]),
         rx.table.cell(row["created_by"]),

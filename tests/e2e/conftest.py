@@ -4,7 +4,10 @@
   With none of them the e2e tests are skipped (CI installs chromium first, so CI always has one).
 - Server: one per session, on a free port, with its own SQLite database (migrated to head), Redis
   (`REDIS_URL` when set, else the embedded redis-server), users of every role and the demo data.
-  Its log goes to test-artifacts/e2e/server.log.
+  Beside it, as `make run` does: a real RQ worker (`hubcast worker`: sends, starts scheduled campaigns,
+  sweeps) and the real Sandbox (`hubcast sandbox`: the WhatsApp Cloud API simulator, launched from the
+  stored Sandbox channel, posting signed status webhooks to this server's /webhooks/whatsapp). Logs go to
+  test-artifacts/e2e/{server,worker,sandbox}.log; the Sandbox's accepted sends to sandbox-sends.jsonl.
 - Each test gets a fresh browser context (no shared cookies or storage) through `page` / `new_page`.
 - A failing test leaves full-page screenshots of its pages in test-artifacts/e2e/<test name>.png;
   `shoot(page, name)` keeps screenshots for humans in test-artifacts/e2e/pages/.
@@ -70,7 +73,14 @@ class Hubcast:
     base_url: str
     database_url: str
     log_path: Path
+    sandbox_url: str = ""
+    sandbox_sends: Path | None = None  # the Sandbox's JSONL log of accepted sends (one line per message)
     accounts: dict[str, Account] = field(default_factory=lambda: dict(ACCOUNTS))
+
+    def sandbox_entries(self) -> list[dict]:
+        if self.sandbox_sends is None or not self.sandbox_sends.exists():
+            return []
+        return [json.loads(line) for line in self.sandbox_sends.read_text().splitlines() if line.strip()]
 
 
 # --- pytest plumbing ---------------------------------------------------------------------------
@@ -140,12 +150,13 @@ def _free_port() -> int:
             return port
 
 
-def _prepare_database(database_url: str) -> None:
+def _prepare_database(database_url: str, sandbox_url: str) -> None:
     from sqlmodel import Session
 
     from app.db import make_engine
     from app.migrate import upgrade_to_head
     from app.services.demo_seed import seed_demo
+    from app.services.sandbox_channel import sandbox_channel
     from app.services.users import create_user
 
     upgrade_to_head(database_url)
@@ -156,6 +167,11 @@ def _prepare_database(database_url: str) -> None:
                 create_user(session=session, actor=None, email=account.email, role=account.role,
                             name=account.email.split("@")[0].replace("-", " ").title(), password=account.password)
             seed_demo(session=session)
+            # The seed points the Sandbox channel at :8001 (`make run`'s Sandbox); this session's own
+            # Sandbox listens on a free port, and `hubcast sandbox` reads its port from this row.
+            channel = sandbox_channel(session=session)
+            channel.api_base_url = sandbox_url
+            session.add(channel)
             session.commit()
     finally:
         engine.dispose()
@@ -278,6 +294,42 @@ def _server_env(*, port: int, data_dir: Path, database_url: str, redis_url: str)
     return env
 
 
+def _start_child(stack: contextlib.ExitStack, argv: list[str], env: dict[str, str], log_name: str
+                 ) -> subprocess.Popen:
+    """A background process of the session in its own process group (stopped with everything it started)."""
+    log = stack.enter_context(open(ARTIFACTS / log_name, "w"))
+    proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    stack.callback(_stop_group, proc)
+    return proc
+
+
+def _wait_for_sandbox(proc: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the Sandbox exited with code {proc.returncode} during startup; last lines of its log:\n"
+                        f"{_tail(ARTIFACTS / 'sandbox.log')}", pytrace=False)
+        if _get(f"{url}/_sandbox/health")[0] == 200:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Sandbox did not answer {url}/_sandbox/health within 60 s:\n"
+                        f"{_tail(ARTIFACTS / 'sandbox.log')}", pytrace=False)
+        time.sleep(0.2)  # polling a process we do not control; not used to synchronise the UI
+
+
+def _start_worker_and_sandbox(stack: contextlib.ExitStack, env: dict[str, str], sandbox_url: str,
+                              sends_log: Path) -> list[tuple[str, subprocess.Popen]]:
+    """What `make run` starts beside the web app (app.supervisor): a worker, and the Sandbox launched by
+    `hubcast sandbox` from the stored channel (its ids, secrets, port and this server's webhook URL)."""
+    sends_log.unlink(missing_ok=True)
+    sandbox = _start_child(stack, [sys.executable, "-m", "app.cli", "sandbox", "--log-file", str(sends_log),
+                                   "--seed", "1"], env, "sandbox.log")
+    worker = _start_child(stack, [sys.executable, "-m", "app.cli", "worker"], env, "worker.log")
+    _wait_for_sandbox(sandbox, sandbox_url)
+    return [("Sandbox", sandbox), ("worker", worker)]
+
+
 def _wait_until_serving(proc: subprocess.Popen, port: int, log_path: Path) -> None:
     local = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -306,7 +358,8 @@ def hubcast(tmp_path_factory, browser) -> Iterator[Hubcast]:
         _align_web_package_json()
         data_dir = tmp_path_factory.mktemp("e2e-data")
         database_url = f"sqlite:///{data_dir / 'hubcast.db'}"
-        _prepare_database(database_url)
+        sandbox_url = f"http://127.0.0.1:{_free_port()}"
+        _prepare_database(database_url, sandbox_url)
         redis_url = _start_redis(stack, data_dir)
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -314,6 +367,8 @@ def hubcast(tmp_path_factory, browser) -> Iterator[Hubcast]:
         log = stack.enter_context(open(log_path, "w"))
         port = _free_port()
         env = _server_env(port=port, data_dir=data_dir, database_url=database_url, redis_url=redis_url)
+        sends_log = ARTIFACTS / "sandbox-sends.jsonl"
+        helpers = _start_worker_and_sandbox(stack, env, sandbox_url, sends_log)
         reflex = Path(sys.executable).parent / "reflex"
         command = [str(reflex) if reflex.exists() else "reflex", "run", "--env", "prod",
                    "--backend-port", str(port), "--frontend-port", str(port)]
@@ -322,8 +377,13 @@ def hubcast(tmp_path_factory, browser) -> Iterator[Hubcast]:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         stack.callback(_stop_group, proc)
         _wait_until_serving(proc, port, log_path)
+        for name, helper in helpers:
+            if helper.poll() is not None:
+                pytest.fail(f"the {name} exited with code {helper.returncode}; see test-artifacts/e2e/",
+                            pytrace=False)
         # The browser uses the app's own origin (rxconfig's api_url), so cookies and the websocket agree.
-        yield Hubcast(base_url=f"http://localhost:{port}", database_url=database_url, log_path=log_path)
+        yield Hubcast(base_url=f"http://localhost:{port}", database_url=database_url, log_path=log_path,
+                      sandbox_url=sandbox_url, sandbox_sends=sends_log)
 
 
 # --- pages, helpers --------------------------------------------------------------------------------
@@ -335,9 +395,10 @@ def new_page(request, browser, hubcast) -> Iterator[Callable[[], "playwright_syn
     contexts = []
     pages = []
 
-    def _open(color_scheme: str = "light"):
+    def _open(color_scheme: str = "light", timezone_id: str | None = None):
+        # timezone_id: the browser's own zone (what Intl.DateTimeFormat reports), e.g. "Europe/Paris".
         context = browser.new_context(base_url=hubcast.base_url, viewport={"width": 1440, "height": 900},
-                                      color_scheme=color_scheme)
+                                      color_scheme=color_scheme, timezone_id=timezone_id)
         context.set_default_timeout(UI_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.db import make_engine
 from app.whatsapp.sandbox.catalog import demo_templates
-from tests.integration.test_templates import running_sandbox
+from tests.integration.test_sending_support import run_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +49,10 @@ def setup(hubcast, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("setup-sandbox")
     catalogue = workdir / "catalogue.json"
     catalogue.write_text(json.dumps(demo_templates() + EXTRA))
-    with running_sandbox(workdir, token=TOKEN, secret=SECRET, phone_number_id=sandbox["phone_number_id"],
-                         waba_id=sandbox["business_account_id"], templates_file=catalogue) as url:
+    extra = ("--phone-number-id", sandbox["phone_number_id"], "--waba-id", sandbox["business_account_id"],
+             "--templates-file", str(catalogue))
+    with run_sandbox(workdir, token=TOKEN, secret=SECRET, extra=extra) as running:
+        url = running.url
         with engine.begin() as conn:
             conn.execute(text("UPDATE channels SET api_base_url = :url, access_token = :t, app_secret = :s "
                               "WHERE id = :id"), {"url": url, "t": TOKEN, "s": SECRET, "id": sandbox["id"]})
