@@ -46,8 +46,10 @@ def status_badge(status: rx.Var) -> rx.Component:
 
 
 def pager(page: rx.Var, pages: rx.Var, total: rx.Var, on_prev, on_next, noun: str) -> rx.Component:
+    """`noun` is the plural ("campaigns"); one row reads "1 campaign"."""
+    singular = noun[:-1] if noun.endswith("s") else noun
     return rx.hstack(
-        rx.text(total, f" {noun}", size="2", color=rx.color("gray", 10)),
+        rx.text(total, rx.cond((total == 1) | (total == "1"), f" {singular}", f" {noun}"), size="2", color=rx.color("gray", 10)),
         rx.spacer(),
         rx.text("Page ", page, " of ", pages, size="2", color=rx.color("gray", 10)),
         rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1", on_click=on_prev,

@@ -122,7 +122,8 @@ def _span(segment: rx.Var) -> rx.Component:
     )
 
 
-def whatsapp_preview(preview: rx.Var, preview_id: str = "whatsapp-preview") -> rx.Component:
+def whatsapp_preview(preview: rx.Var, preview_id: str = "whatsapp-preview",
+                     empty_text: str = "The preview appears here as you type the body.") -> rx.Component:
     """A phone-width chat showing one received template message."""
     bubble_bg = rx.color_mode_cond("#ffffff", "#202c33")
     text_color = rx.color_mode_cond("#111b21", "#e9edef")
@@ -161,7 +162,7 @@ def whatsapp_preview(preview: rx.Var, preview_id: str = "whatsapp-preview") -> r
         rx.vstack(
             rx.cond(preview["body"].length() > 0,
                     rx.vstack(bubble, buttons, spacing="1", width="100%", max_width="92%"),
-                    rx.center(rx.text("The preview appears here as you type the body.", size="2", color=muted),
+                    rx.center(rx.text(empty_text, size="2", color=muted),
                               width="100%", padding="24px")),
             padding="14px 12px 18px 12px", spacing="1", min_height="200px", width="100%",
             background=rx.color_mode_cond("#efeae2", "#0b141a"), border_radius="0 0 12px 12px",
