@@ -168,8 +168,9 @@ async def send_message(request: Request) -> JSONResponse:
     except ApiError as exc:
         _state(request).log.rejected[exc.code] += 1
         return _error(exc)
-    wamid = _accept(state, accepted)
-    if state.fault_active("hang"):
+    hang = state.fault_active("hang")
+    wamid = _accept(state, accepted, hung=hang)
+    if hang:
         await asyncio.sleep(state.config.hang_seconds)
     message: dict[str, Any] = {"id": wamid}
     if accepted.kind == "template" and str(accepted.template.get("category", "")).upper() == "MARKETING":  # type: ignore[union-attr]
@@ -189,17 +190,20 @@ def _failure_code(state: SandboxState, accepted: AcceptedSend) -> int | None:
     return None
 
 
-def _accept(state: SandboxState, accepted: AcceptedSend) -> str:
+def _accept(state: SandboxState, accepted: AcceptedSend, *, hung: bool = False) -> str:
     wamid = new_wamid()
     template = accepted.template or {}
     category = str(template.get("category") or "SERVICE")
     failure = _failure_code(state, accepted)
-    state.log.record({
+    entry = {
         "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "wamid": wamid, "to": accepted.to,
         "wa_id": accepted.wa_id, "type": accepted.kind, "template": template.get("name"),
         "language": template.get("language"), "biz_opaque_callback_data": accepted.biz_opaque_callback_data,
         "text": accepted.text, "outcome": f"failed:{failure}" if failure else "accepted",
-    })
+    }
+    if hung:  # answered only after `hang_seconds`: the client probably gave up although it went out
+        entry["hung"] = True
+    state.log.record(entry)
     state.webhooks.plan_message(wamid=wamid, wa_id=accepted.wa_id, biz_opaque=accepted.biz_opaque_callback_data,
                                 category=category, failure_code=failure)
     return wamid
