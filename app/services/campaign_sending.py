@@ -35,14 +35,14 @@ from app.domain.campaign_status import (
     STATUS_LABELS,
     check_transition,
 )
-from app.domain.variables import resolve, unmapped_keys
+from app.domain.variables import CONTACT_FIELDS, missing_title, resolve, unmapped_keys
 from app.models import AudienceUpload, Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, Template, User
 from app.services import audit
 from app.services.campaign_progress import finish_if_done, refresh_counters
 from app.services.send_batch import enqueue_lanes, error_stats_key, is_sqlite
 from app.services.sending_config import sending_config
 from app.timeutil import utcnow
-from app.whatsapp.components import template_variables
+from app.whatsapp.components import clean_parameter_text, template_variables
 
 log = logging.getLogger(__name__)
 R = CampaignRecipient.__table__
@@ -137,6 +137,68 @@ def _list_or_segment_rows(session: Session, campaign: Campaign) -> Iterator[tupl
         yield address, contact_id, contact, {}
 
 
+def _simple_plan(keys: list[str], mapping: Any) -> list[tuple[str, str, str]] | None:
+    """When every variable comes from a built-in contact field or a fixed text (the common case),
+    [(key, contact field or "" for text, cleaned text or fallback)] so that the freeze can read only
+    those columns and resolve a row without `variables.resolve`'s generic lookups (same results:
+    tests/integration/test_freeze_fast_path.py); None otherwise (custom fields, CSV columns, odd specs)."""
+    if not isinstance(mapping, dict):
+        return None
+    plan = []
+    for key in keys:
+        spec = mapping.get(key)
+        if not isinstance(spec, dict):
+            return None
+        source = str(spec.get("source") or "").lower()
+        if source == "text":
+            plan.append((key, "", clean_parameter_text(spec.get("value", spec.get("text", str(spec.get("key") or ""))))
+                         or clean_parameter_text(spec.get("fallback"))))
+        elif source == "field" and str(spec.get("key") or "") in CONTACT_FIELDS:
+            plan.append((key, str(spec.get("key")), clean_parameter_text(spec.get("fallback"))))
+        else:
+            return None
+    return plan
+
+
+def _clean(value: Any) -> str:
+    """clean_parameter_text, skipping its two regex passes when they cannot change anything."""
+    if value.__class__ is str and "\n" not in value and "\r" not in value and "\t" not in value \
+            and "     " not in value:
+        return value.strip()
+    return clean_parameter_text(value)
+
+
+def _simple_rows(session: Session, campaign: Campaign, plan: list[tuple[str, str, str]]) \
+        -> Iterator[tuple[str, int | None, dict, tuple[str, ...]]]:
+    """(address, contact id, values, missing keys) for a list/segment audience, reading only the
+    contact columns the plan uses (same rows and order as `_list_or_segment_rows`)."""
+    from app.services.audience import audience_contact_ids
+
+    ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
+    ids = audience_contact_ids(campaign.audience_kind, ref, session=session)
+    fields = sorted({f for _k, f, _t in plan if f and f != "phone"})
+    query = (
+        select(ContactIdentity.address, Contact.id, *(getattr(Contact, f) for f in fields))
+        .join(Contact, Contact.id == ContactIdentity.contact_id)
+        .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(True),
+               ContactIdentity.contact_id.in_(ids.scalar_subquery() if hasattr(ids, "scalar_subquery") else ids))
+        .order_by(ContactIdentity.id)
+    )
+    position = {f: i + 2 for i, f in enumerate(fields)}
+    steps = [(key, position.get(field, 0) if field else -1, text) for key, field, text in plan]
+    for row in session.execute(query):
+        values: dict[str, str] = {}
+        missing: list[str] = []
+        for key, pos, text in steps:
+            # pos -1: fixed text; 0: the phone (the address); else the contact column
+            value = text if pos < 0 else (_clean(row[pos] if pos else row[0]) or text)
+            if value:
+                values[key] = value
+            else:
+                missing.append(key)
+        yield row[0], row[1], values, tuple(missing)
+
+
 def _csv_path(upload: AudienceUpload) -> Path:
     path = Path(upload.stored_path)
     if not path.is_absolute() and not path.exists():
@@ -177,6 +239,23 @@ def freeze_audience(session: Session, campaign: Campaign, now: datetime) -> int:
     conn = session.connection()
     seen: set[str] = set()
     chunk: list[dict] = []
+    plan = _simple_plan(keys, mapping) if campaign.audience_kind in ("list", "segment") else None
+    if plan is not None:
+        for address, contact_id, values, missing in _simple_rows(session, campaign, plan):
+            if address in seen:
+                continue
+            seen.add(address)
+            chunk.append({
+                "campaign_id": campaign.id, "address": address, "contact_id": contact_id, "variables": values,
+                "status": R_SKIPPED if missing else R_QUEUED, "error_code": None,
+                "error_title": missing_title(missing) if missing else "", "attempts": 0, "updated_at": now,
+            })
+            if len(chunk) >= _INSERT_CHUNK:
+                conn.execute(stmt, chunk)
+                chunk = []
+        if chunk:
+            conn.execute(stmt, chunk)
+        return len(seen)
     for address, contact_id, contact, row in source(session, campaign):
         if address in seen:
             continue

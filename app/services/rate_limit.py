@@ -7,6 +7,10 @@ busy loop and a fair queue across workers; each reservation is used, so the rate
 `rate` over any window by more than the burst tolerance. All arithmetic is in integer microseconds
 from Redis TIME, so machines with skewed clocks agree.
 
+Campaign jobs use `take` instead: n messages now or, refused, how long until they could go. Nothing
+is held in the future, so a caller that wakes late (a busy machine) wastes no capacity; reserving
+ahead and re-reserving missed slots had made a loaded worker burn most of the rate in empty slots.
+
 A shared cool-down (set after 130429 / HTTP 429) pushes every reservation past its end.
 `gcra_reserve` is the same arithmetic in Python, for unit tests and for reasoning.
 """
@@ -33,6 +37,28 @@ if wait < 0 then wait = 0 end
 return wait
 """
 
+# Take n messages *now* or not at all (answering how long until they could go): nothing is reserved
+# in the future, so a caller that wakes up late wastes no capacity. When granted, the n row ids in
+# ARGV[4..] join the "may have been posted" set (KEYS[3]) in the same round trip.
+_TAKE = """
+local tat_key, cool_key, posted_key = KEYS[1], KEYS[2], KEYS[3]
+local interval, tolerance, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', tat_key) or '0')
+local cool = tonumber(redis.call('GET', cool_key) or '0')
+local start = math.max(tat, now - tolerance, cool)
+if start > now then
+  return start - now
+end
+local new_tat = start + n * interval
+redis.call('SET', tat_key, string.format('%d', new_tat), 'PX', math.max(0, math.ceil((new_tat - now) / 1000)) + 1000)
+if posted_key and #ARGV > 3 then
+  redis.call('SADD', posted_key, unpack(ARGV, 4))
+end
+return 0
+"""
+
 _COOL_DOWN = """
 local cool_key = KEYS[1]
 local seconds_us = tonumber(ARGV[1])
@@ -45,6 +71,17 @@ if until_us > current then
 end
 return until_us
 """
+
+
+def gcra_take(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int,
+              cool_until_us: int = 0) -> tuple[int, int]:
+    """(new TAT, 0) when n messages may go now, else (TAT unchanged, microseconds until they may);
+    mirrors the take script. Same bound as `gcra_reserve`: over any window of W seconds at most
+    W * rate + tolerance * rate + n messages go."""
+    start = max(tat_us, now_us - tolerance_us, cool_until_us)
+    if start > now_us:
+        return tat_us, start - now_us
+    return start + n * interval_us, 0
 
 
 def gcra_reserve(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int,
@@ -90,6 +127,29 @@ class RateLimiter:
         self.rate = rate
         self._reserve = redis_client.register_script(_RESERVE)
         self._cool = redis_client.register_script(_COOL_DOWN)
+        self._take = redis_client.register_script(_TAKE)
+
+    async def take(self, n: int, posted_key: str, members: list) -> float:
+        """Take n messages now (0.0), adding `members` to the `posted_key` set in the same round
+        trip; or, refused, the seconds until they could go (nothing taken, nothing added)."""
+        if self.rate.per_second <= 0:
+            if members:
+                await self.redis.sadd(posted_key, *members)
+            return 0.0
+        tat_key, cool_key = _keys(self.rate.channel_id)
+        wait_us = await self._take(keys=[tat_key, cool_key, posted_key],
+                                   args=[self.rate.interval_us, self.rate.tolerance_us, n, *members])
+        return int(wait_us) / US
+
+    async def take_when_free(self, n: int, posted_key: str, members: list, stop: asyncio.Event | None = None) -> bool:
+        """Take n messages as soon as the rate allows (polling at the answered wait, no busy loop);
+        False when `stop` was set first (then nothing was taken)."""
+        while stop is None or not stop.is_set():
+            wait = await self.take(n, posted_key, members)
+            if wait <= 0:
+                return True
+            await asyncio.sleep(wait)
+        return False
 
     async def acquire(self, n: int = 1) -> float:
         if self.rate.per_second <= 0:

@@ -6,7 +6,9 @@ The database is the source of truth (DESIGN rule 2); RQ only says "process the n
    attempts + 1) and COMMITTING before any HTTP call. Two jobs can never claim the same row, and a
    crash after the commit leaves rows `sending`, which are never resent (the sweeper reconciles them).
 2. *Send* with bounded concurrency on one asyncio loop and one pooled CloudApiClient (aiohttp
-   transport), each message after a reservation from the per-channel GCRA limiter in Redis.
+   underneath). A pacer hands rows out a small group at a time: ONE Redis round trip per group takes
+   the group's tokens from the per-channel GCRA limiter "now or never" and adds the rows to the
+   "may have been posted" set, just before their requests leave.
 3. *Store* outcomes in bulk every fraction of a second (one executemany per kind), and classify:
    retryable -> queued again with exponential backoff + jitter (failed after `max_attempts`);
    rate-limited -> queued again without using an attempt, and a shared cool-down for every worker;
@@ -22,7 +24,9 @@ same campaign at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, exists, func, insert, literal, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from app.domain.campaign_status import (
     PAUSED,
@@ -56,6 +61,9 @@ C = Campaign.__table__
 SEND_JOB = "workers.jobs.send_campaign_batch"
 # Template problems that fail every recipient the same way: pause rather than burn the audience.
 _TEMPLATE_GONE = frozenset({132001, 132015, 132016})
+# A job's last outcomes wait this long for an unreachable database before the job gives up (its rows then
+# stay `sending` for the sweeper): a short outage must not turn messages we know were sent into `unknown`.
+_FINAL_STORE_PATIENCE_S = 60.0
 
 
 # --- database helpers ---------------------------------------------------------------------------
@@ -281,6 +289,12 @@ def load_context(engine: Engine, campaign_id: int, config: SendingConfig) -> Sen
     return SendContext(campaign_id, channel, template, config)
 
 
+def channel_limiter(aredis, channel: Channel, config: SendingConfig) -> RateLimiter:
+    """The channel's shared send rate, as every sender on it must use it (campaign jobs, test sends)."""
+    mps = float(channel.messages_per_second or 0)
+    return RateLimiter(aredis, ChannelRate(channel.id, mps * config.rate_headroom, config.rate_burst_s))
+
+
 def _classify(row: Claimed, exc: WhatsAppApiError, config: SendingConfig, now: datetime) -> Outcome:
     code, title, c = exc.code, _title(exc), exc.classification
     if exc.ambiguous:
@@ -323,19 +337,24 @@ async def run_batch(engine: Engine, ctx: SendContext, redis_url: str) -> JobStat
     stats = JobStats()
     mps = float(ctx.channel.messages_per_second or 0)
     claim_size = max(1, min(config.batch_size, int(mps * config.claim_window_s) if mps > 0 else config.batch_size))
-    # In flight needed = rate x latency; allow ~0.3 s of latency. More senders than that only hold
-    # rate slots far ahead and stampede a fresh connection pool at the start.
+    # In flight needed = rate x latency; allow ~0.3 s of latency. More than that only stampedes a
+    # fresh connection pool at the start.
     senders = config.concurrency if mps <= 0 else max(8, min(config.concurrency, int(mps * 0.3)))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.job_budget_s
     rows_q: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=senders)
+    in_flight = asyncio.Semaphore(senders)  # requests in flight at most
+    # A group takes its rate tokens at once, so it may leave as a burst: keep it to ~10 ms of the rate
+    # (within the GCRA tolerance). Uncapped, groups only save Redis round trips.
+    group_max = max(1, min(senders, int(mps * config.rate_group_s))) if mps > 0 else 64
     results: list[Outcome] = []
     stop = asyncio.Event()
     done = asyncio.Event()
     state: dict[str, Any] = {"pause_reason": "", "reason_stored": False}
+    spans: dict[str, float] = stats.extra  # seconds spent per step (summed over coroutines), for profiling
 
     aredis = aioredis.Redis.from_url(redis_url)
-    limiter = RateLimiter(aredis, ChannelRate(ctx.channel.id, mps * config.rate_headroom, config.rate_burst_s))
+    limiter = channel_limiter(aredis, ctx.channel, config)
     client = CloudApiClient.from_channel(ctx.channel, timeout=config.request_timeout_s,
                                          max_connections=config.concurrency)
 
@@ -349,7 +368,14 @@ async def run_batch(engine: Engine, ctx: SendContext, redis_url: str) -> JobStat
             first = True
             while not stop.is_set() and (first or loop.time() < deadline):
                 first = False  # a job always does at least one claim, however small its budget
-                rows = await asyncio.to_thread(claim_rows, engine, cid, claim_size, utcnow())
+                t = time.perf_counter()
+                try:
+                    rows = await asyncio.to_thread(claim_rows, engine, cid, claim_size, utcnow())
+                except DBAPIError:  # the database is unreachable: nothing was claimed; try again shortly
+                    log.warning("campaign %s: could not claim rows; retrying", cid, exc_info=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                spans["claim_s"] = spans.get("claim_s", 0) + time.perf_counter() - t
                 if not rows:
                     break
                 stats.claimed += len(rows)
@@ -359,33 +385,68 @@ async def run_batch(engine: Engine, ctx: SendContext, redis_url: str) -> JobStat
                         break
                     await rows_q.put(row)
         finally:
-            for _ in range(senders):
-                await rows_q.put(None)
+            await rows_q.put(None)
 
-    async def sender() -> None:
-        while True:
-            row = await rows_q.get()
-            if row is None:
-                return
-            if stop.is_set():
-                results.append(Outcome(row, "requeue"))
-                continue
-            await limiter.wait(1, max_late=config.max_late_s)
-            if stop.is_set():  # paused while we waited for our turn: this row was never sent
-                results.append(Outcome(row, "requeue"))
-                continue
-            await aredis.sadd(posted_key(cid), row.id)  # before the request: "may have been posted"
+    async def send(row: Claimed) -> None:
+        try:
             outcome, exc = await _send_one(client, ctx, row)
             results.append(outcome)
             if exc is not None and not exc.ambiguous:
                 c = exc.classification
                 if c.rate_limited:
-                    await limiter.cool_down(exc.retry_after or config.rate_limit_cooldown_s)
+                    with contextlib.suppress(Exception):  # Redis lost: this job stops at its next group anyway
+                        await limiter.cool_down(exc.retry_after or config.rate_limit_cooldown_s)
                 if c.stops_campaign:
                     request_stop(f"WhatsApp refused the campaign: #{exc.code} {_title(exc)}"
                                  if exc.code is not None else f"WhatsApp refused the campaign: {_title(exc)}")
                 elif c.template_issue and exc.code in _TEMPLATE_GONE:
                     request_stop(f"The template cannot be sent: #{exc.code} {_title(exc)}")
+        finally:
+            in_flight.release()
+
+    async def pacer() -> None:
+        """Hands rows to send tasks: a group at a time, each group's rate tokens and "may have been
+        posted" marks taken in ONE Redis round trip just before its requests leave (per message, it
+        was two round trips and a reservation in the future that a late wake-up wasted)."""
+        tasks: set[asyncio.Task] = set()
+        ended = False
+        while not ended:
+            await in_flight.acquire()
+            row = await rows_q.get()
+            if row is None:
+                in_flight.release()
+                break
+            group = [row]
+            # More rows join while they are at hand and a request slot is free: never wait for them.
+            while len(group) < group_max and not rows_q.empty() and not in_flight.locked():
+                nxt = rows_q.get_nowait()
+                if nxt is None:
+                    ended = True
+                    break
+                await in_flight.acquire()
+                group.append(nxt)
+            t = time.perf_counter()
+            try:
+                taken = not stop.is_set() and await limiter.take_when_free(
+                    len(group), posted_key(cid), [r.id for r in group], stop)
+            except Exception:  # Redis lost (restart, network): nothing left yet; give the rows back and end
+                log.warning("campaign %s: rate limiter unreachable; returning %d rows to the queue", cid, len(group),
+                            exc_info=True)
+                taken = False
+                request_stop()
+            spans["limiter_s"] = spans.get("limiter_s", 0) + time.perf_counter() - t
+            spans["groups"] = spans.get("groups", 0) + 1
+            if not taken or stop.is_set():  # paused or cancelled first: these rows were never sent
+                results.extend(Outcome(r, "requeue") for r in group)
+                for _ in group:
+                    in_flight.release()
+                continue
+            for r in group:
+                task = asyncio.create_task(send(r))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
 
     async def flush() -> None:
         reason = "" if state["reason_stored"] else state["pause_reason"]
@@ -393,19 +454,30 @@ async def run_batch(engine: Engine, ctx: SendContext, redis_url: str) -> JobStat
             return
         batch = results[:]
         del results[:len(batch)]
+        t = time.perf_counter()
+        try:
+            await asyncio.to_thread(store_outcomes, engine, cid, batch, utcnow(), reason)
+        except Exception:
+            # The database is unreachable: keep these outcomes (the wamids we hold) for the next flush;
+            # dropped, their rows would stay `sending` and end `unknown` although we know what happened.
+            results[:0] = batch
+            raise
         state["reason_stored"] = state["reason_stored"] or bool(reason)
         for o in batch:
             name = _STAT_FOR_KIND[o.kind]
             setattr(stats, name, getattr(stats, name) + 1)
-        await asyncio.to_thread(store_outcomes, engine, cid, batch, utcnow(), reason)
+        spans["store_s"] = spans.get("store_s", 0) + time.perf_counter() - t
         attempted = sum(1 for o in batch if o.kind in ("sent", "failed", "unknown"))
         failed = sum(1 for o in batch if o.kind == "failed")
         if attempted:
-            async with aredis.pipeline(transaction=False) as pipe:
-                pipe.hincrby(error_stats_key(cid), "attempted", attempted)
-                pipe.hincrby(error_stats_key(cid), "failed", failed)
-                pipe.expire(error_stats_key(cid), 7 * 24 * 3600)
-                await pipe.execute()
+            try:
+                async with aredis.pipeline(transaction=False) as pipe:
+                    pipe.hincrby(error_stats_key(cid), "attempted", attempted)
+                    pipe.hincrby(error_stats_key(cid), "failed", failed)
+                    pipe.expire(error_stats_key(cid), 7 * 24 * 3600)
+                    await pipe.execute()
+            except Exception:  # the outcomes are stored; only the error-ratio figures miss this batch
+                log.warning("campaign %s: could not count outcomes in Redis", cid, exc_info=True)
 
     async def flusher() -> None:
         # Not cancelled mid-write: it stops when told, after one last flush.
@@ -414,36 +486,70 @@ async def run_batch(engine: Engine, ctx: SendContext, redis_url: str) -> JobStat
                 await asyncio.wait_for(done.wait(), 0.25)
             except asyncio.TimeoutError:
                 pass
-            await flush()
+            try:
+                await flush()
+            except Exception:  # kept for the next flush; a dead flusher would store nothing more
+                log.warning("campaign %s: could not store outcomes; retrying", cid, exc_info=True)
 
     async def watcher() -> None:
         ticks = 0
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
-            await aredis.set(alive_key(cid), "1", ex=int(config.alive_ttl_s))
-            status = await asyncio.to_thread(campaign_status, engine, cid)
-            if status != SENDING:
-                request_stop()
-            else:
-                reason = error_ratio_reason(await aredis.hgetall(error_stats_key(cid)), config)
-                if reason:
-                    request_stop(reason)
+            try:  # a Redis or database blip must not end the watch: pause/cancel must still be seen
+                await aredis.set(alive_key(cid), "1", ex=int(config.alive_ttl_s))
+                status = await asyncio.to_thread(campaign_status, engine, cid)
+                if status != SENDING:
+                    request_stop()
+                else:
+                    reason = error_ratio_reason(await aredis.hgetall(error_stats_key(cid)), config)
+                    if reason:
+                        request_stop(reason)
+            except Exception:
+                log.warning("campaign %s: watcher could not check the campaign", cid, exc_info=True)
 
     flusher_task, watcher_task = asyncio.create_task(flusher()), asyncio.create_task(watcher())
     try:
         await aredis.set(alive_key(cid), "1", ex=int(config.alive_ttl_s))
         await ensure_posted_epoch(aredis, cid)
         await aredis.expire(posted_key(cid), POSTED_TTL_S)
-        await asyncio.gather(feeder(), *(sender() for _ in range(senders)))
+        await asyncio.gather(feeder(), pacer())
     finally:
         watcher_task.cancel()
         done.set()
         await asyncio.gather(watcher_task, flusher_task, return_exceptions=True)
-        await flush()
+        patience = loop.time() + _FINAL_STORE_PATIENCE_S
+        while True:
+            try:
+                await flush()
+                break
+            except Exception:
+                if loop.time() > patience:
+                    raise
+                await asyncio.sleep(1.0)
         stats.stopped_reason = state["pause_reason"]
         await client.aclose()
         await aredis.aclose()
+    return stats
+
+
+def _profiled(directory: str, run):
+    import cProfile
+    import json
+    import os
+
+    profiler = cProfile.Profile()
+    started, cpu = time.perf_counter(), time.process_time()
+    profiler.enable()
+    try:
+        stats = run()
+    finally:
+        profiler.disable()
+    name = f"{os.getpid()}-{time.time_ns()}"
+    profiler.dump_stats(os.path.join(directory, f"job-{name}.prof"))
+    with open(os.path.join(directory, f"spans-{os.getpid()}.jsonl"), "a") as fh:
+        fh.write(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                             "claimed": stats.claimed, "sent": stats.sent, **stats.extra}) + "\n")
     return stats
 
 
@@ -527,7 +633,11 @@ def send_campaign_batch(campaign_id: int, *, config: SendingConfig | None = None
     if ctx is None:
         return {"campaign_id": campaign_id, "idle": True}
     started = time.monotonic()
-    stats = asyncio.run(run_batch(engine, ctx, redis_url()))
+    profile_dir = os.environ.get("HUBCAST_SEND_PROFILE_DIR", "")
+    if profile_dir:  # benchmarks only: where a job's time goes (cProfile of the event loop thread + spans)
+        stats = _profiled(profile_dir, lambda: asyncio.run(run_batch(engine, ctx, redis_url())))
+    else:
+        stats = asyncio.run(run_batch(engine, ctx, redis_url()))
     with Session(engine) as session:
         session.connection()  # SQLite: make the write lock the transaction's first step
         if is_sqlite(engine):

@@ -9,6 +9,9 @@ Why these numbers:
 - `claim_window_s`: a claim takes at most about this many seconds of the channel's throughput (and at
   most `batch_size` rows), so rows marked `sending` are sent soon after; the crash sweeper's grace
   (`stuck_grace_s`) must stay well above the time a claimed row can wait.
+- `rate_headroom`, `rate_burst_s`, `rate_group_s`: a campaign job takes its tokens "now or never" in
+  groups (no reservation a late wake-up could waste), so any one-second window holds at most
+  headroom x cap + burst + group: 985 + 10 + 4 < 1,000 at a 1,000/s cap.
 - `job_budget_s`: a send job stops after this long and re-enqueues itself, so other campaigns and the
   RQ bookkeeping get a turn; `lanes` jobs run per campaign so several workers share it.
 """
@@ -37,9 +40,10 @@ class SendingConfig:
     stuck_grace_s: float = 600.0  # a row `sending` this long without a wamid is reconciled or `unknown`
     alive_ttl_s: float = 60.0  # a campaign whose jobs gave no sign of life this long is re-enqueued
     tick_interval_s: float = 2.0  # the scheduler/sweeper tick in each worker
-    rate_burst_s: float = 0.02  # GCRA tolerance: at most this many seconds of the rate in one burst
-    rate_headroom: float = 0.97  # aim this fraction of the channel's cap: network jitter must not cross it
+    rate_burst_s: float = 0.01  # GCRA tolerance: at most this many seconds of the rate in one burst
+    rate_headroom: float = 0.985  # aim this fraction of the channel's cap: network jitter must not cross it
     max_late_s: float = 0.03  # a rate slot missed by more than this is re-reserved, not used late
+    rate_group_s: float = 0.005  # campaign sends take rate tokens in groups of this many seconds of the rate
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "SendingConfig":

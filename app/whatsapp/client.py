@@ -11,6 +11,7 @@ blindly; the sender marks it unknown and lets the status webhook (which echoes
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from app.whatsapp.errors import (
     classify,
     parse_error_response,
 )
-from app.whatsapp.http import build_async_client
+from app.whatsapp.http import KEEPALIVE_EXPIRY_S, build_async_client
 
 try:
     import aiohttp
@@ -55,10 +56,19 @@ class CloudApiClient:
         self.api_version = api_version
         self.phone_number_id = phone_number_id
         self.business_account_id = business_account_id
+        headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
         self._http = build_async_client(
             base_url=self.base_url, timeout=timeout, max_connections=max_connections, transport=transport,
-            headers={"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers=headers,
         )
+        # Sends (the hot path: one per recipient) go straight through aiohttp, the same connector the
+        # httpx-aiohttp transport would use: httpx's request/response/URL objects on top cost about
+        # twice aiohttp's own CPU per request (profiled in bench/results/dispatch.md). An injected
+        # transport (tests) keeps every request on httpx.
+        self._fast_send = transport is None and aiohttp is not None
+        self._session_args = (headers, timeout, max_connections)
+        self._session: Any = None
+        self._proxy: tuple[Any, Any] = (None, None)
 
     @classmethod
     def from_channel(cls, channel: Any, **kwargs: Any) -> "CloudApiClient":
@@ -74,6 +84,9 @@ class CloudApiClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -87,7 +100,11 @@ class CloudApiClient:
                                 "type": "template", "template": template}
         if biz_opaque_callback_data is not None:
             body["biz_opaque_callback_data"] = biz_opaque_callback_data
-        payload = await self._request("POST", f"/{self.api_version}/{self.phone_number_id}/messages", json=body)
+        path = f"/{self.api_version}/{self.phone_number_id}/messages"
+        if self._fast_send:
+            payload = await self._post_aiohttp(path, body)
+        else:
+            payload = await self._request("POST", path, json=body)
         messages = payload.get("messages") if isinstance(payload, dict) else None
         message_id = messages[0].get("id") if messages and isinstance(messages[0], dict) else None
         if not message_id:
@@ -160,21 +177,64 @@ class CloudApiClient:
             payload = response.json()
         except ValueError:
             payload = None
-        if response.is_success:
-            if not isinstance(payload, dict):
-                raise WhatsAppApiError(
-                    WhatsAppError(code=None, title="Unexpected response", details=response.text[:500],
-                                  http_status=response.status_code),
-                    Classification(RETRYABLE), ambiguous=method == "POST")
-            return payload
-        error = parse_error_response(payload, response.status_code, raw_text=response.text if payload is None else "")
-        raise WhatsAppApiError(error, classify(error), retry_after=_retry_after(response))
+        return _payload_or_raise(method, response.status_code, payload, lambda: response.text,
+                                 response.headers.get("retry-after"))
+
+    def _aiohttp_session(self) -> Any:
+        if self._session is None:  # created inside the running loop, on first use
+            headers, timeout, max_connections = self._session_args
+            connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=KEEPALIVE_EXPIRY_S)
+            # The proxy from the environment (HTTPS_PROXY, NO_PROXY...) is looked up once here: with
+            # trust_env=True aiohttp looks it up, and .netrc, in a thread on EVERY request.
+            from aiohttp.helpers import get_env_proxy_for_url
+            from yarl import URL
+            try:
+                self._proxy = get_env_proxy_for_url(URL(self.base_url))
+            except LookupError:
+                self._proxy = (None, None)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=headers, trust_env=False,
+                # as httpx.Timeout(timeout) maps through httpx-aiohttp: connect, read and pool wait
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout),
+                json_serialize=_compact_json)
+        return self._session
+
+    async def _post_aiohttp(self, path: str, body: dict) -> dict:
+        try:
+            session = self._aiohttp_session()
+            async with session.post(self.base_url + path, json=body, allow_redirects=False,
+                                    proxy=self._proxy[0], proxy_auth=self._proxy[1]) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("retry-after")
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise transport_failure(exc) from exc
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = None
+        return _payload_or_raise("POST", status, payload, lambda: raw.decode("utf-8", "replace"), retry_after)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _payload_or_raise(method: str, status: int, payload: Any, text, retry_after: str | None) -> dict:
+    """The JSON object of a 2xx answer, else the WhatsAppApiError it stands for."""
+    if 200 <= status < 300:
+        if not isinstance(payload, dict):
+            raise WhatsAppApiError(
+                WhatsAppError(code=None, title="Unexpected response", details=text()[:500], http_status=status),
+                Classification(RETRYABLE), ambiguous=method == "POST")
+        return payload
+    error = parse_error_response(payload, status, raw_text=text() if payload is None else "")
+    raise WhatsAppApiError(error, classify(error), retry_after=_parse_retry_after(retry_after))
+
+
+def _parse_retry_after(value: str | None) -> float | None:
     try:
-        return max(0.0, float(response.headers["retry-after"]))
-    except (KeyError, ValueError):
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
         return None
 
 
