@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 import redis
@@ -65,10 +66,35 @@ def run_worker(redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool =
     from workers.jobs import preload
 
     preload()
-    worker = SimpleWorker(list(queues), connection=connection)
     stop = None if burst else start_periodic_thread(redis_url)
     try:
-        return worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+        while True:
+            worker = SimpleWorker(list(queues), connection=connection)
+            try:
+                worked = worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+            except redis.exceptions.ConnectionError:
+                if burst or _stop_requested(worker):
+                    raise
+                worked = False
+            # RQ quits on any Redis error outside its dequeue loop (e.g. finishing a job while Redis
+            # restarts). A long-running worker rides that out: the jobs' truth is in the database, and
+            # the sweeper re-enqueues what Redis lost, so start a fresh worker once Redis answers.
+            if burst or _stop_requested(worker) or _redis_answers(connection):
+                return worked
+            log.warning("worker: Redis connection lost; starting again when it answers")
+            while not _redis_answers(connection):
+                time.sleep(1.0)
     finally:
         if stop is not None:
             stop.set()
+
+
+def _stop_requested(worker: SimpleWorker) -> bool:
+    return bool(getattr(worker, "_stop_requested", False) or getattr(worker, "_shutdown_requested_date", None))
+
+
+def _redis_answers(connection: redis.Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except redis.exceptions.RedisError:
+        return False
