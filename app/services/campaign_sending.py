@@ -229,48 +229,67 @@ def _insert_statement(session: Session):
     return dialect.insert(R).on_conflict_do_nothing(index_elements=["campaign_id", "address"])
 
 
-def freeze_audience(session: Session, campaign: Campaign, now: datetime) -> int:
-    """Insert the campaign's recipient rows (deduplicated by number); returns how many exist now."""
+class _InsertWriter:
+    """The portable writer: executemany of INSERT ... ON CONFLICT DO NOTHING, chunk by chunk."""
+
+    def __init__(self, session: Session, campaign_id: int, now: datetime) -> None:
+        self._stmt = _insert_statement(session)
+        self._conn = session.connection()
+        self._campaign_id, self._now = campaign_id, now
+
+    def write(self, rows: list[tuple[str, int | None, dict, str, str]]) -> None:
+        self._conn.execute(self._stmt, [
+            {"campaign_id": self._campaign_id, "address": address, "contact_id": contact_id, "variables": values,
+             "status": status, "error_code": None, "error_title": title, "attempts": 0, "updated_at": self._now}
+            for address, contact_id, values, status, title in rows])
+
+    def finish(self) -> None:
+        pass
+
+
+def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_copy: bool | None = None) -> int:
+    """Insert the campaign's recipient rows (deduplicated by number); returns how many exist now.
+    PostgreSQL (psycopg) writes them with COPY (app/services/recipient_copy.py) unless `use_copy` is False
+    (bench/freeze.py times both; tests check they store the same rows)."""
     template = session.get(Template, campaign.template_id)
     keys = [v.key for v in template_variables(template.components or [], template.parameter_format)]
     mapping = campaign.variable_mapping or {}
-    source = _csv_rows if campaign.audience_kind == "csv" else _list_or_segment_rows
-    stmt = _insert_statement(session)
-    conn = session.connection()
+    if use_copy is None:  # COPY through psycopg 3's API; any other driver keeps the portable INSERT
+        dialect = session.get_bind().dialect
+        use_copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
+    if use_copy:
+        from app.services.recipient_copy import RecipientCopier
+        writer: Any = RecipientCopier(session, campaign.id, now)
+    else:
+        writer = _InsertWriter(session, campaign.id, now)
     seen: set[str] = set()
-    chunk: list[dict] = []
+    chunk: list[tuple[str, int | None, dict, str, str]] = []
     plan = _simple_plan(keys, mapping) if campaign.audience_kind in ("list", "segment") else None
     if plan is not None:
         for address, contact_id, values, missing in _simple_rows(session, campaign, plan):
             if address in seen:
                 continue
             seen.add(address)
-            chunk.append({
-                "campaign_id": campaign.id, "address": address, "contact_id": contact_id, "variables": values,
-                "status": R_SKIPPED if missing else R_QUEUED, "error_code": None,
-                "error_title": missing_title(missing) if missing else "", "attempts": 0, "updated_at": now,
-            })
+            chunk.append((address, contact_id, values, R_SKIPPED if missing else R_QUEUED,
+                          missing_title(missing) if missing else ""))
             if len(chunk) >= _INSERT_CHUNK:
-                conn.execute(stmt, chunk)
+                writer.write(chunk)
                 chunk = []
-        if chunk:
-            conn.execute(stmt, chunk)
-        return len(seen)
-    for address, contact_id, contact, row in source(session, campaign):
-        if address in seen:
-            continue
-        seen.add(address)
-        resolution = resolve(keys, mapping, contact=contact, row=row)
-        chunk.append({
-            "campaign_id": campaign.id, "address": address, "contact_id": contact_id,
-            "variables": resolution.values, "status": R_QUEUED if resolution.ok else R_SKIPPED,
-            "error_code": None, "error_title": resolution.error_title, "attempts": 0, "updated_at": now,
-        })
-        if len(chunk) >= _INSERT_CHUNK:
-            conn.execute(stmt, chunk)
-            chunk = []
+    else:
+        source = _csv_rows if campaign.audience_kind == "csv" else _list_or_segment_rows
+        for address, contact_id, contact, row in source(session, campaign):
+            if address in seen:
+                continue
+            seen.add(address)
+            resolution = resolve(keys, mapping, contact=contact, row=row)
+            chunk.append((address, contact_id, resolution.values, R_QUEUED if resolution.ok else R_SKIPPED,
+                          resolution.error_title))
+            if len(chunk) >= _INSERT_CHUNK:
+                writer.write(chunk)
+                chunk = []
     if chunk:
-        conn.execute(stmt, chunk)
+        writer.write(chunk)
+    writer.finish()
     return len(seen)
 
 
