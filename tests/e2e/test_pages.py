@@ -66,7 +66,8 @@ def test_contacts_table_pages_and_search_narrows_it(page, login_as, seeded):
     expect(page.get_by_text(f"Page 1 of {pages}", exact=True)).to_be_visible()
 
     page.locator("#contact-search").fill(SEARCH_TERM)
-    expect(page.get_by_text(f"{seeded['search_hits']} contacts", exact=True)).to_be_visible()
+    hits = seeded["search_hits"]
+    expect(page.get_by_text(f"{hits} contact{'' if hits == 1 else 's'}", exact=True)).to_be_visible()
     expect(rows).to_have_count(seeded["search_hits"])
     for name in rows.locator("th").all_inner_texts():
         assert SEARCH_TERM in name

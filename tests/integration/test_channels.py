@@ -23,8 +23,8 @@ FORM = {"name": "Main shop", "phone_number_id": "106540352242922", "business_acc
 
 @pytest.fixture(scope="module")
 def sandbox_url(tmp_path_factory):
-    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as url:
-        yield url
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as sandbox:
+        yield sandbox.url
 
 
 def _channels(session) -> list[Channel]:
