@@ -27,13 +27,9 @@ from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.hardening.test_faults_redis import private_redis  # noqa: F401 (fixture)
 from tests.integration.test_sending_support import (
+    make_sandbox_campaign,
     TcpProxy,
     campaign_row,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
-    number,
     recipients,
     run_sandbox,
     stop_process,
@@ -74,9 +70,7 @@ def _campaign_through_outage(session, user, database_url_for_workers: str, redis
                              fault_name: str, env: dict | None = None) -> None:
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "1", **(env or {})}
     with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
-        channel = make_channel(session, sb.url, mps=CAP)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(N)]))
+        campaign = make_sandbox_campaign(session, sb, N, mps=CAP)
         workers = [worker_process(tmp_path, database_url_for_workers, redis_url, f"w{i}", env) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)

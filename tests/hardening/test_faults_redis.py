@@ -15,12 +15,8 @@ from app.settings import reset_settings_cache
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.integration.test_sending_support import (
+    make_sandbox_campaign,
     campaign_row,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
-    number,
     run_sandbox,
     stop_process,
     wait_for,
@@ -67,9 +63,7 @@ def _run(fault_name: str, inject, session, database_url, redis_url, make_user, t
     user = make_user("basic")
     env = {"HUBCAST_SEND_STUCK_GRACE_S": "8", "HUBCAST_SEND_TICK_INTERVAL_S": "1", "HUBCAST_SEND_ALIVE_TTL_S": "5"}
     with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
-        channel = make_channel(session, sb.url, mps=CAP)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(N)]))
+        campaign = make_sandbox_campaign(session, sb, N, mps=CAP)
         workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", env) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)

@@ -18,14 +18,10 @@ from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.hardening.test_faults_redis import private_redis  # noqa: F401 (fixture)
 from tests.integration.test_sending_support import (
+    make_sandbox_campaign,
     campaign_row,
     http_api_process,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
     max_per_window,
-    number,
     recipients,
     run_sandbox,
     stop_process,
@@ -47,9 +43,7 @@ def test_rate_limited_then_server_errors_for_10s_each(session, redis_client, red
     n, cap = 900, 100
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox", mps=cap) as sb:
-        channel = make_channel(session, sb.url, mps=cap)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(n)]))
+        campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", ENV) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
@@ -104,9 +98,7 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private
             run_sandbox(tmp_path / "sandbox", mps=cap, extra=(
                 "--webhook-url", f"{web}/webhooks/whatsapp", "--hang-seconds", "5", "--sent-delay", "0.2,0.5",
                 "--delivered-delay", "0.3,1", "--read-delay", "0.3,1")) as sb:
-        channel = make_channel(session, sb.url, mps=cap)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(n)]))
+        campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         worker = worker_process(tmp_path, database_url, redis_url, "w0", env)
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)

@@ -14,12 +14,8 @@ from app.services.campaign_sending import cancel_campaign, pause_campaign, resum
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.integration.test_sending_support import (
+    make_sandbox_campaign,
     campaign_row,
-    make_campaign,
-    make_channel,
-    make_list,
-    make_template,
-    number,
     recipients,
     run_sandbox,
     stop_process,
@@ -55,9 +51,7 @@ def test_sigkill_one_of_two_workers_mid_campaign_of_10000(session, redis_client,
     user = make_user("basic")
     env = {"HUBCAST_SEND_STUCK_GRACE_S": "10", "HUBCAST_SEND_TICK_INTERVAL_S": "1", "HUBCAST_SEND_ALIVE_TTL_S": "10"}
     with run_sandbox(tmp_path / "sandbox", mps=cap) as sb:
-        channel = make_channel(session, sb.url, mps=cap)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(n)]))
+        campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         victim = worker_process(tmp_path, database_url, redis_url, "victim", env)
         other = worker_process(tmp_path, database_url, redis_url, "other", env)
         restarted = None
@@ -100,9 +94,7 @@ def test_sigterm_mid_batch_is_a_warm_shutdown(session, redis_client, redis_url, 
     # Short jobs, so the job running at SIGTERM ends soon; a long grace, so a cold stop would show `sending` rows.
     env = {"HUBCAST_SEND_JOB_BUDGET_S": "3", "HUBCAST_SEND_TICK_INTERVAL_S": "1"}
     with run_sandbox(tmp_path / "sandbox", mps=cap) as sb:
-        channel = make_channel(session, sb.url, mps=cap)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(n)]))
+        campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         worker = worker_process(tmp_path, database_url, redis_url, "terminated", env)
         successor = None
         try:
@@ -141,9 +133,7 @@ def test_pause_resume_then_cancel_while_sending_never_resends(session, redis_cli
     user = make_user("basic")
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "1"}
     with run_sandbox(tmp_path / "sandbox", mps=cap) as sb:
-        channel = make_channel(session, sb.url, mps=cap)
-        campaign = make_campaign(session, channel, make_template(session, channel),
-                                 make_list(session, [number(i) for i in range(n)]))
+        campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", env) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
