@@ -75,7 +75,7 @@ def _read_password_stdin() -> str:
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
     from app.db import session_scope
-    from app.services.users import create_user
+    from app.services.accounts.users import create_user
 
     password = _read_password_stdin() if args.password_stdin else None
     with session_scope() as session:
@@ -93,7 +93,7 @@ def _cmd_user_list(_args: argparse.Namespace) -> int:
     from app.db import session_scope
     from app.models import User
 
-    # app.services.users.list_users needs a signed-in admin; the CLI runs with shell access to the
+    # app.services.accounts.users.list_users needs a signed-in admin; the CLI runs with shell access to the
     # server (like create_user's actor=None), so it reads the table directly.
     with session_scope() as session:
         users = list(session.exec(select(User).order_by(User.id)).all())
@@ -124,7 +124,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from app.db import session_scope
-    from app.services.sandbox_channel import sandbox_argv, sandbox_channel, write_sandbox_catalogue
+    from app.services.channels.sandbox_channel import sandbox_argv, sandbox_channel, write_sandbox_catalogue
     from app.settings import get_settings
     from app.whatsapp.sandbox import main as sandbox_main
 
@@ -145,7 +145,7 @@ def _cmd_templates_sync(args: argparse.Namespace) -> int:
 
     from app.db import session_scope
     from app.models import Channel
-    from app.services.templates import TemplateError, sync_templates
+    from app.services.channels.templates import TemplateError, sync_templates
 
     with session_scope() as session:
         query = select(Channel).order_by(Channel.name)
@@ -261,8 +261,8 @@ def describe_error(exc: BaseException) -> str | None:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    # Imported here only when needed: app.services.users pulls in the models and Argon2.
-    from app.services.users import UserError
+    # Imported here only when needed: app.services.accounts.users pulls in the models and Argon2.
+    from app.services.accounts.users import UserError
 
     return isinstance(exc, UserError)
 

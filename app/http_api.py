@@ -31,7 +31,9 @@ from app.db import get_engine, session_scope
 from app.domain import permissions as perm
 from app.models import Channel
 from app.redis_conn import get_redis
-from app.services import auth, campaign_results, webhook_ingest
+from app.services.accounts import auth
+from app.services.campaigns import results as campaign_results
+from app.services.inbound import webhook_ingest
 from app.upload_limit import UploadSizeLimit
 from app.whatsapp import signature
 from app.whatsapp.webhooks import parse_webhook

@@ -49,7 +49,7 @@ def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
     exists (the demo data creates one). They start after the worker and before Reflex, and are
     stopped (and watched) like every other child."""
     from app.db import session_scope
-    from app.services.sandbox_channel import sandbox_channel
+    from app.services.channels.sandbox_channel import sandbox_channel
 
     with session_scope() as session:
         if sandbox_channel(session=session) is None:
@@ -210,7 +210,7 @@ def _prepare_database(settings: Settings, demo: bool) -> None:
     from app.db import session_scope
     from app.migrate import upgrade_to_head
     from app.services.demo_seed import seed_demo
-    from app.services.users import UserError, ensure_first_admin
+    from app.services.accounts.users import UserError, ensure_first_admin
 
     upgrade_to_head(settings.database_url)
     try:

@@ -35,7 +35,7 @@ from sqlmodel import Session  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 from app.models import Contact, ContactIdentity, ContactList, Segment, User  # noqa: E402
-from app.services.audience import CHANNEL_TYPES, audience_contact_ids, audience_summary  # noqa: E402
+from app.services.audiences.summary import CHANNEL_TYPES, audience_contact_ids, audience_summary  # noqa: E402
 
 BENCH_DB = "hubcast_bench"
 RESULTS = ROOT / "bench" / "results" / "audience.md"

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from app.services import csv_parallel  # noqa: E402
-from app.services.audience import csv_audience_summary  # noqa: E402
-from app.services.csv_reader import MAX_CSV_BYTES, check_csv  # noqa: E402
+from app.services.audiences import csv_parallel  # noqa: E402
+from app.services.audiences.summary import csv_audience_summary  # noqa: E402
+from app.services.audiences.csv_reader import MAX_CSV_BYTES, check_csv  # noqa: E402
 from audience import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "csv_audience.md"
@@ -141,8 +141,8 @@ _RSS_PROBE = r"""
 import json, os, resource, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from app.services.audience import csv_audience_summary
-from app.services.csv_reader import check_csv
+from app.services.audiences.summary import csv_audience_summary
+from app.services.audiences.csv_reader import check_csv
 
 def tree_rss():
     try:

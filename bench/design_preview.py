@@ -79,7 +79,7 @@ def build(url: str, n: int) -> tuple[int, int]:
 
 
 def previous_way(session: Session, campaign: Campaign) -> tuple[int, int]:
-    from app.services.campaign_sending import _list_or_segment_rows
+    from app.services.sending.lifecycle import _list_or_segment_rows
 
     examined = skipped = 0
     for _address, _cid, contact, row in _list_or_segment_rows(session, campaign):
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from app.services import campaigns as svc
+    from app.services.campaigns import drafts as svc
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"

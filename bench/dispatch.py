@@ -99,7 +99,7 @@ def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
 
     from app.db import get_engine
     from app.models import Campaign, Channel, Contact, ContactIdentity, ContactList, ListMembership, Template
-    from app.services.users import create_user
+    from app.services.accounts.users import create_user
     from app.timeutil import utcnow
 
     from tests.integration.test_sending_support import MAPPING, ORDER_UPDATE, PNID, SECRET, TOKEN, WABA
@@ -191,7 +191,7 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
 
     from app.db import get_engine
     from app.models import CampaignRecipient, User
-    from app.services.campaign_sending import start_campaign
+    from app.services.sending.lifecycle import start_campaign
     from tests.integration.test_sending_support import max_per_window
 
     redis.Redis.from_url(r_url).flushdb()

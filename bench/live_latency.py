@@ -54,7 +54,7 @@ from sqlmodel import Session  # noqa: E402
 
 from app.db import make_engine  # noqa: E402
 from app.models import Campaign, CampaignRecipient, Channel  # noqa: E402
-from app.services import campaign_progress  # noqa: E402
+from app.services.sending import progress as campaign_progress  # noqa: E402
 from app.whatsapp.signature import HEADER, sign  # noqa: E402
 from state.campaigns import LIVE_INTERVAL_S  # noqa: E402
 from audience import machine  # noqa: E402

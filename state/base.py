@@ -8,7 +8,8 @@ from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import NotAuthenticated, PermissionDenied
 from app.models import User
-from app.services import audit, auth
+from app.services.accounts import audit
+from app.services.accounts import auth
 from state.guard import public_handler
 
 SESSION_COOKIE = "hubcast_session"

@@ -11,7 +11,8 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.services import auth, campaign_results
+from app.services.accounts import auth
+from app.services.campaigns import results as campaign_results
 from state.base import AppState
 from state.campaigns import LIVE_INTERVAL_S, tab_is_open
 from state.guard import current_actor, requires

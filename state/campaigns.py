@@ -16,9 +16,11 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.services import auth, campaign_results, catalog
-from app.services import campaign_sending as sending
-from app.services import campaigns as drafts
+from app.services.accounts import auth
+from app.services.campaigns import results as campaign_results
+from app.services.campaigns import listing
+from app.services.sending import lifecycle as sending
+from app.services.campaigns import drafts
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -42,7 +44,7 @@ def read_campaigns_page(secret: str, search: str, status: str, page: int):
         user = auth.resolve_session(session=session, secret=secret)
         if user is None or not perm.can(user.role, perm.CAMPAIGNS_VIEW):
             return None
-        result = catalog.campaigns_page(session=session, actor=user, search=search, status=status, page=page)
+        result = listing.campaigns_page(session=session, actor=user, search=search, status=status, page=page)
         return result, campaign_results.anything_live(session=session, actor=user)
 
 
@@ -77,11 +79,11 @@ class CampaignsState(AppState):
     def _refresh(self) -> None:
         with session_scope() as session:
             actor = current_actor()
-            result = catalog.campaigns_page(session=session, actor=actor, search=self.search,
+            result = listing.campaigns_page(session=session, actor=actor, search=self.search,
                                             status=self.status_filter, page=self.page)
             if not self.any_campaign:
                 self.any_campaign = bool(result.total) or bool(
-                    catalog.campaigns_page(session=session, actor=actor, page_size=1).total)
+                    listing.campaigns_page(session=session, actor=actor, page_size=1).total)
             live = campaign_results.anything_live(session=session, actor=actor)
         self._show(result, live)
 

@@ -20,9 +20,8 @@ from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
 from app.models import User
-from app.services import catalog
-from app.services import channels as channels_service
-from app.services.channels import ChannelError
+from app.services.channels import channels as channels_service
+from app.services.channels.channels import ChannelError
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -80,7 +79,7 @@ class ChannelsState(AppState):
     def _refresh(self) -> None:
         actor = current_actor()
         with session_scope() as session:
-            self.rows = as_text(catalog.channels_overview(session=session, actor=actor))
+            self.rows = as_text(channels_service.channels_overview(session=session, actor=actor))
         self.webhook_url = channels_service.webhook_url() if perm.can(actor.role, perm.CHANNELS_MANAGE) else ""
         self.loaded = True
 

@@ -12,9 +12,10 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
-from app.services import catalog, lists
-from app.services import contacts as contacts_service
-from app.services.contacts import CHANNEL_TYPES, CONTACT_FIELDS, ContactError
+from app.services.audiences import contact_search
+from app.services.audiences import lists
+from app.services.audiences import contacts as contacts_service
+from app.services.audiences.contacts import CHANNEL_TYPES, CONTACT_FIELDS, ContactError
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -63,13 +64,13 @@ class ContactsState(AppState):
 
     def _refresh(self) -> None:
         with session_scope() as session:
-            result = catalog.contacts_page(session=session, actor=current_actor(), search=self.search,
+            result = contact_search.contacts_page(session=session, actor=current_actor(), search=self.search,
                                            country=self.country_filter, channel=self.channel_filter,
                                            subscription=self.subscription_filter, page=self.page)
         self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
-        capped = result.total > catalog.CONTACTS_COUNT_CAP
-        self.total_label = f"{catalog.CONTACTS_COUNT_CAP:,}+" if capped else str(result.total)
+        capped = result.total > contact_search.CONTACTS_COUNT_CAP
+        self.total_label = f"{contact_search.CONTACTS_COUNT_CAP:,}+" if capped else str(result.total)
         self.loaded = True
 
     @requires(perm.AUDIENCES_VIEW)

@@ -14,7 +14,7 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.services import lists as lists_service
+from app.services.audiences import lists as lists_service
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text

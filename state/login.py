@@ -6,7 +6,7 @@ import reflex as rx
 
 from app.db import session_scope
 from app.redis_conn import get_redis
-from app.services import auth
+from app.services.accounts import auth
 from state.base import AppState
 from state.guard import public_handler
 

@@ -15,8 +15,8 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain import segment_rules as rules_domain
-from app.services import contacts as contacts_service
-from app.services import segments as segments_service
+from app.services.audiences import contacts as contacts_service
+from app.services.audiences import segments as segments_service
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.lists import return_url, safe_return_to

@@ -13,8 +13,8 @@ from app.domain import permissions as perm
 from app.domain import template_rules as rules
 from app.domain.permissions import PermissionDenied
 from app.models import User
-from app.services import templates as templates_service
-from app.services.templates import TemplateError
+from app.services.channels import templates as templates_service
+from app.services.channels.templates import TemplateError
 from components.whatsapp_preview import EMPTY_PREVIEW, preview_parts
 from state.base import AppState
 from state.guard import current_actor, requires

@@ -1,6 +1,6 @@
 """The "Import contacts" dialog: upload → summary → target list → Confirm. Nothing is written before Confirm.
 
-The uploaded file goes straight to the private upload dir (app.services.uploads, 20 MB checked while
+The uploaded file goes straight to the private upload dir (app.services.audiences.uploads, 20 MB checked while
 copying); only its server path is kept, in a backend-only var. Checking and importing a large file take
 seconds, so they run in a worker thread: the server keeps answering everyone else meanwhile.
 """
@@ -14,9 +14,10 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.models import User
-from app.services import contacts as contacts_service
-from app.services import lists, uploads
-from app.services.contacts import ContactError, ImportPreview, ImportResult
+from app.services.audiences import contacts as contacts_service
+from app.services.audiences import lists
+from app.services.audiences import uploads
+from app.services.audiences.contacts import ContactError, ImportPreview, ImportResult
 from state.base import AppState
 from state.contacts import ContactsState
 from state.guard import current_actor, requires

@@ -6,7 +6,7 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.services import users as users_service
+from app.services.accounts import users as users_service
 from state.base import AppState
 from state.guard import current_actor, requires
 

@@ -1,6 +1,6 @@
 """The campaign wizard (SPEC S9–S11): /campaigns/new and /campaigns/[campaign_id]/edit.
 
-Thin: every rule lives in app.services.campaigns (drafts, validation) and campaign_sending (send,
+Thin: every rule lives in app.services.campaigns.drafts (drafts, validation) and campaign_sending (send,
 schedule). The draft is saved as soon as it has a name and on every change, so "Previous", "Next" and
 leaving the page lose nothing. The uploaded CSV goes to the private upload dir (uploads.store_upload,
 the 20 MB limit checked while copying); its path never reaches the browser.
@@ -21,14 +21,14 @@ from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.variables import CONTACT_FIELDS, placeholder_label
 from app.models import AudienceUpload, Campaign, Channel, Template
-from app.services import audience as audience_service
-from app.services import campaigns as svc
-from app.services import lists as lists_service
-from app.services import segments as segments_service
-from app.services import uploads
-from app.services.campaign_sending import SendingError, schedule_campaign, start_campaign, to_utc
-from app.services.csv_reader import CsvRefused, check_csv, export_safe
-from app.services.test_send import SendTestError, latest_status, send_test_message
+from app.services.audiences import summary as audience_service
+from app.services.campaigns import drafts as svc
+from app.services.audiences import lists as lists_service
+from app.services.audiences import segments as segments_service
+from app.services.audiences import uploads
+from app.services.sending.lifecycle import SendingError, schedule_campaign, start_campaign, to_utc
+from app.services.audiences.csv_reader import CsvRefused, check_csv, export_safe
+from app.services.campaigns.test_message import SendTestError, latest_status, send_test_message
 from app.whatsapp.components import template_variables
 from components.whatsapp_preview import EMPTY_PREVIEW, PreviewParts, preview_parts
 from state.base import AppState
@@ -495,7 +495,7 @@ class WizardState(AppState):
 
     # "Send a test message": campaigns:edit like every Design-step handler. Who may design a campaign may
     # check what it looks like on a phone; the test reaches only the number typed here, never the audience,
-    # and changes no campaign (app.services.test_send re-checks the capability and throttles per user).
+    # and changes no campaign (app.services.campaigns.test_message re-checks the capability and throttles per user).
 
     @requires(perm.CAMPAIGNS_EDIT)
     def set_test_number(self, value: str):

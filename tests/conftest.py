@@ -123,7 +123,7 @@ def session(database_url) -> Iterator[Session]:
 @pytest.fixture()
 def make_user(session):
     """make_user("basic") -> a committed User with password 'correct horse battery'."""
-    from app.services.users import create_user
+    from app.services.accounts.users import create_user
 
     counter = {"n": 0}
 

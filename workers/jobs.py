@@ -13,21 +13,21 @@ def ping() -> str:
 
 def send_campaign_batch(campaign_id: int) -> dict:
     """Send the next chunk of a campaign; re-enqueues itself while queued rows remain."""
-    from app.services.send_batch import send_campaign_batch as run
+    from app.services.sending.batch import send_campaign_batch as run
 
     return run(int(campaign_id))
 
 
 def scheduler_tick() -> list[int]:
     """Start the Scheduled campaigns that are due (each exactly once, whoever else ticks)."""
-    from app.services.scheduler import start_due_campaigns
+    from app.services.sending.scheduler import start_due_campaigns
 
     return start_due_campaigns()
 
 
 def sweep() -> dict:
     """Crash safety: reconcile rows stuck in `sending`, re-enqueue campaigns whose jobs Redis lost."""
-    from app.services.sweeper import sweep as run
+    from app.services.sending.sweeper import sweep as run
 
     return run()
 
@@ -42,8 +42,8 @@ def preload() -> None:
     """Import the sending stack when the worker starts, not inside the first send job: that first
     import costs a second of CPU, which on a small server starves the other processes and makes the
     first second of a campaign burst."""
-    import app.services.scheduler  # noqa: F401
-    import app.services.send_batch  # noqa: F401
-    import app.services.sweeper  # noqa: F401
+    import app.services.sending.scheduler  # noqa: F401
+    import app.services.sending.batch  # noqa: F401
+    import app.services.sending.sweeper  # noqa: F401
     import redis.asyncio  # noqa: F401
     from app.whatsapp import http  # noqa: F401

@@ -34,7 +34,7 @@ TICK_LOCK = "hubcast:periodic:lock"
 
 
 def periodic_loop(redis_url: str, stop: threading.Event, interval: float | None = None) -> None:
-    from app.services.sending_config import sending_config
+    from app.services.sending.config import sending_config
     from workers.jobs import periodic_tick
 
     interval = interval or sending_config().tick_interval_s

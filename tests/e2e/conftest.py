@@ -156,8 +156,8 @@ def _prepare_database(database_url: str, sandbox_url: str) -> None:
     from app.db import make_engine
     from app.migrate import upgrade_to_head
     from app.services.demo_seed import seed_demo
-    from app.services.sandbox_channel import sandbox_channel
-    from app.services.users import create_user
+    from app.services.channels.sandbox_channel import sandbox_channel
+    from app.services.accounts.users import create_user
 
     upgrade_to_head(database_url)
     engine = make_engine(database_url)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.db import make_engine
 from app.models import Campaign, CampaignRecipient, Channel, WebhookStatusEvent
-from app.services import campaign_progress
+from app.services.sending import progress as campaign_progress
 from app.whatsapp.signature import HEADER, sign
 
 pytestmark = pytest.mark.e2e

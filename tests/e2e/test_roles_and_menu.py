@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from app.db import make_engine
 from app.models import AuditLog
-from app.services.auth import LOGIN_FAILED_MESSAGE
+from app.services.accounts.auth import LOGIN_FAILED_MESSAGE
 
 pytestmark = pytest.mark.e2e
 

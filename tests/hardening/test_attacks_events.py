@@ -20,8 +20,8 @@ import tests.integration.test_handler_permissions as handler_perms
 from app.db import get_engine
 from app.domain import permissions as perm
 from app.models import AuditLog, User, UserSession
-from app.services import auth
-from app.services.auth import LOGIN_FAILED_MESSAGE
+from app.services.accounts import auth
+from app.services.accounts.auth import LOGIN_FAILED_MESSAGE
 from app.settings import get_settings
 from app.timeutil import utcnow
 from state.base import AppState

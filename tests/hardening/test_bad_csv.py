@@ -30,12 +30,13 @@ from sqlmodel import select
 
 from app.http_api import SESSION_COOKIE, build_http_api
 from app.models import CampaignRecipient, Contact, ContactIdentity
-from app.services import auth, uploads
-from app.services import campaigns as campaign_service
-from app.services import contacts as contacts_service
-from app.services.campaign_sending import freeze_audience
-from app.services.contacts import ContactError
-from app.services.csv_reader import MAX_CSV_BYTES, CsvRefused, check_csv, iter_valid_rows
+from app.services.accounts import auth
+from app.services.audiences import uploads
+from app.services.campaigns import drafts as campaign_service
+from app.services.audiences import contacts as contacts_service
+from app.services.sending.lifecycle import freeze_audience
+from app.services.audiences.contacts import ContactError
+from app.services.audiences.csv_reader import MAX_CSV_BYTES, CsvRefused, check_csv, iter_valid_rows
 from app.timeutil import utcnow
 from tests.hardening.report import record
 from tests.integration.test_imports import _fingerprint

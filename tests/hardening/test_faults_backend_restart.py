@@ -23,7 +23,7 @@ import pytest
 from sqlmodel import Session
 
 from app.models import Campaign
-from app.services import auth
+from app.services.accounts import auth
 from app.settings import PROJECT_ROOT
 from tests.hardening.report import record
 from tests.integration.test_sending_support import make_channel, make_list, make_template, number, stop_process

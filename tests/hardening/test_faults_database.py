@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import Session
 
 from app import db as app_db
-from app.services.campaign_sending import start_campaign
+from app.services.sending.lifecycle import start_campaign
 from app.settings import reset_settings_cache
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
@@ -160,7 +160,7 @@ def pg_database(monkeypatch):
 def test_postgres_unreachable_for_20s(pg_database, private_redis, tmp_path):
     # A Redis of its own: with REDIS_URL shared (CI), any other worker on it would take this campaign's jobs.
     redis_url = private_redis.url
-    from app.services.users import create_user
+    from app.services.accounts.users import create_user
 
     proxy = TcpProxy(PG_HOST, PG_PORT)
     workers_url = pg_database.replace(f"@{PG_HOST}:{PG_PORT}/", f"@127.0.0.1:{proxy.port}/")

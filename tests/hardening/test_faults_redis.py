@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app import redis_conn
-from app.services.campaign_sending import start_campaign
+from app.services.sending.lifecycle import start_campaign
 from app.settings import reset_settings_cache
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record

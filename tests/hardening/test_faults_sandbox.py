@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from app.services.campaign_sending import start_campaign
+from app.services.sending.lifecycle import start_campaign
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.hardening.test_faults_redis import private_redis  # noqa: F401 (fixture)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.services.campaign_sending import cancel_campaign, pause_campaign, resume_campaign, start_campaign
+from app.services.sending.lifecycle import cancel_campaign, pause_campaign, resume_campaign, start_campaign
 from tests.hardening.fault_figures import figures
 from tests.hardening.report import record
 from tests.integration.test_sending_support import (

@@ -5,9 +5,10 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import Channel, Contact, ContactIdentity
-from app.services import lists, segments
-from app.services.audience import AudienceError, audience_contact_ids, audience_summary, csv_audience_summary
-from app.services.csv_reader import check_csv
+from app.services.audiences import lists
+from app.services.audiences import segments
+from app.services.audiences.summary import AudienceError, audience_contact_ids, audience_summary, csv_audience_summary
+from app.services.audiences.csv_reader import check_csv
 
 
 def person(session, name, identities, country="AU", **custom):
@@ -128,7 +129,7 @@ def test_csv_summary_reach_is_the_unique_valid_numbers(tmp_path):
 @pytest.mark.parametrize("kind", ["list", "segment"])
 def test_summary_split_into_id_ranges_adds_up_to_the_same(session, make_user, audience, monkeypatch, kind):
     """PostgreSQL sums large audiences over contact id ranges in parallel; the figures must not change."""
-    from app.services import audience as audience_service
+    from app.services.audiences import summary as audience_service
 
     ids = audience_contact_ids(kind, audience[kind], session=session)
     whole = session.execute(audience_service._summary_query(ids)).one()

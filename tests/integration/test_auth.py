@@ -12,9 +12,9 @@ from sqlmodel import Session, SQLModel, select
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, User, UserSession
-from app.services import auth
-from app.services import users as users_service
-from app.services.auth import LOGIN_FAILED_MESSAGE, LoginFailed
+from app.services.accounts import auth
+from app.services.accounts import users as users_service
+from app.services.accounts.auth import LOGIN_FAILED_MESSAGE, LoginFailed
 from app.settings import get_settings
 from app.timeutil import utcnow
 

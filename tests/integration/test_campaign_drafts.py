@@ -11,10 +11,10 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Campaign, CampaignRecipient
-from app.services import campaigns as svc
-from app.services import uploads
-from app.services.campaign_sending import SendingError, start_campaign
-from app.services.csv_reader import check_csv
+from app.services.campaigns import drafts as svc
+from app.services.audiences import uploads
+from app.services.sending.lifecycle import SendingError, start_campaign
+from app.services.audiences.csv_reader import check_csv
 from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from app.http_api import build_http_api
 from app.models import Campaign, CampaignRecipient
-from app.services import auth, campaign_progress, campaign_results
+from app.services.accounts import auth
+from app.services.sending import progress as campaign_progress
+from app.services.campaigns import results as campaign_results
 
 
 @pytest.fixture()

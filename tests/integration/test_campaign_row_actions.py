@@ -20,10 +20,10 @@ from sqlmodel import select
 
 from app.domain import permissions as perm
 from app.models import AuditLog, Campaign, Channel, ContactIdentity, Segment, Template
-from app.services import auth
-from app.services import campaigns as drafts
-from app.services.campaign_sending import schedule_campaign, start_campaign
-from app.services.scheduler import start_due_campaigns
+from app.services.accounts import auth
+from app.services.campaigns import drafts
+from app.services.sending.lifecycle import schedule_campaign, start_campaign
+from app.services.sending.scheduler import start_due_campaigns
 from state.campaigns import CampaignsState
 from state.segments import SegmentEditorState
 from state.wizard import WizardState

@@ -9,9 +9,9 @@ from sqlmodel import select
 
 from app.domain import permissions as perm
 from app.models import AuditLog, Campaign, Channel
-from app.services import auth
-from app.services import channels as channels_service
-from app.services.channels import ChannelError
+from app.services.accounts import auth
+from app.services.channels import channels as channels_service
+from app.services.channels.channels import ChannelError
 from state.channels import VERIFY_TOKEN_INPUT, ChannelsState
 from tests.integration.test_handler_permissions import event_name, reflex_backend  # noqa: F401 (fixture)
 from tests.integration.test_templates import PNID, SECRET, TOKEN, WABA, running_sandbox

@@ -13,10 +13,10 @@ import pytest
 
 from app.db import get_engine
 from app.models import WebhookStatusEvent
-from app.services.campaign_sending import start_campaign
-from app.services.send_batch import alive_key, claim_rows
-from app.services.sending_config import SendingConfig
-from app.services.sweeper import sweep
+from app.services.sending.lifecycle import start_campaign
+from app.services.sending.batch import alive_key, claim_rows
+from app.services.sending.config import SendingConfig
+from app.services.sending.sweeper import sweep
 from app.timeutil import utcnow
 from tests.integration.test_sending_support import (
     campaign_row,
@@ -119,7 +119,7 @@ def test_stuck_rows_that_never_left_are_queued_again_and_sent_once(session, redi
                                                                    tmp_path):
     import time
 
-    from app.services.send_batch import posted_key
+    from app.services.sending.batch import posted_key
 
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:

@@ -9,11 +9,11 @@ from sqlalchemy import update
 
 from app.domain.variables import resolve
 from app.models import Campaign, Contact, ContactIdentity, Template
-from app.services import campaigns as svc
-from app.services import design_preview as dp
-from app.services import uploads
-from app.services.campaign_sending import _csv_rows, _list_or_segment_rows
-from app.services.csv_reader import check_csv
+from app.services.campaigns import drafts as svc
+from app.services.campaigns import design_preview as dp
+from app.services.audiences import uploads
+from app.services.sending.lifecycle import _csv_rows, _list_or_segment_rows
+from app.services.audiences.csv_reader import check_csv
 from app.whatsapp.components import template_variables
 from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
 

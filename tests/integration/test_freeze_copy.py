@@ -1,4 +1,4 @@
-"""Freezing an audience with COPY (PostgreSQL, app/services/recipient_copy.py) stores exactly what the
+"""Freezing an audience with COPY (PostgreSQL, app/services/sending/recipient_copy.py) stores exactly what the
 portable executemany INSERT stores: same addresses, contacts, variables, statuses, error titles and order,
 for lists (fast and generic readings) and CSV files with duplicates, missing values, unicode, quotes,
 tabs, backslashes and new lines; rows already there (a racing scheduler's) are left alone.
@@ -11,10 +11,10 @@ from sqlalchemy import select, update
 
 from app.domain.variables import resolve
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, Template
-from app.services import campaign_sending as cs
-from app.services import campaigns as svc
-from app.services import uploads
-from app.services.csv_reader import check_csv
+from app.services.sending import lifecycle as cs
+from app.services.campaigns import drafts as svc
+from app.services.audiences import uploads
+from app.services.audiences.csv_reader import check_csv
 from app.timeutil import utcnow
 from app.whatsapp.components import template_variables
 from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
@@ -203,7 +203,7 @@ def test_a_failed_freeze_leaves_nothing_behind(session, env):
 
 
 def test_postgresql_freezes_with_copy_by_default_and_sqlite_with_insert(session, env, monkeypatch):
-    from app.services import recipient_copy
+    from app.services.sending import recipient_copy
 
     used = []
     real_finish = recipient_copy.RecipientCopier.finish

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from app.domain.variables import resolve
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, Template
-from app.services import campaign_sending as cs
+from app.services.sending import lifecycle as cs
 from app.timeutil import utcnow
 from app.whatsapp.components import template_variables
 from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number

@@ -54,7 +54,7 @@ from app.domain import permissions as perm
 from app.models import (
     AuditLog, Campaign, Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, Template, User,
 )
-from app.services import auth
+from app.services.accounts import auth
 from state.base import LOGIN_ROUTE, AppState
 from state.guard import CAPABILITY_ATTR, PUBLIC_ATTR
 from state.login import LoginState

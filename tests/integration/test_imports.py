@@ -12,8 +12,8 @@ from sqlmodel import select
 from app.db import get_engine
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Contact, ContactIdentity, ContactList, ListMembership
-from app.services import contacts as svc
-from app.services.contacts import ContactError
+from app.services.audiences import contacts as svc
+from app.services.audiences.contacts import ContactError
 
 EXISTING = "+33612345678"
 
@@ -212,7 +212,7 @@ def test_an_upload_is_stored_privately_and_refused_past_20_mb_while_reading(data
     """The server copies the upload itself and stops at the limit, whatever the browser claimed."""
     import io
 
-    from app.services import uploads
+    from app.services.audiences import uploads
     from app.settings import get_settings
 
     class Endless(io.RawIOBase):

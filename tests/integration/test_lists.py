@@ -5,8 +5,8 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Contact, ContactList, ListMembership
-from app.services import catalog, lists
-from app.services.lists import ListError
+from app.services.audiences import lists
+from app.services.audiences.lists import ListError
 
 
 @pytest.fixture()
@@ -24,7 +24,7 @@ def test_create_add_members_and_see_them(session, make_user, people):
                              source="import") == 2
     assert lists.add_members(session=session, actor=user, list_id=newsletter.id, contact_ids=people) == 1
     session.commit()
-    overview = catalog.lists_overview(session=session, actor=make_user("basic"))
+    overview = lists.list_lists(session=session, actor=make_user("basic"))
     assert [(r["name"], r["members"], r["source"]) for r in overview] == [("Newsletter", 3, "Import, Manual")]
     page = lists.members_page(session=session, actor=make_user("basic"), list_id=newsletter.id, page_size=2)
     assert page.total == 3 and [(r["name"], r["source"]) for r in page.rows] == [("Ann Doe", "Import"),

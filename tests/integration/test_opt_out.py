@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.models import AuditLog, Campaign, CampaignRecipient, Contact, ContactIdentity, InboundMessage
-from app.services import opt_out
+from app.services.inbound import opt_out
 from app.whatsapp.webhooks import InboundMessage as Parsed
 
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.domain.template_rules import TemplateDraft
 from app.models import Channel
-from app.services import templates as templates_service
+from app.services.channels import templates as templates_service
 from app.services.demo_seed import seed_demo
 from app.whatsapp.client import CloudApiClient
 from tests.integration.test_sending_support import free_port, run_sandbox

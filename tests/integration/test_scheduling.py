@@ -10,13 +10,13 @@ import pytest
 from sqlmodel import select
 
 from app.models import AuditLog
-from app.services.campaign_sending import (
+from app.services.sending.lifecycle import (
     SendingError,
     cancel_campaign,
     reschedule_campaign,
     schedule_campaign,
 )
-from app.services.scheduler import start_due_campaigns
+from app.services.sending.scheduler import start_due_campaigns
 from app.timeutil import utcnow
 from tests.integration.test_sending_support import (
     campaign_row,

@@ -7,9 +7,9 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Contact, ContactIdentity, Segment
-from app.services import catalog, segments
-from app.services.audience import audience_contact_ids
-from app.services.segments import SegmentError
+from app.services.audiences import segments
+from app.services.audiences.summary import audience_contact_ids
+from app.services.audiences.segments import SegmentError
 
 
 def add_contact(session, first, country, *, tier=None, phone=None, subscribed=True, created=None, **fields):
@@ -133,7 +133,7 @@ def test_delete_and_overview(base, make_user):
     base.commit()
     segments.delete_segment(session=base, actor=user, segment_id=gone.id)
     base.commit()
-    rows = catalog.segments_overview(session=base, actor=make_user("basic"))
+    rows = segments.list_segments(session=base, actor=make_user("basic"))
     assert [(r["id"], r["name"], r["contacts"], r["rules"]) for r in rows] == [
         (keep.id, "Gold AU", 1, "tier equals Gold and Country is one of AU")]
     with pytest.raises(SegmentError, match="no longer exists"):

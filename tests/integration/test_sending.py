@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from app.domain.permissions import NotAuthenticated
 from app.models import AuditLog, CampaignRecipient, ContactIdentity
-from app.services.campaign_sending import (
+from app.services.sending.lifecycle import (
     SendingError,
     cancel_campaign,
     pause_campaign,
@@ -184,8 +184,8 @@ def test_pause_then_resume_never_resends(env, sb, redis_url):
     from app.db import get_engine
     import asyncio
 
-    from app.services.send_batch import load_context, run_batch
-    from app.services.sending_config import SendingConfig
+    from app.services.sending.batch import load_context, run_batch
+    from app.services.sending.config import SendingConfig
 
     config = SendingConfig(batch_size=20, concurrency=4, job_budget_s=0.0)
     ctx = load_context(get_engine(), campaign.id, config)
@@ -220,7 +220,7 @@ def test_opted_out_error_unsubscribes_the_identity(env, sb, redis_url):
     # The Sandbox reports opt-outs by webhook only; Meta may answer the send with #131050 itself.
     # Play the worker's part: claim the row, then store that outcome as the sender classifies it.
     from app.db import get_engine
-    from app.services.send_batch import Outcome, claim_rows, store_outcomes
+    from app.services.sending.batch import Outcome, claim_rows, store_outcomes
     from app.timeutil import utcnow
 
     session = env["session"]

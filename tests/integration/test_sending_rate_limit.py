@@ -7,7 +7,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from app.services.rate_limit import ChannelRate, RateLimiter
+from app.services.sending.rate_limit import ChannelRate, RateLimiter
 
 
 def test_reservations_from_two_clients_share_one_rate(redis_client, redis_url):

@@ -8,7 +8,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from app.services.rate_limit import ChannelRate, RateLimiter
+from app.services.sending.rate_limit import ChannelRate, RateLimiter
 
 
 def test_two_takers_share_one_rate_and_mark_only_granted_rows(redis_client, redis_url):

@@ -216,7 +216,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
 def drive_until(redis_url: str, campaign_id: int, statuses=("sent", "failed", "paused", "cancelled"),
                 timeout: float = 60) -> Campaign:
     """Burst workers (and the sweeper's finishing step) until the campaign reaches one of `statuses`."""
-    from app.services.sweeper import sweep
+    from app.services.sending.sweeper import sweep
 
     deadline = time.monotonic() + timeout
     while True:

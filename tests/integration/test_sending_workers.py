@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.campaign_sending import start_campaign
+from app.services.sending.lifecycle import start_campaign
 from tests.integration.test_sending_support import (
     campaign_row,
     make_campaign,

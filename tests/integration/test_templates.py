@@ -16,8 +16,8 @@ from sqlmodel import select
 from app.domain import permissions as perm
 from app.domain.template_rules import TemplateDraft
 from app.models import AuditLog, Campaign, Channel, Template
-from app.services import templates as templates_service
-from app.services.templates import TemplateError
+from app.services.channels import templates as templates_service
+from app.services.channels.templates import TemplateError
 from app.settings import PROJECT_ROOT
 from app.whatsapp.sandbox.catalog import load_templates
 from tests.integration.test_sending_support import run_sandbox

@@ -17,9 +17,9 @@ from app import models
 from app.db import get_engine
 from app.domain.permissions import NotAuthenticated, PermissionDenied
 from app.models import AuditLog, Campaign, CampaignRecipient, ContactIdentity, Template, User
-from app.services import test_send as ts
-from app.services.test_send import SendTestError, send_test_message
-from app.services.webhook_ingest import recipient_id_from_callback
+from app.services.campaigns import test_message as ts
+from app.services.campaigns.test_message import SendTestError, send_test_message
+from app.services.inbound.webhook_ingest import recipient_id_from_callback
 from app.settings import PROJECT_ROOT
 from tests.integration.test_sending_support import (
     MAPPING,
@@ -332,9 +332,9 @@ def test_status_webhooks_move_the_test_to_delivered_then_read(session, redis_cli
 
 def test_a_file_audience_uses_the_row_of_that_number_else_the_first_row(session, redis_client, make_user, sb,
                                                                          tmp_path):
-    from app.services import campaigns as svc
-    from app.services import uploads
-    from app.services.csv_reader import check_csv
+    from app.services.campaigns import drafts as svc
+    from app.services.audiences import uploads
+    from app.services.audiences.csv_reader import check_csv
 
     user = make_user("advanced")
     channel = make_channel(session, sb.url)

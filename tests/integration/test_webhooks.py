@@ -24,7 +24,7 @@ from app.db import get_engine
 from app.http_api import build_http_api
 from app.models import AuditLog, Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, InboundMessage, \
     WebhookStatusEvent
-from app.services.webhook_ingest import apply_pending_statuses
+from app.services.inbound.webhook_ingest import apply_pending_statuses
 from app.whatsapp.signature import HEADER, sign
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The parallel CSV check (app/services/csv_parallel.py) must give exactly the sequential reader's CsvCheck:
+"""The parallel CSV check (app/services/audiences/csv_parallel.py) must give exactly the sequential reader's CsvCheck:
 counts, duplicates across the byte ranges, invalid rows with the file's line numbers, the sample; and must
 step aside (same result, same errors) where a byte split would be unsafe."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services import csv_parallel
-from app.services.csv_reader import CsvRefused, check_csv
+from app.services.audiences import csv_parallel
+from app.services.audiences.csv_reader import CsvRefused, check_csv
 
 FIELDS = ("rows", "valid", "invalid", "duplicates", "invalid_rows", "sample", "columns", "delimiter", "id_column",
           "size_bytes")

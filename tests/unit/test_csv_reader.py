@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.csv_reader import (
+from app.services.audiences.csv_reader import (
     MAX_CSV_BYTES, MAX_INVALID_ROWS_KEPT, CsvRefused, check_csv, export_safe, iter_valid_rows,
 )
 

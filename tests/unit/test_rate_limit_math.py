@@ -1,6 +1,6 @@
 """The GCRA reservation arithmetic the Redis script implements (integer microseconds)."""
 
-from app.services.rate_limit import US, ChannelRate, gcra_reserve
+from app.services.sending.rate_limit import US, ChannelRate, gcra_reserve
 
 
 def simulate(rate: float, burst_s: float, arrivals_us: list[int]) -> list[int]:

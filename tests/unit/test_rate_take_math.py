@@ -2,7 +2,7 @@
 
 import random
 
-from app.services.rate_limit import US, ChannelRate, gcra_take
+from app.services.sending.rate_limit import US, ChannelRate, gcra_take
 
 
 def _simulate(rate: float, burst_s: float, group: int, pollers: int, seconds: int, seed: int) -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Channel
-from app.services.sandbox_channel import sandbox_argv
+from app.services.channels.sandbox_channel import sandbox_argv
 from app.whatsapp.sandbox.config import parse_args
 
 

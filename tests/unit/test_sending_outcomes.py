@@ -3,9 +3,9 @@
 import random
 from datetime import timedelta
 
-from app.services.campaign_sending import SendingError, to_utc
-from app.services.send_batch import Claimed, _classify, backoff_delay, error_ratio_reason
-from app.services.sending_config import SendingConfig
+from app.services.sending.lifecycle import SendingError, to_utc
+from app.services.sending.batch import Claimed, _classify, backoff_delay, error_ratio_reason
+from app.services.sending.config import SendingConfig
 from app.timeutil import utcnow
 from app.whatsapp.errors import WhatsAppApiError, WhatsAppError, classify
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from app.domain import permissions as perm
 from app.domain.campaign_status import DRAFT, SCHEDULED, SENDING, STATUS_LABELS
 from app.models import Campaign, CampaignRecipient, Channel, Template
-from app.services.catalog import Page, _fmt, _paging
+from app.services.paging import Page, fmt_time, paging
 from app.timeutil import utcnow
 
 LIVE_STATUSES = (SENDING, SCHEDULED)
@@ -91,7 +91,7 @@ def campaign_summary(*, session: Session, actor, campaign_id) -> dict:
     return {
         "id": c.id, "name": c.name, "status": c.status, "status_label": STATUS_LABELS.get(c.status, c.status),
         "channel": channel.name if channel else "", "template": template.name if template else "",
-        "started": _fmt(c.started_at), "finished": _fmt(c.finished_at), "scheduled": _fmt(c.scheduled_at),
+        "started": fmt_time(c.started_at), "finished": fmt_time(c.finished_at), "scheduled": fmt_time(c.scheduled_at),
         "pause_reason": c.pause_reason, "live": is_live(c), **progress(c),
     }
 
@@ -112,7 +112,7 @@ def recipients_page(*, session: Session, actor, campaign_id, status: str = "", s
     c = _campaign(session, campaign_id)
     if status and status not in RECIPIENT_FILTERS:
         raise ValueError(f"Unknown recipient status {status!r}.")
-    page, page_size = _paging(page, page_size)
+    page, page_size = paging(page, page_size)
     query = _recipient_query(c.id, status, search)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(query.order_by(CampaignRecipient.id).offset((page - 1) * page_size)
@@ -120,7 +120,7 @@ def recipients_page(*, session: Session, actor, campaign_id, status: str = "", s
     return Page([{
         "id": r.id, "number": r.address, "status": r.status, "wamid": r.message_id or "",
         "error_code": "" if r.error_code is None else r.error_code, "error_title": r.error_title,
-        "updated": _fmt(r.read_at or r.delivered_at or r.sent_at or r.failed_at or r.updated_at),
+        "updated": fmt_time(r.read_at or r.delivered_at or r.sent_at or r.failed_at or r.updated_at),
     } for r in rows], total, page, page_size)
 
 

@@ -32,9 +32,9 @@ from app.domain.campaign_status import (
     recipient_moves_forward,
 )
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
-from app.services.campaign_progress import finish_if_done
-from app.services.send_batch import alive_key, begin_write, enqueue_lanes, posted_epoch_key, posted_key
-from app.services.sending_config import SendingConfig, sending_config
+from app.services.sending.progress import finish_if_done
+from app.services.sending.batch import alive_key, begin_write, enqueue_lanes, posted_epoch_key, posted_key
+from app.services.sending.config import SendingConfig, sending_config
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)

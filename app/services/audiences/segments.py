@@ -13,9 +13,9 @@ from sqlmodel import Session
 from app.domain import permissions as perm
 from app.domain.segment_rules import SegmentRuleError, describe_rule, validate_match, validate_rules
 from app.models import Campaign, Contact, Segment, User
-from app.services import audit
-from app.services.audience import segment_contact_ids
-from app.services.catalog import Page, _paging
+from app.services.accounts import audit
+from app.services.audiences.summary import segment_contact_ids
+from app.services.paging import Page, paging
 from app.timeutil import utcnow
 
 MAX_NAME = 120
@@ -164,7 +164,7 @@ def segment_members_page(*, session: Session, actor: User, rules: list, match: s
                          page_size: int = 25) -> Page:
     """A page of contacts matching rules (saved or being edited), for a preview under the rule builder."""
     _require(actor, perm.AUDIENCES_VIEW)
-    page, page_size = _paging(page, page_size)
+    page, page_size = paging(page, page_size)
     try:
         ids = segment_contact_ids(rules, match)
     except SegmentRuleError as exc:

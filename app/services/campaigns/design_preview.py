@@ -26,7 +26,7 @@ from sqlmodel import Session
 from app.domain import permissions as perm
 from app.domain.variables import CONTACT_FIELDS, SOURCES, _lookup, resolve
 from app.models import AudienceUpload, Campaign, Contact, ContactIdentity, Template, User
-from app.services.audience import AudienceError, audience_contact_ids
+from app.services.audiences.summary import AudienceError, audience_contact_ids
 from app.whatsapp.components import clean_parameter_text
 
 SAMPLES = 5
@@ -122,8 +122,8 @@ _cache_lock = threading.Lock()
 
 
 def _csv_rows(session: Session, upload: AudienceUpload):
-    from app.services.campaign_sending import _csv_path
-    from app.services.csv_reader import CsvCheck, iter_valid_rows
+    from app.services.sending.lifecycle import _csv_path
+    from app.services.audiences.csv_reader import CsvCheck, iter_valid_rows
 
     path = _csv_path(upload)
     if not path.exists():
@@ -200,7 +200,7 @@ def _csv_skips(session: Session, campaign: Campaign, needs: list[str], everyone:
 
 def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = SAMPLES):
     """The first recipients' real values, and how many recipients would be skipped for a missing value."""
-    from app.services.campaigns import DesignPreview, _audience_ready, _campaign, _template_keys, _user
+    from app.services.campaigns.drafts import DesignPreview, _audience_ready, _campaign, _template_keys, _user
 
     _user(session, actor, perm.CAMPAIGNS_VIEW)
     campaign = _campaign(session, campaign_id)

@@ -37,10 +37,10 @@ from app.domain.campaign_status import (
 )
 from app.domain.variables import CONTACT_FIELDS, missing_title, resolve, unmapped_keys
 from app.models import AudienceUpload, Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, Template, User
-from app.services import audit
-from app.services.campaign_progress import finish_if_done, refresh_counters
-from app.services.send_batch import enqueue_lanes, error_stats_key, is_sqlite
-from app.services.sending_config import sending_config
+from app.services.accounts import audit
+from app.services.sending.progress import finish_if_done, refresh_counters
+from app.services.sending.batch import enqueue_lanes, error_stats_key, is_sqlite
+from app.services.sending.config import sending_config
 from app.timeutil import utcnow
 from app.whatsapp.components import clean_parameter_text, template_variables
 
@@ -120,7 +120,7 @@ _CONTACT_COLUMNS = ("first_name", "last_name", "email", "country", "city", "lang
 
 
 def _list_or_segment_rows(session: Session, campaign: Campaign) -> Iterator[tuple[str, int | None, dict, dict]]:
-    from app.services.audience import audience_contact_ids
+    from app.services.audiences.summary import audience_contact_ids
 
     ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
     ids = audience_contact_ids(campaign.audience_kind, ref, session=session)
@@ -172,7 +172,7 @@ def _simple_rows(session: Session, campaign: Campaign, plan: list[tuple[str, str
         -> Iterator[tuple[str, int | None, dict, tuple[str, ...]]]:
     """(address, contact id, values, missing keys) for a list/segment audience, reading only the
     contact columns the plan uses (same rows and order as `_list_or_segment_rows`)."""
-    from app.services.audience import audience_contact_ids
+    from app.services.audiences.summary import audience_contact_ids
 
     ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
     ids = audience_contact_ids(campaign.audience_kind, ref, session=session)
@@ -208,7 +208,7 @@ def _csv_path(upload: AudienceUpload) -> Path:
 
 
 def _csv_rows(session: Session, campaign: Campaign) -> Iterator[tuple[str, int | None, dict | None, dict]]:
-    from app.services.csv_reader import iter_valid_rows
+    from app.services.audiences.csv_reader import iter_valid_rows
 
     upload = session.get(AudienceUpload, campaign.audience_upload_id)
     if upload is None:
@@ -249,7 +249,7 @@ class _InsertWriter:
 
 def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_copy: bool | None = None) -> int:
     """Insert the campaign's recipient rows (deduplicated by number); returns how many exist now.
-    PostgreSQL (psycopg) writes them with COPY (app/services/recipient_copy.py) unless `use_copy` is False
+    PostgreSQL (psycopg) writes them with COPY (app/services/sending/recipient_copy.py) unless `use_copy` is False
     (bench/freeze.py times both; tests check they store the same rows)."""
     template = session.get(Template, campaign.template_id)
     keys = [v.key for v in template_variables(template.components or [], template.parameter_format)]
@@ -258,7 +258,7 @@ def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_
         dialect = session.get_bind().dialect
         use_copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
     if use_copy:
-        from app.services.recipient_copy import RecipientCopier
+        from app.services.sending.recipient_copy import RecipientCopier
         writer: Any = RecipientCopier(session, campaign.id, now)
     else:
         writer = _InsertWriter(session, campaign.id, now)

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, InboundMessage
-from app.services import audit
+from app.services.accounts import audit
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import InboundMessage as ParsedInbound
 
@@ -62,7 +62,7 @@ def whatsapp_address(wa_id: str) -> str:
 
 def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int | None) -> InboundOutcome:
     """Store one inbound message and apply its effects (caller commits)."""
-    from app.services.webhook_ingest import insert_ignoring_duplicates
+    from app.services.inbound.webhook_ingest import insert_ignoring_duplicates
 
     address = whatsapp_address(message.from_wa_id)
     context = (message.context_message_id or None) and str(message.context_message_id)[:128]

@@ -1,12 +1,12 @@
 """Contacts (SPEC S5): create and edit, consent per channel, and CSV import into the base.
 
-(The paged, filtered search the Contacts page shows is `app.services.catalog.contacts_page`.)
+(The paged, filtered search the Contacts page shows is `app.services.audiences.contact_search.contacts_page`.)
 
 Every function takes `session` and `actor` and checks the actor's capability itself: viewing needs
 `audiences:view`, any change `audiences:manage`. Errors a user can fix raise `ContactError` with a
 message safe to show as is.
 
-The import (`preview_import` / `commit_import`) reuses the campaign CSV reader (`app.services.csv_reader`:
+The import (`preview_import` / `commit_import`) reuses the campaign CSV reader (`app.services.audiences.csv_reader`:
 the same separator, header, `phone`/`id` column, country-code and 20 MB rules) and upserts by the
 WhatsApp number in E.164. The preview writes nothing. The commit is one transaction of bulk statements
 (Core `executemany`, chunked): either every row lands or, on any failure, nothing does. An import never
@@ -28,10 +28,11 @@ from sqlmodel import Session, select
 from app.domain import permissions as perm
 from app.domain.phone import normalise_phone
 from app.models import Contact, ContactIdentity, ListMembership, User
-from app.services import audit, lists
-from app.services.audience import CHANNEL_TYPES
-from app.services.catalog import CHANNEL_LABELS
-from app.services.csv_reader import CsvCheck, CsvRefused, InvalidRow, check_csv, iter_valid_rows
+from app.services.accounts import audit
+from app.services.audiences import lists
+from app.services.audiences.summary import CHANNEL_TYPES
+from app.services.audiences.contact_search import CHANNEL_LABELS
+from app.services.audiences.csv_reader import CsvCheck, CsvRefused, InvalidRow, check_csv, iter_valid_rows
 from app.settings import get_settings
 from app.timeutil import utcnow
 

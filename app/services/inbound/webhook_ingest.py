@@ -5,7 +5,7 @@ Two steps, so the HTTP answer stays fast and no acknowledged event can be lost:
 1. `store_events()` runs inside the webhook request: one transaction appends every status to
    `webhook_status_events` (INSERT .. ON CONFLICT DO NOTHING on the unique (message_id, status), so
    Meta's duplicates vanish in the database, not in Python) and records inbound messages
-   (`app.services.opt_out`). Once it commits, the request answers 200. That table is the durable queue.
+   (`app.services.inbound.opt_out`). Once it commits, the request answers 200. That table is the durable queue.
 2. `apply_pending_statuses()` takes unapplied events that match a recipient row, moves each
    recipient forward only (`recipient_moves_forward`: sent < delivered < read, failed terminal), sets
    the timestamps, stamps the events `applied_at`, and refreshes the touched campaigns' counters. A
@@ -41,7 +41,8 @@ from app.domain.campaign_status import (
     R_DELIVERED, R_FAILED, R_READ, R_SENT, R_SKIPPED, SENDING, recipient_moves_forward,
 )
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
-from app.services import campaign_progress, opt_out
+from app.services.sending import progress as campaign_progress
+from app.services.inbound import opt_out
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import StatusUpdate, WebhookEvents
 
@@ -206,7 +207,7 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
     second per campaign instead, because that aggregate is the costly part on a large campaign."""
     result = ApplyResult()
     lock_for_writing(session)
-    from app.services.test_send import apply_test_statuses  # test messages (issue 5) are not recipients
+    from app.services.campaigns.test_message import apply_test_statuses  # test messages (issue 5) are not recipients
     result.applied += apply_test_statuses(session, limit)
     rows = _matching(session, max(1, int(limit)))
     if not rows:

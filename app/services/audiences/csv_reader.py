@@ -238,7 +238,7 @@ def check_csv(path: Path, *, max_bytes: int | None = None,
               on_progress: Callable[[int, int], None] | None = None) -> CsvCheck:
     """Stream the file once and summarise it; raises CsvRefused for whole-file problems."""
     path = Path(path)
-    from app.services.csv_parallel import check_csv_parallel  # imported here: it builds on this module
+    from app.services.audiences.csv_parallel import check_csv_parallel  # imported here: it builds on this module
 
     parallel = check_csv_parallel(path, max_bytes=max_bytes, on_progress=on_progress)  # big files: all cores
     if parallel is not None:

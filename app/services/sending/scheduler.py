@@ -18,8 +18,8 @@ from sqlmodel import Session
 from app.db import get_engine
 from app.domain.campaign_status import DRAFT, SCHEDULED, check_transition
 from app.models import Campaign, User
-from app.services import audit
-from app.services.campaign_sending import SendingError, start_now
+from app.services.accounts import audit
+from app.services.sending.lifecycle import SendingError, start_now
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from app.domain.passwords import needs_rehash, hash_password, verify_password
 from app.models import User, UserSession
-from app.services import audit
+from app.services.accounts import audit
 from app.settings import get_settings
 from app.timeutil import utcnow
 

@@ -30,12 +30,12 @@ from app.domain.campaign_status import R_FAILED, recipient_moves_forward
 from app.domain.phone import normalise_phone
 from app.domain.variables import placeholder_label, resolve
 from app.models import Campaign, Channel, Contact, ContactIdentity, Template, TestSend, User, WebhookStatusEvent
-from app.services import audit
-from app.services.audience import AudienceError
-from app.services.channels import run_async
-from app.services.csv_reader import CsvRefused
-from app.services.send_batch import channel_limiter
-from app.services.sending_config import SendingConfig, sending_config
+from app.services.accounts import audit
+from app.services.audiences.summary import AudienceError
+from app.services.channels.channels import run_async
+from app.services.audiences.csv_reader import CsvRefused
+from app.services.sending.batch import channel_limiter
+from app.services.sending.config import SendingConfig, sending_config
 from app.timeutil import utcnow
 from app.whatsapp.client import CloudApiClient, SendResult
 from app.whatsapp.components import MissingVariableError, build_send_components, template_variables
@@ -118,7 +118,7 @@ def _campaign(session: Session, campaign_id: Any) -> Campaign:
 
 
 def _ready(session: Session, campaign: Campaign) -> tuple[Channel, Template]:
-    from app.services.campaign_sending import readiness_problems
+    from app.services.sending.lifecycle import readiness_problems
 
     problems = readiness_problems(session, campaign)  # the very checks a start makes
     if problems:
@@ -137,7 +137,7 @@ def _unsubscribed(session: Session, to: str) -> bool:
 def _csv_row(session: Session, campaign: Campaign, to: str):
     """(address, row) of the CSV line with this number, else of its first valid line."""
     from app.models import AudienceUpload
-    from app.services.design_preview import _csv_rows
+    from app.services.campaigns.design_preview import _csv_rows
 
     upload = session.get(AudienceUpload, campaign.audience_upload_id) if campaign.audience_upload_id else None
     if upload is None:
@@ -157,7 +157,7 @@ def _csv_row(session: Session, campaign: Campaign, to: str):
 
 def _contact(session: Session, campaign: Campaign, to: str):
     """(address, contact) of the audience's contact with this number, else of its first recipient."""
-    from app.services.design_preview import audience_contacts
+    from app.services.campaigns.design_preview import audience_contacts
 
     try:
         return next(audience_contacts(session, campaign, limit=1, address=to), None) \

@@ -47,8 +47,8 @@ from app.domain.campaign_status import (
 )
 from app.domain.variables import missing_title
 from app.models import AuditLog, Campaign, CampaignRecipient, Channel, ContactIdentity, Template
-from app.services.rate_limit import ChannelRate, RateLimiter
-from app.services.sending_config import SendingConfig, sending_config
+from app.services.sending.rate_limit import ChannelRate, RateLimiter
+from app.services.sending.config import SendingConfig, sending_config
 from app.timeutil import utcnow
 from app.whatsapp.client import CloudApiClient
 from app.whatsapp.components import MissingVariableError, build_send_components
@@ -625,7 +625,7 @@ def send_campaign_batch(campaign_id: int, *, config: SendingConfig | None = None
 
     from app.db import get_engine
     from app.redis_conn import redis_url
-    from app.services.campaign_progress import finish_if_done
+    from app.services.sending.progress import finish_if_done
 
     config = config or sending_config()
     engine = get_engine()

@@ -22,9 +22,10 @@ from app.domain.campaign_status import DRAFT
 from app.domain.template_rules import SENDABLE_STATUSES
 from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label, unmapped_keys
 from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template, User
-from app.services import audit, uploads
-from app.services.audience import WHATSAPP_CHANNEL_KINDS, AudienceError, audience_summary
-from app.services.channels import is_usable
+from app.services.accounts import audit
+from app.services.audiences import uploads
+from app.services.audiences.summary import WHATSAPP_CHANNEL_KINDS, AudienceError, audience_summary
+from app.services.channels.channels import is_usable
 from app.timeutil import utcnow
 from app.whatsapp.components import template_variables
 
@@ -343,8 +344,8 @@ class DesignPreview:
 
 def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = 5) -> DesignPreview:
     """The first recipients' real values, and how many recipients would be skipped for a missing value
-    (bounded work per mapping change: see app.services.design_preview)."""
-    from app.services.design_preview import design_preview as bounded_preview
+    (bounded work per mapping change: see app.services.campaigns.design_preview)."""
+    from app.services.campaigns.design_preview import design_preview as bounded_preview
 
     return bounded_preview(session=session, actor=actor, campaign_id=campaign_id, samples=samples)
 
@@ -360,7 +361,7 @@ def step_problems(*, session: Session, actor: User | None, campaign_id: Any, ste
     if number >= 2 and not problems:
         problems += _design_problems(session, campaign)
     if number >= 3 and not problems:
-        from app.services.campaign_sending import readiness_problems
+        from app.services.sending.lifecycle import readiness_problems
         problems += [p for p in readiness_problems(session, campaign) if p not in problems]
     return problems
 

@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.models import Campaign, Contact, ContactIdentity, ContactList, ListMembership, User
-from app.services import audit
-from app.services.catalog import Page, _paging
+from app.services.accounts import audit
+from app.services.paging import Page, paging
 from app.timeutil import utcnow
 
 SOURCES = ("manual", "import", "integration")
@@ -199,7 +199,7 @@ def members_page(*, session: Session, actor: User, list_id: int, search: str = "
     """A page of a list's members with how each was added; search by name or number."""
     _require(actor, perm.AUDIENCES_VIEW)
     contact_list = _get(session, list_id)
-    page, page_size = _paging(page, page_size)
+    page, page_size = paging(page, page_size)
     query = select(Contact, ListMembership.source, ListMembership.added_at) \
         .join(ListMembership, ListMembership.contact_id == Contact.id) \
         .where(ListMembership.list_id == contact_list.id)

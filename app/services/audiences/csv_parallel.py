@@ -26,15 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services import csv_reader
-from app.services.csv_reader import MAX_INVALID_ROWS_KEPT, SAMPLE_ROWS, CsvCheck, CsvRefused, InvalidRow
+from app.services.audiences import csv_reader
+from app.services.audiences.csv_reader import MAX_INVALID_ROWS_KEPT, SAMPLE_ROWS, CsvCheck, CsvRefused, InvalidRow
 
 # A worker's start (interpreter, imports, compiling the validators) costs about the CPU of checking 2 MB, so
 # below ~4 MB two processes finish no sooner than one (bench/csv_audience.py, --mb 3: 0.43 s vs 0.40 s CPU).
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 WORKER_TIMEOUT_S = 300  # far beyond a 20 MB range (about a second); past it the file is read in order instead
 _NO_LIMIT = 1 << 62
-_ROOT = str(Path(__file__).resolve().parent.parent.parent)  # so `-m app.services...` imports this checkout
+_ROOT = str(Path(__file__).resolve().parents[3])  # so `-m app.services...` imports this checkout
 
 
 def workers() -> int:
@@ -140,7 +140,7 @@ def check_csv_parallel(path: Path, *, max_bytes: int | None = None,
 
 def _run(path: Path, header_bytes: bytes, ranges: list[tuple[int, int, int]], size: int,
          on_progress: Callable[[int, int], None] | None) -> list[_Part]:
-    """Range 0 here, the others in fresh interpreters (`python -m app.services.csv_parallel`), one per range.
+    """Range 0 here, the others in fresh interpreters (`python -m app.services.audiences.csv_parallel`), one per range.
 
     Fresh processes rather than a fork of this one: the app calls us from a thread of an asyncio server,
     whose locks and open database connections a forked child would inherit."""
@@ -197,7 +197,7 @@ def _merge(header, parts: list[_Part]) -> CsvCheck | None:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m app.services.csv_parallel PATH HEADER_LEN START END FIRST_LINE TMP_DIR`: the pickled _Part on
+    """`python -m app.services.audiences.csv_parallel PATH HEADER_LEN START END FIRST_LINE TMP_DIR`: the pickled _Part on
     stdout; exit code 3 when the range has a problem the sequential reader will report."""
     path, header_len, start, end, first_line, tmp_dir = argv
     with open(path, "rb") as f:
@@ -211,7 +211,7 @@ def _worker_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # Through the module's real name, so the pickled _Part names app.services.csv_parallel, not __main__.
-    from app.services.csv_parallel import _worker_main as worker_main
+    # Through the module's real name, so the pickled _Part names app.services.audiences.csv_parallel, not __main__.
+    from app.services.audiences.csv_parallel import _worker_main as worker_main
 
     sys.exit(worker_main(sys.argv[1:]))

@@ -26,9 +26,9 @@ from app.domain import permissions as perm
 from app.domain import template_rules as rules
 from app.domain.template_rules import TemplateDraft, TemplateRuleError
 from app.models import Campaign, Channel, Template, User
-from app.services import audit
-from app.services.catalog import MAX_PAGE_SIZE, Page
-from app.services.channels import (
+from app.services.accounts import audit
+from app.services.paging import MAX_PAGE_SIZE, Page, fmt_time
+from app.services.channels.channels import (
     DISCONNECTED, KIND_SANDBOX, ChannelError, client_for, connection_facts, describe_api_error, get_channel,
     run_async,
 )
@@ -72,10 +72,6 @@ class SyncResult:
         return text + "."
 
 
-def _fmt(dt) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else ""
-
-
 # --- reading -----------------------------------------------------------------------------------------
 
 def templates_page(*, session: Session, actor: User, status: str = "", channel_id: Any = None, search: str = "",
@@ -102,7 +98,7 @@ def templates_page(*, session: Session, actor: User, status: str = "", channel_i
                         .offset((page - 1) * page_size).limit(page_size)).all()
     return Page([{"id": t.id, "channel": ch, "sandbox": kind == KIND_SANDBOX, "name": t.name,
                   "language": t.language, "category": t.category, "status": t.status,
-                  "parameter_format": t.parameter_format, "synced": _fmt(t.synced_at)}
+                  "parameter_format": t.parameter_format, "synced": fmt_time(t.synced_at)}
                  for t, ch, kind in rows], total, page, page_size)
 
 
@@ -113,7 +109,7 @@ def template_channels(*, session: Session, actor: User) -> list[dict]:
     synced = dict(session.exec(select(Template.channel_id, func.max(Template.synced_at))
                                .group_by(Template.channel_id)).all())
     return [{"id": c.id, "name": c.name, "sandbox": c.kind == KIND_SANDBOX, "status": c.status,
-             "templates": counts.get(c.id, 0), "synced": _fmt(synced.get(c.id))}
+             "templates": counts.get(c.id, 0), "synced": fmt_time(synced.get(c.id))}
             for c in session.exec(select(Channel).order_by(Channel.name)).all()]
 
 
@@ -141,7 +137,7 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
         "status": template.status, "sendable": template.status in rules.SENDABLE_STATUSES,
         "parameter_format": template.parameter_format, "channel": channel.name if channel else "",
         "sandbox": bool(channel and channel.kind == KIND_SANDBOX), "external_id": template.external_id,
-        "synced": _fmt(template.synced_at), "updated": _fmt(template.updated_at), "campaigns": int(campaigns),
+        "synced": fmt_time(template.synced_at), "updated": fmt_time(template.updated_at), "campaigns": int(campaigns),
         "components": components,
         "variables": [{"key": v.key, "component": sections.get(v.component, v.component.title())
                        + (f" {v.button_index + 1}" if v.button_index is not None else ""),

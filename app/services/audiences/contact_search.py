@@ -1,73 +1,19 @@
-"""Read models for the pages: campaigns, contacts, lists, segments, templates, channels.
+"""The Contacts page's read model: a server-paged search over the contact base with its filters.
 
-Each function checks the actor's capability, queries with paging on the server where a table can
-grow large, and returns plain dicts ready for display (never secrets).
+Counts are capped so a filtered search over a million contacts never counts them all per keystroke.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, or_
 from sqlmodel import Session, select
 
 from app.domain import permissions as perm
-from app.domain.campaign_status import STATUS_LABELS
-from app.models import Campaign, Channel, Contact, ContactIdentity, Template, User
-from app.services.audience import CHANNEL_TYPES
-
-MAX_PAGE_SIZE = 200
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[dict]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
-def _paging(page: int, page_size: int) -> tuple[int, int]:
-    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    return max(1, int(page)), page_size
-
-
-def _fmt(dt) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else ""
-
-
-def campaigns_page(*, session: Session, actor: User, search: str = "", status: str = "", page: int = 1,
-                   page_size: int = 25) -> Page:
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
-    page, page_size = _paging(page, page_size)
-    query = select(Campaign, Channel.name, User.email).join(Channel, Campaign.channel_id == Channel.id, isouter=True) \
-        .join(User, Campaign.created_by_id == User.id, isouter=True)
-    count = select(func.count()).select_from(Campaign)
-    if search.strip():
-        cond = Campaign.name.ilike(f"%{search.strip()}%")
-        query, count = query.where(cond), count.where(cond)
-    if status:
-        query, count = query.where(Campaign.status == status), count.where(Campaign.status == status)
-    total = session.exec(count).one()
-    rows = session.exec(query.order_by(Campaign.created_at.desc(), Campaign.id.desc())
-                        .offset((page - 1) * page_size).limit(page_size)).all()
-    from app.services.campaign_results import progress  # (imports this module: import at call time)
-
-    out = []
-    for c, channel, email in rows:
-        funnel = progress(c)  # sent includes delivered and read; delivered includes read
-        out.append({
-            "id": c.id, "name": c.name, "status": c.status, "status_label": STATUS_LABELS.get(c.status, c.status),
-            "channel": channel or "", "recipients": c.total_recipients, "sent": funnel["sent"],
-            "delivered": funnel["delivered"], "read": funnel["read"], "failed": funnel["failed"],
-            "progress": funnel["progress"], "when": _fmt(c.started_at or c.scheduled_at), "created_by": email or "",
-        })
-    return Page(out, total, page, page_size)
+from app.models import Contact, ContactIdentity, User
+from app.services.audiences.summary import CHANNEL_TYPES
+from app.services.paging import Page, paging
 
 
 # Beyond this many matches a filtered contact search shows "10,000+" rather than counting a million rows
@@ -162,7 +108,7 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
     (ILIKE) that no B-tree index serves, so it scans the contacts table once (~0.6 s per 1M contacts on
     PostgreSQL, measured on 2 busy cores); a pg_trgm GIN index on first_name/last_name would make it an index search."""
     perm.require(actor.role, perm.AUDIENCES_VIEW)
-    page, page_size = _paging(page, page_size)
+    page, page_size = paging(page, page_size)
     country = (country or "").strip().upper()[:2]
     channel = channel if channel in CHANNEL_TYPES else ""
     subscription = subscription if subscription in ("subscribed", "unsubscribed") else ""
@@ -196,37 +142,3 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
                                   .order_by(ContactIdentity.id)).all():
             identities.setdefault(ident.contact_id, []).append(ident)
     return Page([_contact_row(c, identities.get(c.id, [])) for c in contacts], total, page, page_size)
-
-
-def lists_overview(*, session: Session, actor: User) -> list[dict]:
-    """Lists with member counts and sources; the rules live in app/services/lists.py."""
-    from app.services.lists import list_lists  # lists imports Page from here
-
-    return list_lists(session=session, actor=actor)
-
-
-def segments_overview(*, session: Session, actor: User, with_counts: bool = True) -> list[dict]:
-    """Segments with their rules as text and current counts; the rules live in app/services/segments.py."""
-    from app.services.segments import list_segments  # segments imports Page from here
-
-    return list_segments(session=session, actor=actor, with_counts=with_counts)
-
-
-def templates_overview(*, session: Session, actor: User) -> list[dict]:
-    perm.require(actor.role, perm.TEMPLATES_VIEW)
-    rows = session.exec(select(Template, Channel.name).join(Channel, Template.channel_id == Channel.id)
-                        .order_by(Template.name, Template.language)).all()
-    return [{"id": t.id, "channel": ch, "name": t.name, "language": t.language, "category": t.category,
-             "status": t.status, "parameter_format": t.parameter_format} for t, ch in rows]
-
-
-def channels_overview(*, session: Session, actor: User) -> list[dict]:
-    """Channel facts safe to show: secrets appear only as whether they are set."""
-    perm.require(actor.role, perm.CHANNELS_VIEW)
-    return [{"id": c.id, "name": c.name, "kind": "Sandbox" if c.kind == "sandbox" else "WhatsApp Cloud API",
-             "sandbox": c.kind == "sandbox", "phone": c.display_phone_number, "phone_number_id": c.phone_number_id,
-             "business_account_id": c.business_account_id, "api_base_url": c.api_base_url,
-             "api_version": c.api_version, "status": c.status, "last_error": c.last_error,
-             "mps": c.messages_per_second, "token_set": bool(c.access_token), "secret_set": bool(c.app_secret),
-             "verify_set": bool(c.verify_token), "checked": _fmt(c.last_checked_at)}
-            for c in session.exec(select(Channel).order_by(Channel.name)).all()]

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from app.domain import permissions as perm
 from app.domain.passwords import check_password_rules, generate_password, hash_password
 from app.models import User
-from app.services import audit
-from app.services.auth import normalise_email, revoke_all_sessions
+from app.services.accounts import audit
+from app.services.accounts.auth import normalise_email, revoke_all_sessions
 from app.timeutil import utcnow
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -26,7 +26,8 @@ from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.models import Campaign, Channel, User
-from app.services import audit
+from app.services.accounts import audit
+from app.services.paging import fmt_time
 from app.settings import get_settings
 from app.timeutil import utcnow
 from app.whatsapp.client import CloudApiClient
@@ -361,3 +362,15 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
                                                  "api_base_url", "api_version", "messages_per_second")}
     out.update({f"{k}_set": "yes" if getattr(channel, k) else "" for k in _SECRET_FIELDS})
     return out
+
+
+def channels_overview(*, session: Session, actor: User) -> list[dict]:
+    """Channel facts safe to show: secrets appear only as whether they are set."""
+    perm.require(actor.role, perm.CHANNELS_VIEW)
+    return [{"id": c.id, "name": c.name, "kind": "Sandbox" if c.kind == "sandbox" else "WhatsApp Cloud API",
+             "sandbox": c.kind == "sandbox", "phone": c.display_phone_number, "phone_number_id": c.phone_number_id,
+             "business_account_id": c.business_account_id, "api_base_url": c.api_base_url,
+             "api_version": c.api_version, "status": c.status, "last_error": c.last_error,
+             "mps": c.messages_per_second, "token_set": bool(c.access_token), "secret_set": bool(c.app_secret),
+             "verify_set": bool(c.verify_token), "checked": fmt_time(c.last_checked_at)}
+            for c in session.exec(select(Channel).order_by(Channel.name)).all()]
