@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
+# The 15 slowest tests are printed after every run, so a slow one is seen the day it arrives.
+DURATIONS := --durations=15
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_REDIS_URL ?= redis://127.0.0.1:6379/3
 
-.PHONY: run test test-unit test-integration test-e2e test-pg hardening bench install install-test clean
+.PHONY: run lint test test-unit test-integration test-e2e test-pg hardening bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +30,15 @@ install-test: $(VENV)/.installed-test
 run: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/hubcast run
 
-## Every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end (Chromium).
-test: $(VENV)/.installed-test
-	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e -q
+## Lint: ruff (lint and format check) and the import-linter contracts of pyproject.toml (the architecture's arrows).
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+## Lint first, then every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end.
+test: lint
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e -q $(DURATIONS)
 
 test-unit: $(VENV)/.installed-test
 	$(PYTEST) tests/unit -q
@@ -48,7 +56,7 @@ hardening: $(VENV)/.installed-test
 
 ## The integration layer again, on PostgreSQL and a system Redis (what CI does second).
 test-pg: $(VENV)/.installed-test
-	DATABASE_URL="$(PG_URL)" REDIS_URL="$(PG_REDIS_URL)" $(PYTEST) tests/integration -q -m "not e2e"
+	DATABASE_URL="$(PG_URL)" REDIS_URL="$(PG_REDIS_URL)" $(PYTEST) tests/integration -q -m "not e2e" $(DURATIONS)
 
 ## Benchmarks: each prints its figures beside a baseline measured in the same run and appends them to
 ## bench/results/*.md (PostgreSQL ones use BENCH_PG_URL, default the local server's postgres database).

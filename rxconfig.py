@@ -1,25 +1,26 @@
-"""Reflex configuration. Origins are restricted to the app's own URL (Reflex defaults to "*")."""
+"""Reflex configuration. Origins are restricted to the app's own URL (Reflex defaults to "*").
 
-import os
+Every value comes from app.settings (the one place that reads the environment)."""
 
 import reflex as rx
 
-_port = int(os.environ.get("PORT", "8000"))
-_public_url = os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{_port}").rstrip("/")
-_origins = {_public_url, f"http://localhost:{_port}", f"http://127.0.0.1:{_port}"}
-_origins.update(o.strip().rstrip("/") for o in os.environ.get("HUBCAST_EXTRA_ORIGINS", "").split(",") if o.strip())
+from app.settings import load_settings
+
+_settings = load_settings()  # as the environment is now (not a copy cached earlier in this process)
+_origins = {_settings.public_url, f"http://localhost:{_settings.port}", f"http://127.0.0.1:{_settings.port}",
+            *_settings.extra_origins}
 
 config = rx.Config(
     app_name="app",
-    frontend_port=_port,
-    backend_port=_port,
-    api_url=os.environ.get("HUBCAST_API_URL", _public_url),
-    deploy_url=_public_url,
+    frontend_port=_settings.port,
+    backend_port=_settings.port,
+    api_url=_settings.api_url,
+    deploy_url=_settings.public_url,
     cors_allowed_origins=sorted(_origins),
     telemetry_enabled=False,
     # With a Redis, Reflex keeps per-tab UI state there: it survives a backend restart and is shared
     # by several backend processes. Without one (bare `reflex run` in development) it stays on disk.
-    redis_url=os.environ.get("REDIS_URL") or None,
+    redis_url=_settings.redis_url,
     show_built_with_reflex=False,
     plugins=[
         rx.plugins.RadixThemesPlugin(

@@ -4,16 +4,18 @@ import reflex as rx
 
 from app.http_api import build_http_api
 from components import routes
+from components.pages.audit import audit_page
 from components.pages.campaign_detail import campaign_detail_page
 from components.pages.campaigns import campaigns_page
 from components.pages.channels import channels_page
 from components.pages.contacts import contacts_page
-from components.pages.lists import LIST_DETAIL_ROUTE, list_detail_page, lists_page
+from components.pages.lists import list_detail_page, lists_page
 from components.pages.login import login_page
-from components.pages.segments import SEGMENT_EDIT_ROUTE, SEGMENT_NEW_ROUTE, segment_editor_page, segments_page
+from components.pages.segments import segment_editor_page, segments_page
 from components.pages.templates import templates_page
 from components.pages.users import users_page
-from components.pages.wizard import EDIT_ROUTE as WIZARD_EDIT_ROUTE, NEW_ROUTE as WIZARD_NEW_ROUTE, wizard_page
+from components.pages.wizard import wizard_page
+from state.audit import AuditState
 from state.base import AppState
 from state.campaign_detail import CampaignDetailState
 from state.campaigns import CampaignsState
@@ -41,21 +43,27 @@ def _guarded(page_state_load):
     return [AppState.check_session, page_state_load]
 
 
-app.add_page(_index, route="/", title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)])
+app.add_page(_index, route=routes.INDEX, title="Hubcast",
+             on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)])
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Hubcast", on_load=LoginState.on_login_page)
-app.add_page(campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast", on_load=_guarded(CampaignsState.load))
-app.add_page(campaign_detail_page, route="/campaigns/[campaign_id]", title="Campaign results · Hubcast",
+app.add_page(campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast",
+             on_load=_guarded(CampaignsState.load))
+app.add_page(campaign_detail_page, route=routes.CAMPAIGN_DETAIL, title="Campaign results · Hubcast",
              on_load=_guarded(CampaignDetailState.load_campaign))
 app.add_page(contacts_page, route=routes.CONTACTS, title="Contacts · Hubcast", on_load=_guarded(ContactsState.load))
 app.add_page(lists_page, route=routes.LISTS, title="Lists · Hubcast", on_load=_guarded(ListsState.load))
 app.add_page(segments_page, route=routes.SEGMENTS, title="Segments · Hubcast", on_load=_guarded(SegmentsState.load))
-app.add_page(list_detail_page, route=LIST_DETAIL_ROUTE, title="List · Hubcast", on_load=_guarded(ListDetailState.load_detail))
-app.add_page(segment_editor_page, route=SEGMENT_NEW_ROUTE, title="New segment · Hubcast",
+app.add_page(list_detail_page, route=routes.LIST_DETAIL, title="List · Hubcast",
+             on_load=_guarded(ListDetailState.load_detail))
+app.add_page(segment_editor_page, route=routes.SEGMENT_NEW, title="New segment · Hubcast",
              on_load=_guarded(SegmentEditorState.load_editor))
-app.add_page(segment_editor_page, route=SEGMENT_EDIT_ROUTE, title="Segment · Hubcast",
+app.add_page(segment_editor_page, route=routes.SEGMENT_EDIT, title="Segment · Hubcast",
              on_load=_guarded(SegmentEditorState.load_editor))
 app.add_page(templates_page, route=routes.TEMPLATES, title="Templates · Hubcast", on_load=_guarded(TemplatesState.load))
 app.add_page(channels_page, route=routes.CHANNELS, title="Channels · Hubcast", on_load=_guarded(ChannelsState.load))
 app.add_page(users_page, route=routes.USERS, title="Users · Hubcast", on_load=_guarded(UsersState.load))
-app.add_page(wizard_page, route=WIZARD_NEW_ROUTE, title="New campaign · Hubcast", on_load=_guarded(WizardState.load_wizard))
-app.add_page(wizard_page, route=WIZARD_EDIT_ROUTE, title="Campaign · Hubcast", on_load=_guarded(WizardState.load_wizard))
+app.add_page(audit_page, route=routes.AUDIT, title="Audit log · Hubcast", on_load=_guarded(AuditState.load))
+app.add_page(wizard_page, route=routes.CAMPAIGN_NEW, title="New campaign · Hubcast",
+             on_load=_guarded(WizardState.load_wizard))
+app.add_page(wizard_page, route=routes.CAMPAIGN_EDIT, title="Campaign · Hubcast",
+             on_load=_guarded(WizardState.load_wizard))

@@ -42,18 +42,10 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def seed_summary(result: dict) -> str:
-    """One line saying what seed_demo created; shared with the supervisor."""
-    if not result.get("seeded"):
-        return "Demo data already present; nothing to do."
-    parts = [f"{result[k]} {k if result[k] != 1 else k[:-1]}"
-             for k in ("channels", "templates", "contacts", "lists", "segments") if k in result]
-    return "Demo data created: " + ", ".join(parts) + "."
-
-
 def _cmd_seed_demo(_args: argparse.Namespace) -> int:
     from app.db import session_scope
     from app.migrate import upgrade_to_head
+    from app.run_common import seed_summary
     from app.services.demo_seed import seed_demo
 
     # Migrating first (a no-op when already at head) makes this safe on a brand-new database.
@@ -116,6 +108,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.queues import ALL_QUEUES
     from workers.worker import run_worker
 
+    from app.logging_setup import configure_logging
+    from app.settings import get_settings
+
+    configure_logging(get_settings(), role="worker")
     url = redis_url()
     redis.Redis.from_url(url, socket_connect_timeout=5).ping()  # fail fast, with one clear line
     run_worker(url, queues=tuple(args.queues or ALL_QUEUES), burst=args.burst)
@@ -171,7 +167,27 @@ def _cmd_templates_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(_args: argparse.Namespace) -> int:
+    from app.web import build_frontend
+
+    out = build_frontend()
+    print(f"Front end built in {out}; serve it with `hubcast web`.")
+    return 0
+
+
+def _cmd_web(args: argparse.Namespace) -> int:
+    from app.logging_setup import configure_logging
+    from app.settings import get_settings
+    from app.web import serve
+
+    settings = get_settings()
+    configure_logging(settings)
+    return serve(settings, host=args.host, port=args.port or settings.port,
+                 workers=args.workers or settings.web_workers)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    # One way only: the supervisor never imports this module (what both need is in app.run_common).
     from app.supervisor import run
 
     return run(port=args.port, demo=not args.no_demo)
@@ -183,10 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hubcast", description="Hubcast: self-hosted WhatsApp campaigns.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="start everything: migrations, first admin, demo data, Redis, worker, web app")
+    p = sub.add_parser("run", help="start everything (migrations, first admin, demo data, Redis, worker, Sandbox, "
+                       "web app) and restart what crashes; logs in $HUBCAST_DATA_DIR/logs")
     p.add_argument("--no-demo", action="store_true", help="do not seed demo data on first run")
     p.add_argument("--port", type=int, help="web port (default: $PORT or 8000)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("build", help="compile the web front end once (needs Node; the Docker image does it)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("web", help="serve the web app (websocket, HTTP routes, built front end); run several "
+                                   "behind a proxy")
+    p.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    p.add_argument("--workers", type=int, help="server processes (default: $HUBCAST_WEB_WORKERS or 1)")
+    p.set_defaults(func=_cmd_web)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=_cmd_migrate)
@@ -239,10 +266,12 @@ def describe_error(exc: BaseException) -> str | None:
     from alembic.util.exc import CommandError
 
     from app.domain.permissions import PermissionDenied
+    from app.run_common import SupervisorError
     from app.settings import SettingsError
-    from app.supervisor import SupervisorError
 
-    if isinstance(exc, CliError | SettingsError | SupervisorError | CommandError | PermissionDenied):
+    from app.web import WebError
+
+    if isinstance(exc, CliError | SettingsError | SupervisorError | CommandError | PermissionDenied | WebError):
         return _first_line(str(exc))
     if _is_user_error(exc):
         return _first_line(str(exc))

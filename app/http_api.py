@@ -1,7 +1,8 @@
 """Plain HTTP routes served beside the Reflex app on the same port (Starlette).
 
 - `/healthz` lets operators, the `hubcast run` supervisor and tests know the backend is up and can
-  reach its database and Redis (and starts the status applier, so a restart replays what a crash left).
+  reach its database and Redis, and what the supervisor says of the worker and the Sandbox (app/health.py);
+  it starts the status applier, so a restart replays what a crash left.
 - `GET /webhooks/whatsapp` answers Meta's subscription check; `POST /webhooks/whatsapp` takes signed
   status and message webhooks: verify the signature on the raw bytes, store, answer 200. Applying the
   statuses to recipients happens in batches in a background loop (see `StatusApplier`).
@@ -16,6 +17,7 @@ import hmac
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -27,12 +29,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app import health
+from app import metrics_store
 from app.db import get_engine, session_scope
+from app.metrics import metrics_endpoint
 from app.domain import permissions as perm
 from app.models import Channel
 from app.redis_conn import get_redis
 from app.services.accounts import auth
 from app.services.campaigns import results as campaign_results
+from app.services.channels.channels import WEBHOOK_PATH
 from app.services.inbound import webhook_ingest
 from app.upload_limit import UploadSizeLimit
 from app.whatsapp import signature
@@ -40,9 +46,14 @@ from app.whatsapp.webhooks import parse_webhook
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PATH = "/webhooks/whatsapp"
+CAMPAIGN_EXPORT_ROUTE = "/exports/campaigns/{campaign_id:int}.csv"
 MAX_WEBHOOK_BYTES = 3 * 1024 * 1024  # Meta's payloads are a few KB; a Sandbox batch of 100 statuses ~50 KB
 SESSION_COOKIE = "hubcast_session"  # the same cookie state.base.AppState issues at login
+
+
+def campaign_export_url(campaign_id: int | str) -> str:
+    """The link to a campaign's results as CSV (the page links to it; this module serves it)."""
+    return CAMPAIGN_EXPORT_ROUTE.replace("{campaign_id:int}", str(int(campaign_id)))
 
 
 # --- status applier -------------------------------------------------------------------------------
@@ -88,6 +99,11 @@ class StatusApplier:
         with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
             result = webhook_ingest.apply_pending_statuses(session, refresh=False)
             session.commit()
+        if result.events:
+            figures, applied_at = metrics_store.Buffer(), datetime.now(UTC)
+            for channel_id, status, received_at in result.events:
+                figures.webhook_applied(channel_id, status, received_at, applied_at)
+            figures.flush(get_redis())
         now = time.monotonic()
         for campaign_id in result.campaigns:
             dirty.setdefault(campaign_id, float("-inf"))
@@ -133,22 +149,33 @@ applier = StatusApplier()
 # --- routes ---------------------------------------------------------------------------------------
 
 async def healthz(_request: Request) -> JSONResponse:
-    checks: dict[str, str] = {}
+    """Each component's state: {"status", "web", "database", "redis", and under `hubcast run` "worker",
+    "sandbox"}. 200 while the web app can serve, even if another part is down or restarting ("status":
+    "degraded"); 503 only when it cannot (its database is unreachable)."""
+    checks: dict[str, str] = {"web": "ok"}
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # report, don't crash: this endpoint exists to say what is wrong
         checks["database"] = f"error: {type(exc).__name__}"
+    supervised = health.component_states()  # {} when not started by `hubcast run`
     try:
         get_redis().ping()
         checks["redis"] = "ok"
     except Exception as exc:
-        checks["redis"] = f"error: {type(exc).__name__}"
+        restarting = supervised.get("redis") in (health.RESTARTING, health.STARTING)
+        checks["redis"] = health.RESTARTING if restarting else f"error: {type(exc).__name__}"
+    for name, state in supervised.items():
+        if name not in checks:
+            checks[name] = state
+    serving = checks["database"] == "ok"
+    if not serving:
+        checks["web"] = "error: no database"
     healthy = all(v == "ok" for v in checks.values())
-    if checks["database"] == "ok":
+    if serving:
         applier.kick()
-    return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
+    return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if serving else 503)
 
 
 @dataclass(frozen=True)
@@ -233,7 +260,8 @@ def _store(raw: bytes, header: str | None) -> webhook_ingest.StoreResult | None:
     with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
         result = webhook_ingest.store_events(session, events, lambda pnid: by_number.get(pnid, by_number[""]))
         session.commit()
-        return result
+    metrics_store.record_webhook_received(get_redis(), result.statuses, result.messages)
+    return result
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -289,7 +317,8 @@ def build_http_api() -> Starlette:
     # guards Reflex's upload endpoint too.
     return Starlette(middleware=[Middleware(UploadSizeLimit)], routes=[
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(WEBHOOK_PATH, verify_subscription, methods=["GET"]),
         Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
-        Route("/exports/campaigns/{campaign_id:int}.csv", export_campaign_csv, methods=["GET"]),
+        Route(CAMPAIGN_EXPORT_ROUTE, export_campaign_csv, methods=["GET"]),
     ])

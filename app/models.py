@@ -217,6 +217,12 @@ class Campaign(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
+    # The audience freeze streams (app/services/sending/freeze.py, migration 0004): while `freezing`, rows
+    # are still being added after `freeze_cursor` (list/segment: the last contact identity id frozen; CSV:
+    # the last file line read) by the process whose lease `freeze_heartbeat_at` is (NULL: free).
+    freezing: bool = False
+    freeze_cursor: int = 0
+    freeze_heartbeat_at: Optional[datetime] = None
     # Counters are denormalised for the live list; recipients remain the source of truth.
     total_recipients: int = 0
     queued_count: int = 0
@@ -301,13 +307,14 @@ class AuditLog(SQLModel, table=True):
     ip: str = Field(default="", max_length=64)
 
 
-class TestSend(SQLModel, table=True):
-    """One "Send a test message" from the wizard (SPEC S10): sent through the real sending path but
-    never a CampaignRecipient, so campaign counts never include it. Status webhooks for its wamid move
-    `status` forward (sent < delivered < read; failed)."""
+class TrialSend(SQLModel, table=True):
+    """One "Send a test message" from the wizard (SPEC S10; app/services/campaigns/trial_send.py): sent
+    through the real sending path but never a CampaignRecipient, so campaign counts never include it.
+    Status webhooks for its wamid move `status` forward (sent < delivered < read; failed)."""
 
+    # The table keeps the name migration 0003 gave it: renaming the class needs no migration, and a
+    # deployed database keeps its rows.
     __tablename__ = "test_sends"
-    __test__ = False  # not a pytest test class, whatever its name
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE", index=True)
     user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")

@@ -16,6 +16,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# The largest CSV file accepted (the campaign wizard's audience, the contact import): checked on the server
+# while the upload is copied and again while it is read; the browser is told too, as a hint.
+MAX_CSV_BYTES = 20 * 1024 * 1024
+
+
 class SettingsError(RuntimeError):
     """A setting is missing or unsafe; the message says which and how to fix it."""
 
@@ -60,8 +65,18 @@ class Settings:
     session_absolute_hours: int = 24 * 7
     login_max_failures: int = 5
     login_lockout_seconds: int = 15 * 60
-    max_csv_bytes: int = 20 * 1024 * 1024
+    max_csv_bytes: int = MAX_CSV_BYTES
     extra: dict = field(default_factory=dict)
+    # Production operation (README "Deploying"):
+    metrics_token: str = ""  # HUBCAST_METRICS_TOKEN: /metrics answers only with it (empty: /metrics refused)
+    log_format: str = "text"  # HUBCAST_LOG_FORMAT: text | json (one JSON object per line)
+    web_workers: int = 1  # HUBCAST_WEB_WORKERS: server processes per `hubcast web`
+    # Wiring between Hubcast's own processes (defaults suit one machine):
+    sandbox_url: str = "http://127.0.0.1:8001"  # HUBCAST_SANDBOX_URL: where the demo's Sandbox channel points
+    api_url: str = ""  # HUBCAST_API_URL: the backend URL the browser uses (default: public_url)
+    extra_origins: tuple[str, ...] = ()  # HUBCAST_EXTRA_ORIGINS: more browser origins allowed (comma-separated)
+    granian_workers: int | None = None  # GRANIAN_WORKERS: `hubcast run`'s web backend processes (default: cores)
+    send_profile_dir: str = ""  # HUBCAST_SEND_PROFILE_DIR: send jobs write a cProfile here (benchmarks)
 
     @property
     def is_production(self) -> bool:
@@ -79,8 +94,10 @@ def load_settings() -> Settings:
     data_dir = _data_dir()
     database_url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / 'hubcast.db'}"
     if env == "production" and database_url.startswith("sqlite") and not os.environ.get("HUBCAST_ALLOW_SQLITE"):
-        raise SettingsError("Production needs DATABASE_URL (PostgreSQL); set HUBCAST_ALLOW_SQLITE=1 to insist on SQLite")
+        raise SettingsError("Production needs DATABASE_URL (PostgreSQL); "
+                            "set HUBCAST_ALLOW_SQLITE=1 to insist on SQLite")
     port = int(os.environ.get("PORT", "8000"))
+    public_url = os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
     return Settings(
         env=env,
         data_dir=data_dir,
@@ -88,11 +105,64 @@ def load_settings() -> Settings:
         redis_url=os.environ.get("REDIS_URL", "").strip() or None,
         secret_key=_secret_key(env, data_dir),
         port=port,
-        public_url=os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{port}").rstrip("/"),
+        public_url=public_url,
         admin_email=os.environ.get("HUBCAST_ADMIN_EMAIL", "").strip().lower() or None,
         admin_password=os.environ.get("HUBCAST_ADMIN_PASSWORD") or None,
         upload_dir=Path(os.environ.get("HUBCAST_UPLOAD_DIR", data_dir / "uploads")).resolve(),
+        **_operation_settings(),
+        **_wiring_settings(public_url),
     )
+
+
+def _operation_settings() -> dict:
+    log_format = os.environ.get("HUBCAST_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in {"text", "json"}:
+        raise SettingsError(f"HUBCAST_LOG_FORMAT must be text or json, not {log_format!r}")
+    workers = os.environ.get("HUBCAST_WEB_WORKERS", "1").strip() or "1"
+    if not workers.isdigit() or int(workers) < 1:
+        raise SettingsError(f"HUBCAST_WEB_WORKERS must be a whole number of at least 1, not {workers!r}")
+    token = os.environ.get("HUBCAST_METRICS_TOKEN", "").strip()
+    if token and len(token) < 16:
+        raise SettingsError("HUBCAST_METRICS_TOKEN must be at least 16 characters")
+    return {"metrics_token": token, "log_format": log_format, "web_workers": int(workers)}
+
+
+def _wiring_settings(public_url: str) -> dict:
+    origins = tuple(o.strip().rstrip("/") for o in os.environ.get("HUBCAST_EXTRA_ORIGINS", "").split(",") if o.strip())
+    granian = os.environ.get("GRANIAN_WORKERS", "").strip()
+    if granian and (not granian.isdigit() or int(granian) < 1):
+        raise SettingsError(f"GRANIAN_WORKERS must be a whole number of at least 1, not {granian!r}")
+    return {"sandbox_url": os.environ.get("HUBCAST_SANDBOX_URL", "").strip() or "http://127.0.0.1:8001",
+            "api_url": os.environ.get("HUBCAST_API_URL", "").strip() or public_url, "extra_origins": origins,
+            "granian_workers": int(granian) if granian else None,
+            "send_profile_dir": os.environ.get("HUBCAST_SEND_PROFILE_DIR", "").strip()}
+
+
+# --- read at the moment of use ------------------------------------------------------------------
+# Still read here (every environment variable Hubcast reads is read in this module: a test compares them
+# with the README's table), but not cached: their value may change after the settings were first read.
+
+SEND_ENV_PREFIX = "HUBCAST_SEND_"  # HUBCAST_SEND_<FIELD>: app.services.sending.config.SendingConfig
+SANDBOX_ENV_PREFIX = "HUBCAST_SANDBOX_"  # HUBCAST_SANDBOX_<OPTION>: the Sandbox's options (its --help)
+RESTART_ENV_PREFIX = "HUBCAST_RESTART_"  # HUBCAST_RESTART_<KNOB>: `hubcast run`'s restart policy
+OPT_OUT_KEYWORDS_ENV = "HUBCAST_OPT_OUT_KEYWORDS"
+
+
+def env_with_prefix(prefix: str) -> dict[str, str]:
+    """The variables named `prefix` + FIELD, for the config objects that take one variable per field
+    (the sending engine, the Sandbox; a worker or a Sandbox started by a test or a benchmark sets them)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(prefix)}
+
+
+def extra_opt_out_keywords() -> list[str]:
+    """HUBCAST_OPT_OUT_KEYWORDS: more words that unsubscribe (comma-separated), added to the built-in ones."""
+    return [k for k in os.environ.get(OPT_OUT_KEYWORDS_ENV, "").split(",") if k.strip()]
+
+
+def current_redis_url() -> str | None:
+    """REDIS_URL as it is now: `hubcast run` and the test harness export the embedded Redis's URL, possibly
+    after this process first read its settings."""
+    return get_settings().redis_url or os.environ.get("REDIS_URL", "").strip() or None
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 Builds a list of N contacts (default 200,000, a quarter without a first name) in a temporary SQLite
 database, then times, per mapping change, `campaigns.design_preview()` (bounded: LIMIT for the samples,
 one SQL aggregate for the "skipped" count) against the previous way, measured in the same run: every
-recipient read into Python and resolved (`campaign_sending._list_or_segment_rows` + `resolve`). Prints
+recipient read into Python and resolved (`audiences.recipients.iter_recipients` + `resolve`). Prints
 the figures (median of --runs) and checks that both give the same counts. Timings are for reading, not
 for asserting: the machine may be shared.
 
@@ -79,10 +79,10 @@ def build(url: str, n: int) -> tuple[int, int]:
 
 
 def previous_way(session: Session, campaign: Campaign) -> tuple[int, int]:
-    from app.services.sending.lifecycle import _list_or_segment_rows
+    from app.services.audiences.recipients import iter_recipients
 
     examined = skipped = 0
-    for _address, _cid, contact, row in _list_or_segment_rows(session, campaign):
+    for _address, _cid, contact, row in iter_recipients(session, campaign):
         examined += 1
         skipped += not resolve(["body.1", "body.2"], campaign.variable_mapping, contact=contact, row=row).ok
     return examined, skipped
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from app.services.campaigns import drafts as svc
+    from app.services.campaigns.design_preview import design_preview
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
@@ -113,7 +113,7 @@ def main() -> None:
                 new_t, old_t = [], []
                 for _ in range(args.runs):
                     t = time.perf_counter()
-                    preview = svc.design_preview(session=s, actor=actor, campaign_id=campaign_id)
+                    preview = design_preview(session=s, actor=actor, campaign_id=campaign_id)
                     new_t.append(time.perf_counter() - t)
                     t = time.perf_counter()
                     old = previous_way(s, campaign)

@@ -102,7 +102,8 @@ def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
     from app.services.accounts.users import create_user
     from app.timeutil import utcnow
 
-    from tests.integration.test_sending_support import MAPPING, ORDER_UPDATE, PNID, SECRET, TOKEN, WABA
+    from tests.support.factories import MAPPING, ORDER_UPDATE
+    from tests.support.sandbox import PNID, SECRET, TOKEN, WABA
 
     engine = get_engine()
     now = utcnow()
@@ -192,7 +193,7 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
     from app.db import get_engine
     from app.models import CampaignRecipient, User
     from app.services.sending.lifecycle import start_campaign
-    from tests.integration.test_sending_support import max_per_window
+    from tests.support.sandbox import max_per_window
 
     redis.Redis.from_url(r_url).flushdb()
     sandbox.admin("POST", "/_sandbox/reset")
@@ -240,7 +241,7 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
     """The baseline: aiohttp posting the same bodies at the same concurrency, nothing else."""
     import aiohttp
 
-    from tests.integration.test_sending_support import PNID, TOKEN
+    from tests.support.sandbox import PNID, TOKEN
 
     body = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "template",
             "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [
@@ -276,7 +277,7 @@ def main() -> int:
     parser.add_argument("--skip-capped", action="store_true")
     args = parser.parse_args()
 
-    from tests.integration.test_sending_support import run_sandbox
+    from tests.support.sandbox import run_sandbox
 
     tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-"))
     r_url, redis_proc = redis_url(tmp)

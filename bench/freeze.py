@@ -44,7 +44,7 @@ def freeze_once(base_campaign_id: int, use_copy: bool) -> tuple[float, int]:
 
     from app.db import get_engine
     from app.models import Campaign
-    from app.services.sending.lifecycle import freeze_audience
+    from app.services.sending.freeze import freeze_audience
     from app.timeutil import utcnow
 
     with Session(get_engine()) as s:

@@ -1,6 +1,6 @@
 """The hardening suite's report (issue 6): what `pytest tests/hardening` survived, as a table.
 
-Reads the records the suite wrote (`tests.hardening.report.load()`), prints a summary table and the
+Reads the records the suite wrote (`tests.support.hardening.load()`), prints a summary table and the
 per-case lines, and writes them to bench/results/hardening.md with the machine's description.
 
 A record belongs to the test that wrote it: the suite's conftest appends each test's outcome right after
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from audience import machine  # noqa: E402
-from tests.hardening import report  # noqa: E402
+from tests.support import hardening as report  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "hardening.md"
 MESSAGE_FIGURES = ("expected", "sent_once", "duplicated", "lost", "unknown")

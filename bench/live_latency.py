@@ -58,7 +58,7 @@ from app.services.sending import progress as campaign_progress  # noqa: E402
 from app.whatsapp.signature import HEADER, sign  # noqa: E402
 from state.campaigns import LIVE_INTERVAL_S  # noqa: E402
 from audience import machine  # noqa: E402
-from tests.e2e import conftest as harness  # noqa: E402
+from tests.support import e2e as harness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "live_latency.md"
 SECRET, PNID = "bench-live-app-secret", "bench-live-pnid"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from components.layout import page_shell
+from app.settings import MAX_CSV_BYTES
+
+# The CSV size limit, told to the browser as a hint (rx.upload's max_size); the server checks it itself.
+CSV_BROWSER_MAX_BYTES = MAX_CSV_BYTES
+CSV_LIMIT_TEXT = f"at most {MAX_CSV_BYTES // (1024 * 1024)} MB"
 
 
 def empty_state(icon: str, title: str, text: str, action: rx.Component | None = None,
@@ -49,7 +53,8 @@ def pager(page: rx.Var, pages: rx.Var, total: rx.Var, on_prev, on_next, noun: st
     """`noun` is the plural ("campaigns"); one row reads "1 campaign"."""
     singular = noun[:-1] if noun.endswith("s") else noun
     return rx.hstack(
-        rx.text(total, rx.cond((total == 1) | (total == "1"), f" {singular}", f" {noun}"), size="2", color=rx.color("gray", 10)),
+        rx.text(total, rx.cond((total == 1) | (total == "1"), f" {singular}", f" {noun}"), size="2",
+                color=rx.color("gray", 10)),
         rx.spacer(),
         rx.text("Page ", page, " of ", pages, size="2", color=rx.color("gray", 10)),
         rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1", on_click=on_prev,
@@ -65,18 +70,4 @@ def search_box(value: rx.Var, on_change, placeholder: str, box_id: str) -> rx.Co
         rx.input.slot(rx.icon("search", size=14)),
         value=value, on_change=on_change, placeholder=placeholder, id=box_id, width="320px",
         debounce_timeout=300,
-    )
-
-
-def overview_page(title: str, subtitle: str, state, headers: list[str], render_row, table_id: str,
-                   empty: rx.Component) -> rx.Component:
-    """A read-only table of `state.rows`, its empty state, and a spinner until `state.load` answered."""
-    return page_shell(
-        title,
-        rx.cond(
-            state.loaded,
-            rx.cond(state.rows.length() > 0, data_table(headers, state.rows, render_row, table_id), empty),
-            rx.center(rx.spinner(), padding="48px", width="100%"),
-        ),
-        subtitle=subtitle,
     )

@@ -9,7 +9,8 @@ from state.contacts import ContactsState
 S = ContactsState
 
 _FIELDS = [("first_name", "First name", ""), ("last_name", "Last name", ""), ("email", "Email", "name@example.com"),
-           ("country", "Country", "ISO code, e.g. FR"), ("city", "City", ""), ("language", "Language", "e.g. en, pt_BR")]
+           ("country", "Country", "ISO code, e.g. FR"), ("city", "City", ""),
+           ("language", "Language", "e.g. en, pt_BR")]
 _CHANNELS = [("whatsapp", "WhatsApp", "+33 6 12 34 56 78", "message-circle"),
              ("sms", "SMS", "+33 6 12 34 56 78", "smartphone"),
              ("instagram", "Instagram", "Instagram id", "camera"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from state.uploads import ContactImportState
+from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT
+from state.contact_import import ContactImportState
 
 S = ContactImportState
 UPLOAD_ID = "contact-import"
-BROWSER_MAX_BYTES = 20 * 1024 * 1024  # a hint for the browser; the server checks the size itself
 
 
 def _stat(label: str, value: rx.Var, stat_id: str, color: str = "gray") -> rx.Component:
@@ -27,23 +27,25 @@ def _upload_step() -> rx.Component:
                 rx.icon("file-up", size=28, color=rx.color("accent", 10)),
                 rx.text("Drop a CSV file here, or click to choose one", weight="medium"),
                 rx.text("Comma or semicolon separated · a header row · a phone (or id) column with country codes "
-                        "· at most 20 MB", size="1", color=rx.color("gray", 10), text_align="center"),
+                        "· " + CSV_LIMIT_TEXT, size="1", color=rx.color("gray", 10), text_align="center"),
                 align="center", spacing="2",
             ),
-            id=UPLOAD_ID, multiple=False, max_files=1, max_size=BROWSER_MAX_BYTES,
+            id=UPLOAD_ID, multiple=False, max_files=1, max_size=CSV_BROWSER_MAX_BYTES,
             accept={"text/csv": [".csv"], "application/vnd.ms-excel": [".csv"]},
             on_drop=S.handle_upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
             border=f"1px dashed {rx.color('accent', 8)}", border_radius="var(--radius-3)", padding="28px",
             width="100%", cursor="pointer", background=rx.color("accent", 2),
         ),
         rx.cond((S.progress > 0) & (S.progress < 100),
-                rx.hstack(rx.spinner(size="1"), rx.text("Uploading…", size="1"), rx.progress(value=S.progress, flex="1"),
+                rx.hstack(rx.spinner(size="1"), rx.text("Uploading…", size="1"),
+                          rx.progress(value=S.progress, flex="1"),
                           width="100%", align="center", id="import-uploading")),
         rx.callout("Every contact you import must have agreed to receive your WhatsApp messages.", icon="shield-check",
                    size="1", color_scheme="blue", width="100%"),
         rx.text("Numbers already in the base update their contact (blank cells change nothing); new numbers become "
                 "new contacts, subscribed on WhatsApp. Columns first_name, last_name, email, country, city and "
-                "language fill those fields; other columns become custom fields.", size="1", color=rx.color("gray", 10)),
+                "language fill those fields; other columns become custom fields.", size="1",
+                color=rx.color("gray", 10)),
         width="100%", spacing="3",
     )
 
@@ -81,7 +83,8 @@ def _target_picker() -> rx.Component:
         rx.radio_group.root(
             rx.hstack(
                 rx.radio_group.item(value="none", id="import-target-none"), rx.text("No list", size="2"),
-                rx.radio_group.item(value="existing", id="import-target-existing"), rx.text("An existing list", size="2"),
+                rx.radio_group.item(value="existing", id="import-target-existing"),
+                rx.text("An existing list", size="2"),
                 rx.radio_group.item(value="new", id="import-target-new"), rx.text("A new list", size="2"),
                 spacing="2", align="center",
             ),

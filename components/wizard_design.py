@@ -6,8 +6,9 @@ import reflex as rx
 
 from components.whatsapp_preview import whatsapp_preview
 from components.wizard_setup import field_label
-from state.wizard import FIXED_TEXT
-from state.wizard import WizardState as S
+from state.wizard import WizardState as W
+from state.wizard_design import FIXED_TEXT
+from state.wizard_design import WizardDesignState as S
 
 
 def _variable(v: rx.Var) -> rx.Component:
@@ -18,7 +19,7 @@ def _variable(v: rx.Var) -> rx.Component:
                 rx.select.trigger(placeholder="Value from…", width="100%", id="wizard-var-" + v["key"]),
                 rx.select.content(
                     rx.select.group(
-                        rx.select.label(rx.cond(S.audience_kind == "csv", "File column", "Contact field")),
+                        rx.select.label(rx.cond(W.audience_kind == "csv", "File column", "Contact field")),
                         rx.foreach(S.field_options, lambda f: rx.select.item(f, value=f)),
                     ),
                     rx.select.separator(),
@@ -40,7 +41,7 @@ def _variable(v: rx.Var) -> rx.Component:
 
 def test_send_card() -> rx.Component:
     """"Send a test message": the real sending path to one number; not counted in the campaign."""
-    blocked = S.problems.length() > 0
+    blocked = W.problems.length() > 0
     return rx.card(
         rx.vstack(
             rx.text("Send a test message", weight="bold", size="2"),
@@ -48,27 +49,27 @@ def test_send_card() -> rx.Component:
                     "values (or that number's own, if it is in the audience). It is marked as a test and not "
                     "counted in the campaign.", size="1", color=rx.color("gray", 10)),
             rx.hstack(
-                rx.input(value=S.test_number, on_change=S.set_test_number, placeholder="+33 6 12 34 56 78",
+                rx.input(value=S.trial_number, on_change=S.set_trial_number, placeholder="+33 6 12 34 56 78",
                          type="tel", id="test-send-number", aria_label="Phone number for the test", flex="1"),
-                rx.button(rx.cond(S.test_busy, rx.spinner(size="1"), rx.icon("send", size=14)), "Send test",
-                          on_click=S.send_test, disabled=blocked | S.test_busy, id="test-send-button",
+                rx.button(rx.cond(S.trial_busy, rx.spinner(size="1"), rx.icon("send", size=14)), "Send test",
+                          on_click=S.send_trial, disabled=blocked | S.trial_busy, id="test-send-button",
                           variant="soft"),
                 width="100%", spacing="2", align="center",
             ),
             rx.cond(blocked,
-                    rx.text("Finish the message first: ", S.problems[0], size="1", color=rx.color("gray", 10),
+                    rx.text("Finish the message first: ", W.problems[0], size="1", color=rx.color("gray", 10),
                             id="test-send-disabled-reason")),
-            rx.cond(S.test_result != "",
+            rx.cond(S.trial_result != "",
                     rx.hstack(
-                        rx.cond(S.test_ok, rx.icon("circle-check", size=14, color=rx.color("green", 10),
+                        rx.cond(S.trial_ok, rx.icon("circle-check", size=14, color=rx.color("green", 10),
                                                    flex_shrink="0", margin_top="2px"),
                                 rx.icon("circle-alert", size=14, color=rx.color("red", 10),
                                         flex_shrink="0", margin_top="2px")),
-                        rx.text(S.test_result, size="1", id="test-send-result", flex="1", min_width="0",
-                                color=rx.cond(S.test_ok, rx.color("green", 11), rx.color("red", 11))),
-                        rx.cond(S.test_send_id != "",
+                        rx.text(S.trial_result, size="1", id="test-send-result", flex="1", min_width="0",
+                                color=rx.cond(S.trial_ok, rx.color("green", 11), rx.color("red", 11))),
+                        rx.cond(S.trial_send_id != "",
                                 rx.button("Refresh status", size="1", variant="ghost",
-                                          on_click=S.refresh_test_status, id="test-send-refresh")),
+                                          on_click=S.refresh_trial_status, id="test-send-refresh")),
                         spacing="2", align="start", width="100%",
                     )),
             width="100%", spacing="2",
@@ -87,7 +88,7 @@ def design_step() -> rx.Component:
                     rx.select.trigger(placeholder="Choose an approved template", width="100%", id="wizard-template"),
                     rx.select.content(rx.foreach(S.template_options,
                                                  lambda o: rx.select.item(o["name"], value=o["id"]))),
-                    value=S.template_id, on_change=S.set_template,
+                    value=W.template_id, on_change=S.set_template,
                 ),
                 rx.callout("This channel has no approved template. Templates must be approved by WhatsApp first.",
                            icon="file-x", size="1", color_scheme="amber", width="100%"),
@@ -105,14 +106,14 @@ def design_step() -> rx.Component:
                 rx.foreach(S.variables, _variable),
                 width="100%", spacing="2", id="wizard-variables",
             ),
-            rx.cond(S.template_id != "", rx.text("This template has no variables.", size="2",
+            rx.cond(W.template_id != "", rx.text("This template has no variables.", size="2",
                                                  color=rx.color("gray", 10))),
         ),
         rx.cond(S.skipped > 0,
                 rx.callout(rx.text(S.skipped, " recipient(s) have an empty value and no fallback: they will be "
                                    "skipped. Add a fallback to reach them.", id="wizard-skipped"),
                            icon="user-x", size="1", color_scheme="amber", width="100%")),
-        rx.cond(S.template_id != "", test_send_card()),
+        rx.cond(W.template_id != "", test_send_card()),
         width="100%", spacing="5",
     )
 

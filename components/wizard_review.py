@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import reflex as rx
 
-from state.wizard import TIMEZONES
-from state.wizard import WizardState as S
+from app.domain.time_zones import TIMEZONES
+from state.wizard import WizardState as W
+from state.wizard_design import WizardDesignState as D
+from state.wizard_review import WizardReviewState as S
 
 
 def _part(title: str, body: rx.Component, step: int, part_id: str) -> rx.Component:
@@ -13,7 +15,7 @@ def _part(title: str, body: rx.Component, step: int, part_id: str) -> rx.Compone
         rx.hstack(
             rx.vstack(rx.text(title, size="1", color=rx.color("gray", 10), weight="medium"), body, spacing="1",
                       flex="1"),
-            rx.button(rx.icon("pencil", size=14), "Edit", variant="ghost", size="1", on_click=S.edit_step(step),
+            rx.button(rx.icon("pencil", size=14), "Edit", variant="ghost", size="1", on_click=W.edit_step(step),
                       id=f"wizard-edit-{part_id}"),
             width="100%", align="start",
         ),
@@ -35,7 +37,7 @@ def review_step() -> rx.Component:
                 rx.code(m["label"]), " ← ", m["source"],
                 rx.cond(m["fallback"] != "", rx.text.span(" (fallback: ", m["fallback"], ")")),
                 size="2", color=rx.color("gray", 11))),
-            rx.cond(S.skipped > 0, rx.text(S.skipped, " recipient(s) will be skipped (empty value, no fallback).",
+            rx.cond(D.skipped > 0, rx.text(D.skipped, " recipient(s) will be skipped (empty value, no fallback).",
                                            size="2", color=rx.color("amber", 11))),
             spacing="1"), 2, "message"),
         width="100%", spacing="3",
@@ -47,7 +49,7 @@ def send_dialog() -> rx.Component:
         rx.alert_dialog.content(
             rx.alert_dialog.title("Send this campaign now?"),
             rx.alert_dialog.description(
-                rx.text("“", S.name, "” will be sent to about ", rx.text.span(S.review["reach"], weight="bold",
+                rx.text("“", W.name, "” will be sent to about ", rx.text.span(S.review["reach"], weight="bold",
                                                                               id="wizard-send-reach"),
                         " WhatsApp number(s). This cannot be undone; you can pause it while it sends."),
                 size="2",
@@ -70,7 +72,7 @@ def schedule_dialog() -> rx.Component:
             rx.dialog.title("Schedule the campaign"),
             rx.vstack(
                 rx.text("Time zone", size="2", weight="medium"),
-                rx.select(TIMEZONES, value=S.timezone, on_change=S.set_timezone, id="wizard-schedule-tz",
+                rx.select(TIMEZONES, value=W.timezone, on_change=S.set_timezone, id="wizard-schedule-tz",
                           width="100%"),
                 rx.hstack(
                     rx.vstack(rx.text("Date", size="2", weight="medium"),
@@ -81,7 +83,7 @@ def schedule_dialog() -> rx.Component:
                                        id="wizard-schedule-time"), spacing="1"),
                     spacing="3",
                 ),
-                rx.text("Now in ", S.timezone, ": ", S.local_now, size="1", color=rx.color("gray", 10)),
+                rx.text("Now in ", W.timezone, ": ", W.local_now, size="1", color=rx.color("gray", 10)),
                 rx.cond(S.schedule_note != "",
                         rx.text("Sends at ", S.schedule_note, size="2", weight="medium", id="wizard-schedule-utc")),
                 rx.callout("All contacts receive the message at the same moment, whatever their own time zone.",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components import routes
+from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT
 from state.base import AppState
-from state.wizard import WizardState as S
+from state.wizard import WizardState as W
+from state.wizard_setup import WizardSetupState as S
 
 UPLOAD_ID = "wizard-csv"
-BROWSER_MAX_BYTES = 20 * 1024 * 1024  # a hint for the browser; the server checks the size itself
 
 
 def field_label(text: str) -> rx.Component:
@@ -24,7 +26,7 @@ def _select(options: rx.Var, value: rx.Var, on_change, placeholder: str, select_
 
 
 def _return_to() -> rx.Var:
-    return rx.cond(S.campaign_id != "", "/campaigns/" + S.campaign_id + "/edit", "/campaigns/new")
+    return rx.cond(W.campaign_id != "", routes.CAMPAIGNS + "/" + W.campaign_id + "/edit", routes.CAMPAIGN_NEW)
 
 
 def _create_link(label: str, href: rx.Var, link_id: str) -> rx.Component:
@@ -55,10 +57,11 @@ def _file_upload() -> rx.Component:
                 rx.icon("file-up", size=24, color=rx.color("accent", 10)),
                 rx.text("Drop a CSV file here, or click to browse", weight="medium", size="2"),
                 rx.text("Comma or semicolon separated · a header row · a phone (or id) column with country codes "
-                        "· at most 20 MB", size="1", color=rx.color("gray", 10), text_align="center"),
+                        "· " + CSV_LIMIT_TEXT, size="1", color=rx.color("gray", 10),
+                        text_align="center"),
                 align="center", spacing="1",
             ),
-            id=UPLOAD_ID, multiple=False, max_files=1, max_size=BROWSER_MAX_BYTES,
+            id=UPLOAD_ID, multiple=False, max_files=1, max_size=CSV_BROWSER_MAX_BYTES,
             accept={"text/csv": [".csv"], "application/vnd.ms-excel": [".csv"]},
             on_drop=S.handle_upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
             border=f"1px dashed {rx.color('accent', 8)}", border_radius="var(--radius-3)", padding="20px",
@@ -131,7 +134,7 @@ def setup_step() -> rx.Component:
     return rx.vstack(
         rx.vstack(
             field_label("Campaign name"),
-            rx.input(value=S.name, on_change=S.set_name, on_blur=S.save_name, placeholder="e.g. Spring sale",
+            rx.input(value=W.name, on_change=S.set_name, on_blur=S.save_name, placeholder="e.g. Spring sale",
                      id="wizard-name", width="100%", max_length=200),
             width="100%", spacing="1",
         ),
@@ -145,18 +148,18 @@ def setup_step() -> rx.Component:
                             _radio("csv", "Import from a file", "wizard-audience-csv")),
                     spacing="2",
                 ),
-                value=S.audience_kind, on_change=S.set_audience_kind, id="wizard-audience-kind",
+                value=W.audience_kind, on_change=S.set_audience_kind, id="wizard-audience-kind",
             ),
             rx.match(
-                S.audience_kind,
+                W.audience_kind,
                 ("list", rx.hstack(
-                    rx.box(_select(S.list_options, S.list_id, S.set_list, "Choose a list", "wizard-list"), flex="1"),
-                    _create_link("Create new list", "/lists?return_to=" + _return_to(), "wizard-create-list"),
+                    rx.box(_select(S.list_options, W.list_id, S.set_list, "Choose a list", "wizard-list"), flex="1"),
+                    _create_link("Create new list", routes.LISTS + "?return_to=" + _return_to(), "wizard-create-list"),
                     width="100%", align="center", spacing="3")),
                 ("segment", rx.hstack(
-                    rx.box(_select(S.segment_options, S.segment_id, S.set_segment, "Choose a segment",
+                    rx.box(_select(S.segment_options, W.segment_id, S.set_segment, "Choose a segment",
                                    "wizard-segment"), flex="1"),
-                    _create_link("Create new segment", "/segments/new?return_to=" + _return_to(),
+                    _create_link("Create new segment", routes.SEGMENT_NEW + "?return_to=" + _return_to(),
                                  "wizard-create-segment"),
                     width="100%", align="center", spacing="3")),
                 ("csv", _file_import()),
@@ -167,7 +170,7 @@ def setup_step() -> rx.Component:
         rx.vstack(
             field_label("Channel"),
             rx.cond(S.channel_options.length() > 0,
-                    _select(S.channel_options, S.channel_id, S.set_channel, "Choose a WhatsApp channel",
+                    _select(S.channel_options, W.channel_id, S.set_channel, "Choose a WhatsApp channel",
                             "wizard-channel"),
                     rx.callout("No connected WhatsApp channel. An admin connects one on the Channels page.",
                                icon="plug", size="1", color_scheme="amber", width="100%")),
@@ -181,7 +184,7 @@ def setup_step() -> rx.Component:
 
 def audience_card() -> rx.Component:
     """The audience summary that stays on the right during step 1."""
-    row = lambda label, value, row_id: rx.hstack(  # noqa: E731
+    row = lambda label, value, row_id: rx.hstack(
         rx.text(label, size="2", color=rx.color("gray", 11)), rx.spacer(),
         rx.text(value, size="2", weight="bold", id=row_id), width="100%")
     return rx.card(

@@ -6,14 +6,13 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.domain.permissions import NotAuthenticated, PermissionDenied
-from app.models import User
-from app.services.accounts import audit
-from app.services.accounts import auth
+from app.domain.permissions import Actor, NotAuthenticated, PermissionDenied
+from app.services.accounts import audit, auth
+from components import routes
 from state.guard import public_handler
 
 SESSION_COOKIE = "hubcast_session"
-LOGIN_ROUTE = "/login"
+LOGIN_ROUTE = routes.LOGIN
 
 
 class AppState(rx.State):
@@ -33,7 +32,7 @@ class AppState(rx.State):
         except AttributeError:  # pragma: no cover
             return ""
 
-    def _resolve_user(self) -> User | None:
+    def _resolve_user(self) -> Actor | None:
         with session_scope() as session:
             return auth.resolve_session(session=session, secret=self.session_secret)
 
@@ -61,7 +60,7 @@ class AppState(rx.State):
         self.user_email = self.user_name = self.user_role = ""
         self.signed_in = False
 
-    def _show_identity(self, user: User) -> None:
+    def _show_identity(self, user: Actor) -> None:
         self.user_email, self.user_name, self.user_role = user.email, user.name or user.email, user.role
         self.signed_in = True
 

@@ -11,14 +11,16 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
+from app.http_api import campaign_export_url
 from app.services.accounts import auth
 from app.services.campaigns import results as campaign_results
+from components import routes
 from state.base import AppState
 from state.campaigns import LIVE_INTERVAL_S, tab_is_open
 from state.guard import current_actor, requires
 from state.rows import as_text
 
-_ID_IN_PATH = re.compile(r"/campaigns/(\d{1,12})/?$")
+_ID_IN_PATH = re.compile(re.escape(routes.CAMPAIGNS) + r"/(\d{1,12})/?$")
 STATUS_OPTIONS = ["all", *campaign_results.RECIPIENT_FILTERS]
 
 
@@ -54,7 +56,7 @@ class CampaignDetailState(AppState):
         self.live = bool(summary["live"])
         self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
-        self.export_url = f"/exports/campaigns/{summary['id']}.csv"
+        self.export_url = campaign_export_url(summary["id"])
         self.loaded, self.error = True, ""
 
     def _refresh(self) -> None:

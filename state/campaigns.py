@@ -16,11 +16,11 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
+from app.domain.time_zones import is_known_zone
 from app.services.accounts import auth
+from app.services.campaigns import drafts, listing
 from app.services.campaigns import results as campaign_results
-from app.services.campaigns import listing
 from app.services.sending import lifecycle as sending
-from app.services.campaigns import drafts
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -233,8 +233,7 @@ class CampaignsState(AppState):
 
     @requires(perm.CAMPAIGNS_SEND)
     def set_reschedule_tz(self, value: str):
-        from state.wizard import TIMEZONES
-        if value not in TIMEZONES:
+        if not is_known_zone(value):
             return rx.toast.error("Choose a time zone from the list.")
         self.reschedule_tz = value
         self._reschedule_note()

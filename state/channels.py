@@ -18,8 +18,7 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.domain.permissions import PermissionDenied
-from app.models import User
+from app.domain.permissions import Actor, PermissionDenied
 from app.services.channels import channels as channels_service
 from app.services.channels.channels import ChannelError
 from state.base import AppState
@@ -29,7 +28,7 @@ from state.rows import as_text
 VERIFY_TOKEN_INPUT = "webhook-verify-token"
 
 
-def _save_and_test(actor: User, edit_id: int | None, form: dict) -> dict[str, Any]:
+def _save_and_test(actor: Actor, edit_id: int | None, form: dict) -> dict[str, Any]:
     """Save (one transaction), then test the connection when it is new or its credentials changed."""
     with session_scope() as session:
         if edit_id is None:
@@ -46,7 +45,7 @@ def _save_and_test(actor: User, edit_id: int | None, form: dict) -> dict[str, An
     return outcome
 
 
-def _test(actor: User, channel_id: Any) -> channels_service.ConnectionResult:
+def _test(actor: Actor, channel_id: Any) -> channels_service.ConnectionResult:
     with session_scope() as session:
         return channels_service.test_connection(session=session, actor=actor, channel_id=channel_id)
 

@@ -1,6 +1,6 @@
 """Contacts page: the paged table with filters, row selection → "Add to list", and the contact dialog.
 
-The CSV import dialog has its own state (ContactImportState in state/uploads.py).
+The CSV import dialog has its own state (ContactImportState in state/contact_import.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
-from app.services.audiences import contact_search
-from app.services.audiences import lists
+from app.services.audiences import contact_search, lists
 from app.services.audiences import contacts as contacts_service
 from app.services.audiences.contacts import CHANNEL_TYPES, CONTACT_FIELDS, ContactError
 from state.base import AppState

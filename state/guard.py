@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import Any
 
-from app.models import User
+from app.domain.permissions import Actor
 
-_current_actor: ContextVar[User | None] = ContextVar("hubcast_current_actor", default=None)
+_current_actor: ContextVar[Actor | None] = ContextVar("hubcast_current_actor", default=None)
 
 CAPABILITY_ATTR = "__hubcast_capability__"
 PUBLIC_ATTR = "__hubcast_public__"
 
 
-def current_actor() -> User:
+def current_actor() -> Actor:
     """The user authorised for the running handler (set by @requires)."""
     actor = _current_actor.get()
     if actor is None:  # pragma: no cover - programming error: handler not decorated

@@ -15,12 +15,13 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.services.audiences import lists as lists_service
+from components import routes
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
 
 # Only a path inside the campaign pages: never an absolute URL or another site.
-_RETURN_TO = re.compile(r"^/campaigns(/[A-Za-z0-9_\-/]*)?(\?[A-Za-z0-9_\-=&%.]*)?$")
+_RETURN_TO = re.compile("^" + re.escape(routes.CAMPAIGNS) + r"(/[A-Za-z0-9_\-/]*)?(\?[A-Za-z0-9_\-=&%.]*)?$")
 
 
 def safe_return_to(value) -> str:

@@ -7,10 +7,11 @@ import reflex as rx
 from app.db import session_scope
 from app.redis_conn import get_redis
 from app.services.accounts import auth
+from components import routes
 from state.base import AppState
 from state.guard import public_handler
 
-HOME_ROUTE = "/campaigns"
+HOME_ROUTE = routes.CAMPAIGNS
 
 
 class LoginState(AppState):

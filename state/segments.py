@@ -17,12 +17,13 @@ from app.domain import permissions as perm
 from app.domain import segment_rules as rules_domain
 from app.services.audiences import contacts as contacts_service
 from app.services.audiences import segments as segments_service
+from components import routes
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.lists import return_url, safe_return_to
 from state.rows import as_text
 
-SEGMENTS_ROUTE = "/segments"
+SEGMENTS_ROUTE = routes.SEGMENTS
 
 
 def _rule_code(rule: dict) -> str:

@@ -11,11 +11,10 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain import template_rules as rules
-from app.domain.permissions import PermissionDenied
-from app.models import User
+from app.domain.permissions import Actor, PermissionDenied
+from app.domain.whatsapp_markup import EMPTY_PREVIEW, preview_parts
 from app.services.channels import templates as templates_service
 from app.services.channels.templates import TemplateError
-from components.whatsapp_preview import EMPTY_PREVIEW, preview_parts
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -28,7 +27,7 @@ DRAFT_DEFAULTS = {"name": "", "language": "en_US", "category": "MARKETING", "par
 _FIELD_LIMITS = {"name": 600, "header": 300, "body": 1300, "footer": 300}
 
 
-def _sync(actor: User, channel_id: Any) -> templates_service.SyncResult:
+def _sync(actor: Actor, channel_id: Any) -> templates_service.SyncResult:
     with session_scope() as session:
         return templates_service.sync_templates(session=session, actor=actor, channel_id=channel_id)
 
@@ -169,7 +168,7 @@ class TemplatesState(AppState):
         keys = {key for key, _, _ in variables}
         # (State dicts are proxies that fail isinstance(Mapping): hand plain dicts to pure code.)
         self.draft_examples = {k: v for k, v in dict(self.draft_examples).items() if k in keys}
-        self.draft_variables = [{"key": key, "label": "{{%s}}" % name + (" (header)" if section == "header" else ""),
+        self.draft_variables = [{"key": key, "label": f"{{{{{name}}}}}" + (" (header)" if section == "header" else ""),
                                  "example": self.draft_examples.get(key, "")} for key, section, name in variables]
         components: list[dict] = []
         if draft.header:

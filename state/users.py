@@ -70,7 +70,8 @@ class UsersState(AppState):
     def change_role(self, user_id: str, role: str):
         try:
             with session_scope() as session:
-                user = users_service.change_role(session=session, actor=current_actor(), user_id=int(user_id), role=role)
+                user = users_service.change_role(session=session, actor=current_actor(), user_id=int(user_id),
+                                                 role=role)
         except (users_service.UserError, ValueError) as exc:
             return rx.toast.error(str(exc))
         self._refresh()
@@ -85,4 +86,5 @@ class UsersState(AppState):
         except (users_service.UserError, ValueError) as exc:
             return rx.toast.error(str(exc))
         self._refresh()
-        return rx.toast.success(f"{user.email} {'reactivated' if user.is_active else 'deactivated; their sessions ended'}.")
+        outcome = "reactivated" if user.is_active else "deactivated; their sessions ended"
+        return rx.toast.success(f"{user.email} {outcome}.")

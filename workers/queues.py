@@ -1,23 +1,8 @@
-"""Queue names and the one way the app gets an RQ queue.
-
-Every queue the app enqueues on must be listed in ALL_QUEUES, because `hubcast worker` listens on
-ALL_QUEUES by default: a job put on a queue no worker watches would wait forever.
-"""
+"""The RQ queues, as the worker side sees them: defined in `app.services.sending.queues` (services
+enqueue send jobs, and services never import `workers`), re-exported here for the worker and the CLI."""
 
 from __future__ import annotations
 
-from rq import Queue
+from app.services.sending.queues import ALL_QUEUES, DEFAULT, SENDING, get_queue
 
-DEFAULT = "default"
-SENDING = "sending"  # campaign send jobs (long: up to their time budget); short jobs go first
-# Order matters: a worker takes jobs from the first non-empty queue in this order.
-ALL_QUEUES: tuple[str, ...] = (DEFAULT, SENDING)
-
-
-def get_queue(name: str = DEFAULT) -> Queue:
-    """An RQ queue on the app's Redis (REDIS_URL). Unknown names are refused (see module docstring)."""
-    if name not in ALL_QUEUES:
-        raise ValueError(f"Unknown queue {name!r}; known queues: {', '.join(ALL_QUEUES)}")
-    from app.redis_conn import get_redis
-
-    return Queue(name, connection=get_redis())
+__all__ = ["ALL_QUEUES", "DEFAULT", "SENDING", "get_queue"]

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import redis
 from rq import SimpleWorker
 
+from app.services.sending.config import sending_config
+from workers.jobs import periodic_tick, preload
 from workers.queues import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,6 @@ TICK_LOCK = "hubcast:periodic:lock"
 
 
 def periodic_loop(redis_url: str, stop: threading.Event, interval: float | None = None) -> None:
-    from app.services.sending.config import sending_config
-    from workers.jobs import periodic_tick
-
     interval = interval or sending_config().tick_interval_s
     connection = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     while not stop.wait(interval):
@@ -63,8 +62,6 @@ def run_worker(redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool =
     # A connection of its own, not app.redis_conn's shared client: RQ raises the socket timeout
     # of the connection it is given (for its blocking BLPOP), which must not leak to other users.
     connection = redis.Redis.from_url(redis_url)
-    from workers.jobs import preload
-
     preload()
     stop = None if burst else start_periodic_thread(redis_url)
     try:

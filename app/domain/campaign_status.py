@@ -43,7 +43,6 @@ R_QUEUED, R_SENDING, R_SENT, R_DELIVERED, R_READ, R_FAILED, R_UNKNOWN, R_SKIPPED
     "queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped",
 )
 _RECIPIENT_RANK = {R_QUEUED: 0, R_SENDING: 1, R_UNKNOWN: 2, R_SENT: 3, R_DELIVERED: 4, R_READ: 5}
-RECIPIENT_TERMINAL = frozenset({R_READ, R_FAILED, R_SKIPPED})
 
 
 def recipient_moves_forward(current: str, incoming: str) -> bool:

@@ -6,6 +6,8 @@ every service asks `require(role, capability)` before reading or changing data.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 ADMIN, ADVANCED, BASIC = "admin", "advanced", "basic"
 ROLES: tuple[str, ...] = (ADMIN, ADVANCED, BASIC)
 ROLE_LABELS = {ADMIN: "Admin", ADVANCED: "Advanced user", BASIC: "Basic user"}
@@ -21,7 +23,7 @@ TEMPLATES_MANAGE = "templates:manage"
 CHANNELS_VIEW = "channels:view"  # see connected channels (no secrets)
 CHANNELS_MANAGE = "channels:manage"
 USERS_MANAGE = "users:manage"
-AUDIT_VIEW = "audit:view"
+AUDIT_VIEW = "audit:view"  # the audit log page (admins)
 
 ALL_CAPABILITIES: frozenset[str] = frozenset(
     {
@@ -36,6 +38,18 @@ CAPABILITIES_BY_ROLE: dict[str, frozenset[str]] = {
     # Basic users run campaigns against audiences that already exist; they never shape audiences.
     BASIC: frozenset({CAMPAIGNS_VIEW, CAMPAIGNS_EDIT, CAMPAIGNS_SEND, AUDIENCES_VIEW, TEMPLATES_VIEW, CHANNELS_VIEW}),
 }
+
+
+class Actor(Protocol):
+    """Who acts, as the layers above the services see a signed-in user (app.models.User satisfies it).
+
+    Only an identity to hand back to the services, which re-read the user from the database; the
+    `role` here is for display and for hiding what the role cannot do, never a permission by itself."""
+
+    id: int | None
+    email: str
+    name: str
+    role: str
 
 
 class PermissionDenied(Exception):

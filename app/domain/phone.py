@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException
@@ -138,7 +138,7 @@ class _Region:
 _UNSURE = object()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _country(cc: int):
     """(national-prefix pattern of the main region, regions in the library's order) or _UNSURE."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc)

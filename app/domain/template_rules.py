@@ -18,10 +18,11 @@ Meta's rules reproduced here (WhatsApp Manager / POST message_templates):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from app.whatsapp.components import PLACEHOLDER, placeholders
+from app.domain.template_components import PLACEHOLDER, placeholders
 
 # Meta's template review states (GET message_templates `status`); only APPROVED can be sent.
 APPROVED = "APPROVED"
@@ -133,15 +134,15 @@ def _check_names(section: str, names: list[str], fmt: str, errors: list[str]) ->
     positional = [n for n in names if n.isdigit()]
     named = [n for n in names if not n.isdigit()]
     if fmt == POSITIONAL and named:
-        errors.append(f"The {section} uses named variables ({', '.join('{{%s}}' % n for n in named)}) but the "
+        errors.append(f"The {section} uses named variables ({', '.join('{{' + n + '}}' for n in named)}) but the "
                       "template's variable format is numbered: use {{1}}, {{2}}, ... or choose named variables.")
     if fmt == NAMED and positional:
-        errors.append(f"The {section} uses numbered variables ({', '.join('{{%s}}' % n for n in positional)}) but "
+        errors.append(f"The {section} uses numbered variables ({', '.join('{{' + n + '}}' for n in positional)}) but "
                       "the template's variable format is named: use names such as {{first_name}}.")
     bad = [n for n in named if not _NAMED_PARAM.match(n)]
     if bad:
         errors.append(f"Variable names in the {section} must be lowercase letters, digits and underscores, "
-                      f"starting with a letter: {', '.join('{{%s}}' % n for n in bad)}.")
+                      f"starting with a letter: {', '.join('{{' + n + '}}' for n in bad)}.")
 
 
 def validate_draft(draft: TemplateDraft) -> list[str]:
@@ -184,8 +185,8 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
     _check_names("body", body_names, fmt, errors)
     numbers = sorted(int(n) for n in body_names if n.isdigit())
     if fmt == POSITIONAL and numbers and numbers != list(range(1, len(numbers) + 1)):
-        expected = ", ".join("{{%d}}" % i for i in range(1, len(numbers) + 1))
-        found = ", ".join("{{%d}}" % i for i in numbers)
+        expected = ", ".join("{{" + str(i) + "}}" for i in range(1, len(numbers) + 1))
+        found = ", ".join("{{" + str(i) + "}}" for i in numbers)
         errors.append(f"Body variables must be numbered consecutively from {{{{1}}}}: found {found}, "
                       f"expected {expected}.")
     stripped = draft.body.strip()
@@ -212,7 +213,7 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
     for key, _component, name in draft_variables(draft):
         example = (draft.examples.get(key) or "").strip()
         if not example:
-            missing.append("{{%s}}" % name + (" in the header" if key.startswith("header.") else ""))
+            missing.append("{{" + name + "}}" + (" in the header" if key.startswith("header.") else ""))
         elif len(example) > MAX_EXAMPLE or "{{" in example or "\n" in example:
             errors.append(f"The example for {{{{{name}}}}} must be one line of at most {MAX_EXAMPLE} characters "
                           "without variables.")
@@ -225,7 +226,8 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
 def _examples_block(section: str, names: list[str], draft: TemplateDraft, fmt: str) -> dict[str, Any]:
     values = [draft.examples[f"{section}.{n}"].strip() for n in names]
     if fmt == NAMED:
-        return {f"{section}_text_named_params": [{"param_name": n, "example": v} for n, v in zip(names, values)]}
+        pairs = zip(names, values, strict=True)
+        return {f"{section}_text_named_params": [{"param_name": n, "example": v} for n, v in pairs]}
     # Meta's shapes: header_text is a flat list, body_text a list of one row.
     return {f"{section}_text": values if section == "header" else [values]}
 

@@ -12,12 +12,18 @@ saying which placeholder had no value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from app.whatsapp.components import clean_parameter_text
+from app.domain.template_components import clean_parameter_text
 
-CONTACT_FIELDS = ("first_name", "last_name", "email", "country", "city", "language", "phone")
+# The one list of built-in contact fields. CONTACT_TEXT_FIELDS are the plain text columns of `contacts`
+# (what an import or the contact form fills); a variable may also take the phone (the recipient's address).
+# Everything else that names contact fields (the contact form, the audience summary, the recipients reader,
+# the design preview) derives from these two.
+CONTACT_TEXT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "email", "country", "city", "language")
+CONTACT_FIELDS: tuple[str, ...] = (*CONTACT_TEXT_FIELDS, "phone")
 SOURCES = ("field", "column", "text")
 
 
@@ -116,7 +122,9 @@ def unmapped_keys(keys: Iterable[str], mapping: Mapping[str, Any]) -> list[str]:
         spec = mapping.get(key) if isinstance(mapping, Mapping) else None
         if not isinstance(spec, Mapping) or str(spec.get("source") or "").lower() not in SOURCES:
             out.append(key)
-        elif spec.get("source") == "text" and not clean_parameter_text(spec.get("value", spec.get("text", spec.get("key")))) \
+            continue
+        text = spec.get("value", spec.get("text", spec.get("key")))
+        if spec.get("source") == "text" and not clean_parameter_text(text) \
                 and not clean_parameter_text(spec.get("fallback")):
             out.append(key)
     return out

@@ -12,7 +12,6 @@ The function never commits: the caller owns the transaction, so a failed seed le
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 from datetime import timedelta
@@ -22,7 +21,9 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from sqlmodel import Session, select
 
 from app.models import Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, Template
+from app.settings import get_settings
 from app.timeutil import utcnow
+from app.whatsapp.sandbox.demo_templates import demo_templates
 
 SANDBOX_NAME = "Sandbox"
 CONTACT_COUNT = 500
@@ -65,7 +66,8 @@ _DELIBERATE_FAILURES = ("0000", "0000", "0001")
 
 def _sample_phone(rng: random.Random, region: str, taken: set[str], suffix: str = "") -> str:
     """A valid, unused E.164 mobile number in `region`, shaped like the region's example number."""
-    pattern = phonenumbers.national_significant_number(phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE))
+    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    pattern = phonenumbers.national_significant_number(example)
     prefix = pattern[:-7]  # keep the operator prefix so numbers look local, vary the subscriber part
     for _ in range(1000):
         tail = "".join(rng.choice("0123456789") for _ in range(7 - len(suffix))) + suffix
@@ -87,55 +89,11 @@ def _ascii(text: str) -> str:
 
 
 def demo_template_rows(channel_id: int, now) -> list[Template]:
-    # Component JSON exactly as GET /{waba-id}/message_templates returns it, so the composer and
-    # the send path are exercised on the same shapes as with a real account.
-    def tpl(name, language, category, components, status="APPROVED", parameter_format="POSITIONAL", ext=0):
-        return Template(channel_id=channel_id, name=name, language=language, category=category, status=status,
-                        parameter_format=parameter_format, components=components,
-                        external_id=str(1_020_304_050_600_000 + ext), synced_at=now)
-
-    order_en = [
-        {"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped and should arrive by {{3}}. "
-                                 "Track it any time from your account.",
-         "example": {"body_text": [["Maria", "#48213", "Friday, May 16"]]}},
-        {"type": "FOOTER", "text": "Hubcast Store"},
-    ]
-    order_fr = [
-        {"type": "BODY", "text": "Bonjour {{1}}, votre commande {{2}} a été expédiée et devrait arriver d'ici {{3}}. "
-                                 "Suivez-la à tout moment depuis votre compte.",
-         "example": {"body_text": [["Camille", "#48213", "vendredi 16 mai"]]}},
-        {"type": "FOOTER", "text": "Hubcast Store"},
-    ]
-    return [
-        tpl("spring_sale", "en_US", "MARKETING", [
-            {"type": "HEADER", "format": "TEXT", "text": "Spring Sale: {{1}} off", "example": {"header_text": ["25%"]}},
-            {"type": "BODY", "text": "Hi {{1}}, our Spring Sale is on! Use code {{2}} at checkout to save on "
-                                     "everything until {{3}}.",
-             "example": {"body_text": [["Maria", "SPRING25", "March 31"]]}},
-            {"type": "FOOTER", "text": "Reply STOP to opt out"},
-        ], ext=1),
-        tpl("order_update", "en_US", "UTILITY", order_en, ext=2),
-        tpl("order_update", "fr", "UTILITY", order_fr, ext=3),
-        tpl("event_invite", "en_US", "MARKETING", [
-            {"type": "HEADER", "format": "TEXT", "text": "You're invited"},
-            {"type": "BODY", "text": "Hi {{first_name}}, join us for our spring launch evening on {{event_date}}. "
-                                     "Drinks, previews and a gift for every guest.",
-             "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Maria"},
-                                                    {"param_name": "event_date", "example": "April 12"}]}},
-            {"type": "FOOTER", "text": "Reply STOP to opt out"},
-            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Count me in"},
-                                            {"type": "QUICK_REPLY", "text": "Not interested"}]},
-        ], parameter_format="NAMED", ext=4),
-        # Not sendable: present so the templates page shows every review state.
-        tpl("summer_preview", "en_US", "MARKETING", [
-            {"type": "BODY", "text": "Hi {{1}}, get a first look at our summer collection.",
-             "example": {"body_text": [["Maria"]]}},
-        ], status="PENDING", ext=5),
-        tpl("flash_deal_90", "en_US", "MARKETING", [
-            {"type": "BODY", "text": "LAST CHANCE!!! 90% off, click now {{1}}",
-             "example": {"body_text": [["https://example.com/deal"]]}},
-        ], status="REJECTED", ext=6),
-    ]
+    """The demo templates (`app.whatsapp.sandbox.demo_templates`, the Sandbox account's own) as rows."""
+    return [Template(channel_id=channel_id, name=t["name"], language=t["language"], category=t["category"],
+                     status=t["status"], parameter_format=t["parameter_format"], components=t["components"],
+                     external_id=t["id"], synced_at=now)
+            for t in demo_templates()]
 
 
 def seed_demo(*, session: Session) -> dict:
@@ -148,7 +106,7 @@ def seed_demo(*, session: Session) -> dict:
     channel = Channel(
         name=SANDBOX_NAME, kind="sandbox", status="connected", phone_number_id="100000000000001",
         business_account_id="200000000000001", display_phone_number="+1 555 010 0000",
-        api_base_url=os.environ.get("HUBCAST_SANDBOX_URL", "http://127.0.0.1:8001"), api_version="v23.0",
+        api_base_url=get_settings().sandbox_url, api_version="v23.0",
         messages_per_second=80, last_checked_at=now,
         # The sandbox checks these like Meta would; they protect nothing beyond this install.
         access_token=secrets.token_urlsafe(48), app_secret=secrets.token_urlsafe(32),
@@ -165,7 +123,8 @@ def seed_demo(*, session: Session) -> dict:
     taken_emails: set[str] = set()
     contacts: list[Contact] = []
     plans: list[tuple[str, str, str]] = []  # (kind, number, suffix); identities need ids, so they wait for the flush
-    failure_slots = dict(zip(rng.sample(range(CONTACT_COUNT), len(_DELIBERATE_FAILURES)), _DELIBERATE_FAILURES))
+    failure_slots = dict(zip(rng.sample(range(CONTACT_COUNT), len(_DELIBERATE_FAILURES)), _DELIBERATE_FAILURES,
+                             strict=True))
     for i in range(CONTACT_COUNT):
         country = codes[i] if i < len(codes) else rng.choices(codes, weights)[0]  # every country present
         _, languages, firsts, lasts, cities = _COUNTRIES[country]
@@ -195,7 +154,7 @@ def seed_demo(*, session: Session) -> dict:
     opted_out = set(rng.sample(eligible, round(0.08 * len(eligible))))
     identities: list[ContactIdentity] = []
     counts = {"whatsapp": 0, "sms": 0, "instagram": 0, "messenger": 0, "unsubscribed": 0}
-    for index, (contact, (kind, phone, _)) in enumerate(zip(contacts, plans)):
+    for index, (contact, (kind, phone, _)) in enumerate(zip(contacts, plans, strict=True)):
         subscribed = index not in opted_out
         when = contact.created_at
         identities.append(ContactIdentity(contact_id=contact.id, channel_type=kind, address=phone,
@@ -215,18 +174,20 @@ def seed_demo(*, session: Session) -> dict:
             counts["messenger"] += 1
     session.add_all(identities)
 
-    newsletter = ContactList(name="Newsletter subscribers", description="Imported from the web shop's newsletter sign-ups")
+    newsletter = ContactList(name="Newsletter subscribers",
+                             description="Imported from the web shop's newsletter sign-ups")
     vip = ContactList(name="VIP customers", description="Hand-picked best customers")
     session.add_all([newsletter, vip])
     session.flush()
-    whatsapp_ids = [c.id for c, (kind, _, _) in zip(contacts, plans) if kind == "whatsapp"]
+    whatsapp_ids = [c.id for c, (kind, _, _) in zip(contacts, plans, strict=True) if kind == "whatsapp"]
     failing_ids = {contacts[i].id for i in failure_slots}
     # The failing numbers join the newsletter so the obvious first demo campaign shows failures too.
     newsletter_ids = failing_ids | set(rng.sample([i for i in whatsapp_ids if i not in failing_ids], 197))
     vip_ids = rng.sample(whatsapp_ids, 40)
     memberships = [ListMembership(list_id=newsletter.id, contact_id=cid, source="import", added_at=now)
                    for cid in sorted(newsletter_ids)]
-    memberships += [ListMembership(list_id=vip.id, contact_id=cid, source="manual", added_at=now) for cid in sorted(vip_ids)]
+    memberships += [ListMembership(list_id=vip.id, contact_id=cid, source="manual", added_at=now)
+                    for cid in sorted(vip_ids)]
     session.add_all(memberships)
 
     session.add_all([

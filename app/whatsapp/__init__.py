@@ -1,15 +1,14 @@
 """The WhatsApp layer: Cloud API client, error classification, template components, webhook
 signature and parsing, and the Sandbox (a local Cloud API simulator, `python -m app.whatsapp.sandbox`).
 
-The sender depends on `Messenger`, not on `CloudApiClient`, so tests and other providers can stand in.
+The sender depends on `Messenger` (`app.whatsapp.messenger`: send a template message, close), not on
+`CloudApiClient`, so tests and other providers can stand in; `CloudApiClient` is the production
+implementation.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
-
-from app.whatsapp.client import CloudApiClient, SendResult
+from app.whatsapp.client import CloudApiClient
 from app.whatsapp.errors import (
     Classification,
     ErrorKind,
@@ -17,27 +16,7 @@ from app.whatsapp.errors import (
     WhatsAppError,
     classify,
 )
-
-
-@runtime_checkable
-class Messenger(Protocol):
-    async def send_template(self, to: str, template_name: str, language_code: str,
-                            components: Sequence[Mapping[str, Any]] | None = None,
-                            biz_opaque_callback_data: str | None = None) -> SendResult:
-        """Send one template message; raise WhatsAppApiError (see its `classification`, `ambiguous`)."""
-        ...
-
-    def list_templates(self, *, limit: int = 100) -> AsyncIterator[dict]:
-        """Every template of the account, as Meta returns them, across all pages."""
-        ...
-
-    async def get_phone_number(self) -> dict:
-        """The sending number's details; succeeding proves the credentials work."""
-        ...
-
-    async def aclose(self) -> None:
-        ...
-
+from app.whatsapp.messenger import Messenger, SendResult
 
 __all__ = [
     "Classification", "CloudApiClient", "ErrorKind", "Messenger", "SendResult", "WhatsAppApiError",

@@ -5,7 +5,8 @@ failure surfaces as `WhatsAppApiError` carrying Meta's error, its classification
 True when the request may have reached Meta (a read timeout or a dropped connection after the
 body was written). WhatsApp has no idempotency key, so an ambiguous send must not be repeated
 blindly; the sender marks it unknown and lets the status webhook (which echoes
-`biz_opaque_callback_data`) settle it.
+`biz_opaque_callback_data`) settle it. It implements `app.whatsapp.messenger.Messenger`, the only
+thing the campaign sender knows of it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +29,7 @@ from app.whatsapp.errors import (
     parse_error_response,
 )
 from app.whatsapp.http import KEEPALIVE_EXPIRY_S, build_async_client
+from app.whatsapp.messenger import Messenger, SendResult
 
 try:
     import aiohttp
@@ -41,14 +42,9 @@ PHONE_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_r
 USER_AGENT = "Hubcast/0.1 (+https://github.com/hubcast)"
 
 
-@dataclass(frozen=True)
-class SendResult:
-    message_id: str  # the wamid; status webhooks refer to it
-    wa_id: str = ""
-    message_status: str = ""  # "accepted" (marketing), "held_for_quality_assessment", or absent
+class CloudApiClient(Messenger):
+    """The production `Messenger` (plus template listing and the connection test), over HTTP."""
 
-
-class CloudApiClient:
     def __init__(self, base_url: str, api_version: str, phone_number_id: str, business_account_id: str,
                  access_token: str, timeout: float = 15, max_connections: int = 128, *,
                  transport: httpx.AsyncBaseTransport | None = None):
@@ -71,12 +67,12 @@ class CloudApiClient:
         self._proxy: tuple[Any, Any] = (None, None)
 
     @classmethod
-    def from_channel(cls, channel: Any, **kwargs: Any) -> "CloudApiClient":
+    def from_channel(cls, channel: Any, **kwargs: Any) -> CloudApiClient:
         """Build from anything shaped like `app.models.Channel` (duck-typed: no database import here)."""
         return cls(channel.api_base_url, channel.api_version, channel.phone_number_id,
                    channel.business_account_id, channel.access_token, **kwargs)
 
-    async def __aenter__(self) -> "CloudApiClient":
+    async def __aenter__(self) -> CloudApiClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -171,7 +167,7 @@ class CloudApiClient:
     async def _request(self, method: str, url: str, **kwargs: Any) -> dict:
         try:
             response = await self._http.request(method, url, **kwargs)
-        except (httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, OSError) as exc:
             raise transport_failure(exc, idempotent=method == "GET") from exc
         try:
             payload = response.json()
@@ -206,7 +202,7 @@ class CloudApiClient:
                                     proxy=self._proxy[0], proxy_auth=self._proxy[1]) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise transport_failure(exc) from exc
         try:
             payload = json.loads(raw) if raw else None

@@ -231,7 +231,3 @@ def classify(error: WhatsAppError) -> Classification:
     if error.is_transient:
         return Classification(RETRYABLE)
     return Classification(PERMANENT)
-
-
-def connection_error(title: str = "Connection error", details: str = "") -> WhatsAppError:
-    return WhatsAppError(code=None, title=title, details=details)

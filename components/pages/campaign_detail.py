@@ -2,10 +2,13 @@
 
 import reflex as rx
 
+from components import routes
 from components.common import data_table, pager, search_box, status_badge
+from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import progress_bar
-from state.campaign_detail import STATUS_OPTIONS, CampaignDetailState as S
+from state.campaign_detail import STATUS_OPTIONS
+from state.campaign_detail import CampaignDetailState as S
 
 CARDS = [  # (key, label, rate key, icon, color)
     ("total", "Recipients", "waiting_note", "users", "gray"),
@@ -38,7 +41,8 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(rx.text(row["wamid"], size="1", color=rx.color("gray", 10), max_width="220px",
                               overflow="hidden", text_overflow="ellipsis", white_space="nowrap", title=row["wamid"])),
         rx.table.cell(rx.cond(row["error_code"] != "",
-                              rx.text(row["error_code"], " · ", row["error_title"], size="2", color=rx.color("red", 11)),
+                              rx.text(row["error_code"], " · ", row["error_title"], size="2",
+                                      color=rx.color("red", 11)),
                               rx.text("—", color=rx.color("gray", 8)))),
         rx.table.cell(rx.text(row["updated"], size="2")),
         id="recipient-row-" + row["id"],
@@ -64,7 +68,7 @@ def _header() -> rx.Component:
 def _actions() -> rx.Component:
     return rx.hstack(
         rx.link(rx.button(rx.icon("arrow-left", size=14), "All Campaigns", variant="soft", color_scheme="gray"),
-                href="/campaigns", id="back-to-campaigns"),
+                href=routes.CAMPAIGNS, id="back-to-campaigns"),
         # Pause / resume / cancel arrive with the sending engine's controls.
         # A plain browser download of the HTTP route (session cookie checked there): the file streams from
         # the database and never passes through the websocket state.
@@ -100,6 +104,7 @@ def _results() -> rx.Component:
 def campaign_detail_page() -> rx.Component:
     return page_shell(
         "Campaign results",
+        worker_paused_banner(),
         rx.cond(
             S.loaded,
             rx.cond(

@@ -2,7 +2,10 @@
 
 import reflex as rx
 
+from app.domain.time_zones import TIMEZONES
+from components import routes
 from components.common import data_table, empty_state, pager, search_box, status_badge
+from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import campaign_progress
 from state.campaigns import CampaignsState
@@ -14,9 +17,9 @@ def _name(row: rx.Var) -> rx.Component:
     # Drafts open in the wizard (another page); everything else opens its live results.
     return rx.cond(
         row["status"] == "draft",
-        rx.link(rx.text(row["name"], weight="medium"), href="/campaigns/" + row["id"] + "/edit",
+        rx.link(rx.text(row["name"], weight="medium"), href=routes.CAMPAIGNS + "/" + row["id"] + "/edit",
                 id="campaign-link-" + row["id"], underline="hover"),
-        rx.link(rx.text(row["name"], weight="medium"), href="/campaigns/" + row["id"],
+        rx.link(rx.text(row["name"], weight="medium"), href=routes.CAMPAIGNS + "/" + row["id"],
                 id="campaign-link-" + row["id"], underline="hover"),
     )
 
@@ -33,11 +36,12 @@ def _actions(row: rx.Var) -> rx.Component:
         rx.menu.trigger(rx.icon_button(rx.icon("ellipsis", size=16), variant="ghost", size="1",
                                        id="campaign-actions-" + cid, aria_label="Actions")),
         rx.menu.content(
-            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect("/campaigns/" + cid + "/edit"),
+            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect(routes.CAMPAIGNS + "/" + cid + "/edit"),
                                              "campaign-edit-" + cid)),
             _item("Duplicate", "copy", CampaignsState.duplicate_campaign(cid), "campaign-duplicate-" + cid),
             rx.cond(status == "scheduled", rx.fragment(
-                _item("Reschedule", "calendar-clock", CampaignsState.open_reschedule(cid), "campaign-reschedule-" + cid),
+                _item("Reschedule", "calendar-clock", CampaignsState.open_reschedule(cid),
+                      "campaign-reschedule-" + cid),
                 _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"))),
             rx.cond(status == "sending", _item("Pause", "pause", CampaignsState.pause_campaign(cid),
                                                "campaign-pause-" + cid)),
@@ -68,9 +72,8 @@ def _delete_dialog() -> rx.Component:
 
 
 def _reschedule_dialog() -> rx.Component:
-    from state.wizard import TIMEZONES
     S = CampaignsState
-    label = lambda text: rx.text(text, size="2", weight="medium")  # noqa: E731
+    label = lambda text: rx.text(text, size="2", weight="medium")
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Reschedule “", S.reschedule_name, "”"),
@@ -123,7 +126,7 @@ def _row(row: rx.Var) -> rx.Component:
 
 
 def _start_button(label: str, button_id: str) -> rx.Component:
-    return rx.link(rx.button(rx.icon("plus", size=16), label, id=button_id, size="3"), href="/campaigns/new")
+    return rx.link(rx.button(rx.icon("plus", size=16), label, id=button_id, size="3"), href=routes.CAMPAIGN_NEW)
 
 
 def campaigns_page() -> rx.Component:
@@ -148,6 +151,7 @@ def campaigns_page() -> rx.Component:
     )
     return page_shell(
         "All Campaigns",
+        worker_paused_banner(),
         rx.cond(
             CampaignsState.loaded,
             rx.cond(

@@ -2,13 +2,13 @@
 
 import reflex as rx
 
-from components.common import data_table, empty_state, pager, search_box
+from components.common import empty_state, pager, search_box
 from components.contact_form import add_to_list_dialog, contact_dialog
 from components.import_dialog import import_dialog
 from components.layout import page_shell
 from state.base import AppState
+from state.contact_import import ContactImportState
 from state.contacts import ContactsState
-from state.uploads import ContactImportState
 
 S = ContactsState
 # Display only: every handler behind these controls checks audiences:manage on the server.
@@ -139,4 +139,5 @@ def contacts_page() -> rx.Component:
         ),
     )
     return page_shell("Contacts", rx.cond(S.loaded, body, rx.spinner()), contact_dialog(), add_to_list_dialog(),
-                      import_dialog(), actions=actions, subtitle="Everyone you can reach, with their channels and consent")
+                      import_dialog(), actions=actions,
+                      subtitle="Everyone you can reach, with their channels and consent")

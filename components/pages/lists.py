@@ -2,19 +2,19 @@
 
 import reflex as rx
 
+from components import routes
 from components.common import data_table, empty_state, pager, search_box
 from components.layout import page_shell
 from state.base import AppState
 from state.lists import ListDetailState, ListsState
 
-LIST_DETAIL_ROUTE = "/lists/[list_id]"
 # Display only: every handler behind these controls checks audiences:manage on the server.
 CAN_MANAGE = AppState.can_manage_audiences
 
 
 def _list_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.link(row["name"], href="/lists/" + row["id"], weight="medium",
+        rx.table.row_header_cell(rx.link(row["name"], href=routes.LISTS + "/" + row["id"], weight="medium",
                                          class_name="list-link")),
         rx.table.cell(row["members"]),
         rx.table.cell(rx.badge(row["source"], variant="soft")),
@@ -144,10 +144,10 @@ def list_detail_page() -> rx.Component:
     body = rx.vstack(
         rx.hstack(
             rx.link(rx.hstack(rx.icon("arrow-left", size=14), rx.text("All lists", size="2"), align="center",
-                              spacing="1"), href="/lists", id="back-to-lists"),
+                              spacing="1"), href=routes.LISTS, id="back-to-lists"),
             rx.spacer(),
             rx.cond(CAN_MANAGE, rx.link(rx.button(rx.icon("list-plus", size=14), "Add contacts", variant="soft",
-                                                  size="2"), href="/contacts", id="list-add-contacts")),
+                                                  size="2"), href=routes.CONTACTS, id="list-add-contacts")),
             width="100%", align="center",
         ),
         rx.cond(D.description != "", rx.text(D.description, size="2", color=rx.color("gray", 10))),
@@ -176,7 +176,7 @@ def list_detail_page() -> rx.Component:
         rx.cond(D.loaded,
                 rx.cond(D.missing,
                         empty_state("list-x", "This list does not exist", "It may have been deleted.",
-                                    rx.link("Back to lists", href="/lists"), state_id="list-missing"),
+                                    rx.link("Back to lists", href=routes.LISTS), state_id="list-missing"),
                         body),
                 rx.center(rx.spinner(), padding="48px", width="100%")),
         subtitle="Members, and how each was added",

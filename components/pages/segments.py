@@ -2,19 +2,18 @@
 
 import reflex as rx
 
+from components import routes
 from components.common import data_table, empty_state
 from components.layout import page_shell
 from components.segment_builder import CAN_MANAGE, READ_ONLY, live_count, rule_builder
 from state.segments import SegmentEditorState, SegmentsState
 
-SEGMENT_NEW_ROUTE = "/segments/new"
-SEGMENT_EDIT_ROUTE = "/segments/[segment_id]"
 E = SegmentEditorState
 
 
 def _segment_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.link(row["name"], href="/segments/" + row["id"], weight="medium",
+        rx.table.row_header_cell(rx.link(row["name"], href=routes.SEGMENTS + "/" + row["id"], weight="medium",
                                          class_name="segment-link")),
         rx.table.cell(rx.vstack(rx.text(row["rules"], size="2"), rx.code(row["code"], size="1", variant="ghost"),
                                 spacing="1")),
@@ -61,7 +60,7 @@ def segments_page() -> rx.Component:
         _delete_dialog(SegmentsState.delete_name, SegmentsState.delete_id != "", SegmentsState.cancel_delete,
                        SegmentsState.confirm_delete, "segment-delete-confirm"),
         actions=rx.cond(CAN_MANAGE, rx.link(rx.button(rx.icon("plus", size=16), "Create segment", size="3",
-                                                      id="create-segment"), href=SEGMENT_NEW_ROUTE)),
+                                                      id="create-segment"), href=routes.SEGMENT_NEW)),
         subtitle="Dynamic groups defined by rules on contact fields",
     )
 
@@ -70,7 +69,7 @@ def _editor() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.link(rx.hstack(rx.icon("arrow-left", size=14), rx.text("All segments", size="2"), align="center",
-                              spacing="1"), href="/segments", id="back-to-segments"),
+                              spacing="1"), href=routes.SEGMENTS, id="back-to-segments"),
             rx.spacer(),
             rx.cond(READ_ONLY, rx.badge("Read only", variant="soft", color_scheme="gray", id="segment-read-only")),
             width="100%",
@@ -110,7 +109,7 @@ def segment_editor_page() -> rx.Component:
         rx.cond(E.loaded,
                 rx.cond(E.missing,
                         empty_state("filter-x", "This segment does not exist", "It may have been deleted.",
-                                    rx.link("Back to segments", href="/segments"), state_id="segment-missing"),
+                                    rx.link("Back to segments", href=routes.SEGMENTS), state_id="segment-missing"),
                         _editor()),
                 rx.center(rx.spinner(), padding="48px", width="100%")),
         subtitle="Who is in it is decided by its rules, each time it is used",

@@ -3,6 +3,7 @@
 import reflex as rx
 
 from app.domain.permissions import ROLE_LABELS, ROLES
+from components import routes
 from components.common import data_table
 from components.layout import page_shell
 from state.users import UsersState
@@ -86,7 +87,12 @@ def users_page() -> rx.Component:
                 data_table(["User", "Role", "Status", "Last sign-in", ""], UsersState.rows, _row, "users-table"),
                 rx.center(rx.spinner(), padding="48px", width="100%")),
         _create_dialog(),
-        actions=rx.button(rx.icon("user-plus", size=16), "Add user", on_click=UsersState.open_create,
-                          id="add-user", size="3"),
+        actions=rx.hstack(
+            rx.link(rx.button(rx.icon("scroll-text", size=16), "Audit log", variant="soft", size="3"),
+                    href=routes.AUDIT, id="open-audit-log"),
+            rx.button(rx.icon("user-plus", size=16), "Add user", on_click=UsersState.open_create,
+                      id="add-user", size="3"),
+            spacing="3", align="center",
+        ),
         subtitle="Who can use Hubcast, and what they can do",
     )

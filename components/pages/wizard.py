@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components import routes
 from components.layout import page_shell
 from components.wizard_design import design_step, preview_card
 from components.wizard_review import review_step, schedule_dialog, send_dialog
 from components.wizard_setup import audience_card, setup_step
 from state.wizard import WizardState as S
+from state.wizard_review import WizardReviewState as R
 
 STEP_LABELS = ("Campaign setup", "Design your message", "Review and send")
-NEW_ROUTE = "/campaigns/new"
-EDIT_ROUTE = "/campaigns/[campaign_id]/edit"
 
 
 def _stepper() -> rx.Component:
@@ -50,9 +50,9 @@ def _buttons() -> rx.Component:
             rx.button("Next", rx.icon("arrow-right", size=14), on_click=S.next_step, id="wizard-next",
                       disabled=S.problems.length() > 0),
             rx.hstack(
-                rx.button(rx.icon("calendar-clock", size=14), "Schedule", variant="soft", on_click=S.open_schedule,
+                rx.button(rx.icon("calendar-clock", size=14), "Schedule", variant="soft", on_click=R.open_schedule,
                           id="wizard-schedule", disabled=S.problems.length() > 0),
-                rx.button(rx.icon("send", size=14), "Send", on_click=S.open_send, id="wizard-send",
+                rx.button(rx.icon("send", size=14), "Send", on_click=R.open_send, id="wizard-send",
                           disabled=S.problems.length() > 0),
                 spacing="3",
             ),
@@ -86,7 +86,7 @@ def wizard_page() -> rx.Component:
     return page_shell(
         rx.cond(S.name != "", S.name, "New campaign"),
         body,
-        actions=rx.link(rx.button("Back to All Campaigns", variant="ghost"), href="/campaigns",
+        actions=rx.link(rx.button("Back to All Campaigns", variant="ghost"), href=routes.CAMPAIGNS,
                         id="wizard-back"),
         subtitle="Social Messaging · WhatsApp",
     )

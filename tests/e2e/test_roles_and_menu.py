@@ -77,6 +77,24 @@ def test_basic_user_typing_users_address_is_refused_by_the_server(page, login_as
     assert {"UsersState.load", "UsersState.open_create"} <= _refused_handlers(hubcast.database_url, account.email)
 
 
+def test_admin_reads_the_audit_log_and_a_basic_user_is_refused_it(page, login_as, hubcast):
+    admin = login_as(page, "admin")
+    page.goto("/users")
+    page.locator("#open-audit-log").click()
+    expect(page).to_have_url(re.compile(r"/audit/?$"))
+    expect(page.locator("#page-title")).to_have_text("Audit log")
+    expect(page.locator("#audit-table tbody tr").first).to_be_visible()
+    expect(page.locator("#audit-table")).to_contain_text("auth.login")  # this very sign-in, on the first page
+    expect(page.locator("#audit-table")).to_contain_text(admin.email)
+
+    page.context.clear_cookies()
+    account = login_as(page, "basic")
+    page.goto("/audit")
+    expect(page.get_by_text("You don't have permission to do that.")).to_be_visible()
+    expect(page.locator("#audit-table")).to_have_count(0)
+    assert "AuditState.load" in _refused_handlers(hubcast.database_url, account.email)
+
+
 def _refused_handlers(database_url: str, email: str) -> set[str]:
     engine = make_engine(database_url)
     try:

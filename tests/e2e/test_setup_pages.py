@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.db import make_engine
 from app.whatsapp.sandbox.catalog import demo_templates
-from tests.integration.test_sending_support import run_sandbox
+from tests.support.sandbox import run_sandbox
 
 pytestmark = pytest.mark.e2e
 

@@ -27,11 +27,9 @@ from starlette.staticfiles import StaticFiles
 from app.http_api import build_http_api
 from app.settings import PROJECT_ROOT, get_settings
 from app.upload_limit import MULTIPART_ALLOWANCE
-from state.uploads import ContactImportState
-from tests.hardening.report import record
-from tests.integration.test_handler_permissions import (  # noqa: F401  (fixtures, used by name)
-    RX_APP, cookie_for, event_name, reflex_backend, settle, world,
-)
+from state.contact_import import ContactImportState
+from tests.support.hardening import record
+from tests.support.reflex_client import RX_APP, cookie_for, event_name, settle
 
 MB = 1024 * 1024
 LIMIT = 20 * MB

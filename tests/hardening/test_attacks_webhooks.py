@@ -1,8 +1,8 @@
 """Issue 6 item 11: forged, replayed and out-of-order webhooks against a real server of the app's HTTP routes.
 
-`build_http_api()` runs in its own process (tests/integration/test_sending_support.py: http_api_process)
+`build_http_api()` runs in its own process (tests/support/processes.py: http_api_process)
 on the test's database, with its background status applier on, as in production: this test posts over
-TCP and only watches the database. Payload builders and readers come from tests/integration/test_webhooks.py.
+TCP and only watches the database. Payload builders and readers come from tests/support/webhook_payloads.py.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from sqlmodel import Session, select
 from app.db import get_engine
 from app.models import CampaignRecipient, ContactIdentity, InboundMessage, WebhookStatusEvent
 from app.whatsapp.signature import HEADER, sign
-from tests.hardening.report import record
-from tests.integration.test_sending_support import http_api_process, wait_for
-from tests.integration.test_webhooks import (  # noqa: F401  (fixtures, used by name)
-    SECRET, add_recipients, body_of, campaign, envelope, no_background, recipient, status_item, world,
-)
+from tests.support.hardening import record
+from tests.support.processes import http_api_process
+from tests.support.wait import wait_until
+from tests.support.webhook_payloads import SECRET, add_recipients, body_of, campaign, envelope, recipient, status_item
 
 STATUS_COUNT = 10_000
 
@@ -38,8 +37,8 @@ def _statuses(cid: int) -> dict[int, str]:
                            .where(CampaignRecipient.campaign_id == cid)).all())
 
 
-def test_forged_replayed_and_shuffled_webhooks(world, session, redis_url, database_url, tmp_path):
-    cid = world["campaign"].id
+def test_forged_replayed_and_shuffled_webhooks(webhook_world, session, redis_url, database_url, tmp_path):
+    cid = webhook_world["campaign"].id
     # 2,000 read (sent, delivered, read) + 1,000 delivered + 1,000 failed (sent + 2nd status) = 10,000 statuses.
     ids = add_recipients(session, cid, 4_001, status="sending")
     target, ids = ids[0], ids[1:]
@@ -94,7 +93,8 @@ def test_forged_replayed_and_shuffled_webhooks(world, session, redis_url, databa
             async with httpx.AsyncClient(timeout=30) as client:
                 valid = body_of(envelope([status_item(wamid0, "delivered")]))
                 first = await post(client, valid, {HEADER: sign(valid, SECRET)})
-                wait_for(lambda: recipient(target).status == "delivered", timeout=60, message="first delivery applied")
+                wait_until(lambda: recipient(target).status == "delivered", timeout=60,
+                           message="first delivery applied")
                 before = recipient(target)
                 again = [await post(client, valid, {HEADER: sign(valid, SECRET)}) for _ in range(5)]
                 return first, before, again
@@ -119,7 +119,7 @@ def test_forged_replayed_and_shuffled_webhooks(world, session, redis_url, databa
             return (_count(WebhookStatusEvent, WebhookStatusEvent.applied_at.is_(None)) == 0
                     and _statuses(cid) == {target: "delivered", **expected})
 
-        wait_for(settled, timeout=180, interval=0.5, message="every status applied")
+        wait_until(settled, timeout=180, interval=0.5, message="every status applied")
         after_replay = recipient(target)
 
     final = _statuses(cid)

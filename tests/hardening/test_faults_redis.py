@@ -4,59 +4,18 @@ set vanish; the campaign must complete from the database, nothing lost, nothing 
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
 
-from app import redis_conn
 from app.services.sending.lifecycle import start_campaign
-from app.settings import reset_settings_cache
-from tests.hardening.fault_figures import figures
-from tests.hardening.report import record
-from tests.integration.test_sending_support import (
-    make_sandbox_campaign,
-    campaign_row,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
-)
+from tests.support.factories import campaign_row, make_sandbox_campaign
+from tests.support.hardening import figures, record
+from tests.support.processes import stop_process, worker_process
+from tests.support.sandbox import run_sandbox
+from tests.support.wait import wait_until
 
 N, CAP = 1000, 250
-
-
-@pytest.fixture()
-def private_redis(tmp_path, monkeypatch):
-    """A redis-server of this test's own; `.restart()` stops it and starts an empty one on the same port."""
-    class Private:
-        def __init__(self):
-            self.dir = tmp_path / "redis"
-            self.proc, self.url = redis_conn.start_embedded_redis(self.dir)
-            self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
-
-        def stop(self):
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-        def restart(self, down_s: float):
-            self.stop()
-            time.sleep(down_s)
-            self.proc, _ = redis_conn.start_embedded_redis(self.dir, port=self.port)
-
-    private = Private()
-    monkeypatch.setenv("REDIS_URL", private.url)
-    reset_settings_cache()
-    redis_conn.reset_redis_cache()
-    try:
-        yield private
-    finally:
-        private.stop()
-        redis_conn.reset_redis_cache()
 
 
 def _run(fault_name: str, inject, session, database_url, redis_url, make_user, tmp_path) -> None:
@@ -67,11 +26,11 @@ def _run(fault_name: str, inject, session, database_url, redis_url, make_user, t
         workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", env) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            wait_for(lambda: sb.log()["total"] >= N // 4, timeout=60, message="a quarter sent")
+            wait_until(lambda: sb.log()["total"] >= N // 4, timeout=60, message="a quarter sent")
             at_fault = sb.log()["total"]
             began = time.monotonic()
             inject()
-            done = wait_for(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
+            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
                             and campaign_row(campaign.id), timeout=120, interval=0.5, message="campaign finished")
             recovery = time.monotonic() - began
             alive = [w.poll() is None for w in workers]

@@ -14,20 +14,11 @@ import time
 import pytest
 
 from app.services.sending.lifecycle import start_campaign
-from tests.hardening.fault_figures import figures
-from tests.hardening.report import record
-from tests.hardening.test_faults_redis import private_redis  # noqa: F401 (fixture)
-from tests.integration.test_sending_support import (
-    make_sandbox_campaign,
-    campaign_row,
-    http_api_process,
-    max_per_window,
-    recipients,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
-)
+from tests.support.factories import campaign_row, make_sandbox_campaign, recipients
+from tests.support.hardening import figures, record
+from tests.support.processes import http_api_process, stop_process, worker_process
+from tests.support.sandbox import max_per_window, run_sandbox
+from tests.support.wait import wait_until
 
 ENV = {"HUBCAST_SEND_TICK_INTERVAL_S": "1"}
 
@@ -47,15 +38,15 @@ def test_rate_limited_then_server_errors_for_10s_each(session, redis_client, red
         workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", ENV) for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            wait_for(lambda: sb.log()["total"] >= n // 10, timeout=60, message="a tenth sent")
+            wait_until(lambda: sb.log()["total"] >= n // 10, timeout=60, message="a tenth sent")
             at_fault = sb.log()["total"]
             began = time.monotonic()
             sb.configure(rate_limit_for_s=10)
-            time.sleep(10)
+            time.sleep(10)  # the fault itself: 10 s of 429s, which sending must ride out
             sb.configure(server_error_for_s=10)
-            time.sleep(10)
+            time.sleep(10)  # then 10 s of 5xx
             during = sb.log()
-            done = wait_for(lambda: _finished(campaign.id), timeout=120, interval=0.5, message="campaign finished")
+            done = wait_until(lambda: _finished(campaign.id), timeout=120, interval=0.5, message="campaign finished")
             recovery = time.monotonic() - began - 20
         finally:
             for w in workers:
@@ -102,17 +93,17 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private
         worker = worker_process(tmp_path, database_url, redis_url, "w0", env)
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            wait_for(lambda: sb.log()["total"] >= 10, timeout=60, interval=0.05, message="sending started")
+            wait_until(lambda: sb.log()["total"] >= 10, timeout=60, interval=0.05, message="sending started")
             sb.configure(hang_for_s=2.0)  # requests now are accepted, then answered after 5 s (client gives up at 2)
-            done = wait_for(lambda: _finished(campaign.id), timeout=90, interval=0.5, message="campaign finished")
+            done = wait_until(lambda: _finished(campaign.id), timeout=90, interval=0.5, message="campaign finished")
             began = time.monotonic()
-            wait_for(lambda: not any(r.status in ("unknown", "sending") for r in recipients(campaign.id)),
+            wait_until(lambda: not any(r.status in ("unknown", "sending") for r in recipients(campaign.id)),
                      timeout=30, interval=0.5, message="unknown rows reconciled from webhooks")
             reconciled_in = time.monotonic() - began
             hung_entries = [e for e in sb.entries() if e.get("hung")]
             # A job still waiting on a hung request reports when it returns: wait for the jobs, not the rows.
             with contextlib.suppress(AssertionError):
-                wait_for(lambda: _unknown_outcomes(redis_url) >= len(hung_entries), timeout=20, interval=0.5)
+                wait_until(lambda: _unknown_outcomes(redis_url) >= len(hung_entries), timeout=20, interval=0.5)
             timed_out = _unknown_outcomes(redis_url)
         finally:
             stop_process(worker)
@@ -120,7 +111,8 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private
 
     rows = {r.id: r for r in recipients(campaign.id)}
     hung = [(e, rows.get(int(e["biz_opaque_callback_data"]))) for e in hung_entries]
-    right = [r for e, r in hung if r is not None and r.message_id == e["wamid"] and r.status in ("sent", "delivered", "read")]
+    right = [r for e, r in hung
+             if r is not None and r.message_id == e["wamid"] and r.status in ("sent", "delivered", "read")]
     ok = (done.status == "sent" and bool(hung) and len(right) == len(hung) and timed_out == len(hung)
           and fig["duplicated"] == 0 and fig["lost"] == 0 and fig["sent_once"] == n)
     record("fault", "Sandbox accepts then times out (reconciled from webhooks)", ok=ok,

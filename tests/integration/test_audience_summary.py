@@ -5,10 +5,9 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import Channel, Contact, ContactIdentity
-from app.services.audiences import lists
-from app.services.audiences import segments
-from app.services.audiences.summary import AudienceError, audience_contact_ids, audience_summary, csv_audience_summary
+from app.services.audiences import lists, segments
 from app.services.audiences.csv_reader import check_csv
+from app.services.audiences.summary import AudienceError, audience_contact_ids, audience_summary, csv_audience_summary
 
 
 def person(session, name, identities, country="AU", **custom):

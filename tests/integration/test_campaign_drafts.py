@@ -11,11 +11,12 @@ from sqlmodel import select
 
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Campaign, CampaignRecipient
-from app.services.campaigns import drafts as svc
 from app.services.audiences import uploads
-from app.services.sending.lifecycle import SendingError, start_campaign
 from app.services.audiences.csv_reader import check_csv
-from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
+from app.services.campaigns import drafts as svc
+from app.services.campaigns.design_preview import design_preview
+from app.services.sending.lifecycle import SendingError, start_campaign
+from tests.support.factories import MAPPING, make_channel, make_list, make_template, number
 
 
 @pytest.fixture()
@@ -60,7 +61,7 @@ def test_draft_lifecycle_and_reasons_next_is_disabled(session, env):
                       mapping={**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": ""}})
     session.commit()
     assert svc.step_problems(session=session, actor=user, campaign_id=draft.id, step=3) == []
-    preview = svc.design_preview(session=session, actor=user, campaign_id=draft.id)
+    preview = design_preview(session=session, actor=user, campaign_id=draft.id)
     assert preview.examined == 4 and preview.skipped == 1  # Ana1 has no first name and no fallback
     assert preview.samples[0]["values"]["body.1"] == "Ana0"
 
@@ -134,7 +135,7 @@ def test_csv_mapping_uses_columns(session, env, tmp_path):
     svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
                       mapping=mapping)
     session.commit()
-    preview = svc.design_preview(session=session, actor=user, campaign_id=draft.id)
+    preview = design_preview(session=session, actor=user, campaign_id=draft.id)
     assert preview.examined == 2 and preview.skipped == 1
     assert preview.samples[0]["values"]["body.1"] == "Lyon"
 

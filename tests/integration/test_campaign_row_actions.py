@@ -2,7 +2,7 @@
 
 The service rules themselves have their tests (test_scheduling, test_sending, test_campaign_drafts); here
 the same rules are reached the way a browser reaches them: events sent to the app's real EventNamespace
-(see test_handler_permissions for the harness), against a real database, a real Redis, the real Sandbox
+(tests/support/reflex_client.py), against a real database, a real Redis, the real Sandbox
 HTTP server and, for pause/resume, a real `hubcast worker` process. What a user would notice is asserted:
 the toast says why, the status changes (or nothing changes at all), and the Sandbox never receives a
 message twice."""
@@ -27,25 +27,12 @@ from app.services.sending.scheduler import start_due_campaigns
 from state.campaigns import CampaignsState
 from state.segments import SegmentEditorState
 from state.wizard import WizardState
-from tests.integration.test_handler_permissions import (  # the crafted-browser harness
-    CraftedClient,
-    db_fingerprint,
-    event_name,
-    reflex_backend,  # noqa: F401  (a fixture)
-)
-from tests.integration.test_sending_support import (
-    MAPPING,
-    campaign_row,
-    make_channel,
-    make_list,
-    make_template,
-    number,
-    recipients,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
-)
+from state.wizard_review import WizardReviewState
+from tests.support.factories import MAPPING, campaign_row, make_channel, make_list, make_template, number, recipients
+from tests.support.processes import stop_process, worker_process
+from tests.support.reflex_client import CraftedClient, db_fingerprint, event_name
+from tests.support.sandbox import run_sandbox
+from tests.support.wait import wait_until
 
 CAMPAIGNS = "/campaigns"
 
@@ -153,8 +140,9 @@ def _scheduled(env, user, name: str = "Spring") -> Campaign:
 
 
 def _audit_actions(campaign_id: int) -> list[str]:
-    from app.db import get_engine
     from sqlmodel import Session
+
+    from app.db import get_engine
 
     with Session(get_engine()) as s:
         return list(s.exec(select(AuditLog.action).where(AuditLog.target_type == "campaign",
@@ -242,7 +230,7 @@ def test_pause_and_resume_from_the_list_during_a_real_send_never_resend(env, red
         def sandbox_total() -> int:
             return sb.log()["total"]
 
-        wait_for(lambda: sandbox_total() >= 10, 60, message="the worker sending")
+        wait_until(lambda: sandbox_total() >= 10, 60, message="the worker sending")
 
         async def pause(new_client):
             tab = new_client()
@@ -261,7 +249,7 @@ def test_pause_and_resume_from_the_list_during_a_real_send_never_resend(env, red
             time.sleep(1.5)  # the worker's claim window is 1 s: sampling the Sandbox across it
             return first if sandbox_total() == first else None
 
-        paused_total = wait_for(settled, 30, interval=0, message="sending stopped while paused")
+        paused_total = wait_until(settled, 30, interval=0, message="sending stopped while paused")
         assert 0 < paused_total < 150, paused_total
         queued = [r for r in recipients(draft.id) if r.status == "queued"]
         assert len(queued) == 150 - paused_total
@@ -274,7 +262,7 @@ def test_pause_and_resume_from_the_list_during_a_real_send_never_resend(env, red
             return text
 
         assert "Campaign resumed." in reflex_backend(resume)
-        wait_for(lambda: campaign_row(draft.id).status == "sent", 90, message="the campaign finishing")
+        wait_until(lambda: campaign_row(draft.id).status == "sent", 90, message="the campaign finishing")
     finally:
         stop_process(worker)
     log = sb.log()
@@ -376,12 +364,12 @@ def _wizard_send(env, redis_client, reflex_backend, user, campaign_id: int, *, s
             before_send()
         fingerprint = db_fingerprint()
         if schedule:
-            await set_var(tab, WizardState, "set_timezone", path, value="Europe/Paris")
-            await set_var(tab, WizardState, "set_schedule_date", path, value=when.strftime("%Y-%m-%d"))
-            await set_var(tab, WizardState, "set_schedule_time", path, value="09:00")
-            text = await act(tab, WizardState, "confirm_schedule", path)
+            await set_var(tab, WizardReviewState, "set_timezone", path, value="Europe/Paris")
+            await set_var(tab, WizardReviewState, "set_schedule_date", path, value=when.strftime("%Y-%m-%d"))
+            await set_var(tab, WizardReviewState, "set_schedule_time", path, value="09:00")
+            text = await act(tab, WizardReviewState, "confirm_schedule", path)
         else:
-            text = await act(tab, WizardState, "confirm_send", path)
+            text = await act(tab, WizardReviewState, "confirm_send", path)
         redirects = tab.last_redirects
         await tab.close()
         return text, redirects, fingerprint

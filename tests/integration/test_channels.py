@@ -1,6 +1,6 @@
 """Channels: connect / edit / disconnect with validation and audit, the connection test against a real
 Sandbox process over HTTP, role refusals, and secrets that never reach the browser (through Reflex's
-real event path, in-process, as tests/integration/test_handler_permissions.py does)."""
+real event path, in-process: tests/support/reflex_client.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from app.services.accounts import auth
 from app.services.channels import channels as channels_service
 from app.services.channels.channels import ChannelError
 from state.channels import VERIFY_TOKEN_INPUT, ChannelsState
-from tests.integration.test_handler_permissions import event_name, reflex_backend  # noqa: F401 (fixture)
-from tests.integration.test_templates import PNID, SECRET, TOKEN, WABA, running_sandbox
+from tests.support.reflex_client import event_name
+from tests.support.sandbox import ACCOUNT_PNID as PNID
+from tests.support.sandbox import ACCOUNT_SECRET as SECRET
+from tests.support.sandbox import ACCOUNT_TOKEN as TOKEN
+from tests.support.sandbox import ACCOUNT_WABA as WABA
+from tests.support.sandbox import run_account_sandbox as running_sandbox
 
 FORM = {"name": "Main shop", "phone_number_id": "106540352242922", "business_account_id": "102290129340398",
         "access_token": "EAAG-real-looking-token-0001", "app_secret": "0123456789abcdef0123456789abcdef",
@@ -263,7 +267,7 @@ def test_channel_secrets_never_reach_the_browser(session, make_user, redis_clien
     given = {**FORM, "phone_number_id": PNID, "business_account_id": WABA, "access_token": TOKEN,
              "app_secret": SECRET, "verify_token": "", "api_base_url": sandbox_url, "name": "Via the UI"}
     new_token = "EAAG-replaced-token-42"
-    name = lambda handler: event_name(ChannelsState, handler)  # noqa: E731
+    name = lambda handler: event_name(ChannelsState, handler)
 
     async def scenario(new_client):
         client = new_client()

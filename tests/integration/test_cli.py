@@ -141,7 +141,7 @@ def test_sandbox_command_serves_the_stored_sandbox_channel(hubcast, database_url
 
     from app.models import Channel
     from app.whatsapp.client import CloudApiClient
-    from tests.integration.test_sending_support import run_sandbox
+    from tests.support.sandbox import run_sandbox
 
     assert hubcast("seed-demo").returncode == 0
     engine = make_engine(database_url)

@@ -1,6 +1,6 @@
 """The Design step's preview and "skipped" count (issue 5): bounded work per mapping change, and the same
 numbers as resolving every recipient the way the freeze does (the reference below is that row-by-row
-reading: campaign_sending's own audience readers + variables.resolve)."""
+reading: the recipients reader the freeze uses + variables.resolve)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from sqlalchemy import update
 
 from app.domain.variables import resolve
 from app.models import Campaign, Contact, ContactIdentity, Template
-from app.services.campaigns import drafts as svc
-from app.services.campaigns import design_preview as dp
 from app.services.audiences import uploads
-from app.services.sending.lifecycle import _csv_rows, _list_or_segment_rows
 from app.services.audiences.csv_reader import check_csv
-from app.whatsapp.components import template_variables
-from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
+from app.services.audiences.recipients import iter_recipients
+from app.services.campaigns import design_preview as dp
+from app.services.campaigns import drafts as svc
+from app.services.sending.readiness import template_keys
+from tests.support.factories import MAPPING, make_channel, make_list, make_template, number
 
 FIRST = ["Ana", "", "  ", "\t", "Bo\n", " \r\n ", "Cy", "", "Di", "Ed"]
 CITY = ["Lyon", "Nice", "", "Paris", "", "Rome", " ", "Oslo", "", "Kyiv"]
@@ -24,13 +24,10 @@ CUSTOM = [{"Plan": "gold"}, {}, {"plan": ""}, {"plan": "x"}, {"PLAN": " "}, {"ot
 
 
 def _reference(session, campaign) -> tuple[int, int, list]:
-    tmpl = session.get(Template, campaign.template_id)
-    keys = [v.key for v in template_variables(tmpl.components, tmpl.parameter_format)]
-    source = _csv_rows if campaign.audience_kind == "csv" else _list_or_segment_rows
+    keys = template_keys(session.get(Template, campaign.template_id))
     seen, skipped, samples = set(), 0, []
-    for address, _cid, contact, row in source(session, campaign):
-        if address in seen:
-            continue
+    for address, _cid, contact, row in iter_recipients(session, campaign):
+        assert address not in seen  # the reader yields each number once
         seen.add(address)
         res = resolve(keys, campaign.variable_mapping, contact=contact, row=row)
         skipped += not res.ok
@@ -74,7 +71,7 @@ def test_list_audience_counts_match_resolving_every_recipient(session, env, name
                         template_id=env["template"].id, variable_mapping=LIST_MAPPINGS[name])
     session.add(campaign)
     session.commit()
-    preview = svc.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
+    preview = dp.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
     examined, skipped, samples = _reference(session, campaign)
     assert examined == 9  # the unsubscribed one is not a recipient
     assert (preview.examined, preview.skipped, preview.capped) == (examined, skipped, False)
@@ -111,7 +108,7 @@ def test_csv_audience_counts_match_resolving_every_row(session, env, tmp_path, n
                         template_id=env["template"].id, variable_mapping=CSV_MAPPINGS[name])
     session.add(campaign)
     session.commit()
-    preview = svc.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
+    preview = dp.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
     examined, skipped, samples = _reference(session, campaign)
     assert examined == 5
     assert (preview.examined, preview.skipped) == (examined, skipped)
@@ -131,25 +128,26 @@ def test_csv_file_is_read_once_per_upload_then_each_change_only_sums(session, en
     session.add(campaign)
     session.commit()
     calls = {"rows": 0, "samples": 0}
-    real_rows, real_first = dp._csv_rows, dp._first_csv_rows
+    real_rows, real_recipients = dp.csv_rows, dp.iter_recipients
 
-    def rows(*args):
+    def rows(*args, **kw):  # the whole file, for the counts
         calls["rows"] += 1
-        return real_rows(*args)
+        return real_rows(*args, **kw)
 
-    def first_rows(*args):
+    def recipients(*args, limit=None, **kw):  # the first lines, for the samples
+        assert limit is not None
         calls["samples"] += 1
-        return real_first(*args)
+        return real_recipients(*args, limit=limit, **kw)
 
-    monkeypatch.setattr(dp, "_csv_rows", rows)  # spies: the real readers still run
-    monkeypatch.setattr(dp, "_first_csv_rows", first_rows)
+    monkeypatch.setattr(dp, "csv_rows", rows)  # spies: the real readers still run
+    monkeypatch.setattr(dp, "iter_recipients", recipients)
     skipped = []
     for mapping in CSV_MAPPINGS.values():
         campaign.variable_mapping = mapping
         session.add(campaign)
         session.commit()
-        skipped.append(svc.design_preview(session=session, actor=env["user"], campaign_id=campaign.id).skipped)
+        skipped.append(dp.design_preview(session=session, actor=env["user"], campaign_id=campaign.id).skipped)
         assert skipped[-1] == _reference(session, campaign)[1]
     # one full read of the file for the counts; every other read was the few lines of the samples
-    assert calls["samples"] == len(CSV_MAPPINGS) and calls["rows"] == len(CSV_MAPPINGS) + 1
+    assert calls["samples"] == len(CSV_MAPPINGS) and calls["rows"] == 1
     assert len(set(skipped)) > 2  # the mappings really differ in what they skip

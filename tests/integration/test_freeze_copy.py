@@ -11,13 +11,14 @@ from sqlalchemy import select, update
 
 from app.domain.variables import resolve
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, Template
-from app.services.sending import lifecycle as cs
-from app.services.campaigns import drafts as svc
 from app.services.audiences import uploads
 from app.services.audiences.csv_reader import check_csv
+from app.services.audiences.recipients import iter_recipients
+from app.services.campaigns import drafts as svc
+from app.services.sending import freeze as cs
+from app.services.sending.readiness import template_keys
 from app.timeutil import utcnow
-from app.whatsapp.components import template_variables
-from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
+from tests.support.factories import MAPPING, make_channel, make_list, make_template, number
 
 # new lines/tabs are flattened by the freeze (Meta refuses them); backslashes, quotes, \N, \. and unicode are not
 FIRST = ["Ana", "", "Zoë “Q” O'Neil", "tab\there", "back\\slash \\N \\.", "new\nline", "\\", "🎉 ünï",
@@ -49,15 +50,12 @@ def _need_pg(session, use_copy: bool) -> None:
 
 
 def _reference(session, campaign) -> list[tuple]:
-    tmpl = session.get(Template, campaign.template_id)
-    keys = [v.key for v in template_variables(tmpl.components, tmpl.parameter_format)]
-    source = cs._csv_rows if campaign.audience_kind == "csv" else cs._list_or_segment_rows
-    out, seen = [], set()
-    for address, contact_id, contact, row in source(session, campaign):
-        if address not in seen:
-            seen.add(address)
-            res = resolve(keys, campaign.variable_mapping, contact=contact, row=row)
-            out.append((address, contact_id, res.values, "queued" if res.ok else "skipped", res.error_title))
+    keys = template_keys(session.get(Template, campaign.template_id))
+    out = []
+    for address, contact_id, contact, row in iter_recipients(session, campaign):
+        res = resolve(keys, campaign.variable_mapping, contact=contact, row=row)
+        out.append((address, contact_id, res.values, "queued" if res.ok else "skipped", res.error_title))
+    assert len({r[0] for r in out}) == len(out)  # the reader yields each number once
     return out
 
 

@@ -1,5 +1,5 @@
 """The freeze's fast path (built-in contact fields and fixed texts, only the needed columns read)
-stores exactly what the generic reading stores: `_list_or_segment_rows` + `variables.resolve`, row by
+stores exactly what the generic reading stores: `recipients.iter_recipients` + `variables.resolve`, row by
 row, over awkward values (blank, tabs, new lines, long runs of spaces, non-breaking spaces)."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from sqlalchemy import select, update
 
 from app.domain.variables import resolve
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, Template
-from app.services.sending import lifecycle as cs
+from app.services.audiences.recipients import iter_recipients
+from app.services.sending import freeze as cs
+from app.services.sending.readiness import template_keys
 from app.timeutil import utcnow
-from app.whatsapp.components import template_variables
-from tests.integration.test_sending_support import MAPPING, make_channel, make_list, make_template, number
+from tests.support.factories import MAPPING, make_channel, make_list, make_template, number
 
 FIRST = ["Ana", "", "  ", "\t", "Bo\n", " \r\n ", "Cy  \t x", "Di      Ed", "\u00a0Eve\u00a0", "Fay     ", "G\u2003"]
 CITY = ["Lyon", "", " Nice ", "a\r\nb", "", "Rome", "     ", "Oslo", "x\ty", "", "Kyiv"]
@@ -28,10 +29,9 @@ MAPPINGS = {
 
 
 def _reference(session, campaign) -> list[tuple]:
-    tmpl = session.get(Template, campaign.template_id)
-    keys = [v.key for v in template_variables(tmpl.components, tmpl.parameter_format)]
+    keys = template_keys(session.get(Template, campaign.template_id))
     out = []
-    for address, contact_id, contact, row in cs._list_or_segment_rows(session, campaign):
+    for address, contact_id, contact, row in iter_recipients(session, campaign):
         res = resolve(keys, campaign.variable_mapping, contact=contact, row=row)
         out.append((address, contact_id, res.values, "queued" if res.ok else "skipped", res.error_title))
     return out

@@ -12,8 +12,10 @@ from sqlmodel import select
 from app.db import get_engine
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, Contact, ContactIdentity, ContactList, ListMembership
-from app.services.audiences import contacts as svc
+from app.services.audiences import contact_import as svc
+from app.services.audiences import contacts
 from app.services.audiences.contacts import ContactError
+from tests.support.factories import audience_fingerprint
 
 EXISTING = "+33612345678"
 
@@ -22,11 +24,13 @@ EXISTING = "+33612345678"
 def base(session, make_user):
     """One advanced user and one contact already in the base, unsubscribed from WhatsApp."""
     actor = make_user("advanced")
-    ada = svc.create_contact(session=session, actor=actor,
-                             fields={"first_name": "Ada", "last_name": "Lovelace", "city": "Paris", "country": "FR"},
-                             custom_fields={"tier": "gold", "note": "keep"},
-                             identities={"whatsapp": EXISTING})
-    svc.set_subscription(session=session, actor=actor, contact_id=ada.id, channel_type="whatsapp", subscribed=False)
+    ada = contacts.create_contact(session=session, actor=actor,
+                                  fields={"first_name": "Ada", "last_name": "Lovelace", "city": "Paris",
+                                          "country": "FR"},
+                                  custom_fields={"tier": "gold", "note": "keep"},
+                                  identities={"whatsapp": EXISTING})
+    contacts.set_subscription(session=session, actor=actor, contact_id=ada.id, channel_type="whatsapp",
+                              subscribed=False)
     session.commit()
     return {"actor": actor, "ada": ada}
 
@@ -51,20 +55,9 @@ SEMICOLON_FILE = (
 )
 
 
-def _fingerprint(session) -> tuple:
-    session.expire_all()
-    return (
-        sorted((c.id, c.first_name, c.last_name, c.email, c.city, c.country, repr(c.custom_fields))
-               for c in session.exec(select(Contact)).all()),
-        sorted((i.contact_id, i.channel_type, i.address, i.subscribed) for i in session.exec(select(ContactIdentity)).all()),
-        sorted(cl.name for cl in session.exec(select(ContactList)).all()),
-        sorted((m.list_id, m.contact_id, m.source) for m in session.exec(select(ListMembership)).all()),
-    )
-
-
 def test_preview_counts_new_updated_invalid_and_writes_nothing(session, base, tmp_path):
     path = _write(tmp_path, SEMICOLON_FILE, bom=True)
-    before = _fingerprint(session)
+    before = audience_fingerprint(session)
     preview = svc.preview_import(session=session, actor=base["actor"], path=path)
     assert (preview.rows, preview.new, preview.updated, preview.invalid, preview.duplicates) == (7, 2, 1, 3, 1)
     assert preview.delimiter_name == "semicolon" and preview.id_column == "phone"
@@ -76,7 +69,7 @@ def test_preview_counts_new_updated_invalid_and_writes_nothing(session, base, tm
     ]
     assert preview.field_columns == ["first_name", "last_name", "email", "city"]
     assert preview.custom_columns == ["loyalty_tier"]
-    assert _fingerprint(session) == before
+    assert audience_fingerprint(session) == before
 
 
 def test_commit_upserts_by_whatsapp_number_into_a_new_list(session, base, tmp_path):
@@ -131,12 +124,12 @@ def test_comma_file_with_the_id_column_into_an_existing_list(session, base, tmp_
 ])
 def test_refused_files_change_nothing(session, base, tmp_path, body, message):
     path = _write(tmp_path, body)
-    before = _fingerprint(session)
+    before = audience_fingerprint(session)
     with pytest.raises(ContactError, match=message):
         svc.preview_import(session=session, actor=base["actor"], path=path)
     with pytest.raises(ContactError, match=message):
         svc.commit_import(session=session, actor=base["actor"], path=path, new_list_name="Never")
-    assert _fingerprint(session) == before
+    assert audience_fingerprint(session) == before
 
 
 def test_a_file_over_20_mb_is_refused(session, base, tmp_path):
@@ -173,14 +166,14 @@ def _remove_injected_failure(url: str) -> None:
 
 def test_a_commit_that_fails_midway_leaves_the_base_unchanged(session, base, tmp_path, database_url):
     path = _write(tmp_path, SEMICOLON_FILE)
-    before = _fingerprint(session)
+    before = audience_fingerprint(session)
     _inject_failure_on_memberships(database_url)
     try:
         with pytest.raises(ContactError, match="The import failed and nothing was changed"):
             svc.commit_import(session=session, actor=base["actor"], path=path, new_list_name="Half done")
     finally:
         _remove_injected_failure(database_url)
-    assert _fingerprint(session) == before
+    assert audience_fingerprint(session) == before
     assert session.exec(select(AuditLog).where(AuditLog.action == "contacts.import")).all() == []
     # The same import without the fault goes through.
     result = svc.commit_import(session=session, actor=base["actor"], path=path, new_list_name="Half done")
@@ -190,22 +183,22 @@ def test_a_commit_that_fails_midway_leaves_the_base_unchanged(session, base, tmp
 def test_a_taken_list_name_is_refused_before_anything_is_written(session, base, tmp_path):
     session.add(ContactList(name="VIP"))
     session.commit()
-    before = _fingerprint(session)
+    before = audience_fingerprint(session)
     with pytest.raises(ContactError, match='A list named "vip" already exists'):
         svc.commit_import(session=session, actor=base["actor"], path=_write(tmp_path, SEMICOLON_FILE),
                           new_list_name="vip")
-    assert _fingerprint(session) == before
+    assert audience_fingerprint(session) == before
 
 
 def test_a_basic_user_cannot_import(session, base, make_user, tmp_path):
     basic = make_user("basic")
     path = _write(tmp_path, SEMICOLON_FILE)
-    before = _fingerprint(session)
+    before = audience_fingerprint(session)
     with pytest.raises(PermissionDenied):
         svc.preview_import(session=session, actor=basic, path=path)
     with pytest.raises(PermissionDenied):
         svc.commit_import(session=session, actor=basic, path=path, new_list_name="Sneaky")
-    assert _fingerprint(session) == before
+    assert audience_fingerprint(session) == before
 
 
 def test_an_upload_is_stored_privately_and_refused_past_20_mb_while_reading(database_url, tmp_path):

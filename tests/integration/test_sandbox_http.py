@@ -16,7 +16,8 @@ from app.whatsapp.client import CloudApiClient
 from app.whatsapp.errors import WhatsAppApiError
 from app.whatsapp.signature import verify
 from app.whatsapp.webhooks import parse_webhook
-from tests.integration.test_sending_support import free_port, run_sandbox
+from tests.support.sandbox import free_port, run_sandbox
+from tests.support.wait import wait_until
 
 TOKEN = "it-access-token-0123456789"
 SECRET = "it-app-secret-abcdef"
@@ -68,13 +69,8 @@ class Receiver:
                 if wamid is None or s.message_id == wamid]
 
     def wait_for(self, predicate, timeout: float = 15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = predicate()
-            if result:
-                return result
-            time.sleep(0.05)
-        raise AssertionError(f"condition not met within {timeout}s; got {len(self.posts)} webhook posts")
+        return wait_until(predicate, timeout, interval=0.05, message="a webhook condition (posts received: "
+                          f"{len(self.posts)} when the wait began)")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from app.models import Channel
 from app.services.channels import templates as templates_service
 from app.services.demo_seed import seed_demo
 from app.whatsapp.client import CloudApiClient
-from tests.integration.test_sending_support import free_port, run_sandbox
+from tests.support.sandbox import free_port, run_sandbox
 
 
 def _send(channel: Channel, name: str) -> str:

@@ -18,16 +18,10 @@ from app.services.sending.lifecycle import (
 )
 from app.services.sending.scheduler import start_due_campaigns
 from app.timeutil import utcnow
-from tests.integration.test_sending_support import (
-    campaign_row,
-    drive_until,
-    make_sandbox_campaign,
-    recipients,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
-)
+from tests.support.factories import campaign_row, make_sandbox_campaign, recipients
+from tests.support.processes import drive_until, stop_process, worker_process
+from tests.support.sandbox import run_sandbox
+from tests.support.wait import wait_until
 
 
 @pytest.fixture()
@@ -98,7 +92,7 @@ def test_scheduled_campaign_fires_once_with_two_worker_processes(setup, redis_ur
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "0.5"}
     workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", env) for i in range(2)]
     try:
-        done = wait_for(lambda: campaign_row(campaign.id).status == "sent" and campaign_row(campaign.id),
+        done = wait_until(lambda: campaign_row(campaign.id).status == "sent" and campaign_row(campaign.id),
                         timeout=60, interval=0.3, message="scheduled campaign sent")
     finally:
         for w in workers:

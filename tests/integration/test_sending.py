@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from app.domain.permissions import NotAuthenticated
-from app.models import AuditLog, CampaignRecipient, ContactIdentity
+from app.models import AuditLog, Campaign, CampaignRecipient, ContactIdentity, Template
 from app.services.sending.lifecycle import (
     SendingError,
     cancel_campaign,
@@ -20,20 +20,17 @@ from app.services.sending.lifecycle import (
     resume_campaign,
     start_campaign,
 )
-from tests.integration.test_sending_support import (
+from tests.support.factories import (
     campaign_row,
-    drive_until,
     make_campaign,
     make_channel,
     make_list,
     make_template,
     number,
     recipients,
-    run_burst,
-    run_sandbox,
 )
-
-
+from tests.support.processes import drive_until, run_burst
+from tests.support.sandbox import run_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -181,10 +178,10 @@ def test_pause_then_resume_never_resends(env, sb, redis_url):
     campaign = make_campaign(session, env["channel"], env["template"], clist)
     start_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
     # Send a part by hand: one claim of 20 rows, as a worker would, then pause.
-    from app.db import get_engine
     import asyncio
 
-    from app.services.sending.batch import load_context, run_batch
+    from app.db import get_engine
+    from app.services.sending.batch_runner import load_context, run_batch
     from app.services.sending.config import SendingConfig
 
     config = SendingConfig(batch_size=20, concurrency=4, job_budget_s=0.0)
@@ -201,6 +198,27 @@ def test_pause_then_resume_never_resends(env, sb, redis_url):
     assert done.status == "sent" and done.sent_count == 60
     per = sb.log()["per_recipient"]
     assert len(per) == 60 and set(per.values()) == {1}
+
+
+def test_resume_rechecks_the_message_but_not_the_audience_frozen_at_start(env, sb):
+    """Resume ignores the audience's problems by their code: a template whose *name* says "audience" is
+    still checked (the earlier filter on the wording let it through)."""
+    session = env["session"]
+    template = make_template(session, env["channel"], name="audience_update")
+    campaign = make_campaign(session, env["channel"], template, make_list(session, [number(i) for i in range(3)]))
+    start_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
+    pause_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
+    session.get(Template, template.id).status = "PAUSED"
+    session.commit()
+    with pytest.raises(SendingError, match="“audience_update” is not approved"):
+        resume_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
+    assert campaign_row(campaign.id).status == "paused"
+    session.get(Template, template.id).status = "APPROVED"
+    session.get(Campaign, campaign.id).audience_list_id = None  # the recipients were frozen at start
+    session.commit()
+    assert resume_campaign(session=session, actor=env["user"], campaign_id=campaign.id).status == "sending"
+    cancel_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
+    assert sb.log()["total"] == 0
 
 
 def test_cancel_stops_sending(env, sb, redis_url):
@@ -220,7 +238,8 @@ def test_opted_out_error_unsubscribes_the_identity(env, sb, redis_url):
     # The Sandbox reports opt-outs by webhook only; Meta may answer the send with #131050 itself.
     # Play the worker's part: claim the row, then store that outcome as the sender classifies it.
     from app.db import get_engine
-    from app.services.sending.batch import Outcome, claim_rows, store_outcomes
+    from app.services.sending.claims import claim_rows
+    from app.services.sending.outcomes import Outcome, store_outcomes
     from app.timeutil import utcnow
 
     session = env["session"]

@@ -7,20 +7,18 @@ from __future__ import annotations
 import pytest
 
 from app.services.sending.lifecycle import start_campaign
-from tests.integration.test_sending_support import (
+from tests.support.factories import (
     campaign_row,
     make_campaign,
     make_channel,
     make_list,
     make_template,
-    max_per_window,
     number,
     recipients,
-    run_sandbox,
-    stop_process,
-    wait_for,
-    worker_process,
 )
+from tests.support.processes import stop_process, worker_process
+from tests.support.sandbox import max_per_window, run_sandbox
+from tests.support.wait import wait_until
 
 CAP = 200
 N = 5000
@@ -38,7 +36,7 @@ def test_two_workers_share_a_campaign_at_the_capped_rate(session, redis_client, 
         workers = [worker_process(tmp_path, database_url, redis_url, f"worker{i}") for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            done = wait_for(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
+            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
                             and campaign_row(campaign.id), timeout=120, interval=0.5, message="campaign finished")
         finally:
             for w in workers:

@@ -1,13 +1,16 @@
-"""`hubcast run`: everything starts, answers, works, and Ctrl-C, SIGTERM or a crash leaves nothing behind.
+"""`hubcast run`: everything starts, answers, works; a crashed child is restarted until it crashes too
+often; Ctrl-C, SIGTERM or giving up leaves nothing behind.
 
 The fast tests swap Reflex for a tiny HTTP server (app.supervisor.web_child is the seam), so the
-supervision itself (Redis, worker, signals, a child dying) is checked in seconds. The last test runs
+supervision itself (Redis, worker, signals, a child dying, restarts) is checked in seconds. The kill
+scenarios against the real app, mid-campaign, are in tests/hardening/test_faults_supervisor.py. The last test runs
 the real thing: it builds the Reflex frontend (a minute or two the first time) in the project's
 shared .web directory, hence the e2e mark: `make test-integration` skips it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -26,6 +29,7 @@ from rq.job import JobStatus
 
 from app.redis_conn import free_port
 from app.settings import PROJECT_ROOT
+from tests.support.wait import wait_until
 
 START_TIMEOUT = 240
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -44,7 +48,8 @@ _FAKE_WEB_RUN = f"""
 import sys
 import app.supervisor as supervisor
 from app.cli import main
-supervisor.web_child = lambda settings: supervisor.ChildSpec("web app", [sys.executable, "-c", {_FAKE_SERVER!r}])
+supervisor.web_child = lambda settings: supervisor.ChildSpec("web app", [sys.executable, "-c", {_FAKE_SERVER!r}],
+                                                          key="web")
 sys.exit(main(["run", "--no-demo"]))
 """
 
@@ -149,22 +154,56 @@ def _assert_all_gone(pids: set[int]) -> None:
 
 # --- fast: the supervision, with a stand-in web server ----------------------------------------
 
-def test_a_dying_child_stops_everything_and_says_which(tmp_path):
-    sup = _start([sys.executable, "-c", _FAKE_WEB_RUN], _env(tmp_path, free_port()), tmp_path / "run.log")
+def _child(status_file: Path, key: str) -> dict:
     try:
-        output = _wait_for_text(sup, tmp_path / "run.log", "Hubcast is running", timeout=60)
+        return json.loads(status_file.read_text())["children"].get(key, {})
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
+    """SIGKILL the worker: restarted after a back-off, with the cause on the console and a log of its own;
+    the sixth crash within the window stops everything and says which child, how often, and where its log is."""
+    env = _env(tmp_path, free_port(), HUBCAST_RESTART_BACKOFF_S="0.2", HUBCAST_RESTART_BACKOFF_MAX_S="0.4",
+               HUBCAST_RESTART_WINDOW_S="120", HUBCAST_RESTART_MAX_CRASHES="5")
+    log_path = tmp_path / "run.log"
+    status_file = tmp_path / "data" / "run" / "status.json"
+    worker_log = tmp_path / "data" / "logs" / "worker.log"
+    sup = _start([sys.executable, "-c", _FAKE_WEB_RUN], env, log_path)
+    seen_states: set[str] = set()
+    pids: set[int] = set()
+    try:
+        output = _wait_for_text(sup, log_path, "Hubcast is running", timeout=60)
         # No admin configured: one is generated and its password printed once, with the email.
         assert "admin@hubcast.local" in output and output.count("password:") == 1
-        children = _descendants(sup.pid)
-        assert any("redis-server" in _cmdline(pid) for pid in children)
-        worker = next(pid for pid in children if "-m app.cli worker" in _cmdline(pid) and _parent(pid) == sup.pid)
-        os.kill(worker, signal.SIGKILL)
+        assert any("redis-server" in _cmdline(pid) for pid in _descendants(sup.pid))
+        for crash in range(1, 7):
+            def running_worker():
+                child = _child(status_file, "worker")
+                seen_states.add(child.get("state", ""))
+                return child if child.get("state") == "ok" else None
+
+            worker = wait_until(running_worker, 30, message=f"a running worker before crash {crash}")
+            assert _parent(worker["pid"]) == sup.pid and "app.cli worker" in _cmdline(worker["pid"])
+            pids |= _descendants(sup.pid)
+            os.kill(worker["pid"], signal.SIGKILL)
+            if crash <= 5:
+                _wait_for_text(sup, log_path, f"restarting it in {0.2 if crash == 1 else 0.4:g} s (crash {crash} "
+                                              "within 2 minutes; 5 restarts allowed)", timeout=30)
         assert sup.wait(timeout=30) != 0
     finally:
         _kill_tree(sup)
-    last = (tmp_path / "run.log").read_text().strip().splitlines()[-1]
-    assert last == "hubcast: error: The worker process was killed by SIGKILL unexpectedly; stopped everything."
-    _assert_all_gone(children)
+    output = log_path.read_text()
+    assert "the worker was killed by SIGKILL; restarting it in 0.2 s" in output
+    assert {"restarting", "ok"} <= seen_states, seen_states  # what /healthz and the banner read
+    last = output.strip().splitlines()[-1]
+    assert last == ("hubcast: error: The worker crashed 6 times within 2 minutes (last: it was killed by SIGKILL); "
+                    f"gave up and stopped everything. Its log: {worker_log}")
+    # Its own log, appended across restarts; its output reached the console too, prefixed with its name.
+    assert worker_log.read_text().count("hubcast: worker started") == 6
+    assert " worker | " in output
+    assert not status_file.exists()
+    _assert_all_gone(pids)
 
 
 def test_sigterm_stops_everything_but_an_external_redis(tmp_path, redis_client, redis_url):

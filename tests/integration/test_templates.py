@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -20,20 +19,13 @@ from app.services.channels import templates as templates_service
 from app.services.channels.templates import TemplateError
 from app.settings import PROJECT_ROOT
 from app.whatsapp.sandbox.catalog import load_templates
-from tests.integration.test_sending_support import run_sandbox
+from tests.support.sandbox import ACCOUNT_PNID as PNID
+from tests.support.sandbox import ACCOUNT_SECRET as SECRET
+from tests.support.sandbox import ACCOUNT_TOKEN as TOKEN
+from tests.support.sandbox import ACCOUNT_WABA as WABA
+from tests.support.sandbox import run_account_sandbox as running_sandbox
 
-TOKEN = "tpl-it-access-token-0123456789"
-SECRET = "tpl-it-app-secret-abcdef"
-PNID, WABA = "100000000000777", "200000000000777"
 PAGE = 25  # the Sandbox serves 66 templates: 3 pages
-
-
-def running_sandbox(workdir: Path, *, templates_file: Path | None = None):
-    """The Sandbox as this module's account (its own ids and secrets), optionally serving `templates_file`."""
-    extra = ("--phone-number-id", PNID, "--waba-id", WABA)
-    if templates_file is not None:
-        extra += ("--templates-file", str(templates_file))
-    return run_sandbox(workdir, token=TOKEN, secret=SECRET, extra=extra)
 
 
 @pytest.fixture(scope="module")

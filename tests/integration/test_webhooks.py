@@ -12,116 +12,51 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
-from app import http_api
 from app.db import get_engine
 from app.http_api import build_http_api
-from app.models import AuditLog, Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, InboundMessage, \
-    WebhookStatusEvent
+from app.models import (
+    AuditLog,
+    CampaignRecipient,
+    Channel,
+    Contact,
+    ContactIdentity,
+    InboundMessage,
+    WebhookStatusEvent,
+)
 from app.services.inbound.webhook_ingest import apply_pending_statuses
 from app.whatsapp.signature import HEADER, sign
+from tests.support.sandbox import free_port, http_ok
+from tests.support.wait import wait_until
+from tests.support.webhook_payloads import (
+    PNID,
+    SECRET,
+    VERIFY,
+    add_recipients,
+    apply_all,
+    body_of,
+    campaign,
+    envelope,
+    event_count,
+    post_signed,
+    recipient,
+    request,
+    status_item,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET, PNID, VERIFY = "webhook-app-secret-0123", "100000000000001", "verify-token-abc"
 
 
-# --- helpers ------------------------------------------------------------------------------------
-
-@pytest.fixture()
-def no_background(monkeypatch):
-    """Keep the background applier out of the way: tests apply in explicit steps."""
-    monkeypatch.setattr(http_api.applier, "kick", lambda: None)
-
+# --- helpers (payload builders and readers: tests/support/webhook_payloads.py) -----------------------
 
 @pytest.fixture()
-def world(session, no_background):
-    channel = Channel(name="Sandbox", kind="sandbox", phone_number_id=PNID, app_secret=SECRET, verify_token=VERIFY,
-                      status="connected")
-    session.add(channel)
-    session.commit()
-    campaign = Campaign(name="Spring sale", status="sending", channel_id=channel.id)
-    session.add(campaign)
-    session.commit()
-    return {"channel": channel, "campaign": campaign}
-
-
-def add_recipients(session, campaign_id: int, n: int, *, status: str = "sent", wamid: bool = True) -> list[int]:
-    rows = [CampaignRecipient(campaign_id=campaign_id, address=f"+336{10000000 + i}", status=status,
-                              message_id=f"wamid.{campaign_id}.{i}" if wamid else None) for i in range(n)]
-    session.add_all(rows)
-    session.commit()
-    return [r.id for r in rows]
-
-
-def status_item(wamid: str, status: str, ts: int = 1_750_000_000, opaque: str | None = None, error: int | None = None):
-    item = {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": "33612345678"}
-    if opaque is not None:
-        item["biz_opaque_callback_data"] = opaque
-    if error is not None:
-        item["errors"] = [{"code": error, "title": "Message undeliverable", "message": "Message undeliverable"}]
-    return item
-
-
-def envelope(statuses=(), messages=(), pnid: str = PNID) -> dict:
-    value = {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100000",
-                                                           "phone_number_id": pnid}}
-    if statuses:
-        value["statuses"] = list(statuses)
-    if messages:
-        value["contacts"] = [{"profile": {"name": "Ana"}, "wa_id": m["from"]} for m in messages]
-        value["messages"] = list(messages)
-    return {"object": "whatsapp_business_account", "entry": [{"id": "200", "changes": [
-        {"value": value, "field": "messages"}]}]}
-
-
-def body_of(payload) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-async def _request(method: str, path: str, **kwargs) -> httpx.Response:
-    transport = httpx.ASGITransport(app=build_http_api())
-    async with httpx.AsyncClient(transport=transport, base_url="http://hubcast.test") as client:
-        return await client.request(method, path, **kwargs)
-
-
-def request(method: str, path: str, **kwargs) -> httpx.Response:
-    return asyncio.run(_request(method, path, **kwargs))
-
-
-def post_signed(payload, secret: str = SECRET) -> httpx.Response:
-    raw = body_of(payload)
-    return request("POST", "/webhooks/whatsapp", content=raw,
-                   headers={HEADER: sign(raw, secret), "Content-Type": "application/json"})
-
-
-def apply_all() -> None:
-    with Session(get_engine()) as s:
-        while apply_pending_statuses(s, limit=5000).applied:
-            s.commit()
-        s.commit()
-
-
-def recipient(wamid_or_id) -> CampaignRecipient:
-    with Session(get_engine()) as s:
-        if isinstance(wamid_or_id, int):
-            return s.get(CampaignRecipient, wamid_or_id)
-        return s.exec(select(CampaignRecipient).where(CampaignRecipient.message_id == wamid_or_id)).one()
-
-
-def event_count() -> int:
-    with Session(get_engine()) as s:
-        return len(s.exec(select(WebhookStatusEvent.id)).all())
-
-
-def campaign(cid: int) -> Campaign:
-    with Session(get_engine()) as s:
-        return s.get(Campaign, cid)
+def world(webhook_world):
+    return webhook_world
 
 
 # --- verification (GET) --------------------------------------------------------------------------
@@ -355,23 +290,13 @@ def test_stop_unsubscribes_the_whatsapp_identity_and_is_audit_logged(world, sess
 
 # --- the real thing: Sandbox process -> signed webhooks -> a real server of the app ----------------
 
-def _free_port() -> int:
-    from app.redis_conn import free_port
-    return free_port()
-
-
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"{url} process exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)  # polling a process we started
-    raise AssertionError(f"{url} did not answer: {log.read_text()[-2000:]}")
+        return http_ok(url)
+
+    wait_until(up, timeout, message=f"{url} answering (log: {log})")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -386,7 +311,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_sandbox_webhooks_reach_a_real_server_and_are_applied(world, session, redis_url, tmp_path):
     cid = world["campaign"].id
     [rid, stuck] = add_recipients(session, cid, 2, status="sending", wamid=False)
-    app_port, sandbox_port = _free_port(), _free_port()
+    app_port, sandbox_port = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url,
            "DATABASE_URL": os.environ["DATABASE_URL"], "HUBCAST_DATA_DIR": os.environ["HUBCAST_DATA_DIR"]}
     app_log, sandbox_log = tmp_path / "app.log", tmp_path / "sandbox.log"
@@ -414,9 +339,9 @@ def test_sandbox_webhooks_reach_a_real_server_and_are_applied(world, session, re
             assert sent.status_code == 200, sent.text
             c.post("/_sandbox/inbound", headers={"Authorization": "Bearer tok"},
                    json={"from": "+33610000001", "text": "ARRÊT"})
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (recipient(rid).status == "read" and recipient(rid).delivered_at):
-            time.sleep(0.1)  # waiting on other processes (the Sandbox's delays, the server's applier)
+        # The Sandbox's status delays, then the server's applier.
+        wait_until(lambda: recipient(rid).status == "read" and recipient(rid).delivered_at, 20,
+                   message="the read status applied")
         r = recipient(rid)
         assert (r.status, r.message_id) == ("read", sent.json()["messages"][0]["id"])
         assert r.sent_at and r.delivered_at and r.read_at

@@ -6,24 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 from rq.job import JobStatus
 
 from app.settings import PROJECT_ROOT
+from tests.support.wait import wait_until
 from workers import jobs
 from workers.queues import DEFAULT, get_queue
 from workers.worker import run_worker
-
-
-def _wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_burst_worker_runs_a_queued_job(redis_client, redis_url):
@@ -47,8 +38,8 @@ def test_worker_process_runs_a_scheduled_job_when_due(redis_client, redis_url, t
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=PROJECT_ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        done = _wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30, interval=0.2)
-        assert done, f"scheduled job not run; status {job.get_status(refresh=True)}"
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30, interval=0.2,
+                   message="the scheduled job run")
         assert job.return_value() == "pong"
         assert worker.poll() is None  # a normal worker keeps waiting for work
     finally:

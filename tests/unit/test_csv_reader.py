@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 
 from app.services.audiences.csv_reader import (
-    MAX_CSV_BYTES, MAX_INVALID_ROWS_KEPT, CsvRefused, check_csv, export_safe, iter_valid_rows,
+    MAX_CSV_BYTES,
+    MAX_INVALID_ROWS_KEPT,
+    CsvRefused,
+    check_csv,
+    export_safe,
+    iter_valid_rows,
 )
 
 
@@ -164,6 +169,8 @@ def test_progress_is_reported_to_the_end(tmp_path):
     ("\rcmd", "'\rcmd"),
     ("Ann", "Ann"),
     ("", ""),
+    (None, ""),
+    (5, "5"),
 ])
 def test_export_safe_neutralises_spreadsheet_formulas(value, safe):
     assert export_safe(value) == safe

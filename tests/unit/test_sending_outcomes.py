@@ -3,13 +3,14 @@
 import random
 from datetime import timedelta
 
-from app.services.sending.lifecycle import SendingError, to_utc
-from app.services.sending.batch import Claimed, _classify, backoff_delay, error_ratio_reason
+import pytest
+
+from app.services.sending.claims import Claimed
 from app.services.sending.config import SendingConfig
+from app.services.sending.lifecycle import SendingError, to_utc
+from app.services.sending.outcomes import backoff_delay, classify_error, error_ratio_reason
 from app.timeutil import utcnow
 from app.whatsapp.errors import WhatsAppApiError, WhatsAppError, classify
-
-import pytest
 
 CONFIG = SendingConfig(max_attempts=3, backoff_base_s=2, backoff_cap_s=60)
 NOW = utcnow()
@@ -25,34 +26,34 @@ def row(attempts=1):
 
 
 def test_permanent_fails_with_meta_code_and_title():
-    o = _classify(row(), error(131026, title="Message undeliverable"), CONFIG, NOW)
+    o = classify_error(row(), error(131026, title="Message undeliverable"), CONFIG, NOW)
     assert (o.kind, o.code, o.title) == ("failed", 131026, "Message undeliverable")
 
 
 def test_opted_out_also_unsubscribes():
-    o = _classify(row(), error(131050, title="User has stopped marketing messages"), CONFIG, NOW)
+    o = classify_error(row(), error(131050, title="User has stopped marketing messages"), CONFIG, NOW)
     assert o.kind == "failed" and o.unsubscribe
 
 
 def test_retryable_backs_off_then_fails_with_the_last_reason():
-    o = _classify(row(1), error(131000, http_status=500, title="Something went wrong"), CONFIG, NOW)
+    o = classify_error(row(1), error(131000, http_status=500, title="Something went wrong"), CONFIG, NOW)
     assert o.kind == "retry" and o.next_attempt_at > NOW
-    last = _classify(row(3), error(131000, http_status=500, title="Something went wrong"), CONFIG, NOW)
+    last = classify_error(row(3), error(131000, http_status=500, title="Something went wrong"), CONFIG, NOW)
     assert last.kind == "failed" and last.code == 131000 and "after 3 attempts" in last.title
 
 
 def test_rate_limited_goes_back_without_using_an_attempt():
-    o = _classify(row(1), error(130429, title="Rate limit hit", retry_after=4), CONFIG, NOW)
+    o = classify_error(row(1), error(130429, title="Rate limit hit", retry_after=4), CONFIG, NOW)
     assert o.kind == "requeue" and o.next_attempt_at == NOW + timedelta(seconds=4)
 
 
 def test_campaign_stopping_errors_leave_the_row_to_be_sent_on_resume():
-    o = _classify(row(), error(190, http_status=401, title="Access token has expired"), CONFIG, NOW)
+    o = classify_error(row(), error(190, http_status=401, title="Access token has expired"), CONFIG, NOW)
     assert o.kind == "requeue"
 
 
 def test_ambiguous_is_unknown_never_retried():
-    o = _classify(row(), error(None, None, title="Timeout", ambiguous=True), CONFIG, NOW)
+    o = classify_error(row(), error(None, None, title="Timeout", ambiguous=True), CONFIG, NOW)
     assert o.kind == "unknown" and "not resent" in o.title
 
 

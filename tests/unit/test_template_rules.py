@@ -1,9 +1,11 @@
-"""Meta's rules for a template written in Hubcast, the component JSON it becomes, and the preview."""
+"""Meta's rules for a template written in Hubcast and the component JSON it becomes (the preview:
+tests/unit/test_whatsapp_markup.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from app.domain.template_components import template_variables
 from app.domain.template_rules import (
     NAMED,
     TemplateDraft,
@@ -13,8 +15,7 @@ from app.domain.template_rules import (
     draft_variables,
     validate_draft,
 )
-from app.whatsapp.components import build_send_components, template_variables
-from components.whatsapp_preview import preview_parts
+from app.whatsapp.components import build_send_components
 
 GOOD = TemplateDraft(name="spring_sale_2025", language="en_US", category="MARKETING", header="Spring sale: {{1}} off",
                      body="Hi {{1}}, use code {{2}} before {{3}}. See you!", footer="Reply STOP to opt out",
@@ -131,33 +132,3 @@ def test_crafted_form_values_never_raise():
                              "category": "marketing", "language": "en_US"}, {"body.1": " Ana "})
     assert draft.name == "promo" and draft.buttons == ("Yes",) and draft.category == "MARKETING"
     assert draft_variables(draft) == [("body.1", "body", "1")] and draft.examples["body.1"] == "Ana"
-
-
-# --- the preview ------------------------------------------------------------------------------
-
-def _text(segments) -> str:
-    return "".join(s["text"] for s in segments)
-
-
-def test_preview_fills_values_falls_back_to_examples_and_marks_missing():
-    components = build_components(GOOD)
-    parts = preview_parts(components, {"body.1": "Ana"})
-    assert _text(parts["header"]) == "Spring sale: 25% off"
-    assert _text(parts["body"]) == "Hi Ana, use code SPRING25 before March 31. See you!"
-    assert [b["text"] for b in parts["buttons"]] == ["Yes please", "Stop promotions"]
-    assert _text(parts["footer"]) == "Reply STOP to opt out"
-    bare = preview_parts(components, {"body.1": "Ana"}, use_examples=False)
-    assert _text(bare["body"]) == "Hi Ana, use code {{2}} before {{3}}. See you!"
-    assert [s["text"] for s in bare["body"] if s["missing"] == "yes"] == ["{{2}}", "{{3}}"]
-    assert [s["text"] for s in bare["body"] if s["var"] == "yes"] == ["Ana", "{{2}}", "{{3}}"]
-
-
-def test_preview_applies_whatsapp_formatting_and_survives_odd_json():
-    parts = preview_parts([{"type": "BODY", "text": "Hi *{{1}}*, _soon_ ~old~ ```code```"}], {"body.1": "Ana"})
-    styles = [(s["text"], s["style"]) for s in parts["body"]]
-    assert ("Ana", "bold") in styles and ("soon", "italic") in styles and ("old", "strike") in styles
-    assert ("code", "mono") in styles
-    assert preview_parts([None, "x", {"type": "BUTTONS", "buttons": [None, {"type": "URL", "text": "Open"}]}],  # type: ignore[list-item]
-                         None)["buttons"] == [{"text": "Open", "icon": "external-link"}]
-    media = preview_parts([{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "x"}])
-    assert media["media"] == [{"kind": "image", "icon": "image"}] and media["header"] == []

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.whatsapp.components import (
-    MissingVariableError,
-    build_send_components,
-    clean_parameter_text,
-    placeholders,
-    template_variables,
-)
+from app.domain.template_components import clean_parameter_text, placeholders, template_variables
+from app.whatsapp.components import MissingVariableError, build_send_components
 
 SPRING_SALE = [  # as in app/services/demo_seed.py (Meta's GET message_templates shape)
     {"type": "HEADER", "format": "TEXT", "text": "Spring Sale: {{1}} off", "example": {"header_text": ["25%"]}},

@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 from sqlmodel import Session, select
 
-from app.domain.passwords import needs_rehash, hash_password, verify_password
+from app.domain.passwords import hash_password, needs_rehash, verify_password
 from app.models import User, UserSession
 from app.services.accounts import audit
 from app.settings import get_settings
@@ -64,7 +64,8 @@ def _note_failure(r: redis.Redis, email: str) -> None:
     pipe.execute()
 
 
-def login(*, session: Session, redis_client: redis.Redis, email: str, password: str, ip: str = "", user_agent: str = "") -> LoginResult:
+def login(*, session: Session, redis_client: redis.Redis, email: str, password: str, ip: str = "",
+          user_agent: str = "") -> LoginResult:
     email = normalise_email(email)
     if not email or not password or len(email) > 254 or len(password) > 256:
         raise LoginFailed()
@@ -123,7 +124,9 @@ def resolve_session(*, session: Session, secret: str) -> User | None:
 
 
 def logout(*, session: Session, secret: str) -> None:
-    row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(secret))).first() if secret else None
+    row = None
+    if secret:
+        row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(secret))).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
@@ -133,7 +136,8 @@ def logout(*, session: Session, secret: str) -> None:
 
 
 def revoke_all_sessions(*, session: Session, user_id: int) -> int:
-    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))).all()
+    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id,
+                                                  UserSession.revoked_at.is_(None))).all()
     now = utcnow()
     for row in rows:
         row.revoked_at = now

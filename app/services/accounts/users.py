@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from app.domain import permissions as perm
 from app.domain.passwords import check_password_rules, generate_password, hash_password
 from app.models import User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
 from app.services.accounts.auth import normalise_email, revoke_all_sessions
 from app.timeutil import utcnow
@@ -21,15 +22,15 @@ class UserError(ValueError):
     """Bad input for a user operation; the message is shown as is."""
 
 
-def _check_actor(actor: User | None) -> None:
-    perm.require(actor.role if actor else None, perm.USERS_MANAGE)
+def _target_user(session: Session, user_id) -> User:
+    return get_or_raise(session, User, user_id, UserError, "That user no longer exists.")
 
 
 def create_user(*, session: Session, actor: User | None, email: str, role: str, name: str = "",
                 password: str | None = None) -> tuple[User, str | None]:
     """Returns the user and, when no password was given, the generated one (shown once)."""
     if actor is not None:  # None = the operator's CLI, which runs with shell access to the server
-        _check_actor(actor)
+        actor = require(session, actor, perm.USERS_MANAGE)
     email = normalise_email(email)
     if not _EMAIL_RE.match(email) or len(email) > 254:
         raise UserError(f"{email or 'An empty value'} is not a valid email address.")
@@ -55,7 +56,7 @@ def create_user(*, session: Session, actor: User | None, email: str, role: str, 
 
 
 def list_users(*, session: Session, actor: User) -> list[User]:
-    _check_actor(actor)
+    actor = require(session, actor, perm.USERS_MANAGE)
     return list(session.exec(select(User).order_by(User.email)).all())
 
 
@@ -64,14 +65,12 @@ def _active_admins(session: Session) -> int:
 
 
 def change_role(*, session: Session, actor: User, user_id: int, role: str) -> User:
-    _check_actor(actor)
+    actor = require(session, actor, perm.USERS_MANAGE)
     try:
         role = perm.validate_role(role)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    user = session.get(User, user_id)
-    if user is None:
-        raise UserError("That user no longer exists.")
+    user = _target_user(session, user_id)
     if user.role == perm.ADMIN and role != perm.ADMIN and user.is_active and _active_admins(session) <= 1:
         raise UserError("Hubcast needs at least one active admin; promote someone else first.")
     old = user.role
@@ -83,10 +82,8 @@ def change_role(*, session: Session, actor: User, user_id: int, role: str) -> Us
 
 
 def set_active(*, session: Session, actor: User, user_id: int, active: bool) -> User:
-    _check_actor(actor)
-    user = session.get(User, user_id)
-    if user is None:
-        raise UserError("That user no longer exists.")
+    actor = require(session, actor, perm.USERS_MANAGE)
+    user = _target_user(session, user_id)
     if not active and user.id == actor.id:
         raise UserError("You cannot deactivate your own account.")
     if not active and user.role == perm.ADMIN and user.is_active and _active_admins(session) <= 1:

@@ -12,9 +12,9 @@ from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.models import Contact, ContactIdentity, User
+from app.services.access import require
 from app.services.audiences.summary import CHANNEL_TYPES
 from app.services.paging import Page, paging
-
 
 # Beyond this many matches a filtered contact search shows "10,000+" rather than counting a million rows
 # on every keystroke; `Page.total` is then CONTACTS_COUNT_CAP + 1.
@@ -107,7 +107,7 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
     a typed number is a prefix range on uq_identity_type_address. A name search is a substring match
     (ILIKE) that no B-tree index serves, so it scans the contacts table once (~0.6 s per 1M contacts on
     PostgreSQL, measured on 2 busy cores); a pg_trgm GIN index on first_name/last_name would make it an index search."""
-    perm.require(actor.role, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     page, page_size = paging(page, page_size)
     country = (country or "").strip().upper()[:2]
     channel = channel if channel in CHANNEL_TYPES else ""
@@ -138,7 +138,8 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
             total = session.exec(select(func.count()).select_from(Contact)).one()
     identities: dict[int, list[ContactIdentity]] = {}
     if contacts:
-        for ident in session.exec(select(ContactIdentity).where(ContactIdentity.contact_id.in_([c.id for c in contacts]))
+        page_ids = [c.id for c in contacts]
+        for ident in session.exec(select(ContactIdentity).where(ContactIdentity.contact_id.in_(page_ids))
                                   .order_by(ContactIdentity.id)).all():
             identities.setdefault(ident.contact_id, []).append(ident)
     return Page([_contact_row(c, identities.get(c.id, [])) for c in contacts], total, page, page_size)

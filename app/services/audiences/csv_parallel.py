@@ -1,8 +1,8 @@
 """Check a big audience CSV on every core (issue 7 §1): the same rows, verdicts and summary as the
-sequential `check_csv`, in about half the time on a 2-core server.
+sequential check (`csv_scan.check_sequential`), in about half the time on a 2-core server.
 
 How: the data lines are split into byte ranges that end on a line break; each range is checked in a worker
-process by the very same row reader (`csv_reader._scan`, run on a small file made of the header line and
+process by the very same row reader (`csv_scan.scan_rows`, run on a small file made of the header line and
 that range, so blank lines, short rows and verdicts follow one code path); the parent merges the counts,
 the unique numbers (a number repeated across two ranges is a duplicate once merged), the invalid rows (in
 file order, line numbers shifted back) and the sample (the first unique valid rows of the file).
@@ -26,8 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.audiences import csv_reader
-from app.services.audiences.csv_reader import MAX_INVALID_ROWS_KEPT, SAMPLE_ROWS, CsvCheck, CsvRefused, InvalidRow
+from app.services.audiences.csv_scan import (
+    MAX_INVALID_ROWS_KEPT,
+    SAMPLE_ROWS,
+    CsvCheck,
+    CsvRefused,
+    InvalidRow,
+    scan_rows,
+)
 
 # A worker's start (interpreter, imports, compiling the validators) costs about the CPU of checking 2 MB, so
 # below ~4 MB two processes finish no sooner than one (bench/csv_audience.py, --mb 3: 0.43 s vs 0.40 s CPU).
@@ -68,7 +74,7 @@ def _check_range(path: str, header: bytes, start: int, end: int, first_line: int
             out.write(header)
             out.write(body)
         del body
-        scan = csv_reader._scan(Path(tmp), max_bytes=_NO_LIMIT, on_progress=None)
+        scan = scan_rows(Path(tmp), max_bytes=_NO_LIMIT, on_progress=None)
         next(scan)
         shift = first_line - 2  # the part file's line 2 is the range's first line
         unique: set[str] = set()
@@ -120,7 +126,7 @@ def check_csv_parallel(path: Path, *, max_bytes: int | None = None,
     if count < 2:
         return None
     # The header step of the sequential reader: size limit, encoding, header, delimiter, id column.
-    scan = csv_reader._scan(path, max_bytes=max_bytes, on_progress=None)
+    scan = scan_rows(path, max_bytes=max_bytes, on_progress=None)
     header = next(scan)
     scan.close()
     if header.size < PARALLEL_MIN_BYTES:
@@ -156,7 +162,7 @@ def _run(path: Path, header_bytes: bytes, ranges: list[tuple[int, int, int]], si
         if on_progress is not None:
             on_progress(ranges[0][1], size)
         parts = [first]
-        for child, (_start, end, _line) in zip(children, ranges[1:]):
+        for child, (_start, end, _line) in zip(children, ranges[1:], strict=True):
             out, _ = child.communicate(timeout=WORKER_TIMEOUT_S)
             if child.returncode != 0:
                 raise CsvRefused("a part of the file could not be checked")
@@ -186,7 +192,7 @@ def _merge(header, parts: list[_Part]) -> CsvCheck | None:
             if len(check.sample) >= SAMPLE_ROWS:
                 break
             if e164 not in seen:
-                check.sample.append(dict(zip(header.columns, fields)))
+                check.sample.append(dict(zip(header.columns, fields, strict=False)))
                 seen.add(e164)
         seen |= part.unique
     if check.rows == 0:
@@ -197,8 +203,8 @@ def _merge(header, parts: list[_Part]) -> CsvCheck | None:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m app.services.audiences.csv_parallel PATH HEADER_LEN START END FIRST_LINE TMP_DIR`: the pickled _Part on
-    stdout; exit code 3 when the range has a problem the sequential reader will report."""
+    """`python -m app.services.audiences.csv_parallel PATH HEADER_LEN START END FIRST_LINE TMP_DIR`: the pickled
+    _Part on stdout; exit code 3 when the range has a problem the sequential reader will report."""
     path, header_len, start, end, first_line, tmp_dir = argv
     with open(path, "rb") as f:
         header = f.read(int(header_len))

@@ -14,8 +14,9 @@ from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.models import Campaign, Contact, ContactIdentity, ContactList, ListMembership, User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
-from app.services.paging import Page, paging
+from app.services.paging import Page, fmt_time, paging
 from app.timeutil import utcnow
 
 SOURCES = ("manual", "import", "integration")
@@ -27,10 +28,6 @@ _CHUNK = 5000
 
 class ListError(ValueError):
     """Bad input for a list operation; the message is shown as is."""
-
-
-def _require(actor: User | None, capability: str) -> None:
-    perm.require(actor.role if actor else None, capability)
 
 
 def _clean_name(session: Session, name, exclude_id: int | None = None) -> str:
@@ -55,13 +52,7 @@ def _clean_description(description) -> str:
 
 
 def _get(session: Session, list_id) -> ContactList:
-    try:
-        contact_list = session.get(ContactList, int(list_id))
-    except (TypeError, ValueError):
-        contact_list = None
-    if contact_list is None:
-        raise ListError("That list no longer exists.")
-    return contact_list
+    return get_or_raise(session, ContactList, list_id, ListError, "That list no longer exists.")
 
 
 def _ids(contact_ids: Iterable) -> list[int]:
@@ -79,7 +70,7 @@ def _chunks(items: list[int]) -> Iterable[list[int]]:
 
 
 def create_list(*, session: Session, actor: User, name: str, description: str = "") -> ContactList:
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     name = _clean_name(session, name)
     contact_list = ContactList(name=name, description=_clean_description(description), created_by_id=actor.id)
     session.add(contact_list)
@@ -91,7 +82,7 @@ def create_list(*, session: Session, actor: User, name: str, description: str = 
 
 def rename_list(*, session: Session, actor: User, list_id: int, name: str,
                 description: str | None = None) -> ContactList:
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     contact_list = _get(session, list_id)
     new_name = _clean_name(session, name, exclude_id=contact_list.id)
     new_description = contact_list.description if description is None else _clean_description(description)
@@ -106,7 +97,7 @@ def rename_list(*, session: Session, actor: User, list_id: int, name: str,
 
 def delete_list(*, session: Session, actor: User, list_id: int) -> None:
     """Deletes the list and its memberships; the contacts themselves stay in the base."""
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     contact_list = _get(session, list_id)
     used = session.execute(select(Campaign.name).where(Campaign.audience_list_id == contact_list.id)).scalars().all()
     if used:
@@ -123,7 +114,7 @@ def delete_list(*, session: Session, actor: User, list_id: int) -> None:
 def add_members(*, session: Session, actor: User, list_id: int, contact_ids: Iterable[int],
                 source: str = "manual") -> int:
     """Add contacts (already members are left as they are); returns how many were added."""
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     contact_list = _get(session, list_id)
     if source not in SOURCES:
         raise ListError(f"Source must be one of {', '.join(SOURCES)}.")
@@ -151,7 +142,7 @@ def add_members(*, session: Session, actor: User, list_id: int, contact_ids: Ite
 
 def remove_members(*, session: Session, actor: User, list_id: int, contact_ids: Iterable[int]) -> int:
     """Remove contacts from the list (not from the base); returns how many were removed."""
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     contact_list = _get(session, list_id)
     ids = _ids(contact_ids)
     removed = 0
@@ -174,7 +165,7 @@ def _member_count(session: Session, list_id: int) -> int:
 
 def list_lists(*, session: Session, actor: User) -> list[dict]:
     """Every list with its member count and where its members came from (e.g. "Import, Manual")."""
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     counts = dict(session.execute(select(ListMembership.list_id, func.count())
                                   .group_by(ListMembership.list_id)).all())
     sources: dict[int, list[str]] = {}
@@ -184,12 +175,12 @@ def list_lists(*, session: Session, actor: User) -> list[dict]:
     return [{"id": cl.id, "name": cl.name, "description": cl.description, "members": int(counts.get(cl.id, 0)),
              "source": ", ".join(SOURCE_LABELS.get(s, s) for s in sources.get(cl.id, [])) or "Manual",
              "sources": ",".join(sources.get(cl.id, [])),
-             "created": cl.created_at.strftime("%Y-%m-%d %H:%M UTC") if cl.created_at else ""}
+             "created": fmt_time(cl.created_at)}
             for cl in session.execute(select(ContactList).order_by(ContactList.name)).scalars().all()]
 
 
 def get_list(*, session: Session, actor: User, list_id: int) -> dict:
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     cl = _get(session, list_id)
     return {"id": cl.id, "name": cl.name, "description": cl.description, "members": _member_count(session, cl.id)}
 
@@ -197,7 +188,7 @@ def get_list(*, session: Session, actor: User, list_id: int) -> dict:
 def members_page(*, session: Session, actor: User, list_id: int, search: str = "", page: int = 1,
                  page_size: int = 50) -> Page:
     """A page of a list's members with how each was added; search by name or number."""
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     contact_list = _get(session, list_id)
     page, page_size = paging(page, page_size)
     query = select(Contact, ListMembership.source, ListMembership.added_at) \
@@ -223,5 +214,5 @@ def members_page(*, session: Session, actor: User, list_id: int, search: str = "
     return Page([{"id": c.id, "name": f"{c.first_name} {c.last_name}".strip(), "country": c.country,
                   "whatsapp": whatsapp[c.id].address if c.id in whatsapp else "",
                   "subscribed": bool(c.id in whatsapp and whatsapp[c.id].subscribed),
-                  "source": SOURCE_LABELS.get(src, src), "added": added.strftime("%Y-%m-%d %H:%M UTC") if added else ""}
+                  "source": SOURCE_LABELS.get(src, src), "added": fmt_time(added)}
                  for c, src, added in rows], total, page, page_size)

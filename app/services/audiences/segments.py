@@ -12,10 +12,11 @@ from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.domain.segment_rules import SegmentRuleError, describe_rule, validate_match, validate_rules
-from app.models import Campaign, Contact, Segment, User
+from app.models import Campaign, Segment, User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
 from app.services.audiences.summary import segment_contact_ids
-from app.services.paging import Page, paging
+from app.services.paging import fmt_time
 from app.timeutil import utcnow
 
 MAX_NAME = 120
@@ -24,10 +25,6 @@ MAX_DESCRIPTION = 500
 
 class SegmentError(ValueError):
     """Bad input for a segment operation; the message is shown as is."""
-
-
-def _require(actor: User | None, capability: str) -> None:
-    perm.require(actor.role if actor else None, capability)
 
 
 def _clean_name(session: Session, name, exclude_id: int | None = None) -> str:
@@ -63,18 +60,12 @@ def _clean_rules(rules, match) -> tuple[list[dict], str]:
 
 
 def _get(session: Session, segment_id) -> Segment:
-    try:
-        segment = session.get(Segment, int(segment_id))
-    except (TypeError, ValueError):
-        segment = None
-    if segment is None:
-        raise SegmentError("That segment no longer exists.")
-    return segment
+    return get_or_raise(session, Segment, segment_id, SegmentError, "That segment no longer exists.")
 
 
 def create_segment(*, session: Session, actor: User, name: str, rules: list, match: str = "all",
                    description: str = "") -> Segment:
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     name = _clean_name(session, name)
     description = _clean_description(description)
     clean, match = _clean_rules(rules, match)
@@ -89,7 +80,7 @@ def create_segment(*, session: Session, actor: User, name: str, rules: list, mat
 def update_segment(*, session: Session, actor: User, segment_id: int, name: str | None = None,
                    rules: list | None = None, match: str | None = None, description: str | None = None) -> Segment:
     """Change what is given; None leaves a part as it is. All checks pass before anything changes."""
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     segment = _get(session, segment_id)
     new_name = segment.name if name is None else _clean_name(session, name, exclude_id=segment.id)
     new_description = segment.description if description is None else _clean_description(description)
@@ -108,7 +99,7 @@ def update_segment(*, session: Session, actor: User, segment_id: int, name: str 
 
 
 def delete_segment(*, session: Session, actor: User, segment_id: int) -> None:
-    _require(actor, perm.AUDIENCES_MANAGE)
+    actor = require(session, actor, perm.AUDIENCES_MANAGE)
     segment = _get(session, segment_id)
     used = session.execute(select(Campaign.name).where(Campaign.audience_segment_id == segment.id)).scalars().all()
     if used:
@@ -122,7 +113,7 @@ def delete_segment(*, session: Session, actor: User, segment_id: int) -> None:
 
 def count_segment(*, session: Session, actor: User, rules: list, match: str = "all") -> int:
     """The live count while editing: contacts matching the (unsaved) rules right now."""
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     try:
         ids = segment_contact_ids(rules, match)
     except SegmentRuleError as exc:
@@ -131,7 +122,7 @@ def count_segment(*, session: Session, actor: User, rules: list, match: str = "a
 
 
 def get_segment(*, session: Session, actor: User, segment_id: int) -> dict:
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     s = _get(session, segment_id)
     return {"id": s.id, "name": s.name, "description": s.description, "match": s.match, "rules": list(s.rules),
             "summary": _rules_text(s)}
@@ -144,7 +135,7 @@ def _rules_text(segment: Segment) -> str:
 
 def list_segments(*, session: Session, actor: User, with_counts: bool = True) -> list[dict]:
     """Every segment with its rules as text and, unless asked not to, its current contact count."""
-    _require(actor, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     rows = []
     for s in session.execute(select(Segment).order_by(Segment.name)).scalars().all():
         count: int | str = ""
@@ -156,22 +147,5 @@ def list_segments(*, session: Session, actor: User, with_counts: bool = True) ->
                 count = ""  # a rule saved by an older version that no longer validates: show no count
         rows.append({"id": s.id, "name": s.name, "description": s.description, "match": s.match,
                      "rules": _rules_text(s), "contacts": count,
-                     "updated": s.updated_at.strftime("%Y-%m-%d %H:%M UTC") if s.updated_at else ""})
+                     "updated": fmt_time(s.updated_at)})
     return rows
-
-
-def segment_members_page(*, session: Session, actor: User, rules: list, match: str = "all", page: int = 1,
-                         page_size: int = 25) -> Page:
-    """A page of contacts matching rules (saved or being edited), for a preview under the rule builder."""
-    _require(actor, perm.AUDIENCES_VIEW)
-    page, page_size = paging(page, page_size)
-    try:
-        ids = segment_contact_ids(rules, match)
-    except SegmentRuleError as exc:
-        raise SegmentError(str(exc)) from exc
-    total = int(session.execute(select(func.count()).select_from(ids.subquery())).scalar_one())
-    contacts = session.execute(
-        select(Contact).where(Contact.id.in_(ids)).order_by(Contact.last_name, Contact.first_name, Contact.id)
-        .offset((page - 1) * page_size).limit(page_size)).scalars().all()
-    return Page([{"id": c.id, "name": f"{c.first_name} {c.last_name}".strip(), "country": c.country,
-                  "city": c.city, "email": c.email} for c in contacts], total, page, page_size)

@@ -18,14 +18,16 @@ from sqlalchemy.sql import Select
 from sqlmodel import Session
 
 from app.domain import permissions as perm
-from app.domain.segment_rules import rules_condition
+from app.domain.variables import CONTACT_TEXT_FIELDS
 from app.models import Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, User
+from app.services.access import get_or_raise, require
+from app.services.audiences.segment_sql import rules_condition
 
 CHANNEL_TYPES: tuple[str, ...] = ("whatsapp", "instagram", "messenger", "sms")
 SENDABLE_CHANNEL_TYPES: tuple[str, ...] = ("whatsapp",)  # this flow sends WhatsApp templates only
 WHATSAPP_CHANNEL_KINDS = ("whatsapp_cloud", "sandbox")
 AUDIENCE_KINDS = ("list", "segment", "csv")
-CONTACT_VARIABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "email", "country", "city", "language")
+CONTACT_VARIABLE_FIELDS: tuple[str, ...] = CONTACT_TEXT_FIELDS  # the one list: app.domain.variables
 _CUSTOM_KEYS_SAMPLE = 1000
 POSTGRES_PARTS = 2  # id ranges summed in parallel on PostgreSQL (one per core of the 2-core target server)
 PARALLEL_MIN_CONTACTS = 50_000  # below this, one part is faster than starting workers
@@ -117,7 +119,7 @@ def _per_contact_totals(audience, bounds: tuple[int, int] | None) -> Select:
         .subquery("per_contact")
     c = per_contact.c
     others = c.instagram + c.messenger + c.sms
-    total_sum = lambda expr: func.coalesce(func.sum(expr), 0)  # noqa: E731
+    total_sum = lambda expr: func.coalesce(func.sum(expr), 0)
     return select(
         func.count().label("total"),
         *(total_sum(getattr(c, t)).label(t) for t in CHANNEL_TYPES),
@@ -185,13 +187,7 @@ def _custom_keys(session: Session, ids: Select) -> list[str]:
 def _channel(session: Session, channel_id) -> Channel | None:
     if channel_id in (None, ""):
         return None
-    try:
-        channel = session.get(Channel, int(channel_id))
-    except (TypeError, ValueError):
-        channel = None
-    if channel is None:
-        raise AudienceError("That channel no longer exists.")
-    return channel
+    return get_or_raise(session, Channel, channel_id, AudienceError, "That channel no longer exists.")
 
 
 def _suggested(counts: dict[str, int]) -> list[str]:
@@ -217,7 +213,7 @@ def summarise_ids(*, session: Session, ids: Select, kind: str = "segment", ref_i
 def audience_summary(*, session: Session, actor: User, kind: str, ref_id: int,
                      channel_id: int | None = None) -> AudienceSummary:
     """Total, subscribed per channel type, WhatsApp reach, not reachable, variable fields (S15)."""
-    perm.require(actor.role if actor else None, perm.AUDIENCES_VIEW)
+    require(session, actor, perm.AUDIENCES_VIEW)
     ref = _ref_id(ref_id)
     if kind == "list":
         source = session.get(ContactList, ref)

@@ -9,7 +9,8 @@ first version read the whole audience into memory for that (up to 200,000 recipi
   streamed rather than loaded at once;
 - skipped, CSV audience: the file is read once per upload (per process, for CACHE_TTL_S) into "which
   columns are empty" masks with their counts; every later mapping change only sums those counts.
-Both give the same numbers as `resolve()` row by row (tests/integration/test_design_preview.py).
+Both give the same numbers as `resolve()` row by row (tests/integration/test_design_preview.py). The
+recipients are read by `app.services.audiences.recipients`, as the freeze and the trial send read them.
 """
 
 from __future__ import annotations
@@ -17,24 +18,36 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from itertools import islice
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, or_
 from sqlmodel import Session
 
 from app.domain import permissions as perm
-from app.domain.variables import CONTACT_FIELDS, SOURCES, _lookup, resolve
-from app.models import AudienceUpload, Campaign, Contact, ContactIdentity, Template, User
-from app.services.audiences.summary import AudienceError, audience_contact_ids
-from app.whatsapp.components import clean_parameter_text
+from app.domain.template_components import clean_parameter_text
+from app.domain.variables import CONTACT_FIELDS, CONTACT_TEXT_FIELDS, SOURCES, _lookup, resolve
+from app.models import AudienceUpload, Campaign, Contact, Template, User
+from app.services.access import get_or_raise, require
+from app.services.audiences.recipients import csv_rows, csv_upload, iter_recipients, recipient_select
+from app.services.audiences.summary import AudienceError
+from app.services.campaigns.drafts import CampaignError
+from app.services.sending.readiness import audience_ref, template_keys
 
 SAMPLES = 5
 SKIP_COUNT_LIMIT = 200_000  # recipients examined by the scan kept for custom-field mappings
 CACHE_TTL_S = 300.0  # a CSV's masks are reused this long (unsubscribes since then are not reflected)
 _CACHE_MAX = 4
-_CONTACT_COLUMNS = ("first_name", "last_name", "email", "country", "city", "language", "custom_fields")
-_SQL_COLUMNS = frozenset(CONTACT_FIELDS) - {"phone"}  # plain text columns of `contacts`
+_SQL_COLUMNS = frozenset(CONTACT_TEXT_FIELDS)  # plain text columns of `contacts` (the phone is never blank)
+
+
+@dataclass
+class DesignPreview:
+    keys: list[str] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)  # {"address", "values", "missing"} of the first recipients
+    skipped: int = 0  # recipients with an empty value and no fallback
+    examined: int = 0
+    capped: bool = False
 
 
 # --- what the mapping needs from each recipient ---------------------------------------------------
@@ -61,28 +74,6 @@ def _needs(keys: list[str], mapping: dict) -> tuple[bool, list[str]]:
 
 # --- list / segment ----------------------------------------------------------------------------------
 
-def audience_contacts(session: Session, campaign: Campaign, *, limit: int | None, address: str | None = None):
-    """(address, contact dict) of the audience's subscribed WhatsApp identities in the freeze's order
-    (campaign_sending._list_or_segment_rows), streamed, at most `limit`."""
-    ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
-    ids = audience_contact_ids(campaign.audience_kind, ref, session=session)
-    query = (
-        select(ContactIdentity.address, *(getattr(Contact, c) for c in _CONTACT_COLUMNS))
-        .join(Contact, Contact.id == ContactIdentity.contact_id)
-        .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(True),
-               ContactIdentity.contact_id.in_(ids.scalar_subquery()))
-        .order_by(ContactIdentity.id)
-    )
-    if address is not None:
-        query = query.where(ContactIdentity.address == address)
-    if limit is not None:
-        query = query.limit(limit)
-    for row in session.execute(query.execution_options(yield_per=2000)):
-        contact = dict(zip(_CONTACT_COLUMNS, row[1:]))
-        contact["phone"] = row[0]
-        yield row[0], contact
-
-
 def _blank(column):
     """SQL for clean_parameter_text(column) == "": new lines and tabs count as spaces, then trim."""
     cleaned = func.replace(func.replace(func.replace(func.coalesce(column, ""), "\r", " "), "\n", " "), "\t", " ")
@@ -91,23 +82,17 @@ def _blank(column):
 
 def _contact_skips(session: Session, campaign: Campaign, keys: list[str], mapping: dict, needs: list[str]):
     """(examined, skipped, capped) for a list/segment audience."""
-    ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
-    ids = audience_contact_ids(campaign.audience_kind, ref, session=session)
     fields = [n.split(":", 1)[1] for n in needs]
-    sql_ok = all(n.startswith("field:") and f in CONTACT_FIELDS for n, f in zip(needs, fields))
+    sql_ok = all(n.startswith("field:") and f in CONTACT_FIELDS for n, f in zip(needs, fields, strict=True))
     if sql_ok:
         # A mapping to a CSV column on a contact audience has no value for anyone: `_needs` put it in
         # `needs` as "column:..."; that case is not sql_ok and falls to the scan (it is rare and small).
         empty = [_blank(getattr(Contact, f)) for f in fields if f in _SQL_COLUMNS]  # phone is never blank
         skipped = func.sum(case((or_(*empty), 1), else_=0)) if empty else func.sum(0)
-        total, skip = session.execute(
-            select(func.count(), skipped)
-            .select_from(ContactIdentity).join(Contact, Contact.id == ContactIdentity.contact_id)
-            .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(True),
-                   ContactIdentity.contact_id.in_(ids.scalar_subquery()))).one()
+        total, skip = session.execute(recipient_select(session, campaign, func.count(), skipped)).one()
         return int(total or 0), int(skip or 0), False
     examined = skipped = 0
-    for _address, contact in audience_contacts(session, campaign, limit=SKIP_COUNT_LIMIT + 1):
+    for _address, _cid, contact, _row in iter_recipients(session, campaign, limit=SKIP_COUNT_LIMIT + 1, stream=True):
         if examined == SKIP_COUNT_LIMIT:
             return examined, skipped, True
         examined += 1
@@ -121,35 +106,6 @@ _cache: dict[tuple, tuple[float, list[str], Counter]] = {}
 _cache_lock = threading.Lock()
 
 
-def _csv_rows(session: Session, upload: AudienceUpload):
-    from app.services.sending.lifecycle import _csv_path
-    from app.services.audiences.csv_reader import CsvCheck, iter_valid_rows
-
-    path = _csv_path(upload)
-    if not path.exists():
-        raise AudienceError("The campaign's CSV file is gone; upload it again.")
-    # The upload's recorded facts stand in for a second check of the whole file before reading it.
-    check = CsvCheck(delimiter=upload.delimiter, columns=list(upload.columns), id_column=upload.id_column,
-                     size_bytes=upload.size_bytes)
-    return iter_valid_rows(path, check)
-
-
-def _first_csv_rows(session: Session, upload: AudienceUpload, samples: int, scan: int = 1000) -> list:
-    """The first `samples` rows the freeze would send to (unsubscribed numbers left out), reading at most
-    `scan` lines of the file."""
-    rows = [(e164, None, row) for _l, e164, row in islice(_csv_rows(session, upload), scan)]
-    out = []
-    for start in range(0, len(rows), 200):
-        chunk = rows[start:start + 200]
-        gone = set(session.execute(select(ContactIdentity.address).where(
-            ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(False),
-            ContactIdentity.address.in_([r[0] for r in chunk]))).scalars())
-        out += [r for r in chunk if r[0] not in gone]
-        if len(out) >= samples:
-            break
-    return out[:samples]
-
-
 def _csv_masks(session: Session, upload: AudienceUpload) -> tuple[list[str], Counter]:
     """(columns, Counter of bitmasks of blank columns) over the rows the freeze would send to."""
     # The upload's time too: a database rebuilt (or truncated by tests) may reuse the id for another upload.
@@ -158,13 +114,9 @@ def _csv_masks(session: Session, upload: AudienceUpload) -> tuple[list[str], Cou
         hit = _cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             return hit[1], hit[2]
-    unsubscribed = set(session.execute(select(ContactIdentity.address).where(
-        ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(False))).scalars())
     columns = list(upload.columns)
     masks: Counter = Counter()
-    for _line, e164, row in _csv_rows(session, upload):
-        if e164 in unsubscribed:
-            continue
+    for _e164, row in csv_rows(session, upload):
         mask = 0
         for i, column in enumerate(columns):
             if not clean_parameter_text(row.get(column)):
@@ -177,10 +129,7 @@ def _csv_masks(session: Session, upload: AudienceUpload) -> tuple[list[str], Cou
     return columns, masks
 
 
-def _csv_skips(session: Session, campaign: Campaign, needs: list[str], everyone: bool):
-    upload = session.get(AudienceUpload, campaign.audience_upload_id)
-    if upload is None:
-        raise AudienceError("The campaign's CSV file is gone; upload it again.")
+def _csv_skips(session: Session, upload: AudienceUpload, needs: list[str], everyone: bool):
     columns, masks = _csv_masks(session, upload)
     total = sum(masks.values())
     if everyone:
@@ -198,34 +147,31 @@ def _csv_skips(session: Session, campaign: Campaign, needs: list[str], everyone:
 
 # --- the preview -------------------------------------------------------------------------------------------
 
-def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = SAMPLES):
+def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = SAMPLES) -> DesignPreview:
     """The first recipients' real values, and how many recipients would be skipped for a missing value."""
-    from app.services.campaigns.drafts import DesignPreview, _audience_ready, _campaign, _template_keys, _user
-
-    _user(session, actor, perm.CAMPAIGNS_VIEW)
-    campaign = _campaign(session, campaign_id)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
+    campaign = get_or_raise(session, Campaign, campaign_id, CampaignError, "That campaign does not exist.")
     template = session.get(Template, campaign.template_id) if campaign.template_id else None
     out = DesignPreview()
-    if template is None or not _audience_ready(campaign):
+    if template is None or audience_ref(campaign) is None:
         return out
-    out.keys = _template_keys(template)
+    out.keys = template_keys(template)
     mapping = campaign.variable_mapping or {}
     everyone, needs = _needs(out.keys, mapping)
     try:
+        first = list(iter_recipients(session, campaign, limit=samples, stream=True))
         if campaign.audience_kind == "csv":
-            upload = session.get(AudienceUpload, campaign.audience_upload_id)
-            first = [] if upload is None else _first_csv_rows(session, upload, samples)
-            out.examined, out.skipped, out.capped = _csv_skips(session, campaign, needs, everyone)
+            upload = csv_upload(session, campaign)
+            out.examined, out.skipped, out.capped = _csv_skips(session, upload, needs, everyone)
         else:
-            first = [(a, c, None) for a, c in audience_contacts(session, campaign, limit=samples)]
             everyone |= any(n.startswith("column:") for n in needs)  # a contact has no file columns
             if everyone:
                 out.examined = out.skipped = _contact_skips(session, campaign, [], {}, [])[0]
             else:
                 out.examined, out.skipped, out.capped = _contact_skips(session, campaign, out.keys, mapping, needs)
     except (AudienceError, ValueError):  # the audience vanished meanwhile: step 1 says so
-        return type(out)(keys=out.keys)
-    for address, contact, row in first:
+        return DesignPreview(keys=out.keys)
+    for address, _cid, contact, row in first:
         res = resolve(out.keys, mapping, contact=contact, row=row)
         out.samples.append({"address": address, "values": res.values, "missing": list(res.missing)})
     return out

@@ -4,33 +4,36 @@ A Draft exists as soon as it has a name, and every step saves into it, so a user
 at `wizard_step`. Each function re-reads the actor and checks the capability (campaigns:edit; a CSV
 file as audience needs audiences:manage, like any import), audit-logs what it changed, and raises
 `CampaignError` with a message to show as is, having changed nothing. Sending and scheduling stay in
-`campaign_sending` (which commits); this module leaves committing to the caller's unit of work.
+`app.services.sending.lifecycle` (which commits); this module leaves committing to the caller's unit of work.
 
-`step_problems(session, campaign, step)` is the list of reasons "Next" (or "Send") is disabled.
+`step_problems(session, campaign, step)` is the list of reasons "Next" (or "Send") is disabled: the
+messages of `app.services.sending.readiness`, the check the start and the schedule make too.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from datetime import UTC
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.domain.campaign_status import DRAFT
+from app.domain.readiness import STEP_STAGES, messages
 from app.domain.template_rules import SENDABLE_STATUSES
-from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label, unmapped_keys
+from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label
 from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template, User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
 from app.services.audiences import uploads
-from app.services.audiences.summary import WHATSAPP_CHANNEL_KINDS, AudienceError, audience_summary
+from app.services.audiences.summary import AUDIENCE_KINDS, WHATSAPP_CHANNEL_KINDS
 from app.services.channels.channels import is_usable
+from app.services.sending.readiness import campaign_problems, template_keys
 from app.timeutil import utcnow
-from app.whatsapp.components import template_variables
 
 MAX_NAME = 200
-AUDIENCE_KINDS = ("list", "segment", "csv")
 UPLOAD_PURPOSE = "audiences"
 STEPS = (1, 2, 3)
 
@@ -39,18 +42,7 @@ class CampaignError(ValueError):
     """The draft cannot be changed that way; the message is shown as is."""
 
 
-# --- who may ------------------------------------------------------------------------------------
-
-def _user(session: Session, actor: User | None, capability: str) -> User:
-    """Re-read the actor: a deactivated user or a role change takes effect at once."""
-    if actor is None or getattr(actor, "id", None) is None:
-        raise perm.NotAuthenticated()
-    user = session.get(User, actor.id)
-    if user is None or not user.is_active:
-        raise perm.NotAuthenticated()
-    perm.require(user.role, capability)
-    return user
-
+# --- helpers ------------------------------------------------------------------------------------
 
 def _int(value: Any, message: str) -> int:
     try:
@@ -60,10 +52,7 @@ def _int(value: Any, message: str) -> int:
 
 
 def _campaign(session: Session, campaign_id: Any) -> Campaign:
-    campaign = session.get(Campaign, _int(campaign_id, "That campaign does not exist."))
-    if campaign is None:
-        raise CampaignError("That campaign does not exist.")
-    return campaign
+    return get_or_raise(session, Campaign, campaign_id, CampaignError, "That campaign does not exist.")
 
 
 def _draft(session: Session, campaign_id: Any) -> Campaign:
@@ -89,7 +78,7 @@ def _touch(campaign: Campaign) -> None:
 # --- drafts ---------------------------------------------------------------------------------------
 
 def create_draft(*, session: Session, actor: User | None, name: Any) -> Campaign:
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = Campaign(name=_clean_name(name), status=DRAFT, wizard_step=1, created_by_id=user.id)
     session.add(campaign)
     session.flush()
@@ -100,20 +89,8 @@ def create_draft(*, session: Session, actor: User | None, name: Any) -> Campaign
 
 def get_draft(*, session: Session, actor: User | None, campaign_id: Any) -> Campaign:
     """The draft to resume (refused for a campaign that is no longer a draft)."""
-    _user(session, actor, perm.CAMPAIGNS_EDIT)
+    require(session, actor, perm.CAMPAIGNS_EDIT)
     return _draft(session, campaign_id)
-
-
-def rename_draft(*, session: Session, actor: User | None, campaign_id: Any, name: Any) -> Campaign:
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
-    campaign = _draft(session, campaign_id)
-    new = _clean_name(name)
-    if new != campaign.name:
-        audit.record(session=session, actor=user, action="campaign.rename", target_type="campaign",
-                     target_id=campaign.id, detail={"from": campaign.name, "to": new})
-        campaign.name = new
-        _touch(campaign)
-    return campaign
 
 
 def _check_audience(session: Session, user: User, kind: str, ref_id: Any) -> int | None:
@@ -149,7 +126,7 @@ def _check_channel(session: Session, channel_id: Any) -> int | None:
 def update_setup(*, session: Session, actor: User | None, campaign_id: Any, name: Any, audience_kind: Any = "",
                  audience_ref: Any = None, channel_id: Any = None) -> Campaign:
     """Step 1: name, audience (list / segment / uploaded file) and channel. All or nothing."""
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _draft(session, campaign_id)
     new_name = _clean_name(name)
     kind = str(audience_kind or "") if isinstance(audience_kind, str) else ""
@@ -172,7 +149,7 @@ def update_setup(*, session: Session, actor: User | None, campaign_id: Any, name
 
 def register_upload(*, session: Session, actor: User | None, path: str, original_name: str, check) -> AudienceUpload:
     """Record a checked CSV (stored by `uploads.store_upload(purpose="audiences")`) as a campaign audience."""
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     perm.require(user.role, perm.AUDIENCES_MANAGE)
     owned = uploads.owned_path(path, UPLOAD_PURPOSE)
     if owned is None:
@@ -195,11 +172,7 @@ def register_upload(*, session: Session, actor: User | None, path: str, original
     return upload
 
 
-def _template_keys(template: Template) -> list[str]:
-    return [v.key for v in template_variables(template.components or [], template.parameter_format)]
-
-
-def audience_fields(session: Session, campaign: Campaign) -> list[str]:
+def _audience_fields(session: Session, campaign: Campaign) -> list[str]:
     """What a variable can be mapped to: contact fields (list/segment) or the CSV's columns."""
     if campaign.audience_kind == "csv":
         upload = session.get(AudienceUpload, campaign.audience_upload_id) if campaign.audience_upload_id else None
@@ -208,13 +181,13 @@ def audience_fields(session: Session, campaign: Campaign) -> list[str]:
 
 
 def _clean_mapping(session: Session, campaign: Campaign, template: Template, mapping: Any) -> dict:
-    keys = _template_keys(template)
+    keys = template_keys(template)
     mapping = dict(mapping) if hasattr(mapping, "items") else {}
     unknown = [str(k) for k in mapping if k not in keys]
     if unknown:
         raise CampaignError("The template has no variable " + ", ".join(unknown)[:200] + ".")
     csv = campaign.audience_kind == "csv"
-    columns = {c.lower() for c in audience_fields(session, campaign)} if csv else set()
+    columns = {c.lower() for c in _audience_fields(session, campaign)} if csv else set()
     out: dict[str, dict] = {}
     for key in keys:
         spec = mapping.get(key)
@@ -250,7 +223,7 @@ def _sendable_template(session: Session, campaign: Campaign, template_id: Any) -
 def update_design(*, session: Session, actor: User | None, campaign_id: Any, template_id: Any,
                   mapping: Any = None) -> Campaign:
     """Step 2: the template (APPROVED, of the campaign's channel) and where each variable comes from."""
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _draft(session, campaign_id)
     if template_id in (None, ""):
         campaign.template_id, campaign.variable_mapping = None, {}
@@ -266,7 +239,7 @@ def update_design(*, session: Session, actor: User | None, campaign_id: Any, tem
 
 
 def set_wizard_step(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> Campaign:
-    _user(session, actor, perm.CAMPAIGNS_EDIT)
+    require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _draft(session, campaign_id)
     number = _int(step, "Unknown step.")
     if number not in STEPS:
@@ -278,7 +251,7 @@ def set_wizard_step(*, session: Session, actor: User | None, campaign_id: Any, s
 
 def duplicate_campaign(*, session: Session, actor: User | None, campaign_id: Any) -> Campaign:
     """Any campaign -> a new Draft with the same name (prefixed), audience, channel, template and mapping."""
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     source = _campaign(session, campaign_id)
     copy = Campaign(
         name=("Copy of " + source.name)[:MAX_NAME], status=DRAFT, wizard_step=1,
@@ -297,10 +270,7 @@ def duplicate_campaign(*, session: Session, actor: User | None, campaign_id: Any
 def current_schedule(*, session: Session, actor: User | None, campaign_id: Any) -> tuple[str, str, str]:
     """(time zone, local date, local time) of a Scheduled campaign's run, in the zone it was scheduled in:
     what the reschedule dialog starts from, so a user moves the time they chose rather than retyping it."""
-    from datetime import UTC
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    _user(session, actor, perm.CAMPAIGNS_SEND)
+    require(session, actor, perm.CAMPAIGNS_SEND)
     campaign = _campaign(session, campaign_id)
     if campaign.status != "scheduled" or campaign.scheduled_at is None:
         raise CampaignError("Only scheduled campaigns can be rescheduled.")
@@ -315,7 +285,7 @@ def current_schedule(*, session: Session, actor: User | None, campaign_id: Any) 
 
 
 def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> None:
-    user = _user(session, actor, perm.CAMPAIGNS_EDIT)
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _campaign(session, campaign_id)
     if campaign.status != DRAFT:
         raise CampaignError(f"Only drafts can be deleted; “{campaign.name}” is {campaign.status}.")
@@ -327,93 +297,20 @@ def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> N
 
 # --- what the wizard shows -----------------------------------------------------------------------
 
-def _audience_ready(campaign: Campaign) -> bool:
-    ref = {"list": campaign.audience_list_id, "segment": campaign.audience_segment_id,
-           "csv": campaign.audience_upload_id}.get(campaign.audience_kind)
-    return ref is not None
-
-
-@dataclass
-class DesignPreview:
-    keys: list[str] = field(default_factory=list)
-    samples: list[dict] = field(default_factory=list)  # {"address", "values", "missing"} of the first recipients
-    skipped: int = 0  # recipients with an empty value and no fallback
-    examined: int = 0
-    capped: bool = False
-
-
-def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = 5) -> DesignPreview:
-    """The first recipients' real values, and how many recipients would be skipped for a missing value
-    (bounded work per mapping change: see app.services.campaigns.design_preview)."""
-    from app.services.campaigns.design_preview import design_preview as bounded_preview
-
-    return bounded_preview(session=session, actor=actor, campaign_id=campaign_id, samples=samples)
-
-
 def step_problems(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> list[str]:
     """Why "Next" (step 1, 2) or "Send"/"Schedule" (step 3) is disabled; empty when it is enabled."""
-    user = _user(session, actor, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     campaign = _campaign(session, campaign_id)
     number = _int(step, "Unknown step.")
-    problems: list[str] = []
-    if number >= 1:
-        problems += _setup_problems(session, user, campaign)
-    if number >= 2 and not problems:
-        problems += _design_problems(session, campaign)
-    if number >= 3 and not problems:
-        from app.services.sending.lifecycle import readiness_problems
-        problems += [p for p in readiness_problems(session, campaign) if p not in problems]
-    return problems
-
-
-def _setup_problems(session: Session, user: User, campaign: Campaign) -> list[str]:
-    problems: list[str] = []
-    if not campaign.name.strip():
-        problems.append("Give the campaign a name.")
-    if not _audience_ready(campaign):
-        problems.append("Choose the audience.")
-    else:
-        reach = _reach(session, user, campaign)
-        if reach is None:
-            problems.append("The chosen audience no longer exists; choose another.")
-        elif reach == 0:
-            problems.append("No one in this audience can receive WhatsApp messages.")
-    channel = session.get(Channel, campaign.channel_id) if campaign.channel_id else None
-    if channel is None:
-        problems.append("Choose the WhatsApp channel to send from.")
-    elif not is_usable(channel):
-        problems.append(f"The channel “{channel.name}” is not connected.")
-    return problems
-
-
-def _reach(session: Session, user: User, campaign: Campaign) -> int | None:
-    if campaign.audience_kind == "csv":
-        upload = session.get(AudienceUpload, campaign.audience_upload_id)
-        return None if upload is None else upload.valid_count
-    ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
-    try:
-        return audience_summary(session=session, actor=user, kind=campaign.audience_kind, ref_id=ref).reach
-    except AudienceError:
-        return None
-
-
-def _design_problems(session: Session, campaign: Campaign) -> list[str]:
-    template = session.get(Template, campaign.template_id) if campaign.template_id else None
-    if template is None:
-        return ["Choose a template."]
-    if template.status not in SENDABLE_STATUSES:
-        return [f"The template “{template.name}” is not approved by WhatsApp (status {template.status})."]
-    if template.channel_id != campaign.channel_id:
-        return [f"The template “{template.name}” belongs to another channel."]
-    missing = unmapped_keys(_template_keys(template), campaign.variable_mapping or {})
-    if missing:
-        return ["Say where the value of " + ", ".join(placeholder_label(k) for k in missing) + " comes from."]
-    return []
+    if number < 1:
+        return []
+    stage = STEP_STAGES.get(number, STEP_STAGES[max(STEP_STAGES)])
+    return messages(campaign_problems(session, campaign, stage))
 
 
 def sendable_templates(*, session: Session, actor: User | None, channel_id: Any) -> list[Template]:
     """APPROVED templates of the channel, by name then language."""
-    _user(session, actor, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     if channel_id in (None, ""):
         return []
     cid = _int(channel_id, "Choose a channel.")
@@ -424,17 +321,6 @@ def sendable_templates(*, session: Session, actor: User | None, channel_id: Any)
 
 def usable_channels(*, session: Session, actor: User | None) -> list[Channel]:
     """Connected WhatsApp (Cloud API or Sandbox) channels: the only ones a campaign may choose."""
-    _user(session, actor, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     query = select(Channel).where(Channel.kind.in_(WHATSAPP_CHANNEL_KINDS)).order_by(Channel.name)
     return [c for c in session.exec(query).all() if is_usable(c)]
-
-
-def mapping_from_form(values: Mapping[str, Any]) -> dict:
-    """{"body.1": {"source":..., "key":..., "fallback":...}} from flat wizard fields ("body.1|source" ...)."""
-    out: dict[str, dict] = {}
-    for name, value in (values or {}).items():
-        if "|" not in str(name):
-            continue
-        key, part = str(name).rsplit("|", 1)
-        out.setdefault(key, {})[part] = value
-    return out

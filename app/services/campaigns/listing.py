@@ -8,13 +8,14 @@ from sqlmodel import Session, select
 from app.domain import permissions as perm
 from app.domain.campaign_status import STATUS_LABELS
 from app.models import Campaign, Channel, User
+from app.services.access import require
 from app.services.campaigns.results import progress
 from app.services.paging import Page, fmt_time, paging
 
 
 def campaigns_page(*, session: Session, actor: User, search: str = "", status: str = "", page: int = 1,
                    page_size: int = 25) -> Page:
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     page, page_size = paging(page, page_size)
     query = select(Campaign, Channel.name, User.email).join(Channel, Campaign.channel_id == Channel.id, isouter=True) \
         .join(User, Campaign.created_by_id == User.id, isouter=True)

@@ -20,6 +20,8 @@ from sqlmodel import Session
 from app.domain import permissions as perm
 from app.domain.campaign_status import DRAFT, SCHEDULED, SENDING, STATUS_LABELS
 from app.models import Campaign, CampaignRecipient, Channel, Template
+from app.services.access import get_or_raise, require
+from app.services.audiences.csv_reader import export_safe
 from app.services.paging import Page, fmt_time, paging
 from app.timeutil import utcnow
 
@@ -29,12 +31,13 @@ RECENT_ACTIVITY = timedelta(minutes=2)
 RECIPIENT_FILTERS = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped")
 EXPORT_COLUMNS = ["number", "status", "wamid", "error_code", "error_title", "sent_at", "delivered_at", "read_at",
                   "failed_at", "variables"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CampaignNotFound(LookupError):
-    def __init__(self) -> None:
-        super().__init__("This campaign does not exist (or was deleted).")
+    MESSAGE = "This campaign does not exist (or was deleted)."
+
+    def __init__(self, message: str = MESSAGE) -> None:
+        super().__init__(message)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -66,25 +69,18 @@ def is_live(c: Campaign) -> bool:
 
 def anything_live(*, session: Session, actor) -> bool:
     """Whether some campaign is sending, scheduled, or still receiving statuses: pages keep polling."""
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     cond = or_(Campaign.status.in_(LIVE_STATUSES),
                (Campaign.status != DRAFT) & (Campaign.updated_at > utcnow() - RECENT_ACTIVITY))
     return session.execute(select(Campaign.id).where(cond).limit(1)).first() is not None
 
 
 def _campaign(session: Session, campaign_id) -> Campaign:
-    try:
-        cid = int(campaign_id)
-    except (TypeError, ValueError):
-        raise CampaignNotFound() from None
-    campaign = session.get(Campaign, cid)
-    if campaign is None:
-        raise CampaignNotFound()
-    return campaign
+    return get_or_raise(session, Campaign, campaign_id, CampaignNotFound, CampaignNotFound.MESSAGE)
 
 
 def campaign_summary(*, session: Session, actor, campaign_id) -> dict:
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     c = _campaign(session, campaign_id)
     channel = session.get(Channel, c.channel_id) if c.channel_id else None
     template = session.get(Template, c.template_id) if c.template_id else None
@@ -108,7 +104,7 @@ def _recipient_query(campaign_id: int, status: str, search: str):
 
 def recipients_page(*, session: Session, actor, campaign_id, status: str = "", search: str = "", page: int = 1,
                     page_size: int = 50) -> Page:
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     c = _campaign(session, campaign_id)
     if status and status not in RECIPIENT_FILTERS:
         raise ValueError(f"Unknown recipient status {status!r}.")
@@ -124,18 +120,12 @@ def recipients_page(*, session: Session, actor, campaign_id, status: str = "", s
     } for r in rows], total, page, page_size)
 
 
-def neutralise(value) -> str:
-    """Keep spreadsheets from running a cell as a formula (CSV injection): prefix with '."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def _iso(dt) -> str:
     return dt.isoformat() if dt else ""
 
 
 def export_filename(*, session: Session, actor, campaign_id) -> str:
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     c = _campaign(session, campaign_id)
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in c.name)[:60].strip("-") or "campaign"
     return f"hubcast-{c.id}-{safe}-results.csv"
@@ -143,7 +133,7 @@ def export_filename(*, session: Session, actor, campaign_id) -> str:
 
 def export_csv(*, session: Session, actor, campaign_id, chunk_rows: int = 2000) -> Iterator[str]:
     """The results as CSV text chunks (streamed: never the whole file in memory)."""
-    perm.require(actor.role, perm.CAMPAIGNS_VIEW)
+    require(session, actor, perm.CAMPAIGNS_VIEW)
     c = _campaign(session, campaign_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -155,7 +145,7 @@ def export_csv(*, session: Session, actor, campaign_id, chunk_rows: int = 2000) 
                                 .order_by(CampaignRecipient.id).limit(chunk_rows)).scalars().all()
         for r in batch:
             variables = "; ".join(f"{k}={v}" for k, v in sorted((r.variables or {}).items()))
-            writer.writerow([neutralise(v) for v in (
+            writer.writerow([export_safe(v) for v in (
                 r.address, r.status, r.message_id or "", "" if r.error_code is None else r.error_code,
                 r.error_title, _iso(r.sent_at), _iso(r.delivered_at), _iso(r.read_at), _iso(r.failed_at), variables)])
         yield buffer.getvalue()

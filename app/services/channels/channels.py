@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.models import Campaign, Channel, User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
 from app.services.paging import fmt_time
 from app.settings import get_settings
@@ -121,19 +122,8 @@ def is_usable(channel: Channel | None) -> bool:
     return channel is not None and channel.status == CONNECTED
 
 
-def _require(actor: User | None) -> None:
-    perm.require(actor.role if actor else None, perm.CHANNELS_MANAGE)
-
-
-def get_channel(session: Session, channel_id: Any) -> Channel:
-    try:
-        key = int(channel_id)
-    except (TypeError, ValueError):
-        raise ChannelError("Unknown channel.") from None
-    channel = session.get(Channel, key)
-    if channel is None:
-        raise ChannelError("Unknown channel.")
-    return channel
+def _channel(session: Session, channel_id: Any) -> Channel:
+    return get_or_raise(session, Channel, channel_id, ChannelError, "Unknown channel.")
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -235,7 +225,7 @@ def _name_taken(session: Session, name: str, except_id: int | None = None) -> bo
 def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -> SaveResult:
     """Store a new WhatsApp Cloud API number. Its status stays "disconnected" until a connection test
     passes (the UI runs one right away)."""
-    _require(actor)
+    actor = require(session, actor, perm.CHANNELS_MANAGE)
     fields, given, errors = _parse_form(form, creating=True)
     if not errors and _name_taken(session, fields["name"]):
         errors.append(f"A channel named {fields['name']} already exists.")
@@ -258,8 +248,8 @@ def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -
 
 def update_channel(*, session: Session, actor: User, channel_id: Any, form: Mapping[str, Any]) -> SaveResult:
     """Change a channel's settings; a secret left empty keeps the stored one."""
-    _require(actor)
-    channel = get_channel(session, channel_id)
+    actor = require(session, actor, perm.CHANNELS_MANAGE)
+    channel = _channel(session, channel_id)
     if channel.kind == KIND_SANDBOX:
         raise ChannelError("The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
                            "cannot be edited here.")
@@ -287,8 +277,8 @@ def update_channel(*, session: Session, actor: User, channel_id: Any, form: Mapp
 def disconnect_channel(*, session: Session, actor: User, channel_id: Any) -> DisconnectResult:
     """Stop using a number: campaigns can no longer pick or send through it. Secrets are kept so a
     later successful connection test reconnects it without typing them again."""
-    _require(actor)
-    channel = get_channel(session, channel_id)
+    actor = require(session, actor, perm.CHANNELS_MANAGE)
+    channel = _channel(session, channel_id)
     if channel.kind == KIND_SANDBOX:
         raise ChannelError("The Sandbox simulator is always available and cannot be disconnected.")
     if channel.status == DISCONNECTED:
@@ -326,8 +316,8 @@ async def _probe(channel: SimpleNamespace) -> tuple[dict, str]:
 def test_connection(*, session: Session, actor: User, channel_id: Any) -> ConnectionResult:
     """Ask the Cloud API (or the Sandbox) for the number's details with the stored token; store the
     outcome on the channel: connected, or error with Meta's message."""
-    _require(actor)
-    channel = get_channel(session, channel_id)
+    actor = require(session, actor, perm.CHANNELS_MANAGE)
+    channel = _channel(session, channel_id)
     facts = connection_facts(channel)
     try:
         info, problem = run_async(lambda: _probe(facts))
@@ -353,8 +343,8 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest t
 
 def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[str, str]:
     """The edit form's initial values: every setting except secrets, which appear only as set or not."""
-    _require(actor)
-    channel = get_channel(session, channel_id)
+    actor = require(session, actor, perm.CHANNELS_MANAGE)
+    channel = _channel(session, channel_id)
     if channel.kind == KIND_SANDBOX:
         raise ChannelError("The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
                            "cannot be edited here.")
@@ -366,7 +356,7 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
 
 def channels_overview(*, session: Session, actor: User) -> list[dict]:
     """Channel facts safe to show: secrets appear only as whether they are set."""
-    perm.require(actor.role, perm.CHANNELS_VIEW)
+    require(session, actor, perm.CHANNELS_VIEW)
     return [{"id": c.id, "name": c.name, "kind": "Sandbox" if c.kind == "sandbox" else "WhatsApp Cloud API",
              "sandbox": c.kind == "sandbox", "phone": c.display_phone_number, "phone_number_id": c.phone_number_id,
              "business_account_id": c.business_account_id, "api_base_url": c.api_base_url,

@@ -6,14 +6,14 @@ webhooks; the Sandbox process must be started with the same ones, and post to th
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 import json
 from pathlib import Path
+from urllib.parse import urlparse
 
 from sqlmodel import Session, select
 
 from app.models import Channel, Template
+from app.whatsapp.sandbox.catalog import load_templates
 
 
 def sandbox_channel(*, session: Session) -> Channel | None:
@@ -39,8 +39,6 @@ def sandbox_argv(channel: Channel, *, public_url: str) -> list[str]:
 def write_sandbox_catalogue(*, session: Session, channel: Channel, path: Path) -> Path:
     """The Sandbox's template catalogue: its built-in one plus every template Hubcast stores for the
     Sandbox channel (those created on the Templates page included), so they survive a Sandbox restart."""
-    from app.whatsapp.sandbox.catalog import load_templates
-
     templates = load_templates()
     known = {(t["name"], t["language"]) for t in templates}
     for row in session.exec(select(Template).where(Template.channel_id == channel.id)).all():

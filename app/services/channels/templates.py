@@ -14,9 +14,9 @@ Sync behaviour (upsert by (channel, name, language)):
 from __future__ import annotations
 
 import logging
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -24,16 +24,22 @@ from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.domain import template_rules as rules
+from app.domain.template_components import template_variables
 from app.domain.template_rules import TemplateDraft, TemplateRuleError
 from app.models import Campaign, Channel, Template, User
+from app.services.access import get_or_raise, require
 from app.services.accounts import audit
-from app.services.paging import MAX_PAGE_SIZE, Page, fmt_time
 from app.services.channels.channels import (
-    DISCONNECTED, KIND_SANDBOX, ChannelError, client_for, connection_facts, describe_api_error, get_channel,
+    DISCONNECTED,
+    KIND_SANDBOX,
+    client_for,
+    connection_facts,
+    describe_api_error,
     run_async,
 )
+from app.services.channels.sandbox_channel import sandbox_channel
+from app.services.paging import Page, fmt_time, paging
 from app.timeutil import utcnow
-from app.whatsapp.components import template_variables
 from app.whatsapp.errors import WhatsAppApiError
 
 log = logging.getLogger(__name__)
@@ -77,8 +83,8 @@ class SyncResult:
 def templates_page(*, session: Session, actor: User, status: str = "", channel_id: Any = None, search: str = "",
                    page: int = 1, page_size: int = 50) -> Page:
     """The Templates table, filtered and paged on the server."""
-    perm.require(actor.role, perm.TEMPLATES_VIEW)
-    page, page_size = max(1, int(page)), max(1, min(int(page_size), MAX_PAGE_SIZE))
+    require(session, actor, perm.TEMPLATES_VIEW)
+    page, page_size = paging(page, page_size)
     query = select(Template, Channel.name, Channel.kind).join(Channel, Template.channel_id == Channel.id)
     count = select(func.count()).select_from(Template)
     conditions = []
@@ -104,7 +110,7 @@ def templates_page(*, session: Session, actor: User, status: str = "", channel_i
 
 def template_channels(*, session: Session, actor: User) -> list[dict]:
     """Channels for the filter and the per-channel sync buttons, with template counts."""
-    perm.require(actor.role, perm.TEMPLATES_VIEW)
+    require(session, actor, perm.TEMPLATES_VIEW)
     counts = dict(session.exec(select(Template.channel_id, func.count()).group_by(Template.channel_id)).all())
     synced = dict(session.exec(select(Template.channel_id, func.max(Template.synced_at))
                                .group_by(Template.channel_id)).all())
@@ -115,13 +121,8 @@ def template_channels(*, session: Session, actor: User) -> list[dict]:
 
 def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[str, Any]:
     """Everything the detail view shows: facts, Meta's components, and the variables a campaign fills."""
-    perm.require(actor.role, perm.TEMPLATES_VIEW)
-    try:
-        template = session.get(Template, int(template_id))
-    except (TypeError, ValueError):
-        template = None
-    if template is None:
-        raise TemplateError("Unknown template.")
+    require(session, actor, perm.TEMPLATES_VIEW)
+    template = get_or_raise(session, Template, template_id, TemplateError, "Unknown template.")
     channel = session.get(Channel, template.channel_id)
     components = [c for c in (template.components or []) if isinstance(c, Mapping)]
     try:
@@ -141,7 +142,7 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
         "components": components,
         "variables": [{"key": v.key, "component": sections.get(v.component, v.component.title())
                        + (f" {v.button_index + 1}" if v.button_index is not None else ""),
-                       "name": "{{%s}}" % v.name if v.kind == "text" else v.name, "kind": v.kind,
+                       "name": "{{" + v.name + "}}" if v.kind == "text" else v.name, "kind": v.kind,
                        "example": v.example} for v in variables],
     }
 
@@ -149,17 +150,14 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
 # --- writing a template for the Sandbox -------------------------------------------------------------
 
 def sandbox_channel_of(session: Session) -> Channel | None:
-    return session.exec(select(Channel).where(Channel.kind == KIND_SANDBOX).order_by(Channel.id)).first()
+    return sandbox_channel(session=session)
 
 
 def create_sandbox_template(*, session: Session, actor: User, channel_id: Any, draft: TemplateDraft) -> Template:
     """Write a template for the Sandbox, checked by Meta's rules and APPROVED at once (the Sandbox has no
     review). Real numbers' templates are written and reviewed in Meta's WhatsApp Manager, then synced."""
-    perm.require(actor.role, perm.TEMPLATES_MANAGE)
-    try:
-        channel = get_channel(session, channel_id)
-    except ChannelError as exc:
-        raise TemplateError(str(exc)) from None
+    actor = require(session, actor, perm.TEMPLATES_MANAGE)
+    channel = get_or_raise(session, Channel, channel_id, TemplateError, "Unknown channel.")
     if channel.kind != KIND_SANDBOX:
         raise TemplateError(f"Templates for {channel.name} are written and reviewed in Meta's WhatsApp Manager; "
                             "use \"Sync templates\" to bring them here. Only the Sandbox accepts templates "
@@ -205,7 +203,7 @@ def _register_with_sandbox(channel: Channel, template: Template) -> None:
 
     try:
         template.external_id = str(run_async(create).get("id", ""))[:64]
-    except Exception as exc:  # noqa: BLE001 - the template is valid and stored; the Sandbox catches up
+    except Exception as exc:
         log.info("sandbox: template %s not registered now (%s); it loads at the next Sandbox start",
                  template.name, exc)
 
@@ -251,11 +249,8 @@ def sync_templates(*, session: Session, actor: User | None, channel_id: Any,
 
     `actor=None` is the operator's CLI (`hubcast templates sync`), which runs with shell access."""
     if actor is not None:
-        perm.require(actor.role, perm.TEMPLATES_MANAGE)
-    try:
-        channel = get_channel(session, channel_id)
-    except ChannelError as exc:
-        raise TemplateError(str(exc)) from None
+        actor = require(session, actor, perm.TEMPLATES_MANAGE)
+    channel = get_or_raise(session, Channel, channel_id, TemplateError, "Unknown channel.")
     if channel.status == DISCONNECTED:
         raise TemplateError(f"{channel.name} is disconnected: test its connection on the Channels page first.")
     if not channel.business_account_id:

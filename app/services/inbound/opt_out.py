@@ -13,7 +13,6 @@ campaign's `replied_count`.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
@@ -22,13 +21,15 @@ from sqlmodel import Session
 
 from app.models import Campaign, CampaignRecipient, Contact, ContactIdentity, InboundMessage
 from app.services.accounts import audit
+from app.services.inbound.inserts import insert_ignoring_duplicates
+from app.settings import OPT_OUT_KEYWORDS_ENV, extra_opt_out_keywords
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import InboundMessage as ParsedInbound
 
 DEFAULT_KEYWORDS = ("STOP", "UNSUBSCRIBE", "ARRET", "ARRÊT", "STOPP", "BAJA")
-# Read here rather than in app.settings so an operator can add a language without a restart of
-# anything but the web process; the value is tiny and parsed per inbound message (rare).
-KEYWORDS_ENV = "HUBCAST_OPT_OUT_KEYWORDS"
+# HUBCAST_OPT_OUT_KEYWORDS adds words (read by app.settings when a message arrives, not cached: tiny,
+# parsed per inbound message, which is rare).
+KEYWORDS_ENV = OPT_OUT_KEYWORDS_ENV
 WHATSAPP = "whatsapp"
 _NOISE = re.compile(r"[\s.!]+")
 
@@ -46,7 +47,7 @@ def normalise(text: str) -> str:
 
 
 def keywords() -> frozenset[str]:
-    extra = [k for k in os.environ.get(KEYWORDS_ENV, "").split(",") if k.strip()]
+    extra = extra_opt_out_keywords()
     return frozenset(normalise(k) for k in (*DEFAULT_KEYWORDS, *extra))
 
 
@@ -62,8 +63,6 @@ def whatsapp_address(wa_id: str) -> str:
 
 def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int | None) -> InboundOutcome:
     """Store one inbound message and apply its effects (caller commits)."""
-    from app.services.inbound.webhook_ingest import insert_ignoring_duplicates
-
     address = whatsapp_address(message.from_wa_id)
     context = (message.context_message_id or None) and str(message.context_message_id)[:128]
     table = InboundMessage.__table__
@@ -83,7 +82,8 @@ def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int 
     return InboundOutcome(stored=True, address=address, unsubscribed=unsubscribed, replied_campaign_id=replied)
 
 
-def unsubscribe(*, session: Session, address: str, keyword: str, message_id: str, channel_id: int | None) -> ContactIdentity:
+def unsubscribe(*, session: Session, address: str, keyword: str, message_id: str,
+                channel_id: int | None) -> ContactIdentity:
     now = utcnow()
     identity = session.execute(select(ContactIdentity).where(
         ContactIdentity.channel_type == WHATSAPP, ContactIdentity.address == address)).scalars().first()

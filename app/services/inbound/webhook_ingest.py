@@ -32,17 +32,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
 from app.domain.campaign_status import (
-    R_DELIVERED, R_FAILED, R_READ, R_SENT, R_SKIPPED, SENDING, recipient_moves_forward,
+    R_DELIVERED,
+    R_FAILED,
+    R_READ,
+    R_SENT,
+    R_SKIPPED,
+    SENDING,
+    recipient_moves_forward,
 )
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
-from app.services.sending import progress as campaign_progress
+from app.services.campaigns.trial_send import apply_trial_statuses
 from app.services.inbound import opt_out
+from app.services.inbound.inserts import insert_ignoring_duplicates
+from app.services.sending import progress as campaign_progress
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import StatusUpdate, WebhookEvents
 
@@ -68,19 +74,14 @@ class ApplyResult:
     applied: int = 0  # events stamped applied_at (whether or not they moved a recipient)
     recipients_changed: int = 0
     campaigns: set[int] = field(default_factory=set)
+    # (channel id, status, received_at) of each applied event: the /metrics counters and apply lag
+    events: list[tuple[int | None, str, datetime | None]] = field(default_factory=list)
 
 
 def recipient_id_from_callback(value: str | None) -> int | None:
     """Our recipient row id from `biz_opaque_callback_data` ("123", or a prefixed "r:123")."""
     match = _CALLBACK.match((value or "").strip())
     return int(match.group(1)) if match else None
-
-
-def insert_ignoring_duplicates(session: Session, table):
-    """INSERT .. ON CONFLICT DO NOTHING for the session's dialect (SQLite: INSERT OR IGNORE semantics)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def _status_row(status: StatusUpdate, channel_id: int | None, now: datetime) -> dict:
@@ -140,7 +141,8 @@ def lock_for_writing(session: Session) -> None:
 
 
 _COLUMNS = (EVENTS.c.id, EVENTS.c.message_id, EVENTS.c.status, EVENTS.c.provider_timestamp, EVENTS.c.error_code,
-            EVENTS.c.error_title, EVENTS.c.received_at, RECIPIENTS.c.id.label("rid"), RECIPIENTS.c.campaign_id,
+            EVENTS.c.error_title, EVENTS.c.received_at, EVENTS.c.channel_id.label("event_channel_id"),
+            RECIPIENTS.c.id.label("rid"), RECIPIENTS.c.campaign_id,
             RECIPIENTS.c.status.label("rstatus"), RECIPIENTS.c.message_id.label("rwamid"), RECIPIENTS.c.sent_at,
             RECIPIENTS.c.delivered_at, RECIPIENTS.c.read_at, RECIPIENTS.c.failed_at)
 
@@ -207,8 +209,7 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
     second per campaign instead, because that aggregate is the costly part on a large campaign."""
     result = ApplyResult()
     lock_for_writing(session)
-    from app.services.campaigns.test_message import apply_test_statuses  # test messages (issue 5) are not recipients
-    result.applied += apply_test_statuses(session, limit)
+    result.applied += apply_trial_statuses(session, limit)  # trial sends (issue 5) are not recipients
     rows = _matching(session, max(1, int(limit)))
     if not rows:
         return result
@@ -233,6 +234,7 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
         session.execute(update(WebhookStatusEvent).where(WebhookStatusEvent.id.in_(ids[start:start + 900]))
                         .values(applied_at=now))
     result.applied = len(ids)
+    result.events = [(row.event_channel_id, row.status, row.received_at) for row in rows]
     if refresh:
         refresh_campaigns(session, result.campaigns)
     return result
@@ -251,9 +253,3 @@ def refresh_campaigns(session: Session, campaign_ids: Iterable[int]) -> list[int
         elif campaign_progress.finish_if_done(session, campaign_id):  # refreshes the counters too
             finished.append(campaign_id)
     return finished
-
-
-def pending_count(session: Session) -> int:
-    """Stored events not yet applied (matched or not): what an operator watches for a backlog."""
-    return int(session.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.applied_at.is_(None)))
-               .scalar_one())

@@ -19,8 +19,9 @@ Why these numbers:
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
+
+from app.settings import SEND_ENV_PREFIX, env_with_prefix
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,16 @@ class SendingConfig:
     rate_headroom: float = 0.985  # aim this fraction of the channel's cap: network jitter must not cross it
     max_late_s: float = 0.03  # a rate slot missed by more than this is re-reserved, not used late
     rate_group_s: float = 0.005  # campaign sends take rate tokens in groups of this many seconds of the rate
+    # The streaming freeze (freeze.py): "Send" freezes the first chunk itself (small: the first message
+    # leaves within a second), send jobs freeze the rest a chunk per transaction, holding a lease that a
+    # crashed freezer's successor takes over once it is this old.
+    freeze_first_chunk: int = 1000
+    freeze_chunk: int = 5000
+    freeze_lease_s: float = 15.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "SendingConfig":
-        environ = os.environ if environ is None else environ
+    def from_env(cls, environ: dict[str, str] | None = None) -> SendingConfig:
+        environ = env_with_prefix(SEND_ENV_PREFIX) if environ is None else environ
         values = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(f"HUBCAST_SEND_{f.name.upper()}")

@@ -86,7 +86,8 @@ def refresh_counters(session: Session, campaign_id: int) -> None:
 
 
 def finish_if_done(session: Session, campaign_id: int, *, now: datetime | None = None) -> bool:
-    """Sending → Sent when no row is queued or sending; → Failed when none could be sent.
+    """Sending → Sent when no row is queued or sending and the audience freeze is complete; → Failed when
+    none could be sent.
 
     Returns True when this call finished the campaign. Only a Sending campaign finishes (a paused
     one waits for resume; a cancelled one is already final). Refreshes the counters as a side effect,
@@ -100,6 +101,8 @@ def finish_if_done(session: Session, campaign_id: int, *, now: datetime | None =
     )
     if not counts or any(counts.get(s, 0) for s in PENDING_STATUSES):
         return False
+    if session.execute(select(Campaign.freezing).where(Campaign.id == campaign_id)).scalar():
+        return False  # rows are still being frozen (freeze.py): more will come
     target = SENT if any(counts.get(s, 0) for s in REACHED_STATUSES) else FAILED
     check_transition(SENDING, target)
     result = session.execute(

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
+
+from app.services.sending.config import SendingConfig
 
 US = 1_000_000
 
@@ -177,3 +180,8 @@ class RateLimiter:
         _, cool_key = _keys(self.rate.channel_id)
         await self._cool(keys=[cool_key], args=[max(1, int(seconds * US))])
 
+
+def channel_limiter(aredis, channel: Any, config: SendingConfig) -> RateLimiter:
+    """The channel's shared send rate, as every sender on it must use it (campaign jobs, test sends)."""
+    mps = float(channel.messages_per_second or 0)
+    return RateLimiter(aredis, ChannelRate(channel.id, mps * config.rate_headroom, config.rate_burst_s))

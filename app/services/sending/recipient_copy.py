@@ -11,8 +11,8 @@ status change; ON COMMIT DROP and a rollback both remove the temporary table).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from sqlmodel import Session
 

@@ -6,8 +6,9 @@
    campaign's "posted" set in Redis, which a job fills just before each request, and which is trusted
    only within one Redis lifetime) are queued again; the rest are marked `unknown`. Those are never
    resent: WhatsApp has no idempotency key, so a resend could reach the person twice.
-2. Sending campaigns with queued rows but no sign of a live job (the jobs' "alive" key in Redis
-   expired, or Redis was restarted or flushed) get their send jobs enqueued again from the database.
+2. Sending campaigns with queued rows (or an audience freeze not finished: `freeze.py`) but no sign of a
+   live job (the jobs' "alive" key in Redis expired, or Redis was restarted or flushed) get their send
+   jobs enqueued again from the database; a freeze whose freezer died resumes in one of them.
 3. Counters are refreshed and finished campaigns closed.
 """
 
@@ -32,9 +33,12 @@ from app.domain.campaign_status import (
     recipient_moves_forward,
 )
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
-from app.services.sending.progress import finish_if_done
-from app.services.sending.batch import alive_key, begin_write, enqueue_lanes, posted_epoch_key, posted_key
+from app.redis_conn import get_redis
+from app.services.sending.claims import begin_write
 from app.services.sending.config import SendingConfig, sending_config
+from app.services.sending.job import enqueue_lanes
+from app.services.sending.keys import alive_key, posted_epoch_key, posted_key
+from app.services.sending.progress import finish_if_done
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -125,7 +129,7 @@ def _never_posted(stuck: list, redis_client) -> set[int]:
             if not candidates:
                 continue
             flags = redis_client.smismember(posted_key(cid), [r.id for r in candidates])
-            out.update(r.id for r, posted in zip(candidates, flags) if not posted)
+            out.update(r.id for r, posted in zip(candidates, flags, strict=False) if not posted)
     except Exception:  # Redis unreachable: nothing is provable, everything stuck becomes unknown
         log.exception("sweeper: could not read the posted sets")
         return set()
@@ -137,14 +141,15 @@ def _aware(value: datetime) -> datetime:
 
 
 def reenqueue_orphans(engine, redis_client, config: SendingConfig) -> list[int]:
-    """Sending campaigns with queued rows and no live job: enqueue their send jobs again."""
+    """Sending campaigns with queued rows, or an audience freeze to finish, and no live job: enqueue their
+    send jobs again (the first of them resumes the freeze after its cursor once the lease is free)."""
     with engine.connect() as conn:
-        ids = list(conn.execute(select(Campaign.id).where(Campaign.status == SENDING)).scalars())
+        campaigns = conn.execute(select(Campaign.id, Campaign.freezing).where(Campaign.status == SENDING)).all()
         orphans = []
-        for cid in ids:
+        for cid, freezing in campaigns:
             if redis_client.exists(alive_key(cid)):
                 continue
-            queued = conn.execute(select(func.count()).select_from(R).where(
+            queued = freezing or conn.execute(select(func.count()).select_from(R).where(
                 R.c.campaign_id == cid, R.c.status == R_QUEUED)).scalar()
             if queued:
                 orphans.append(cid)
@@ -160,7 +165,6 @@ def sweep(now: datetime | None = None, config: SendingConfig | None = None, redi
     engine = get_engine()
     if redis_client is None:
         try:
-            from app.redis_conn import get_redis
             redis_client = get_redis()
         except Exception:
             log.exception("sweeper: no Redis")

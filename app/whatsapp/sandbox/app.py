@@ -38,7 +38,7 @@ import random
 import re
 import time
 from collections import Counter, deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -50,7 +50,7 @@ from starlette.routing import Route
 from .catalog import Catalog, load_templates
 from .config import SandboxConfig
 from .ratelimit import TokenBucket
-from .validation import ApiError, AcceptedSend, invalid, missing_object, validate_send
+from .validation import AcceptedSend, ApiError, invalid, missing_object, validate_send
 from .webhooks import WebhookDispatcher, new_wamid
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class SandboxState:
         return self.faults.get(name, 0.0) > time.monotonic()
 
     def apply(self, changes: dict[str, Any]) -> None:
-        faults = {k: changes.pop(k) for k in list(changes) if k.removesuffix("_for_s") in FAULTS and k.endswith("_for_s")}
+        faults = {k: changes.pop(k) for k in list(changes)
+                  if k.removesuffix("_for_s") in FAULTS and k.endswith("_for_s")}
         self.config.update(changes)  # raises ValueError before anything changed
         for key, seconds in faults.items():
             self.faults[key.removesuffix("_for_s")] = time.monotonic() + max(0.0, float(seconds))
@@ -196,7 +197,7 @@ def _accept(state: SandboxState, accepted: AcceptedSend, *, hung: bool = False) 
     category = str(template.get("category") or "SERVICE")
     failure = _failure_code(state, accepted)
     entry = {
-        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "wamid": wamid, "to": accepted.to,
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "wamid": wamid, "to": accepted.to,
         "wa_id": accepted.wa_id, "type": accepted.kind, "template": template.get("name"),
         "language": template.get("language"), "biz_opaque_callback_data": accepted.biz_opaque_callback_data,
         "text": accepted.text, "outcome": f"failed:{failure}" if failure else "accepted",
@@ -390,8 +391,9 @@ async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
     method = request.method.lower()
     message = f"Unknown path components: {request.url.path}" if exc.status_code == 404 else \
         f"Unsupported {method} request."
-    return JSONResponse({"error": {"message": message, "type": "OAuthException", "code": 2500 if exc.status_code == 404
-                                   else 100, "fbtrace_id": "Asandbox"}}, status_code=400 if exc.status_code == 404 else 405)
+    not_found = exc.status_code == 404
+    return JSONResponse({"error": {"message": message, "type": "OAuthException", "code": 2500 if not_found else 100,
+                                   "fbtrace_id": "Asandbox"}}, status_code=400 if not_found else 405)
 
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:

@@ -1,34 +1,21 @@
 """The templates the Sandbox's WhatsApp account "owns", as GET message_templates returns them.
 
-Default: the demo templates of `app.services.demo_seed` (same names, languages, components and ids,
-so a demo campaign validates exactly as it would at Meta) plus a generated set, large enough that a
-template sync has to follow paging (3 pages at limit=25). A JSON file can replace the lot.
+Default: the demo templates (`demo_templates.py`, which the demo seed stores too: same names, languages,
+components and ids, so a demo campaign validates exactly as it would at Meta) plus a generated set, large
+enough that a template sync has to follow paging (3 pages at limit=25). A JSON file can replace the lot.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-log = logging.getLogger(__name__)
+from .demo_templates import demo_templates
 
 _LANGUAGES = ("en_US", "fr", "de", "es", "pt_BR")
 _WORDS = ("autumn", "winter", "flash", "weekend", "loyalty", "welcome", "restock", "bundle", "vip", "clearance")
-
-
-def demo_templates() -> list[dict[str, Any]]:
-    """The demo seed's templates; empty if that module cannot be imported (the Sandbox still runs)."""
-    try:
-        from app.services.demo_seed import demo_template_rows  # the single source of the demo templates
-        rows = demo_template_rows(0, None)
-    except Exception as exc:  # noqa: BLE001 - a broken demo module must not take the Sandbox down
-        log.warning("sandbox: demo templates unavailable (%s); serving generated ones only", exc)
-        return []
-    return [{"id": row.external_id, "name": row.name, "language": row.language, "status": row.status,
-             "category": row.category, "parameter_format": row.parameter_format, "components": row.components}
-            for row in rows]
 
 
 def generated_templates(count: int) -> list[dict[str, Any]]:
@@ -44,7 +31,8 @@ def generated_templates(count: int) -> list[dict[str, Any]]:
                                                            {"param_name": "end_date", "example": "May 3"}]}}
         else:
             n = 1 + i % 3
-            text = "Hi {{1}}, " + " ".join(f"detail {k}: {{{{{k}}}}}." for k in range(2, n + 1)) if n > 1 else "Hi {{1}}!"
+            details = " ".join(f"detail {k}: {{{{{k}}}}}." for k in range(2, n + 1))
+            text = "Hi {{1}}, " + details if n > 1 else "Hi {{1}}!"
             body = {"type": "BODY", "text": f"{text} Our {word} selection is waiting for you.",
                     "example": {"body_text": [["Maria", "SAVE10", "Friday"][:n]]}}
         components: list[dict[str, Any]] = []

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-ENV_PREFIX = "HUBCAST_SANDBOX_"
+from app.settings import SANDBOX_ENV_PREFIX, env_with_prefix
+
+ENV_PREFIX = SANDBOX_ENV_PREFIX
 # Demo-seed numbers never end like this; the Sandbox fails these on purpose (see README of the module).
 DEFAULT_FAILURE_RULES = {"0000": 131026, "0001": 131049}
 
@@ -125,7 +127,7 @@ def coerce(name: str, value: Any) -> Any:
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    environ = os.environ if environ is None else environ
+    environ = env_with_prefix(ENV_PREFIX) if environ is None else environ
     values = {}
     for f in dataclasses.fields(SandboxConfig):
         raw = environ.get(ENV_PREFIX + f.name.upper())

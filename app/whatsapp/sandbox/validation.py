@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from app.whatsapp.components import PLACEHOLDER, placeholders, template_variables
+from app.domain.template_components import PLACEHOLDER, placeholders, template_variables
 from app.whatsapp.errors import META_ERROR_TITLES
 
 from .catalog import Catalog
@@ -157,7 +158,7 @@ def _fill(section: str, text: str, params: list[Mapping[str, Any]]) -> str:
                 raise ApiError(131008, f"{section}: parameter {name} is missing")
             values[name] = _check_text(section, given[name])
     else:
-        for name, param in zip(names, params):
+        for name, param in zip(names, params, strict=False):
             values[name] = _check_text(section, param)
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
@@ -190,8 +191,10 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
         if not params:
             raise ApiError(131008, f"header: Parameter of type {fmt.lower()} is missing")
         media = params[0].get(fmt.lower())
-        if params[0].get("type") != fmt.lower() or not isinstance(media, Mapping) or not (media.get("link") or media.get("id")):
-            raise ApiError(132012, f"header: Format mismatch, expected {fmt}, received {str(params[0].get('type')).upper()}")
+        has_media = isinstance(media, Mapping) and bool(media.get("link") or media.get("id"))
+        if params[0].get("type") != fmt.lower() or not has_media:
+            received = str(params[0].get("type")).upper()
+            raise ApiError(132012, f"header: Format mismatch, expected {fmt}, received {received}")
         rendered.append(f"[{fmt.lower()}]")
     else:
         rendered.append(_fill("header", (header or {}).get("text", ""), _params(by_type.get("header"), "header")))
@@ -213,7 +216,8 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
         params = _params(component, "buttons")
         kind = "Url" if variable.kind == "text" else "CopyCode"
         if not params:
-            raise ApiError(131008, f"buttons: Button at index {variable.button_index} of type {kind} requires a parameter")
+            raise ApiError(131008, f"buttons: Button at index {variable.button_index} of type {kind} "
+                                   "requires a parameter")
         value = params[0].get("coupon_code") if variable.kind == "coupon_code" else params[0].get("text")
         if not isinstance(value, str) or not value.strip():
             raise ApiError(131008, "Parameter of type text is missing text value")

@@ -23,7 +23,8 @@ import re
 import secrets
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -134,7 +135,7 @@ class WebhookDispatcher:
                 events.append((read_at, item("read", read_at)))
             if len(events) >= 2 and self.rng.random() < cfg.reorder_ratio:
                 # Post the last status first; a tiny gap keeps the swap even when delays are zero.
-                (a, first), (b, second) = events[-2], events[-1]
+                (_, first), (b, second) = events[-2], events[-1]
                 events[-2:] = [(b + 0.1, first), (b, second)]
         for offset, status in list(events):
             if self.rng.random() < cfg.duplicate_ratio:
@@ -184,7 +185,7 @@ class WebhookDispatcher:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.01))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             now = time.monotonic()
@@ -236,7 +237,8 @@ class WebhookDispatcher:
                 error = f"{type(cause).__name__}: {cause}"
         self.stats["posts_dropped"] += 1
         self.recent_failures.append({"at": time.time(), "url": url, "error": error, "items": count})
-        log.warning("sandbox: webhook to %s dropped after %d attempts (%s)", url, self.config.webhook_retries + 1, error)
+        log.warning("sandbox: webhook to %s dropped after %d attempts (%s)", url, self.config.webhook_retries + 1,
+                    error)
 
 
 def _digits(value: str) -> str:

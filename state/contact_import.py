@@ -13,11 +13,11 @@ import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
-from app.models import User
-from app.services.audiences import contacts as contacts_service
-from app.services.audiences import lists
-from app.services.audiences import uploads
-from app.services.audiences.contacts import ContactError, ImportPreview, ImportResult
+from app.domain.permissions import Actor
+from app.services.audiences import contact_import as contacts_service
+from app.services.audiences import lists, uploads
+from app.services.audiences.contact_import import ImportPreview, ImportResult
+from app.services.audiences.contacts import ContactError
 from state.base import AppState
 from state.contacts import ContactsState
 from state.guard import current_actor, requires
@@ -26,12 +26,12 @@ INVALID_SHOWN = 100
 TARGETS = ("none", "existing", "new")
 
 
-def _preview(actor: User, path: str) -> ImportPreview:
+def _preview(actor: Actor, path: str) -> ImportPreview:
     with session_scope() as session:
         return contacts_service.preview_import(session=session, actor=actor, path=path)
 
 
-def _commit(actor: User, path: str, list_id: str, new_list_name: str) -> ImportResult:
+def _commit(actor: Actor, path: str, list_id: str, new_list_name: str) -> ImportResult:
     with session_scope() as session:
         return contacts_service.commit_import(session=session, actor=actor, path=path, list_id=list_id or None,
                                               new_list_name=new_list_name)

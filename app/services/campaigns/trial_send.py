@@ -1,18 +1,22 @@
-""""Send a test message to one number" from the wizard's Design step (SPEC S10, issue 5).
+""""Send a test message to one number" from the wizard's Design step (SPEC S10, issue 5): the trial send.
 
-The test goes through the real sending path, so what works here works in the campaign:
-- the same checks a start makes (`campaign_sending.readiness_problems`: channel connected, template
-  APPROVED and of that channel, every variable mapped);
+(Named "trial" in the code so that neither pytest nor a reader takes it for a test; the UI still says
+"Send a test message", and the table keeps its name `test_sends`.)
+
+The trial goes through the real sending path, so what works here works in the campaign:
+- the same checks a start makes (`sending.readiness.campaign_problems(..., SEND)`: channel connected,
+  template APPROVED and of that channel, every variable mapped);
 - the parameters rendered by the campaign's own mapping (`variables.resolve`) with the values of the
-  audience's contact that has this number, else of the FIRST recipient (the one the preview shows);
+  audience's recipient that has this number, else of the FIRST recipient (the one the preview shows),
+  both read by `audiences.recipients`, the reader the freeze uses;
 - the same payload builder (`build_send_components`), the same `CloudApiClient` and the channel's
-  shared rate limiter (`send_batch.channel_limiter`), so a test never pushes a busy channel past its cap.
-It is recorded in `test_sends`, never as a CampaignRecipient: campaign counts never include it. Its
+  shared rate limiter (`rate_limit.channel_limiter`), so a trial never pushes a busy channel past its cap.
+It is recorded as a `TrialSend`, never as a CampaignRecipient: campaign counts never include it. Its
 `biz_opaque_callback_data` ("hubcast-test-<id>") can never be read as a recipient id by the webhook
-matcher, and `apply_test_statuses` moves the row to delivered/read from status webhooks.
+matcher, and `apply_trial_statuses` moves the row to delivered/read from status webhooks.
 
-Refusals (`SendTestError`) happen before anything is stored or sent. A user may send at most
-MAX_PER_WINDOW tests per WINDOW_S (a sliding window in Redis): a test reaches a real phone and costs a
+Refusals (`TrialSendError`) happen before anything is stored or sent. A user may send at most
+MAX_PER_WINDOW trials per WINDOW_S (a sliding window in Redis): a trial reaches a real phone and costs a
 conversation, and a button is easy to click repeatedly.
 """
 
@@ -22,26 +26,31 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import redis.asyncio as aioredis
 from sqlalchemy import select, update
 from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.domain.campaign_status import R_FAILED, recipient_moves_forward
 from app.domain.phone import normalise_phone
+from app.domain.readiness import refusal
 from app.domain.variables import placeholder_label, resolve
-from app.models import Campaign, Channel, Contact, ContactIdentity, Template, TestSend, User, WebhookStatusEvent
+from app.models import Campaign, Channel, Template, TrialSend, User, WebhookStatusEvent
+from app.redis_conn import get_redis, redis_url
+from app.services.access import get_or_raise, parse_id, require
 from app.services.accounts import audit
+from app.services.audiences.csv_reader import CsvRefused
+from app.services.audiences.recipients import Recipient, iter_recipients, unsubscribed_numbers
 from app.services.audiences.summary import AudienceError
 from app.services.channels.channels import run_async
-from app.services.audiences.csv_reader import CsvRefused
-from app.services.sending.batch import channel_limiter
 from app.services.sending.config import SendingConfig, sending_config
+from app.services.sending.rate_limit import channel_limiter
+from app.services.sending.readiness import SEND, campaign_problems, template_keys
 from app.timeutil import utcnow
 from app.whatsapp.client import CloudApiClient, SendResult
-from app.whatsapp.components import MissingVariableError, build_send_components, template_variables
+from app.whatsapp.components import MissingVariableError, build_send_components
 from app.whatsapp.errors import WhatsAppApiError
 
-__test__ = False  # a service named after what it does, not a pytest module
 MAX_PER_WINDOW = 5
 WINDOW_S = 60
 CALLBACK_PREFIX = "hubcast-test-"  # not "<letters>:<digits>": the webhook matcher must not take it for a row id
@@ -64,128 +73,75 @@ return 0
 """
 
 
-class SendTestError(ValueError):
-    """The test cannot be sent; the message is shown as is and nothing was stored or sent."""
+class TrialSendError(ValueError):
+    """The trial cannot be sent; the message is shown as is and nothing was stored or sent."""
 
 
 @dataclass(frozen=True)
-class SendTestResult:
+class TrialSendResult:
     ok: bool
     to: str  # E.164
     message: str  # what the user reads
     status: str  # sent | failed | unknown
-    test_send_id: int
+    trial_send_id: int
     message_id: str = ""
 
 
 # --- checks ---------------------------------------------------------------------------------------
 
-def _user(session: Session, actor: User | None) -> User:
-    # Who may design a campaign may test it (campaigns:edit, what every Design-step handler needs): a test
-    # reaches only the number the user typed, never the audience, and changes no campaign.
-    if actor is None or getattr(actor, "id", None) is None:
-        raise perm.NotAuthenticated()
-    user = session.get(User, actor.id)
-    if user is None or not user.is_active:
-        raise perm.NotAuthenticated()
-    perm.require(user.role, perm.CAMPAIGNS_EDIT)
-    return user
-
-
-def normalise_test_number(raw: Any) -> str:
-    """E.164 for the typed number, or a SendTestError saying what is wrong with it."""
+def normalise_trial_number(raw: Any) -> str:
+    """E.164 for the typed number, or a TrialSendError saying what is wrong with it."""
     if not isinstance(raw, str) or not raw.strip():
-        raise SendTestError(f"Enter the phone number to send the test to, with its country code "
-                            f"(e.g. {EXAMPLE_NUMBER}).")
+        raise TrialSendError(f"Enter the phone number to send the test to, with its country code "
+                             f"(e.g. {EXAMPLE_NUMBER}).")
     if len(raw) > 40:
-        raise SendTestError("That is not a phone number: at most 15 digits after the + and the country code.")
+        raise TrialSendError("That is not a phone number: at most 15 digits after the + and the country code.")
     e164, reason = normalise_phone(raw)
     if e164 is None:
-        raise SendTestError(f"“{raw.strip()}” cannot receive a test: {reason[0].lower() + reason[1:]} "
-                            f"(e.g. {EXAMPLE_NUMBER}).")
+        raise TrialSendError(f"“{raw.strip()}” cannot receive a test: {reason[0].lower() + reason[1:]} "
+                             f"(e.g. {EXAMPLE_NUMBER}).")
     return e164
 
 
 def _campaign(session: Session, campaign_id: Any) -> Campaign:
-    try:
-        cid = int(str(campaign_id).strip())
-    except (TypeError, ValueError):
-        raise SendTestError("Save the campaign first: give it a name.") from None
-    campaign = session.get(Campaign, cid)
-    if campaign is None:
-        raise SendTestError("That campaign does not exist.")
-    return campaign
+    if parse_id(campaign_id) is None:  # the wizard has no draft until it has a name
+        raise TrialSendError("Save the campaign first: give it a name.")
+    return get_or_raise(session, Campaign, campaign_id, TrialSendError, "That campaign does not exist.")
 
 
 def _ready(session: Session, campaign: Campaign) -> tuple[Channel, Template]:
-    from app.services.sending.lifecycle import readiness_problems
-
-    problems = readiness_problems(session, campaign)  # the very checks a start makes
+    problems = campaign_problems(session, campaign, SEND)  # the very checks a start makes
     if problems:
-        raise SendTestError("The test cannot be sent yet: " + " ".join(problems))
+        raise TrialSendError("The test cannot be sent yet: " + refusal(problems))
     return session.get(Channel, campaign.channel_id), session.get(Template, campaign.template_id)
-
-
-def _unsubscribed(session: Session, to: str) -> bool:
-    return session.execute(select(ContactIdentity.id).where(
-        ContactIdentity.channel_type == "whatsapp", ContactIdentity.address == to,
-        ContactIdentity.subscribed.is_(False)).limit(1)).first() is not None
 
 
 # --- whose values ---------------------------------------------------------------------------------
 
-def _csv_row(session: Session, campaign: Campaign, to: str):
-    """(address, row) of the CSV line with this number, else of its first valid line."""
-    from app.models import AudienceUpload
-    from app.services.campaigns.design_preview import _csv_rows
-
-    upload = session.get(AudienceUpload, campaign.audience_upload_id) if campaign.audience_upload_id else None
-    if upload is None:
-        raise SendTestError("The campaign's CSV file is gone; upload it again.")
+def _recipient(session: Session, campaign: Campaign, to: str) -> Recipient | None:
+    """The audience's recipient with this number, else its first recipient (None: nobody)."""
     try:
-        rows = _csv_rows(session, upload)
-        first = None
-        for _line, e164, row in rows:  # one pass at most over a file of at most 20 MB
-            if e164 == to:
-                return e164, row
-            if first is None:
-                first = (e164, row)
-    except (AudienceError, CsvRefused) as exc:  # the file vanished or changed on disk since its check
-        raise SendTestError(str(exc)) from None
-    return first
+        return next(iter_recipients(session, campaign, address=to, limit=1), None) \
+            or next(iter_recipients(session, campaign, limit=1), None)
+    except (AudienceError, CsvRefused) as exc:  # the audience vanished, or the file changed on disk
+        raise TrialSendError(str(exc)) from None
 
 
-def _contact(session: Session, campaign: Campaign, to: str):
-    """(address, contact) of the audience's contact with this number, else of its first recipient."""
-    from app.services.campaigns.design_preview import audience_contacts
-
-    try:
-        return next(audience_contacts(session, campaign, limit=1, address=to), None) \
-            or next(audience_contacts(session, campaign, limit=1), None)
-    except AudienceError as exc:
-        raise SendTestError(str(exc)) from None
-
-
-def values_for_test(session: Session, campaign: Campaign, template: Template, to: str) -> tuple[dict[str, str], str]:
-    """(values by variable key, whose values they are) for a test to `to`."""
-    keys = [v.key for v in template_variables(template.components or [], template.parameter_format)]
-    mapping = campaign.variable_mapping or {}
-    if campaign.audience_kind == "csv":
-        found = _csv_row(session, campaign, to)
-        contact, row = None, (found[1] if found else None)
-    else:
-        found = _contact(session, campaign, to)
-        contact, row = (found[1] if found else None), None
-    whose = "" if found is None else ("this number's values from the audience" if found[0] == to
-                                      else f"the values of the first recipient ({found[0]})")
-    resolution = resolve(keys, mapping, contact=contact, row=row)
+def values_for_trial(session: Session, campaign: Campaign, template: Template,
+                     to: str) -> tuple[dict[str, str], str]:
+    """(values by variable key, whose values they are) for a trial send to `to`."""
+    found = _recipient(session, campaign, to)
+    whose = "" if found is None else ("this number's values from the audience" if found.address == to
+                                      else f"the values of the first recipient ({found.address})")
+    resolution = resolve(template_keys(template), campaign.variable_mapping or {},
+                         contact=found.contact if found else None, row=found.row if found else None)
     if not resolution.ok:
         labels = ", ".join(placeholder_label(k) for k in resolution.missing)
         who = "The audience has no recipient to take values from" if found is None \
-            else f"The {'recipient with this number' if found[0] == to else 'first recipient'} ({found[0]}) " \
-                 f"has no value for {labels}"
-        raise SendTestError(f"{who}, and {labels} has no fallback: add a fallback text, or the campaign "
-                            f"will skip recipients like this one.")
+            else f"The {'recipient with this number' if found.address == to else 'first recipient'} " \
+                 f"({found.address}) has no value for {labels}"
+        raise TrialSendError(f"{who}, and {labels} has no fallback: add a fallback text, or the campaign "
+                             f"will skip recipients like this one.")
     return resolution.values, whose
 
 
@@ -200,21 +156,19 @@ def take_throttle_slot(redis_client, user_id: int) -> None:
         wait = int(redis_client.eval(_THROTTLE, 1, _throttle_key(user_id), MAX_PER_WINDOW, WINDOW_S * 1_000_000,
                                      "t"))
     except Exception as exc:  # Redis down: the rate limiter needs it too, so no test can be sent
-        raise SendTestError("Test messages cannot be sent right now (the queue service is not reachable); "
-                            "try again in a minute.") from exc
+        raise TrialSendError("Test messages cannot be sent right now (the queue service is not reachable); "
+                             "try again in a minute.") from exc
     if wait > 0:
-        raise SendTestError(f"You have sent {MAX_PER_WINDOW} test messages in the last minute; "
-                            f"wait {wait} second{'s' if wait != 1 else ''} before sending another.")
+        raise TrialSendError(f"You have sent {MAX_PER_WINDOW} test messages in the last minute; "
+                             f"wait {wait} second{'s' if wait != 1 else ''} before sending another.")
 
 
 # --- the send -------------------------------------------------------------------------------------
 
-async def post_test(channel: Any, template: Any, to: str, components: list, callback: str,
-                    config: SendingConfig, redis_url: str) -> SendResult:
+async def post_trial(channel: Any, template: Any, to: str, components: list, callback: str,
+                     config: SendingConfig, url: str) -> SendResult:
     """One POST on the real path: the channel's shared rate limiter, then the Cloud API client."""
-    import redis.asyncio as aioredis
-
-    aredis = aioredis.Redis.from_url(redis_url)
+    aredis = aioredis.Redis.from_url(url)
     client = CloudApiClient.from_channel(channel, timeout=config.request_timeout_s, max_connections=1)
     try:
         limiter = channel_limiter(aredis, channel, config)
@@ -256,25 +210,25 @@ def plain_error(exc: WhatsAppApiError) -> str:
     return f"WhatsApp refused the test message. ({meta})"
 
 
-def send_test_message(*, session: Session, actor: User | None, campaign_id: Any, to: Any,
-                      redis_client=None, config: SendingConfig | None = None) -> SendTestResult:
-    """Send the campaign's message to one number as a test. Commits (the row exists before the POST
-    leaves, so a crash mid-send still shows what may have been sent). Raises SendTestError (nothing
+def send_trial_message(*, session: Session, actor: User | None, campaign_id: Any, to: Any,
+                       redis_client=None, config: SendingConfig | None = None) -> TrialSendResult:
+    """Send the campaign's message to one number as a trial. Commits (the row exists before the POST
+    leaves, so a crash mid-send still shows what may have been sent). Raises TrialSendError (nothing
     stored or sent) or PermissionDenied; WhatsApp's refusals come back as a failed result."""
-    from app.redis_conn import get_redis, redis_url
-
-    user = _user(session, actor)
-    number = normalise_test_number(to)
+    # Who may design a campaign may try it (campaigns:edit, what every Design-step handler needs): a trial
+    # reaches only the number the user typed, never the audience, and changes no campaign.
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
+    number = normalise_trial_number(to)
     campaign = _campaign(session, campaign_id)
     channel, template = _ready(session, campaign)
-    if _unsubscribed(session, number):
-        raise SendTestError(f"{number} has unsubscribed from your WhatsApp messages; send the test to another "
-                            f"number.")
-    values, whose = values_for_test(session, campaign, template, number)
+    if unsubscribed_numbers(session, [number]):
+        raise TrialSendError(f"{number} has unsubscribed from your WhatsApp messages; send the test to another "
+                             f"number.")
+    values, whose = values_for_trial(session, campaign, template, number)
     try:
         components = build_send_components(template.components or [], values, template.parameter_format)
     except MissingVariableError as exc:  # resolve() said every key has a value; kept for safety
-        raise SendTestError("Missing value for " + ", ".join(placeholder_label(k) for k in exc.keys)) from None
+        raise TrialSendError("Missing value for " + ", ".join(placeholder_label(k) for k in exc.keys)) from None
     config = config or sending_config()
     take_throttle_slot(redis_client if redis_client is not None else get_redis(), user.id)
 
@@ -284,49 +238,47 @@ def send_test_message(*, session: Session, actor: User | None, campaign_id: Any,
                             phone_number_id=channel.phone_number_id,
                             business_account_id=channel.business_account_id, access_token=channel.access_token)
     tmpl = SimpleNamespace(name=template.name, language=template.language)
-    row = TestSend(campaign_id=campaign.id, user_id=user.id, to=number, status="sending")
+    row = TrialSend(campaign_id=campaign.id, user_id=user.id, to=number, status="sending")
     session.add(row)
     session.flush()
     audit.record(session=session, actor=user, action="campaign.test_send", target_type="campaign",
-                 target_id=campaign.id, detail={"to": number, "test_send_id": row.id})
+                 target_id=campaign.id, detail={"to": number, "test_send_id": row.id})  # the audit log's key
     session.commit()
-    test_id = row.id
+    trial_id = row.id
 
     try:
-        result = run_async(lambda: post_test(facts, tmpl, number, components, f"{CALLBACK_PREFIX}{test_id}",
-                                             config, redis_url()))
+        result = run_async(lambda: post_trial(facts, tmpl, number, components, f"{CALLBACK_PREFIX}{trial_id}",
+                                              config, redis_url()))
     except WhatsAppApiError as exc:
         status = "unknown" if exc.ambiguous else "failed"
         message = plain_error(exc)
-        session.execute(update(TestSend).where(TestSend.id == test_id).values(
+        session.execute(update(TrialSend).where(TrialSend.id == trial_id).values(
             status=status, error_code=exc.code, error=message[:500], updated_at=utcnow()))
         session.commit()
-        return SendTestResult(False, number, message, status, test_id)
-    session.execute(update(TestSend).where(TestSend.id == test_id, TestSend.status == "sending").values(
+        return TrialSendResult(False, number, message, status, trial_id)
+    session.execute(update(TrialSend).where(TrialSend.id == trial_id, TrialSend.status == "sending").values(
         status="sent", message_id=result.message_id, updated_at=utcnow()))
     session.commit()
     message = f"Test sent to {number} with {whose}; it is not counted in the campaign." if whose \
         else f"Test sent to {number}; it is not counted in the campaign."
-    return SendTestResult(True, number, message, "sent", test_id, result.message_id)
+    return TrialSendResult(True, number, message, "sent", trial_id, result.message_id)
 
 
-def latest_status(session: Session, test_send_id: Any) -> TestSend | None:
-    try:
-        return session.get(TestSend, int(test_send_id))
-    except (TypeError, ValueError):
-        return None
+def latest_status(session: Session, trial_send_id: Any) -> TrialSend | None:
+    number = parse_id(trial_send_id)
+    return session.get(TrialSend, number) if number is not None else None
 
 
 # --- status webhooks --------------------------------------------------------------------------------
 
-def apply_test_statuses(session: Session, limit: int) -> int:
-    """Apply stored status events whose wamid is a test send's (called by the webhook applier, inside
+def apply_trial_statuses(session: Session, limit: int) -> int:
+    """Apply stored status events whose wamid is a trial send's (called by the webhook applier, inside
     its write transaction). Returns how many events were stamped applied."""
-    events, tests = WebhookStatusEvent.__table__, TestSend.__table__
+    events, trials = WebhookStatusEvent.__table__, TrialSend.__table__
     rows = session.execute(
-        select(events.c.id, events.c.status, events.c.error_code, events.c.error_title, tests.c.id.label("tid"),
-               tests.c.status.label("tstatus"))
-        .join(tests, tests.c.message_id == events.c.message_id)
+        select(events.c.id, events.c.status, events.c.error_code, events.c.error_title, trials.c.id.label("tid"),
+               trials.c.status.label("tstatus"))
+        .join(trials, trials.c.message_id == events.c.message_id)
         .where(events.c.applied_at.is_(None)).order_by(events.c.id).limit(max(1, int(limit)))).all()
     if not rows:
         return 0
@@ -344,7 +296,7 @@ def apply_test_statuses(session: Session, limit: int) -> int:
                               error=f"WhatsApp could not deliver it: #{row.error_code} {row.error_title}"[:500])
             changes[row.tid] = {**changes.get(row.tid, {}), **values}
     for tid, values in changes.items():
-        session.execute(update(TestSend).where(TestSend.id == tid).values(**values))
+        session.execute(update(TrialSend).where(TrialSend.id == tid).values(**values))
     ids = [row.id for row in rows]
     session.execute(update(WebhookStatusEvent).where(WebhookStatusEvent.id.in_(ids)).values(applied_at=now))
     return len(ids)

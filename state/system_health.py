@@ -1,0 +1,56 @@
+"""Whether sending can progress right now, for the campaign pages' banner (components/health_banner.py).
+
+`hubcast run` restarts a worker that crashed (app/supervisor.py) and says so in its status file
+(app/health.py). While the worker is not running, campaigns cannot send: instead of letting the
+progress bars stall silently, the campaign pages say "Sending is paused while the worker restarts".
+
+`watch_health` runs when the banner mounts; it reads the status once, then starts `poll_health`, a
+background task that re-reads it every POLL_INTERVAL_S (a small local file, no database) until the tab
+moves to another page or closes, or a newer mount started another poller (a generation number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from app import health
+from app.domain import permissions as perm
+from state.base import AppState
+from state.campaigns import tab_is_open
+from state.guard import requires
+
+POLL_INTERVAL_S = 2.0
+
+
+class SystemHealthState(AppState):
+    worker_paused: bool = False
+    _poll_generation: int = 0
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def watch_health(self):
+        self.worker_paused = health.worker_paused()
+        return SystemHealthState.poll_health
+
+    @rx.event(background=True)
+    @requires(perm.CAMPAIGNS_VIEW)
+    async def poll_health(self):
+        async with self:
+            self._poll_generation += 1
+            generation = self._poll_generation
+            route = self.router.url.path
+            token = self.router.session.client_token
+        while True:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            async with self:
+                if self._poll_generation != generation or self.router.url.path != route:
+                    return  # a newer poller took over, or the tab left this page
+            if not await tab_is_open(token):
+                return
+            paused = await asyncio.to_thread(health.worker_paused)
+            async with self:
+                if self._poll_generation != generation:
+                    return
+                if self.worker_paused != paused:
+                    self.worker_paused = paused
