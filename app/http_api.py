@@ -231,7 +231,9 @@ async def verify_subscription(request: Request) -> Response:
 
 
 def _authenticate(raw: bytes, header: str | None) -> tuple[dict, dict[str, int]] | None:
-    """(payload, {phone_number_id: channel id}) when a channel's app secret signed these bytes."""
+    """(payload, {phone_number_id: channel id} of the channels whose app secret signed these bytes), or
+    None when no channel's secret did. Only those numbers may be named by the body's items (issue 13):
+    a secret vouches for its own channel's numbers, never for another channel's."""
     if not header:
         return None
     keys = _channel_keys()
@@ -246,19 +248,19 @@ def _authenticate(raw: bytes, header: str | None) -> tuple[dict, dict[str, int]]
     except ValueError:
         payload = {}
     # Several numbers can share one Meta app (one secret): attribute each item by its phone number id.
-    by_number = {k.phone_number_id: k.id for k in verified if k.phone_number_id}
-    by_number[""] = verified[0].id
-    return payload, by_number
+    # An item naming a number none of these channels owns is refused (`store_events`), not credited.
+    owned = {k.phone_number_id: k.id for k in verified if k.phone_number_id}
+    return payload, owned
 
 
 def _store(raw: bytes, header: str | None) -> webhook_ingest.StoreResult | None:
     authenticated = _authenticate(raw, header)
     if authenticated is None:
         return None
-    payload, by_number = authenticated
+    payload, owned = authenticated
     events = parse_webhook(payload)
     with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
-        result = webhook_ingest.store_events(session, events, lambda pnid: by_number.get(pnid, by_number[""]))
+        result = webhook_ingest.store_events(session, events, owned.get)
         session.commit()
     metrics_store.record_webhook_received(get_redis(), result.statuses, result.messages)
     return result

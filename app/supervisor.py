@@ -234,10 +234,6 @@ class Supervisor:
         self.publish()
         return child
 
-    @property
-    def redis_proc(self) -> subprocess.Popen | None:
-        return next((c.proc for c in self.children if c.spec.key == REDIS), None)
-
     def _launch(self, child: Child) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         if child.log_path.exists() and child.log_path.stat().st_size > LOG_ROTATE_BYTES:
@@ -248,9 +244,13 @@ class Supervisor:
                   f"({'start' if child.starts == 1 else f'restart {child.starts - 1}'}) ---\n".encode())
         log.flush()
         # No stdin: a child asking a question (Reflex can prompt) must fail, not hang unseen.
-        proc = subprocess.Popen(child.spec.argv, cwd=child.spec.cwd, env=child.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        try:
+            proc = subprocess.Popen(child.spec.argv, cwd=child.spec.cwd, env=child.env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        except OSError:
+            log.close()
+            raise
         prefix = f"{child.spec.key:>7} | ".encode()
         threading.Thread(target=_pump, args=(proc.stdout, log, prefix), name=f"log-{child.spec.key}",
                          daemon=True).start()
@@ -285,8 +285,12 @@ class Supervisor:
                     child.state = health.OK
                     changed = True
             elif child.restart_at is not None and now >= child.restart_at and self.stop_signal is None:
-                self._launch(child)
-                _log(f"restarted the {child.spec.name} (pid {child.proc.pid})")
+                try:
+                    self._launch(child)
+                    _log(f"restarted the {child.spec.name} (pid {child.proc.pid})")
+                except OSError as exc:  # e.g. out of memory or processes: a crash like any other
+                    child.last_exit = f"could not be started ({exc})"
+                    self._crashed(child, child.last_exit)
                 changed = True
         if changed:
             self.publish()
@@ -310,6 +314,10 @@ class Supervisor:
             child.state = health.STOPPED
             raise SupervisorError(f"The {child.spec.name} process {cause} unexpectedly while starting; "
                                   f"stopped everything. Its log: {child.log_path}")
+        self._crashed(child, cause)
+
+    def _crashed(self, child: Child, cause: str) -> None:
+        """Count the crash in the window: schedule the restart after its back-off, or give up."""
         now = time.monotonic()
         child.crashes.append(now)
         while child.crashes and child.crashes[0] < now - self.policy.window_s:

@@ -24,3 +24,8 @@ TEMPLATES = "/templates"
 CHANNELS = "/channels"
 USERS = "/users"
 AUDIT = "/audit"
+
+
+def campaign_edit(campaign_id):
+    """The wizard on a draft: `campaign_id` is a str or a Reflex Var (the result is then a Var too)."""
+    return CAMPAIGNS + "/" + campaign_id + "/edit"

@@ -26,7 +26,7 @@ def _select(options: rx.Var, value: rx.Var, on_change, placeholder: str, select_
 
 
 def _return_to() -> rx.Var:
-    return rx.cond(W.campaign_id != "", routes.CAMPAIGNS + "/" + W.campaign_id + "/edit", routes.CAMPAIGN_NEW)
+    return rx.cond(W.campaign_id != "", routes.campaign_edit(W.campaign_id), routes.CAMPAIGN_NEW)
 
 
 def _create_link(label: str, href: rx.Var, link_id: str) -> rx.Component:

@@ -14,9 +14,18 @@ from state.guard import public_handler
 HOME_ROUTE = routes.CAMPAIGNS
 
 
+DEVICE_COOKIE = "hubcast_device"
+DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
+
+
 class LoginState(AppState):
     error: str = ""
     busy: bool = False
+    # Set at a successful login: marks this browser as one the account's owner used, so guessers being
+    # slowed down (app/services/accounts/login_throttle.py) never keep the owner out. Signed, not a secret
+    # that signs anyone in.
+    device_token: str = rx.Cookie("", name=DEVICE_COOKIE, path="/", same_site="strict",
+                                  max_age=DEVICE_COOKIE_MAX_AGE)
 
     @public_handler("the login form: checks credentials, issues a new server-generated session")
     def submit(self, form: dict):
@@ -28,12 +37,14 @@ class LoginState(AppState):
                 if self.session_secret:
                     auth.logout(session=session, secret=self.session_secret)
                 result = auth.login(session=session, redis_client=get_redis(), email=email, password=password,
-                                    ip=self._client_ip(), user_agent=self.router.headers.user_agent or "")
+                                    ip=self._client_ip(), user_agent=self.router.headers.user_agent or "",
+                                    device_token=self.device_token)
         except auth.LoginFailed as exc:
             self.error = str(exc)
             return
         self.error = ""
         self.session_secret = result.session_secret
+        self.device_token = result.device_token
         self._show_identity(result.user)
         return rx.redirect(HOME_ROUTE)
 

@@ -17,7 +17,7 @@ def _name(row: rx.Var) -> rx.Component:
     # Drafts open in the wizard (another page); everything else opens its live results.
     return rx.cond(
         row["status"] == "draft",
-        rx.link(rx.text(row["name"], weight="medium"), href=routes.CAMPAIGNS + "/" + row["id"] + "/edit",
+        rx.link(rx.text(row["name"], weight="medium"), href=routes.campaign_edit(row["id"]),
                 id="campaign-link-" + row["id"], underline="hover"),
         rx.link(rx.text(row["name"], weight="medium"), href=routes.CAMPAIGNS + "/" + row["id"],
                 id="campaign-link-" + row["id"], underline="hover"),
@@ -36,7 +36,7 @@ def _actions(row: rx.Var) -> rx.Component:
         rx.menu.trigger(rx.icon_button(rx.icon("ellipsis", size=16), variant="ghost", size="1",
                                        id="campaign-actions-" + cid, aria_label="Actions")),
         rx.menu.content(
-            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect(routes.CAMPAIGNS + "/" + cid + "/edit"),
+            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect(routes.campaign_edit(cid)),
                                              "campaign-edit-" + cid)),
             _item("Duplicate", "copy", CampaignsState.duplicate_campaign(cid), "campaign-duplicate-" + cid),
             rx.cond(status == "scheduled", rx.fragment(

@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel, select
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, User, UserSession
-from app.services.accounts import auth
+from app.services.accounts import auth, login_throttle
 from app.services.accounts import users as users_service
 from app.services.accounts.auth import LOGIN_FAILED_MESSAGE, LoginFailed
 from app.settings import get_settings
@@ -206,64 +206,132 @@ def test_absolute_expiry_refuses_even_an_active_session(session, redis_client, m
 
 # --- throttling --------------------------------------------------------------------------------
 
-def _fail(session, redis_client, email, password="wrong password!!", ip=""):
+def _fail(session, redis_client, email, password="wrong password!!", ip="", device=""):
     with pytest.raises(LoginFailed) as exc:
-        _login(session, redis_client, email, password=password, ip=ip)
+        auth.login(session=session, redis_client=redis_client, email=email, password=password, ip=ip,
+                   device_token=device)
     assert str(exc.value) == LOGIN_FAILED_MESSAGE
 
 
-def test_throttling_is_per_account_and_ignores_the_client_ip(session, redis_client, make_user):
+def _reasons(session) -> list[str]:
+    return [a.detail["reason"] for a in _audit(session, "auth.login") if a.outcome == "refused"]
+
+
+def _lift_waits(redis_client) -> None:
+    """What the passing of time does to every wait (their keys expire)."""
+    for key in redis_client.keys("hubcast:login:wait:*"):
+        redis_client.delete(key)
+
+
+def test_failures_slow_that_address_only_and_never_lock_the_account(session, redis_client, make_user):
     victim = make_user("admin")
-    bystander = make_user("basic")
-    limit = get_settings().login_max_failures
-    assert limit >= 3
-    ips = ["1.2.3.4", "5.6.7.8"]  # e.g. a spoofed X-Forwarded-For on every request
-    for i in range(limit):
-        _fail(session, redis_client, victim.email, ip=ips[i % 2])
-    # Now even the right password is refused, from any address, with the same generic message.
-    for ip in ("5.6.7.8", "1.2.3.4", "9.9.9.9", ""):
-        _fail(session, redis_client, victim.email, password=PASSWORD, ip=ip)
-    # The account's email written differently is the same account.
-    _fail(session, redis_client, "  " + victim.email.upper(), password=PASSWORD, ip="1.2.3.4")
-    assert _fresh(session).exec(select(func.count()).select_from(UserSession)
-                                .where(UserSession.user_id == victim.id)).one() == 0
-
-    # Another account is unaffected.
-    assert _login(session, redis_client, bystander.email, ip="1.2.3.4").user.id == bystander.id
-
-    # Every failure was audit-logged, with why and from where.
+    for _ in range(login_throttle.PAIR_FREE + 1):
+        _fail(session, redis_client, victim.email, ip="1.2.3.4")
+    # The attacker's address now waits, even with the right password, with the same generic message.
+    _fail(session, redis_client, victim.email, password=PASSWORD, ip="1.2.3.4")
+    _fail(session, redis_client, "  " + victim.email.upper(), password=PASSWORD, ip="1.2.3.4")  # same account
+    assert _reasons(session) == ["bad_credentials"] * (login_throttle.PAIR_FREE + 1) + ["throttled"]
+    # The owner, anywhere else, signs in at once.
+    assert _login(session, redis_client, victim.email, ip="5.6.7.8").user.id == victim.id
     refused = [a for a in _audit(session, "auth.login") if a.outcome == "refused"]
-    assert len(refused) == limit + 5
-    assert all(a.actor_email == victim.email for a in refused)
-    reasons = [a.detail["reason"] for a in refused]
-    assert reasons == ["bad_credentials"] * limit + ["throttled"] * 5
-    assert [a.ip for a in refused[:limit]] == [ips[i % 2] for i in range(limit)]
-    assert refused[0].actor_id == victim.id
+    assert all(a.actor_email == victim.email for a in refused) and refused[0].actor_id == victim.id
+    assert [a.ip for a in refused] == ["1.2.3.4"] * len(refused)
 
 
-def test_throttle_is_lifted_when_the_lockout_key_expires(session, redis_client, make_user):
+def test_waits_grow_with_each_failure_and_are_capped():
+    pair = [login_throttle.delay_after(login_throttle.PAIR, n) for n in range(1, 20)]
+    assert pair[:login_throttle.PAIR_FREE] == [0.0] * login_throttle.PAIR_FREE
+    grown = pair[login_throttle.PAIR_FREE:]
+    assert grown[:4] == [1.0, 2.0, 4.0, 8.0] and grown == sorted(grown) and max(grown) == login_throttle.MAX_DELAY_S
+    assert login_throttle.delay_after(login_throttle.IP, login_throttle.IP_FREE) == 0.0
+    assert login_throttle.delay_after(login_throttle.IP, login_throttle.IP_FREE + 1) == 1.0
+    assert login_throttle.delay_after(login_throttle.ACCOUNT, login_throttle.ACCOUNT_FREE) == 0.0
+    assert login_throttle.delay_after(login_throttle.ACCOUNT, login_throttle.ACCOUNT_FREE + 1) > 0
+    assert login_throttle.delay_after(login_throttle.PAIR, 10_000) == login_throttle.MAX_DELAY_S
+
+
+def test_a_wait_is_a_redis_key_that_expires_and_reveals_no_email(session, redis_client, make_user):
     user = make_user("basic")
-    limit = get_settings().login_max_failures
-    for _ in range(limit):
-        _fail(session, redis_client, user.email)
-    keys = redis_client.keys("hubcast:login-failures:*")
-    assert len(keys) == 1
-    ttl = redis_client.ttl(keys[0])
-    assert 0 < ttl <= get_settings().login_lockout_seconds
-    assert user.email.encode() not in keys[0]  # the key does not reveal the email
-    redis_client.delete(keys[0])  # what the expiry does
-    assert _login(session, redis_client, user.email).user.id == user.id
+    for _ in range(login_throttle.PAIR_FREE + 1):
+        _fail(session, redis_client, user.email, ip="1.2.3.4")
+    [key] = redis_client.keys("hubcast:login:wait:*")
+    assert 0 < redis_client.pttl(key) <= login_throttle.BASE_DELAY_S * 1000
+    assert all(user.email.encode() not in k and b"1.2.3.4" not in k for k in redis_client.keys("hubcast:login:*"))
+    _lift_waits(redis_client)
+    assert _login(session, redis_client, user.email, ip="1.2.3.4").user.id == user.id
 
 
-def test_success_before_the_limit_resets_the_count(session, redis_client, make_user):
+def test_one_address_spraying_many_accounts_is_slowed(session, redis_client, make_user):
+    owner = make_user("basic")
+    for i in range(login_throttle.IP_FREE + 1):  # one guess per account: no pair ever waits
+        _fail(session, redis_client, f"user{i}@example.com", ip="6.6.6.6")
+    _fail(session, redis_client, owner.email, password=PASSWORD, ip="6.6.6.6")
+    assert _reasons(session)[-1] == "throttled"
+    assert _login(session, redis_client, owner.email, ip="7.7.7.7").user.id == owner.id
+
+
+def test_a_known_device_signs_in_while_its_address_and_account_wait(session, redis_client, make_user):
+    owner = make_user("admin")
+    device = _login(session, redis_client, owner.email, ip="1.2.3.4").device_token
+    assert login_throttle.device_user_id(device) == owner.id
+    for _ in range(login_throttle.PAIR_FREE + 2):
+        _fail(session, redis_client, owner.email, ip="1.2.3.4")
+    _fail(session, redis_client, owner.email, password=PASSWORD, ip="1.2.3.4")  # a new browser there waits
+    again = auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
+                       ip="1.2.3.4", device_token=device)
+    assert again.user.id == owner.id and again.device_token == device  # kept, not reissued
+
+
+def test_a_device_cookie_is_only_good_for_its_own_account_and_cannot_be_forged(session, redis_client, make_user):
+    owner, other = make_user("admin"), make_user("basic")
+    device = _login(session, redis_client, other.email, ip="1.2.3.4").device_token
+    forged = f"v1.{owner.id}.{device.split('.')[2]}.{device.split('.')[3]}"
+    assert login_throttle.device_user_id(forged) is None
+    for _ in range(login_throttle.PAIR_FREE + 1):
+        _fail(session, redis_client, owner.email, ip="1.2.3.4")
+    for token in (device, forged, "v1.1.x.y", "garbage"):
+        _fail(session, redis_client, owner.email, password=PASSWORD, ip="1.2.3.4", device=token)
+
+
+def test_a_device_cookie_that_keeps_failing_loses_its_pass(session, redis_client, make_user):
+    owner = make_user("admin")
+    device = _login(session, redis_client, owner.email, ip="1.2.3.4").device_token
+    for _ in range(login_throttle.DEVICE_MAX_FAILURES):  # a stolen cookie used to guess
+        _fail(session, redis_client, owner.email, ip="1.2.3.4", device=device)
+    _fail(session, redis_client, owner.email, password=PASSWORD, ip="1.2.3.4", device=device)
+    assert _reasons(session)[-1] == "throttled"
+
+
+def test_many_addresses_guessing_one_account_slow_unknown_browsers_only(session, redis_client, make_user,
+                                                                         monkeypatch):
+    monkeypatch.setattr(login_throttle, "ACCOUNT_FREE", 6)
+    owner = make_user("admin")
+    device = _login(session, redis_client, owner.email, ip="9.9.9.9").device_token
+    for i in range(10):
+        _fail(session, redis_client, owner.email, ip=f"10.0.0.{i}")
+    assert _reasons(session).count("bad_credentials") == 7  # then the account waits for unknown browsers
+    _fail(session, redis_client, owner.email, password=PASSWORD, ip="10.0.1.1")
+    assert auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
+                      ip="10.0.1.2", device_token=device).user.id == owner.id
+
+
+def test_success_forgets_that_address_s_failures(session, redis_client, make_user):
     user = make_user("basic")
-    limit = get_settings().login_max_failures
-    for _ in range(limit - 1):
-        _fail(session, redis_client, user.email)
-    _login(session, redis_client, user.email)
-    for _ in range(limit - 1):
-        _fail(session, redis_client, user.email)
-    assert _login(session, redis_client, user.email).user.id == user.id
+    for _ in range(login_throttle.PAIR_FREE):
+        _fail(session, redis_client, user.email, ip="1.2.3.4")
+    _login(session, redis_client, user.email, ip="1.2.3.4")
+    for _ in range(login_throttle.PAIR_FREE):
+        _fail(session, redis_client, user.email, ip="1.2.3.4")
+    assert _login(session, redis_client, user.email, ip="1.2.3.4").user.id == user.id
+
+
+def test_throttled_attempts_are_audited_once_a_minute_not_each(session, redis_client, make_user):
+    user = make_user("basic")
+    for _ in range(login_throttle.PAIR_FREE + 1):
+        _fail(session, redis_client, user.email, ip="1.2.3.4")
+    for _ in range(50):
+        _fail(session, redis_client, user.email, ip="1.2.3.4")
+    assert _reasons(session).count("throttled") == 1
 
 
 def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client, make_user):
@@ -273,10 +341,10 @@ def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client
     assert (entry.outcome, entry.actor_id, entry.actor_email, entry.ip) == ("refused", None, "nobody@example.com",
                                                                             "1.2.3.4")
     assert entry.detail == {"reason": "bad_credentials"}
-    # Guessing against a non-existent account is throttled too (no oracle through a different behaviour).
-    for _ in range(get_settings().login_max_failures):
-        _fail(session, redis_client, "nobody@example.com")
-    assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled"}
+    # Guessing against a non-existent account is slowed the same way (no oracle through a different behaviour).
+    for _ in range(login_throttle.PAIR_FREE):
+        _fail(session, redis_client, "nobody@example.com", ip="1.2.3.4")
+    assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled", "scope": "pair"}
 
 
 @pytest.mark.parametrize(("email", "password"), [("", PASSWORD), ("x@example.com", ""), ("a" * 255, PASSWORD),

@@ -250,7 +250,8 @@ def test_the_first_message_leaves_before_the_freeze_of_a_large_audience_ends(ses
     with run_sandbox(tmp_path / "sandbox", mps=0) as sb:
         def held_write(session_, campaign_id, rows, now, use_copy):
             if threading.current_thread().name.startswith("freeze-") and not events:
-                wait_until(lambda: sb.log()["total"] >= 1, 30, interval=0.02, message="a message before the freeze ends")
+                wait_until(lambda: sb.log()["total"] >= 1, 30, interval=0.02,
+                           message="a message before the freeze ends")
                 events.append(("first message seen by the freezer", sb.log()["total"]))
             real_write(session_, campaign_id, rows, now, use_copy)
 

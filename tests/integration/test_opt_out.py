@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from app.models import AuditLog, Campaign, CampaignRecipient, Contact, ContactIdentity, InboundMessage
+from app.models import AuditLog, Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, InboundMessage
 from app.services.inbound import opt_out
 from app.whatsapp.webhooks import InboundMessage as Parsed
 
@@ -59,7 +59,10 @@ def test_other_messages_are_stored_and_change_no_subscription(session):
 
 
 def test_replies_to_a_campaign_message_count_once_per_recipient(session):
-    campaign = Campaign(name="Spring", status="sent")
+    ours, other = Channel(name="Ours", kind="sandbox"), Channel(name="Other", kind="sandbox")
+    session.add_all([ours, other])
+    session.flush()
+    campaign = Campaign(name="Spring", status="sent", channel_id=ours.id)
     session.add(campaign)
     session.flush()
     session.add(CampaignRecipient(campaign_id=campaign.id, address="+33612345678", status="read",
@@ -67,10 +70,27 @@ def test_replies_to_a_campaign_message_count_once_per_recipient(session):
     session.commit()
     for wamid in ("wamid.r1", "wamid.r2", "wamid.r1"):  # two replies, one redelivered
         opt_out.record_inbound(session=session, message=inbound("Nice!", wamid, context="wamid.campaign.1"),
-                               channel_id=None)
+                               channel_id=ours.id)
     opt_out.record_inbound(session=session, message=inbound("Hi", "wamid.r3", context="wamid.unrelated"),
-                           channel_id=None)
+                           channel_id=ours.id)
     session.commit()
     session.refresh(campaign)
     assert campaign.replied_count == 1
     assert len(session.exec(select(InboundMessage)).all()) == 3
+
+
+def test_a_reply_through_another_channel_does_not_count_for_the_campaign(session):
+    ours, other = Channel(name="Ours", kind="sandbox"), Channel(name="Other", kind="sandbox")
+    session.add_all([ours, other])
+    session.flush()
+    campaign = Campaign(name="Spring", status="sent", channel_id=ours.id)
+    session.add(campaign)
+    session.flush()
+    session.add(CampaignRecipient(campaign_id=campaign.id, address="+33612345679", status="read",
+                                  message_id="wamid.campaign.2"))
+    session.commit()
+    outcome = opt_out.record_inbound(session=session, message=inbound("Hi", "wamid.x1", context="wamid.campaign.2"),
+                                     channel_id=other.id)
+    session.commit()
+    session.refresh(campaign)
+    assert outcome.replied_campaign_id is None and campaign.replied_count == 0

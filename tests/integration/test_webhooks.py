@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- helpers (payload builders and readers: tests/support/webhook_payloads.py) -----------------------
 
 @pytest.fixture()
-def world(webhook_world):
+def world(webhook_world, redis_client):  # the route counts what it stored in Redis (/metrics)
     return webhook_world
 
 
@@ -206,6 +206,8 @@ def test_statuses_of_another_number_are_refused_unless_its_secret_signed_them(wo
     session.add(Channel(name="Other", kind="whatsapp_cloud", phone_number_id="999", app_secret="other-secret"))
     session.commit()
     payload = envelope([status_item("wamid.z", "sent")], pnid="999")
+    assert post_signed(payload, secret=SECRET).status_code == 200  # our secret cannot speak for number 999
+    assert event_count() == 0
     assert post_signed(payload, secret="other-secret").status_code == 200
     with Session(get_engine()) as s:
         event = s.exec(select(WebhookStatusEvent)).one()

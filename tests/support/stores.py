@@ -169,22 +169,39 @@ def session(database_url):
         yield s
 
 
+_HASHES: dict[str, str] = {}  # password -> one argon2 hash of it, shared by the factory's users
+
+
 @pytest.fixture()
 def make_user(session):
-    """make_user("basic") -> a committed User with password 'correct horse battery'."""
-    from app.services.accounts.users import create_user
+    """make_user("basic") -> a committed User with password 'correct horse battery'.
+
+    Users are created by the real `create_user`, except that a password's argon2 hash is computed once per
+    run and reused (a real hash of that password, so logins verify it as usual): hashing costs 0.1-3 s on
+    the 2-core CI machine and the factory makes hundreds of users. Hashing itself is tested where it is
+    the point (tests/unit/test_passwords.py, and tests calling `create_user` directly)."""
+    from unittest import mock
+
+    from app.domain.passwords import hash_password
+    from app.services.accounts import users as users_service
 
     counter = {"n": 0}
 
+    def cached_hash(password: str) -> str:
+        if password not in _HASHES:
+            _HASHES[password] = hash_password(password)
+        return _HASHES[password]
+
     def _make(role: str, email: str | None = None, password: str = PASSWORD, active: bool = True):
         counter["n"] += 1
-        user, _ = create_user(
-            session=session,
-            actor=None,
-            email=email or f"{role}{counter['n']}@example.com",
-            role=role,
-            password=password,
-        )
+        with mock.patch.object(users_service, "hash_password", cached_hash):
+            user, _ = users_service.create_user(
+                session=session,
+                actor=None,
+                email=email or f"{role}{counter['n']}@example.com",
+                role=role,
+                password=password,
+            )
         user.is_active = active
         session.add(user)
         session.commit()

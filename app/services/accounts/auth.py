@@ -2,8 +2,8 @@
 
 A login issues a fresh random session secret generated here (never the browser's own token);
 only its SHA-256 is stored. Sessions end on logout, on deactivation, after an idle period and
-after an absolute lifetime. Failed logins are counted per account in Redis, so spoofing
-X-Forwarded-For or rotating IPs does not buy more guesses.
+after an absolute lifetime. Failed logins slow the guesser down without locking the owner out
+(`login_throttle`: per account and address, per address, per account; a known device skips them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from app.domain.passwords import hash_password, needs_rehash, verify_password
 from app.models import User, UserSession
-from app.services.accounts import audit
+from app.services.accounts import audit, login_throttle
 from app.settings import get_settings
 from app.timeutil import utcnow
 
@@ -37,6 +37,7 @@ class LoginFailed(Exception):
 class LoginResult:
     user: User
     session_secret: str  # goes to the browser cookie once; never stored
+    device_token: str = ""  # the browser's device cookie: the one it sent if still good, else a new one
 
 
 def token_hash(secret: str) -> str:
@@ -47,42 +48,33 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def _throttle_key(email: str) -> str:
-    return "hubcast:login-failures:" + hashlib.sha256(email.encode()).hexdigest()
-
-
-def _is_throttled(r: redis.Redis, email: str) -> bool:
-    count = r.get(_throttle_key(email))
-    return count is not None and int(count) >= get_settings().login_max_failures
-
-
-def _note_failure(r: redis.Redis, email: str) -> None:
-    key = _throttle_key(email)
-    pipe = r.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, get_settings().login_lockout_seconds)
-    pipe.execute()
-
-
 def login(*, session: Session, redis_client: redis.Redis, email: str, password: str, ip: str = "",
-          user_agent: str = "") -> LoginResult:
+          user_agent: str = "", device_token: str = "") -> LoginResult:
+    """Check the credentials and open a session; LoginFailed (one generic message) otherwise.
+
+    Blocking (Argon2id takes tens of milliseconds of CPU): the login form calls it off the event loop."""
     email = normalise_email(email)
     if not email or not password or len(email) > 254 or len(password) > 256:
         raise LoginFailed()
-    if _is_throttled(redis_client, email):
-        audit.record(session=session, actor=None, actor_email=email, action="auth.login", outcome="refused",
-                     detail={"reason": "throttled"}, ip=ip)
-        session.commit()
-        raise LoginFailed()
     user = session.exec(select(User).where(User.email == email)).first()
+    trusted = login_throttle.device_is_trusted(redis_client, device_token, user.id if user else None)
+    waiting = login_throttle.waiting_scope(redis_client, email, ip, trusted=trusted)
+    if waiting is not None:
+        if login_throttle.first_refusal_this_minute(redis_client, email, ip, waiting):
+            audit.record(session=session, actor=None, actor_email=email, action="auth.login", outcome="refused",
+                         detail={"reason": "throttled", "scope": waiting}, ip=ip)
+            session.commit()
+        raise LoginFailed()
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        _note_failure(redis_client, email)
+        login_throttle.note_failure(redis_client, email, ip, device_token if trusted else "")
         audit.record(session=session, actor=user, actor_email=email, action="auth.login", outcome="refused",
                      detail={"reason": "inactive" if (ok and user) else "bad_credentials"}, ip=ip)
         session.commit()
         raise LoginFailed()
-    redis_client.delete(_throttle_key(email))
+    login_throttle.note_success(redis_client, email, ip, device_token if trusted else "")
+    if not trusted:
+        device_token = login_throttle.issue_device_token(user.id)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     secret = secrets.token_urlsafe(32)
@@ -96,7 +88,7 @@ def login(*, session: Session, redis_client: redis.Redis, email: str, password: 
     session.add(user)
     audit.record(session=session, actor=user, action="auth.login", ip=ip)
     session.commit()
-    return LoginResult(user=user, session_secret=secret)
+    return LoginResult(user=user, session_secret=secret, device_token=device_token)
 
 
 def resolve_session(*, session: Session, secret: str) -> User | None:

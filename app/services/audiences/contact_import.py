@@ -24,6 +24,7 @@ from app.models import Contact, ContactIdentity, ListMembership, User
 from app.services.access import require
 from app.services.accounts import audit
 from app.services.audiences import lists
+from app.services.audiences.channel_flags import CHANNEL_BITS
 from app.services.audiences.contacts import (
     CONTACT_FIELDS,
     CUSTOM_VALUE_LIMIT,
@@ -214,8 +215,11 @@ def _apply_chunk(session: Session, chunk: list[_ImportRow], now) -> tuple[list[i
         conn.execute(update(contacts).where(contacts.c.id == bindparam("cid")).values(
             **{n: bindparam(f"v_{n}") for n in (*CONTACT_FIELDS, "custom_fields", "updated_at")}), params)
     if fresh:
+        # channel_flags: what the contact_identities trigger (migration 0005) computes for the one subscribed
+        # WhatsApp identity inserted below; written up front, the trigger finds nothing to change and does not
+        # rewrite every new contact row (a second row version per contact on PostgreSQL).
         params = [{**{n: r.fields.get(n, "") for n in CONTACT_FIELDS}, "custom_fields": r.custom,
-                   "created_at": now, "updated_at": now} for r in fresh]
+                   "channel_flags": CHANNEL_BITS["whatsapp"], "created_at": now, "updated_at": now} for r in fresh]
         for p, r in zip(params, fresh, strict=True):
             p["country"] = p["country"] or country_of(r.e164)
         new_ids = list(conn.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),

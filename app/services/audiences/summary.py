@@ -4,16 +4,22 @@
 it and the sending engine freezes it. Segments are evaluated at call time, so contacts added after the
 segment was saved are members when they match.
 
-`audience_summary` answers with ONE aggregate query: contacts are joined to their identities and
-reduced to one row of per-channel flags per contact, then summed. Nothing loops over contacts in
-Python, which keeps a 1,000,000-contact segment well under a second on PostgreSQL (bench/audience.py).
+`audience_summary` answers with ONE aggregate query over the contacts alone: each contact carries its
+channel flags (`contacts.channel_flags`, kept by triggers on contact_identities, migration 0005), so the
+audience is counted per distinct flags value (at most 256 groups) and the figures are derived from those
+few rows. No join to identities and no per-contact grouping: a 1,000,000-contact segment or list is one
+parallel scan on PostgreSQL (bench/audience.py; issue 16).
+
+`_summary_query` is the definition the flags replace (contacts outer-joined to their identities, reduced to
+per-contact flags, then summed). It stays as the reference the differential test
+(tests/integration/test_audience_flags.py) and the benchmark's same-run baseline compare against.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import and_, case, func, select, text, union_all
+from sqlalchemy import and_, case, func, select, text, true, union_all
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
@@ -21,6 +27,7 @@ from app.domain import permissions as perm
 from app.domain.variables import CONTACT_TEXT_FIELDS
 from app.models import Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, User
 from app.services.access import get_or_raise, require
+from app.services.audiences.channel_flags import CHANNEL_BITS, SUBSCRIBED_MASK, UNSUBSCRIBED_SHIFT
 from app.services.audiences.segment_sql import rules_condition
 
 CHANNEL_TYPES: tuple[str, ...] = ("whatsapp", "instagram", "messenger", "sms")
@@ -162,7 +169,9 @@ def _id_ranges(session: Session, ids: Select, parts: int) -> list[tuple[int, int
     return [(low + i * step, min(high, low + (i + 1) * step - 1)) for i in range(parts)]
 
 
-def _run_summary(session: Session, ids: Select):
+def reference_summary_row(session: Session, ids: Select):
+    """The summary row as computed before the flags column (identities joined and grouped per contact),
+    with its PostgreSQL id-range parallelism: the reference for the differential test and the baseline."""
     if session.get_bind().dialect.name != "postgresql":
         return session.execute(_summary_query(ids)).one()
     # For this one analytic statement (transaction-scoped): JIT compilation costs more than it saves,
@@ -172,11 +181,64 @@ def _run_summary(session: Session, ids: Select):
     return session.execute(_summary_query(ids, _id_ranges(session, ids, POSTGRES_PARTS))).one()
 
 
+def _contacts_condition(ids: Select):
+    """The WHERE clause of `ids` when it is a plain `SELECT contacts.id FROM contacts WHERE ...` (a segment),
+    so callers can read other contact columns with it instead of joining contacts to itself; else None."""
+    if len(ids.selected_columns) != 1 or ids.get_final_froms() != [Contact.__table__]:
+        return None
+    if (ids._group_by_clauses or ids._having_criteria or ids._distinct or ids._limit_clause is not None
+            or ids._offset_clause is not None):
+        return None
+    column = ids.selected_columns[0]
+    column = getattr(column, "element", column)  # through a label
+    if getattr(column, "table", None) is not Contact.__table__ or column.key != "id":
+        return None
+    return ids.whereclause if ids.whereclause is not None else true()
+
+
+def _contacts_of(ids: Select, *columns) -> Select:
+    """SELECT `columns` FROM contacts for the contacts of the audience `ids` (each contact once)."""
+    condition = _contacts_condition(ids)
+    query = select(*columns)
+    if condition is not None:
+        return query.where(condition)
+    # A semi-join: each contact once, whatever `ids` repeats (as the reference's GROUP BY id did).
+    return query.where(Contact.id.in_(ids.scalar_subquery()))
+
+
+def flags_histogram(session: Session, ids: Select) -> dict[int, int]:
+    """{channel_flags value: number of audience contacts with it}: one grouped scan, at most 256 rows."""
+    query = _contacts_of(ids, Contact.channel_flags, func.count()).group_by(Contact.channel_flags)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))  # compiling costs more than this one scan saves
+    return {int(flags): int(n) for flags, n in session.execute(query).all()}
+
+
+def counts_from_flags(histogram: dict[int, int]) -> dict[str, int]:
+    """The summary's figures (SUMMARY_COLUMNS) from a flags histogram; same meanings as `_summary_query`."""
+    wa_sub, wa_unsub = CHANNEL_BITS["whatsapp"], CHANNEL_BITS["whatsapp"] << UNSUBSCRIBED_SHIFT
+    others = SUBSCRIBED_MASK & ~wa_sub
+
+    def count(test) -> int:
+        return sum(n for flags, n in histogram.items() if test(flags))
+
+    counts = {"total": sum(histogram.values())}
+    counts.update({t: count(lambda f, bit=CHANNEL_BITS[t]: f & bit) for t in CHANNEL_TYPES})
+    counts["not_reachable"] = count(lambda f: not f & wa_sub and f & others)
+    counts["unsubscribed"] = count(lambda f: f & wa_unsub and not f & wa_sub)
+    counts["no_channel"] = count(lambda f: not f & SUBSCRIBED_MASK)
+    return counts
+
+
 def _custom_keys(session: Session, ids: Select) -> list[str]:
     """Custom field names present in a sample of the audience (a bounded read, not a loop over all)."""
     # A join (not IN) lets the database stop after the sample instead of building the whole audience first.
-    audience = ids.subquery("audience")
-    sample = select(Contact.custom_fields).join(audience, audience.c.id == Contact.id).limit(_CUSTOM_KEYS_SAMPLE)
+    condition = _contacts_condition(ids)
+    if condition is not None:
+        sample = select(Contact.custom_fields).where(condition).limit(_CUSTOM_KEYS_SAMPLE)
+    else:
+        audience = ids.subquery("audience")
+        sample = select(Contact.custom_fields).join(audience, audience.c.id == Contact.id).limit(_CUSTOM_KEYS_SAMPLE)
     keys: set[str] = set()
     for fields in session.execute(sample).scalars():
         if isinstance(fields, dict):
@@ -197,13 +259,13 @@ def _suggested(counts: dict[str, int]) -> list[str]:
 def summarise_ids(*, session: Session, ids: Select, kind: str = "segment", ref_id: int | None = None,
                   name: str = "", channel: Channel | None = None) -> AudienceSummary:
     """The summary of any SELECT of contact ids (used for saved audiences and unsaved rules alike)."""
-    row = _run_summary(session, ids)
-    counts = {t: int(getattr(row, t)) for t in CHANNEL_TYPES}
+    row = counts_from_flags(flags_histogram(session, ids))
+    counts = {t: row[t] for t in CHANNEL_TYPES}
     can_send = channel is None or channel.kind in WHATSAPP_CHANNEL_KINDS
     return AudienceSummary(
-        kind=kind, ref_id=ref_id, name=name, total=int(row.total), subscribed_by_channel=counts,
-        reach=counts["whatsapp"] if can_send else 0, not_reachable=int(row.not_reachable),
-        unsubscribed=int(row.unsubscribed), no_channel=int(row.no_channel),
+        kind=kind, ref_id=ref_id, name=name, total=row["total"], subscribed_by_channel=counts,
+        reach=counts["whatsapp"] if can_send else 0, not_reachable=row["not_reachable"],
+        unsubscribed=row["unsubscribed"], no_channel=row["no_channel"],
         variable_fields=list(CONTACT_VARIABLE_FIELDS) + [f"custom.{k}" for k in _custom_keys(session, ids)],
         suggested_channel_types=_suggested(counts), channel_id=channel.id if channel else None,
         channel_can_send=can_send,

@@ -274,11 +274,15 @@ def latest_status(session: Session, trial_send_id: Any) -> TrialSend | None:
 def apply_trial_statuses(session: Session, limit: int) -> int:
     """Apply stored status events whose wamid is a trial send's (called by the webhook applier, inside
     its write transaction). Returns how many events were stamped applied."""
-    events, trials = WebhookStatusEvent.__table__, TrialSend.__table__
+    events, trials, campaigns = WebhookStatusEvent.__table__, TrialSend.__table__, Campaign.__table__
+    # Only statuses that came through the trial's own channel (issue 13: another channel's secret
+    # cannot vouch for this one's messages).
     rows = session.execute(
         select(events.c.id, events.c.status, events.c.error_code, events.c.error_title, trials.c.id.label("tid"),
                trials.c.status.label("tstatus"))
         .join(trials, trials.c.message_id == events.c.message_id)
+        .join(campaigns, campaigns.c.id == trials.c.campaign_id)
+        .where(campaigns.c.channel_id == events.c.channel_id)
         .where(events.c.applied_at.is_(None)).order_by(events.c.id).limit(max(1, int(limit)))).all()
     if not rows:
         return 0

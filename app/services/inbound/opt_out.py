@@ -8,7 +8,12 @@ file included) can message it again without someone deliberately re-subscribing 
 
 Every message is stored once (unique wamid; Meta's redeliveries are ignored, so side effects happen
 once). A reply carrying the context of a campaign message counts once per recipient in the
-campaign's `replied_count`.
+campaign's `replied_count`, and only for a campaign on the channel the reply came through.
+
+Only messages through a number owned by a channel whose app secret signed the webhook get here
+(`webhook_ingest.store_events` refuses the others, issue 13). Consent is kept per channel *type*
+(`ContactIdentity`), so a STOP to any of our WhatsApp numbers ends WhatsApp messages from all of them:
+the person asked us to stop, and guessing which of our numbers they meant would be the unsafe side.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int 
     if unsubscribed:
         unsubscribe(session=session, address=address, keyword=message.text.strip(), message_id=message.message_id,
                     channel_id=channel_id)
-    replied = _count_reply(session, context, message.message_id) if context else None
+    replied = _count_reply(session, context, message.message_id, channel_id) if context and channel_id else None
     return InboundOutcome(stored=True, address=address, unsubscribed=unsubscribed, replied_campaign_id=replied)
 
 
@@ -105,10 +110,13 @@ def unsubscribe(*, session: Session, address: str, keyword: str, message_id: str
     return identity
 
 
-def _count_reply(session: Session, context_id: str, message_id: str) -> int | None:
-    """+1 replied for the campaign of the message replied to, on the first reply from that recipient."""
+def _count_reply(session: Session, context_id: str, message_id: str, channel_id: int) -> int | None:
+    """+1 replied for the campaign of the message replied to, on the first reply from that recipient
+    (only a campaign on the channel the reply came through)."""
     campaign_id = session.execute(select(CampaignRecipient.campaign_id)
-                                  .where(CampaignRecipient.message_id == context_id)).scalars().first()
+                                  .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+                                  .where(CampaignRecipient.message_id == context_id,
+                                         Campaign.channel_id == channel_id)).scalars().first()
     if campaign_id is None:
         return None
     earlier = session.execute(select(InboundMessage.id).where(InboundMessage.context_message_id == context_id,

@@ -16,6 +16,13 @@ recipient id carried in `biz_opaque_callback_data` (the wamid is then stored on 
 whose id matches nothing stays unapplied and is matched by a later pass, once the sender stored that
 wamid (a status can arrive before the worker wrote the id of the message it just sent).
 
+Which channel may say what (issue 13, cross-channel forgery): an item is stored only when its
+`phone_number_id` belongs to a channel whose app secret signed the body (`channel_for` returns None
+otherwise, and the item is refused); a stored status applies only to recipients of campaigns on that
+same channel, and only to rows already posted (`POSTED`: never to a `queued` row, which a forged
+`failed` would otherwise stop from being sent). Wamids and our recipient ids are guessable, the
+channel's secret is not.
+
 Concurrency: the pass holds the write lock from its first read (SQLite `BEGIN IMMEDIATE`; on
 PostgreSQL the matched recipient rows are locked with `FOR UPDATE SKIP LOCKED`), so a sending worker
 cannot change a row between our read and our write. Applying is idempotent, so two web processes
@@ -24,6 +31,7 @@ running passes at once only waste a little work.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import defaultdict
@@ -39,8 +47,10 @@ from app.domain.campaign_status import (
     R_DELIVERED,
     R_FAILED,
     R_READ,
+    R_SENDING,
     R_SENT,
     R_SKIPPED,
+    R_UNKNOWN,
     SENDING,
     recipient_moves_forward,
 )
@@ -52,6 +62,8 @@ from app.services.sending import progress as campaign_progress
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import StatusUpdate, WebhookEvents
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BATCH = 500  # per transaction: short enough that a webhook waiting for the writer lock stays fast
 _TIMESTAMP_FIELD = {R_SENT: "sent_at", R_DELIVERED: "delivered_at", R_READ: "read_at", R_FAILED: "failed_at"}
 # Fold a recipient's events in the order the statuses happen, whatever order they arrived in.
@@ -60,13 +72,18 @@ _CALLBACK = re.compile(r"^(?:[A-Za-z_]+[:=])?(\d{1,18})$")
 
 EVENTS = WebhookStatusEvent.__table__
 RECIPIENTS = CampaignRecipient.__table__
+CAMPAIGNS = Campaign.__table__
+# Rows whose message was posted to WhatsApp (or may have been): the only ones a status can be about.
+# `queued` and `skipped` rows were never posted; a status naming them is a forgery or a mistake.
+POSTED = (R_SENDING, R_SENT, R_UNKNOWN, R_DELIVERED, R_READ, R_FAILED)
 
 
 @dataclass
 class StoreResult:
-    statuses: int = 0  # status items in the payload (duplicates included)
+    statuses: int = 0  # status items stored (duplicates included)
     messages: int = 0
     opted_out: list[str] = field(default_factory=list)
+    refused: int = 0  # items naming a phone number no channel that signed the body owns
 
 
 @dataclass
@@ -96,20 +113,35 @@ def _status_row(status: StatusUpdate, channel_id: int | None, now: datetime) -> 
 
 
 def store_events(session: Session, events: WebhookEvents,
-                 channel_for: Callable[[str], int | None] = lambda _pnid: None) -> StoreResult:
+                 channel_for: Callable[[str], int | None]) -> StoreResult:
     """Append the statuses and record inbound messages (caller commits; nothing is applied here).
 
-    `channel_for(phone_number_id)` names the channel each item came through."""
+    `channel_for(phone_number_id)` names the channel each item came through: one whose app secret
+    signed the body and which owns that number, or None, and then the item is refused (not stored)."""
     now = utcnow()
-    result = StoreResult(statuses=len(events.statuses), messages=len(events.messages))
-    rows = [_status_row(s, channel_for(s.phone_number_id), now) for s in events.statuses]
+    result = StoreResult()
+    rows = []
+    for status in events.statuses:
+        channel_id = channel_for(status.phone_number_id)
+        if channel_id is None:
+            result.refused += 1
+            continue
+        rows.append(_status_row(status, channel_id, now))
+    result.statuses = len(rows)
     if rows:
         session.execute(insert_ignoring_duplicates(session, EVENTS), rows)
     for message in events.messages:
-        outcome = opt_out.record_inbound(session=session, message=message,
-                                         channel_id=channel_for(message.phone_number_id))
+        channel_id = channel_for(message.phone_number_id)
+        if channel_id is None:
+            result.refused += 1
+            continue
+        result.messages += 1
+        outcome = opt_out.record_inbound(session=session, message=message, channel_id=channel_id)
         if outcome.unsubscribed:
             result.opted_out.append(outcome.address)
+    if result.refused:
+        log.warning("webhook: refused %d item(s) naming a phone number id the signing channel does not own",
+                    result.refused)
     return result
 
 
@@ -151,6 +183,9 @@ def _matching(session: Session, limit: int) -> list:
     postgres = session.get_bind().dialect.name == "postgresql"
 
     def run(query):
+        # Only recipients of a campaign on the channel the event came through, and only posted rows.
+        query = (query.join(CAMPAIGNS, CAMPAIGNS.c.id == RECIPIENTS.c.campaign_id)
+                 .where(CAMPAIGNS.c.channel_id == EVENTS.c.channel_id, RECIPIENTS.c.status.in_(POSTED)))
         query = query.where(EVENTS.c.applied_at.is_(None)).order_by(EVENTS.c.id).limit(limit)
         if postgres:
             query = query.with_for_update(of=RECIPIENTS, skip_locked=True)

@@ -216,12 +216,18 @@ def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_
 
 class _ChunkReader:
     """Reads the audience chunk by chunk after a cursor, in the recipients' order: `next_chunk(n)` ->
-    (rows, cursor after them, whether the audience is exhausted). A list/segment is read one keyset page
-    per chunk (`identity id > cursor ... LIMIT n`: no cursor stays open across the chunks' commits); a
-    CSV file in one pass from its start (resuming skips the lines up to the cursor)."""
+    (rows, cursor after them, whether the audience is exhausted). A CSV file is read in one pass from its
+    start (resuming skips the lines up to the cursor). A list/segment is read either as one page
+    (`identity id > cursor ... LIMIT n`, in the session's transaction: the first chunk) or, `streaming`,
+    as ONE query from the cursor to the end on a connection of its own, fetched a chunk at a time while
+    the chunks commit on the session's: paging with a query per chunk cost a pass over the whole audience
+    per page on SQLite (its planner walks the list, then sorts), ~0.2 s per page at 100,000."""
 
-    def __init__(self, session: Session, campaign: Campaign, after: int) -> None:
+    def __init__(self, session: Session, campaign: Campaign, after: int, *, streaming: bool = False) -> None:
         self.session, self.campaign, self.cursor = session, campaign, after
+        self.streaming = streaming
+        self._read: Session | None = None
+        self._rows: Iterator[Any] | None = None
         template = session.get(Template, campaign.template_id)
         self.keys = template_keys(template) if template is not None else []
         self.mapping = campaign.variable_mapping or {}
@@ -249,6 +255,13 @@ class _ChunkReader:
                                            after_line=self.cursor)
             page = list(islice(self._csv, size))
             rows = [_resolved(self.keys, self.mapping, e164, None, None, row) for _line, e164, row in page]
+        elif self.streaming:
+            if self._rows is None:
+                self._read = Session(self.session.get_bind())
+                self._rows = contact_rows(self._read, self.campaign, self.fields, after=self.cursor, keyed=True,
+                                          stream=True)
+            page = list(islice(self._rows, size))
+            rows = [self.frozen(row) for row in page]
         else:
             page = list(contact_rows(self.session, self.campaign, self.fields, after=self.cursor, limit=size,
                                      keyed=True))
@@ -256,6 +269,11 @@ class _ChunkReader:
         if page:
             self.cursor = page[-1][0] if self.kind == "csv" else page[-1][-1]
         return rows, self.cursor, len(page) < size
+
+    def close(self) -> None:
+        if self._read is not None:
+            self._read.close()
+            self._read = self._rows = None
 
 
 def freeze_first_chunk(session: Session, campaign: Campaign, now: datetime, size: int, *,
@@ -279,9 +297,10 @@ def take_freeze_lease(engine: Engine, campaign_id: int, lease_s: float, now: dat
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        stale = now - timedelta(seconds=lease_s)
         won = conn.execute(update(Campaign).where(
             Campaign.id == campaign_id, Campaign.freezing.is_(True),
-            or_(Campaign.freeze_heartbeat_at.is_(None), Campaign.freeze_heartbeat_at < now - timedelta(seconds=lease_s)),
+            or_(Campaign.freeze_heartbeat_at.is_(None), Campaign.freeze_heartbeat_at < stale),
         ).values(freeze_heartbeat_at=now)).rowcount
         conn.commit()
     return won == 1
@@ -315,46 +334,56 @@ def continue_freeze(engine: Engine, campaign_id: int, *, chunk: int = _INSERT_CH
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or not campaign.freezing:
             return run
-        sqlite_db = engine.dialect.name == "sqlite"
         use_copy = _use_copy(session, use_copy)
         cursor = campaign.freeze_cursor
-        reader = _ChunkReader(session, campaign, cursor)
+        reader = _ChunkReader(session, campaign, cursor, streaming=True)
         session.commit()
-        while True:
-            if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() >= deadline):
-                session.execute(update(Campaign).where(
-                    Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
-                ).values(freeze_heartbeat_at=None))
-                session.commit()
-                break
-            try:
-                rows, new_cursor, done = reader.next_chunk(chunk)
-            except AudienceError:  # the segment or file went away mid-freeze: what was frozen is the audience
-                rows, new_cursor, done = [], cursor, True
-            session.commit()  # the read's snapshot ends before the write lock is taken (SQLite)
-            now = utcnow()
-            if sqlite_db:
-                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            _write(session, campaign_id, rows, now, use_copy)
-            won = session.execute(update(Campaign).where(
-                Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
-            ).values(freeze_cursor=new_cursor, freezing=not done, freeze_heartbeat_at=None if done else now,
-                     updated_at=now).execution_options(synchronize_session=False)).rowcount
-            if won != 1:
-                session.rollback()
-                run.lost_lease = True
-                break
-            session.commit()
-            cursor = new_cursor
-            run.rows += len(rows)
-            run.chunks += 1
-            if on_chunk is not None:
-                on_chunk(len(rows))
-            if done:
-                run.done = True
-                break
+        try:
+            _freeze_chunks(session, reader, run, campaign_id, cursor, chunk, deadline, stop, use_copy, on_chunk)
+        finally:
+            reader.close()
     run.seconds = time.monotonic() - started
     return run
+
+
+def _freeze_chunks(session: Session, reader: _ChunkReader, run: FreezeRun, campaign_id: int, cursor: int,
+                   chunk: int, deadline: float | None, stop: threading.Event | None, use_copy: bool,
+                   on_chunk: Callable[[int], None] | None) -> None:
+    """`continue_freeze`'s loop: read a chunk, then write it and move the cursor in one transaction."""
+    sqlite_db = session.get_bind().dialect.name == "sqlite"
+    while True:
+        if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() >= deadline):
+            session.execute(update(Campaign).where(
+                Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
+            ).values(freeze_heartbeat_at=None))
+            session.commit()
+            break
+        try:
+            rows, new_cursor, done = reader.next_chunk(chunk)
+        except AudienceError:  # the segment or file went away mid-freeze: what was frozen is the audience
+            rows, new_cursor, done = [], cursor, True
+        session.commit()  # the read's snapshot ends before the write lock is taken (SQLite)
+        now = utcnow()
+        if sqlite_db:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        _write(session, campaign_id, rows, now, use_copy)
+        won = session.execute(update(Campaign).where(
+            Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
+        ).values(freeze_cursor=new_cursor, freezing=not done, freeze_heartbeat_at=None if done else now,
+                 updated_at=now).execution_options(synchronize_session=False)).rowcount
+        if won != 1:
+            session.rollback()
+            run.lost_lease = True
+            break
+        session.commit()
+        cursor = new_cursor
+        run.rows += len(rows)
+        run.chunks += 1
+        if on_chunk is not None:
+            on_chunk(len(rows))
+        if done:
+            run.done = True
+            break
 
 
 def freeze_whole(session: Session, campaign: Campaign, now: datetime, *, first: int, chunk: int = _INSERT_CHUNK,

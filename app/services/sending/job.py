@@ -92,7 +92,8 @@ class _Freezer(threading.Thread):
 
 def _start_freezer(engine, campaign_id: int, config: SendingConfig, deadline: float) -> _Freezer | None:
     try:
-        if not take_freeze_lease(engine, campaign_id, config.freeze_lease_s):
+        # a read first: most jobs find no freeze to run, and need not take the write lock to learn it
+        if not is_freezing(engine, campaign_id) or not take_freeze_lease(engine, campaign_id, config.freeze_lease_s):
             return None
     except Exception:
         log.warning("campaign %s: could not check the audience freeze", campaign_id, exc_info=True)
