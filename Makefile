@@ -38,7 +38,7 @@ lint: $(VENV)/.installed-test
 
 ## Lint first, then every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end.
 test: lint
-	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e -q $(DURATIONS)
+	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e tests/topology -q $(DURATIONS)
 
 test-unit: $(VENV)/.installed-test
 	$(PYTEST) tests/unit -q

@@ -31,6 +31,9 @@ from state.wizard import WizardState
 app = rx.App(
     api_transformer=build_http_api(),
     style={"font_family": "Inter, system-ui, -apple-system, 'Segoe UI', sans-serif"},
+    # assets/ holds the static files: favicon.ico (every browser), logo.svg (sharp where SVG icons work).
+    head_components=[rx.el.link(rel="icon", href="/logo.svg", type="image/svg+xml"),
+                     rx.el.link(rel="icon", href="/favicon.ico", sizes="32x32")],
 )
 
 

@@ -104,12 +104,11 @@ def _cmd_user_list(_args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import redis
 
+    from app.logging_setup import configure_logging
     from app.redis_conn import redis_url
+    from app.settings import get_settings
     from workers.queues import ALL_QUEUES
     from workers.worker import run_worker
-
-    from app.logging_setup import configure_logging
-    from app.settings import get_settings
 
     configure_logging(get_settings(), role="worker")
     url = redis_url()
@@ -268,7 +267,6 @@ def describe_error(exc: BaseException) -> str | None:
     from app.domain.permissions import PermissionDenied
     from app.run_common import SupervisorError
     from app.settings import SettingsError
-
     from app.web import WebError
 
     if isinstance(exc, CliError | SettingsError | SupervisorError | CommandError | PermissionDenied | WebError):

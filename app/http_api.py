@@ -17,8 +17,9 @@ import hmac
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from urllib.parse import quote
+from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 from sqlmodel import Session
@@ -29,11 +30,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app import health
-from app import metrics_store
+from app import health, metrics_store
 from app.db import get_engine, session_scope
-from app.metrics import metrics_endpoint
 from app.domain import permissions as perm
+from app.metrics import metrics_endpoint
 from app.models import Channel
 from app.redis_conn import get_redis
 from app.services.accounts import auth
@@ -42,7 +42,7 @@ from app.services.channels.channels import WEBHOOK_PATH
 from app.services.inbound import webhook_ingest
 from app.upload_limit import UploadSizeLimit
 from app.whatsapp import signature
-from app.whatsapp.webhooks import parse_webhook
+from app.whatsapp.webhooks import MalformedWebhook, check_shape, parse_webhook
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +245,8 @@ def _authenticate(raw: bytes, header: str | None) -> tuple[dict, dict[str, int]]
         return None
     try:
         payload = json.loads(raw)
-    except ValueError:
-        payload = {}
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's stack: malformed (400)
+        payload = None
     # Several numbers can share one Meta app (one secret): attribute each item by its phone number id.
     # An item naming a number none of these channels owns is refused (`store_events`), not credited.
     owned = {k.phone_number_id: k.id for k in verified if k.phone_number_id}
@@ -258,7 +258,16 @@ def _store(raw: bytes, header: str | None) -> webhook_ingest.StoreResult | None:
     if authenticated is None:
         return None
     payload, owned = authenticated
-    events = parse_webhook(payload)
+    try:
+        if payload is None:
+            raise MalformedWebhook("the body is not JSON (or nests too deeply to read)")
+        check_shape(payload)
+        events = parse_webhook(payload)
+    except MalformedWebhook as exc:  # signed, but not a webhook we can read: 400, kept as rejected
+        with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
+            result = webhook_ingest.record_rejected(session, raw, str(exc), sorted(set(owned.values())))
+            session.commit()
+        return result
     with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
         result = webhook_ingest.store_events(session, events, owned.get)
         session.commit()
@@ -266,16 +275,35 @@ def _store(raw: bytes, header: str | None) -> webhook_ingest.StoreResult | None:
     return result
 
 
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes `limit` bytes: a chunked body (no Content-Length) is read
+    piece by piece and never held beyond the limit (issue 13 item 2c; `request.body()` would buffer it all)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> Response:
+    # Connection: close, so the server does not read the rest of the body to keep the connection alive.
+    return PlainTextResponse("Payload too large", status_code=413, headers={"Connection": "close"})
+
+
 async def receive_webhook(request: Request) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-        return PlainTextResponse("Payload too large", status_code=413)
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
-        return PlainTextResponse("Payload too large", status_code=413)
+        return _too_large()
+    raw = await _body_within(request, MAX_WEBHOOK_BYTES)
+    if raw is None:
+        return _too_large()
     result = await run_in_threadpool(_store, raw, request.headers.get(signature.HEADER))
     if result is None:
         return PlainTextResponse("Invalid signature", status_code=401)
+    if result.rejected:
+        return PlainTextResponse(f"Malformed webhook: {result.rejected}"[:300], status_code=400)
     if result.statuses:
         applier.kick()
     return PlainTextResponse("OK")
@@ -310,8 +338,16 @@ async def export_campaign_csv(request: Request) -> Response:
             yield from campaign_results.export_csv(session=session, actor=user, campaign_id=campaign_id)
 
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             headers={"Content-Disposition": attachment_disposition(filename),
                                       "Cache-Control": "no-store"})
+
+
+def attachment_disposition(filename: str) -> str:
+    """RFC 6266 / RFC 8187: an ASCII fallback in `filename=` for old clients, the real name (any script)
+    percent-encoded as UTF-8 in `filename*=`. A header is Latin-1, so a name like "日本のセール" in
+    `filename=` alone was a 500 (issue 13 item 15); encoded, no character can break out of the header."""
+    fallback = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def build_http_api() -> Starlette:

@@ -63,7 +63,7 @@ class HubcastCollector(Collector):
                                    .where(Campaign.status == SENDING).group_by(Campaign.channel_id)).all()
             unapplied, oldest = conn.execute(select(func.count(), func.min(WebhookStatusEvent.received_at))
                                              .where(WebhookStatusEvent.applied_at.is_(None))).one()
-        label = lambda cid: names.get(cid, f"#{cid}")  # noqa: E731
+        label = lambda cid: names.get(cid, f"#{cid}")
 
         pipe = redis_client.pipeline(transaction=False)
         for key in (ms.MESSAGES, ms.WEBHOOK_RECEIVED, ms.WEBHOOK_APPLIED, ms.LIMITER):

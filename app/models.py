@@ -91,6 +91,8 @@ class Contact(SQLModel, table=True):
         Index("ix_contacts_search_trgm", "first_name", "last_name", "email", postgresql_using="gin",
               postgresql_ops=dict.fromkeys(("first_name", "last_name", "email"), "gin_trgm_ops"),
               sqlite_where=text("0")),
+        # A list's summary: contacts' flags in id order from the index alone, merge-joined with members (0006).
+        Index("ix_contacts_id_flags", "id", "channel_flags"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     first_name: str = Field(default="", max_length=120)

@@ -63,8 +63,6 @@ class Settings:
     upload_dir: Path  # private: CSV uploads never live under Reflex's public upload folder
     session_idle_minutes: int = 60 * 8
     session_absolute_hours: int = 24 * 7
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 15 * 60
     max_csv_bytes: int = MAX_CSV_BYTES
     extra: dict = field(default_factory=dict)
     # Production operation (README "Deploying"):

@@ -42,8 +42,7 @@ def _section(label: str) -> rx.Component:
 def sidebar() -> rx.Component:
     return rx.vstack(
         rx.hstack(
-            rx.center(rx.icon("send", size=16, color="white"), width="28px", height="28px",
-                      border_radius="8px", background=rx.color("accent", 9)),
+            rx.image(src="/logo.svg", alt="", width="28px", height="28px"),  # the name beside it is the label
             rx.heading("Hubcast", size="4", weight="bold"),
             align="center", spacing="2", padding_x="10px", padding_y="6px",
         ),

@@ -7,7 +7,7 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import Actor, NotAuthenticated, PermissionDenied
-from app.services.accounts import audit, auth
+from app.services.accounts import auth
 from components import routes
 from state.guard import public_handler
 
@@ -45,10 +45,10 @@ class AppState(rx.State):
             perm.require(user.role, capability)
             return None, user
         except PermissionDenied as exc:
-            with session_scope() as session:
-                audit.record(session=session, actor=user, action="permission.refused", outcome="refused",
-                             target_type="handler", target_id=f"{type(self).__name__}.{handler}",
-                             detail={"capability": capability}, ip=self._client_ip())
+            with session_scope() as session:  # a stranger's refusals are counted per minute, not a row each
+                auth.record_refused_call(session=session, user=user, secret=self.session_secret,
+                                         handler=f"{type(self).__name__}.{handler}", capability=capability,
+                                         ip=self._client_ip())
             if isinstance(exc, NotAuthenticated):
                 self._clear_identity()
                 if not self.session_secret:  # never signed in: just go to the login page, no alarm

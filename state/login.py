@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.db import session_scope
-from app.redis_conn import get_redis
-from app.services.accounts import auth
+from app.services.accounts import auth, sign_in
 from components import routes
 from state.base import AppState
 from state.guard import public_handler
@@ -28,17 +26,15 @@ class LoginState(AppState):
                                   max_age=DEVICE_COOKIE_MAX_AGE)
 
     @public_handler("the login form: checks credentials, issues a new server-generated session")
-    def submit(self, form: dict):
+    async def submit(self, form: dict):
         email = str(form.get("email", ""))[:300]
         password = str(form.get("password", ""))[:300]
         try:
-            with session_scope() as session:
-                # End whatever session this browser had: a login always starts a fresh one.
-                if self.session_secret:
-                    auth.logout(session=session, secret=self.session_secret)
-                result = auth.login(session=session, redis_client=get_redis(), email=email, password=password,
-                                    ip=self._client_ip(), user_agent=self.router.headers.user_agent or "",
-                                    device_token=self.device_token)
+            # Off the event loop, in a bounded pool (Argon2id would stall every other tab); it also ends
+            # whatever session this browser had: a login always starts a fresh one.
+            result = await sign_in.sign_in(email=email, password=password, ip=self._client_ip(),
+                                           user_agent=self.router.headers.user_agent or "",
+                                           device_token=self.device_token, previous_secret=self.session_secret)
         except auth.LoginFailed as exc:
             self.error = str(exc)
             return

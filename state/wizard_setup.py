@@ -21,10 +21,12 @@ from app.services.audiences.csv_reader import export_safe
 from app.services.campaigns import csv_audience, drafts
 from app.services.campaigns.csv_audience import INVALID_SHOWN, CsvAudience, CsvAudienceRefused
 from app.services.campaigns.draft_view import DRAFT_ERRORS, DraftView, WizardOptions
+from app.settings import PROJECT_ROOT
 from state.guard import current_actor, requires
 from state.wizard import WizardState
 
-SAMPLE_CSV = "phone,first_name,last_name,city\n+33612345678,Maria,Lopez,Lyon\n+14155550123,John,Smith,Boston\n"
+# Served as /sample-audience.csv too; its numbers are reserved for fiction (AU 0491 570 xxx, US 555-01xx).
+SAMPLE_CSV_PATH = PROJECT_ROOT / "assets" / "sample-audience.csv"
 
 
 def _attach(actor: Actor, upload: Any, campaign_id: int | None, name: str, channel_id: str) -> CsvAudience:
@@ -98,7 +100,7 @@ class WizardSetupState(WizardState):
 
     @requires(perm.CAMPAIGNS_EDIT)
     def download_sample(self):
-        return rx.download(data=SAMPLE_CSV, filename="hubcast-audience-template.csv")
+        return rx.download(data=SAMPLE_CSV_PATH.read_text(encoding="utf-8"), filename="hubcast-audience-template.csv")
 
     @requires(perm.CAMPAIGNS_EDIT)
     def download_invalid(self):

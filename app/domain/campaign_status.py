@@ -13,7 +13,8 @@ STATUS_LABELS = {
 
 _TRANSITIONS: dict[str, frozenset[str]] = {
     DRAFT: frozenset({SCHEDULED, SENDING}),
-    SCHEDULED: frozenset({DRAFT, SENDING, CANCELLED}),  # back to draft = edit / reschedule
+    # back to draft = edit / reschedule; paused = held at its time, e.g. its scheduler was deactivated
+    SCHEDULED: frozenset({DRAFT, SENDING, PAUSED, CANCELLED}),
     SENDING: frozenset({PAUSED, SENT, FAILED, CANCELLED}),
     PAUSED: frozenset({SENDING, CANCELLED, FAILED}),
     SENT: frozenset(),

@@ -94,6 +94,87 @@ def _message(item: Mapping[str, Any], phone_number_id: str, names: dict[str, str
     )
 
 
+# --- shape check (issue 13 item 14) -------------------------------------------------------------------
+
+MAX_DEPTH = 24  # Meta's payloads nest ~8 deep; far deeper is an attack on whoever walks it later
+_SCALAR = (str, int, float)
+
+
+class MalformedWebhook(ValueError):
+    """A signed body that is not a WhatsApp webhook we can read; the message says what is wrong."""
+
+
+def _depth_ok(payload: Any) -> bool:
+    stack = [(payload, 1)]
+    while stack:  # iterative: a recursive walk would itself be the stack overflow it guards against
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _expect(value: Any, kind: type | tuple, where: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = "/".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+        raise MalformedWebhook(f"{where} must be {names}, not {type(value).__name__}")
+
+
+def check_shape(payload: Any) -> None:
+    """MalformedWebhook unless every part this module reads has the type Meta's schema gives it.
+
+    Unknown fields and change types stay allowed (Meta adds them over time); a known field of the wrong
+    type, or nesting deeper than MAX_DEPTH, makes the whole body malformed: it is answered 400 and kept
+    as rejected instead of being half-applied or crashing the route."""
+    _expect(payload, Mapping, "the body", optional=False)
+    if not _depth_ok(payload):
+        raise MalformedWebhook(f"the body nests deeper than {MAX_DEPTH} levels")
+    _expect(payload.get("object"), str, "object")
+    _expect(payload.get("entry"), list, "entry")
+    for entry in payload.get("entry") or []:
+        _expect(entry, Mapping, "an entry", optional=False)
+        _expect(entry.get("changes"), list, "entry.changes")
+        for change in entry.get("changes") or []:
+            _expect(change, Mapping, "a change", optional=False)
+            _expect(change.get("field"), str, "change.field")
+            _expect(change.get("value"), Mapping, "change.value")
+            if change.get("field") == "messages" and isinstance(change.get("value"), Mapping):
+                _check_value(change["value"])
+
+
+def _check_value(value: Mapping[str, Any]) -> None:
+    _expect(value.get("metadata"), Mapping, "value.metadata")
+    _expect((value.get("metadata") or {}).get("phone_number_id"), _SCALAR, "metadata.phone_number_id")
+    for name in ("statuses", "messages", "contacts"):
+        _expect(value.get(name), list, f"value.{name}")
+    for item in value.get("statuses") or []:
+        _expect(item, Mapping, "a status", optional=False)
+        for key in ("id", "status", "timestamp", "recipient_id", "biz_opaque_callback_data"):
+            _expect(item.get(key), _SCALAR, f"status.{key}")
+        _expect(item.get("errors"), list, "status.errors")
+        for error in item.get("errors") or []:
+            _expect(error, Mapping, "a status error", optional=False)
+        for key in ("pricing", "conversation"):
+            _expect(item.get(key), Mapping, f"status.{key}")
+    for contact in value.get("contacts") or []:
+        _expect(contact, Mapping, "a contact", optional=False)
+        _expect(contact.get("profile"), Mapping, "contact.profile")
+    for item in value.get("messages") or []:
+        _expect(item, Mapping, "a message", optional=False)
+        for key in ("id", "from", "timestamp", "type"):
+            _expect(item.get(key), _SCALAR, f"message.{key}")
+        for key in ("text", "button", "interactive", "context"):
+            _expect(item.get(key), Mapping, f"message.{key}")
+        interactive = item.get("interactive") or {}
+        for key in ("button_reply", "list_reply"):
+            _expect(interactive.get(key), Mapping, f"message.interactive.{key}")
+
+
 def parse_webhook(payload: Any) -> WebhookEvents:
     events = WebhookEvents()
     if not isinstance(payload, Mapping) or payload.get("object") != "whatsapp_business_account":

@@ -11,17 +11,16 @@ is still being frozen, and a freeze interrupted by a crash resumes where its las
 - freeze_cursor: list/segment: the last contact identity id frozen; CSV: the last file line read;
 - freeze_heartbeat_at: when the process freezing it last showed progress (its lease; NULL: free).
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = '0004'
-down_revision: Union[str, None] = '0003'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = '0003'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -15,6 +15,9 @@ summary is one pass over contacts grouped by an integer (no join to contact_iden
 grouping), and the Contacts page's channel/subscription filters are `channel_flags IN (...)`, which
 ix_contacts_channel_flags and the column's statistics serve (issue 16, items 1 and 5).
 
+The backfill rewrites every contact row once: on a large PostgreSQL base, VACUUM contacts afterwards (or
+let autovacuum do it) so the summary's index-only scans stay index-only.
+
 Why triggers and not the services: identities are written by many paths — the contact form, the CSV import
 (Core executemany), inbound STOP (inbound/opt_out.py), the sender's "user unsubscribed" outcome (a bulk
 UPDATE in sending/outcomes.py), the demo seed, bench and test factories, and any future bulk SQL or COPY.

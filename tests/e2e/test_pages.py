@@ -225,3 +225,15 @@ def test_screenshots_of_every_page(new_page, login_as, shoot):
     _open(page, "#nav-contacts", "Contacts")
     expect(page.locator("#contacts-table tbody tr").first).to_be_visible()
     shoot(page, "contacts-dark")
+
+
+def test_the_static_files_are_served_and_the_logo_shown(page, login_as, hubcast):
+    """assets/: the favicon a browser tab shows, the logo in the menu, the sample CSV a user can start from."""
+    icon = page.request.get(f"{hubcast.base_url}/favicon.ico")
+    assert icon.ok and icon.body()[:4] == b"\x00\x00\x01\x00"  # an ICO container
+    sample = page.request.get(f"{hubcast.base_url}/sample-audience.csv")
+    assert sample.ok and sample.text().splitlines()[0] == "phone,first_name,last_name,city"
+    login_as(page, "basic")
+    logo = page.locator("img[src='/logo.svg']")
+    expect(logo).to_be_visible()
+    assert page.evaluate("src => fetch(src).then(r => r.ok)", "/logo.svg")

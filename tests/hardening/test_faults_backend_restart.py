@@ -82,9 +82,15 @@ asyncio.run(main())
 
 
 def _backend(mode: str, token: str, cookie: str, list_id: int, env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", BACKEND, mode, token, cookie, str(list_id), ",".join(FIELDS)],
-                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", BACKEND, mode, token, cookie, str(list_id), ",".join(FIELDS)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _lines(proc: subprocess.Popen, until: str, timeout: float) -> dict[str, str]:
@@ -101,18 +107,24 @@ def _lines(proc: subprocess.Popen, until: str, timeout: float) -> dict[str, str]
 
 
 @pytest.mark.timeout(180)
-def test_wizard_draft_survives_a_backend_restart(session, redis_client, redis_url, database_url, make_user,
-                                                 tmp_path):
+def test_wizard_draft_survives_a_backend_restart(session, redis_client, redis_url, database_url, make_user, tmp_path):
     import uuid
 
     user = make_user("basic")
     channel = make_channel(session, "http://127.0.0.1:9")  # never called: the wizard only reads the channel
     make_template(session, channel)
     clist = make_list(session, [number(i) for i in range(3)], name="Restart list")
-    cookie = auth.login(session=session, redis_client=redis_client, email=user.email,
-                        password="correct horse battery").session_secret
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1",
-           "HUBCAST_DATA_DIR": str(tmp_path / "data"), "REFLEX_STATES_WORKDIR": str(tmp_path / "states")}
+    cookie = auth.login(
+        session=session, redis_client=redis_client, email=user.email, password="correct horse battery"
+    ).session_secret
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+        "HUBCAST_DATA_DIR": str(tmp_path / "data"),
+        "REFLEX_STATES_WORKDIR": str(tmp_path / "states"),
+    }
     token = str(uuid.uuid4())
     with open(tmp_path / "backends.log", "w") as log:
         first = _backend("before", token, cookie, clist.id, env, log)
@@ -131,15 +143,37 @@ def test_wizard_draft_survives_a_backend_restart(session, redis_client, redis_ur
     held, reloaded = json.loads(after["HELD"]), json.loads(after["RELOADED"])
     with Session(session.get_bind()) as s:
         draft = s.get(Campaign, int(state["campaign_id"]))
-    saved = {"campaign_id": str(draft.id), "step": draft.wizard_step, "name": draft.name,
-             "audience_kind": draft.audience_kind, "list_id": str(draft.audience_list_id or "")}
-    in_db = {"campaign_id": state["campaign_id"], "step": 2, "name": "Spring restart", "audience_kind": "list",
-             "list_id": str(clist.id)}
-    ok = (before["manager"] == "StateManagerRedis" and held == state and saved == in_db
-          and {k: reloaded[k] for k in FIELDS} == {k: state[k] for k in FIELDS})
-    record("fault", "Reflex backend process killed and restarted mid-wizard (draft intact)", ok=ok,
-           expected=1, lost=0 if ok else 1, state_manager=before["manager"], step_before=state["step"],
-           step_after=reloaded["step"], unsaved_text_kept=held["name"] == state["name"])
+    saved = {
+        "campaign_id": str(draft.id),
+        "step": draft.wizard_step,
+        "name": draft.name,
+        "audience_kind": draft.audience_kind,
+        "list_id": str(draft.audience_list_id or ""),
+    }
+    in_db = {
+        "campaign_id": state["campaign_id"],
+        "step": 2,
+        "name": "Spring restart",
+        "audience_kind": "list",
+        "list_id": str(clist.id),
+    }
+    ok = (
+        before["manager"] == "StateManagerRedis"
+        and held == state
+        and saved == in_db
+        and {k: reloaded[k] for k in FIELDS} == {k: state[k] for k in FIELDS}
+    )
+    record(
+        "fault",
+        "Reflex backend process killed and restarted mid-wizard (draft intact)",
+        ok=ok,
+        expected=1,
+        lost=0 if ok else 1,
+        state_manager=before["manager"],
+        step_before=state["step"],
+        step_after=reloaded["step"],
+        unsaved_text_kept=held["name"] == state["name"],
+    )
     assert before["manager"] == "StateManagerRedis", "the wizard's state must live in Redis, not in the process"
     assert state["campaign_id"] and state["step"] == 2 and state["list_id"] == str(clist.id), state
     assert held == state, "the restarted backend holds the tab's wizard state, unsaved text included"

@@ -57,8 +57,16 @@ def _marked_before_sent(sb, campaign_id: int) -> tuple[int, list]:
     return len(entries), bad
 
 
-def _campaign_through_outage(session, user, database_url_for_workers: str, redis_url: str, tmp_path, outage,
-                             fault_name: str, env: dict | None = None) -> None:
+def _campaign_through_outage(
+    session,
+    user,
+    database_url_for_workers: str,
+    redis_url: str,
+    tmp_path,
+    outage,
+    fault_name: str,
+    env: dict | None = None,
+) -> None:
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "1", **(env or {})}
     with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
         campaign = make_sandbox_campaign(session, sb, N, mps=CAP)
@@ -69,8 +77,12 @@ def _campaign_through_outage(session, user, database_url_for_workers: str, redis
             at_fault = sb.log()["total"]
             outage()  # returns when the database is reachable again
             at_restore, restored = sb.log()["total"], time.monotonic()
-            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
-                            and campaign_row(campaign.id), timeout=150, interval=0.5, message="campaign finished")
+            done = wait_until(
+                lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused") and campaign_row(campaign.id),
+                timeout=150,
+                interval=0.5,
+                message="campaign finished",
+            )
             recovery = time.monotonic() - restored
             alive = [w.poll() is None for w in workers]
         finally:
@@ -79,11 +91,26 @@ def _campaign_through_outage(session, user, database_url_for_workers: str, redis
         fig = figures(sb, campaign.id)
         checked, unmarked = _marked_before_sent(sb, campaign.id)
 
-    ok = (done.status == "sent" and not unmarked and fig["duplicated"] == 0 and fig["lost"] == 0 and all(alive)
-          and checked == fig["sent_once"] and fig["unknown"] == 0)
-    record("fault", fault_name, ok=ok, outage_s=OUTAGE_S, recovery_s=round(recovery, 1), sent_at_fault=at_fault,
-           sent_during_outage=at_restore - at_fault, sent_without_row_marked=len(unmarked),
-           **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        done.status == "sent"
+        and not unmarked
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and all(alive)
+        and checked == fig["sent_once"]
+        and fig["unknown"] == 0
+    )
+    record(
+        "fault",
+        fault_name,
+        ok=ok,
+        outage_s=OUTAGE_S,
+        recovery_s=round(recovery, 1),
+        sent_at_fault=at_fault,
+        sent_during_outage=at_restore - at_fault,
+        sent_without_row_marked=len(unmarked),
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert not unmarked, f"{len(unmarked)} messages left without their row marked first: {unmarked[:3]}"
     assert all(alive), "the workers ride out the outage"
     assert done.status == "sent", done.pause_reason
@@ -94,24 +121,31 @@ def _campaign_through_outage(session, user, database_url_for_workers: str, redis
 
 
 @pytest.mark.timeout(240)
-def test_sqlite_locked_by_another_process_for_20s(session, redis_client, redis_url, database_url, make_user,
-                                                  tmp_path):
+def test_sqlite_locked_by_another_process_for_20s(session, redis_client, redis_url, database_url, make_user, tmp_path):
     if not database_url.startswith("sqlite"):
         pytest.skip("the SQLite outage needs the SQLite database; test_postgres_unreachable covers PostgreSQL")
     user = make_user("basic")
     path = database_url.removeprefix("sqlite:///")
 
     def outage():
-        holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, path, str(OUTAGE_S)], stdout=subprocess.PIPE,
-                                  start_new_session=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, path, str(OUTAGE_S)], stdout=subprocess.PIPE, start_new_session=True
+        )
         try:
             assert holder.stdout.readline().strip() == b"locked"
             assert holder.wait(timeout=OUTAGE_S + 30) == 0
         finally:
             stop_process(holder)
 
-    _campaign_through_outage(session, user, database_url, redis_url, tmp_path, outage,
-                             "SQLite locked by another process for 20 s mid-campaign")
+    _campaign_through_outage(
+        session,
+        user,
+        database_url,
+        redis_url,
+        tmp_path,
+        outage,
+        "SQLite locked by another process for 20 s mid-campaign",
+    )
 
 
 def _postgres_answers() -> bool:
@@ -163,11 +197,19 @@ def test_postgres_unreachable_for_20s(pg_database, private_redis, tmp_path):
 
     try:
         with Session(app_db.get_engine(), expire_on_commit=False) as session:
-            user, _ = create_user(session=session, actor=None, email="sender@example.com", role="basic",
-                                  password="correct horse battery")
-            _campaign_through_outage(session, user, workers_url, redis_url, tmp_path, outage,
-                                     "PostgreSQL unreachable (connections cut) for 20 s mid-campaign",
-                                     env={"HUBCAST_SEND_STUCK_GRACE_S": "20", "HUBCAST_SEND_ALIVE_TTL_S": "10"})
+            user, _ = create_user(
+                session=session, actor=None, email="sender@example.com", role="basic", password="correct horse battery"
+            )
+            _campaign_through_outage(
+                session,
+                user,
+                workers_url,
+                redis_url,
+                tmp_path,
+                outage,
+                "PostgreSQL unreachable (connections cut) for 20 s mid-campaign",
+                env={"HUBCAST_SEND_STUCK_GRACE_S": "20", "HUBCAST_SEND_ALIVE_TTL_S": "10"},
+            )
     finally:
         proxy.close()
     assert proxy.refused > 0, "the workers tried to reach PostgreSQL during the cut"

@@ -30,8 +30,12 @@ def _run(fault_name: str, inject, session, database_url, redis_url, make_user, t
             at_fault = sb.log()["total"]
             began = time.monotonic()
             inject()
-            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
-                            and campaign_row(campaign.id), timeout=120, interval=0.5, message="campaign finished")
+            done = wait_until(
+                lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused") and campaign_row(campaign.id),
+                timeout=120,
+                interval=0.5,
+                message="campaign finished",
+            )
             recovery = time.monotonic() - began
             alive = [w.poll() is None for w in workers]
         finally:
@@ -40,8 +44,15 @@ def _run(fault_name: str, inject, session, database_url, redis_url, make_user, t
         fig = figures(sb, campaign.id)
 
     ok = done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0 and fig["unknown"] == 0 and all(alive)
-    record("fault", fault_name, ok=ok, recovery_s=round(recovery, 1), sent_at_fault=at_fault,
-           workers_survived=sum(alive), **{k: v for k, v in fig.items() if k != "statuses"})
+    record(
+        "fault",
+        fault_name,
+        ok=ok,
+        recovery_s=round(recovery, 1),
+        sent_at_fault=at_fault,
+        workers_survived=sum(alive),
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert all(alive), "the workers ride out the Redis fault"
     assert done.status == "sent", done.pause_reason
     assert fig["duplicated"] == 0, "nothing sent twice"
@@ -51,8 +62,15 @@ def _run(fault_name: str, inject, session, database_url, redis_url, make_user, t
 
 @pytest.mark.timeout(180)
 def test_redis_restarted_mid_campaign(private_redis, session, database_url, make_user, tmp_path):
-    _run("Redis restarted (empty) mid-campaign", lambda: private_redis.restart(down_s=2.0),
-         session, database_url, private_redis.url, make_user, tmp_path)
+    _run(
+        "Redis restarted (empty) mid-campaign",
+        lambda: private_redis.restart(down_s=2.0),
+        session,
+        database_url,
+        private_redis.url,
+        make_user,
+        tmp_path,
+    )
 
 
 @pytest.mark.timeout(180)

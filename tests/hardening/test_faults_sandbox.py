@@ -29,8 +29,9 @@ def _finished(campaign_id: int):
 
 
 @pytest.mark.timeout(180)
-def test_rate_limited_then_server_errors_for_10s_each(session, redis_client, redis_url, database_url, make_user,
-                                                      tmp_path):
+def test_rate_limited_then_server_errors_for_10s_each(
+    session, redis_client, redis_url, database_url, make_user, tmp_path
+):
     n, cap = 900, 100
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox", mps=cap) as sb:
@@ -63,12 +64,29 @@ def test_rate_limited_then_server_errors_for_10s_each(session, redis_client, red
     # windows absorb such a stall and still catch any real overshoot; the 1-second figure is reported as seen.
     busiest_5s = max_per_window(entries, 5.0)
     rejected = during["rejected"]
-    ok = (done.status == "sent" and busiest_5s <= 5 * cap * 1.05 and fig["duplicated"] == 0 and fig["lost"] == 0
-          and fig["statuses"] == {"sent": n} and all(per.get(r.address) == 1 for r in retried))
-    record("fault", "Sandbox 429/#130429 for 10 s, then 5xx for 10 s", ok=ok, recovery_s=round(recovery, 1),
-           busiest_second=busiest, busiest_5_seconds=busiest_5s, cap=cap, rejected_429=rejected.get("130429", 0),
-           rejected_5xx=rejected.get("131000", 0), retried_rows=len(retried), sent_at_fault=at_fault,
-           sent_during_faults=during["total"] - at_fault, **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        done.status == "sent"
+        and busiest_5s <= 5 * cap * 1.05
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and fig["statuses"] == {"sent": n}
+        and all(per.get(r.address) == 1 for r in retried)
+    )
+    record(
+        "fault",
+        "Sandbox 429/#130429 for 10 s, then 5xx for 10 s",
+        ok=ok,
+        recovery_s=round(recovery, 1),
+        busiest_second=busiest,
+        busiest_5_seconds=busiest_5s,
+        cap=cap,
+        rejected_429=rejected.get("130429", 0),
+        rejected_5xx=rejected.get("131000", 0),
+        retried_rows=len(retried),
+        sent_at_fault=at_fault,
+        sent_during_faults=during["total"] - at_fault,
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert rejected.get("130429", 0) > 0 and rejected.get("131000", 0) > 0, rejected  # both faults were hit
     assert done.status == "sent", done.pause_reason
     assert busiest_5s <= 5 * cap * 1.05, f"{busiest_5s} sends in five seconds, cap {cap}/s (busiest second {busiest})"
@@ -79,16 +97,32 @@ def test_rate_limited_then_server_errors_for_10s_each(session, redis_client, red
 
 
 @pytest.mark.timeout(150)
-def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private_redis, database_url, make_user,
-                                                                tmp_path):
+def test_accepted_then_timed_out_is_reconciled_from_the_webhook(
+    session, private_redis, database_url, make_user, tmp_path
+):
     redis_url = private_redis.url  # its own Redis: the send jobs' results are counted from RQ's registry
     n, cap = 150, 30
     user = make_user("basic")
     env = {**ENV, "HUBCAST_SEND_REQUEST_TIMEOUT_S": "2"}
-    with http_api_process(tmp_path / "web", database_url, redis_url) as web, \
-            run_sandbox(tmp_path / "sandbox", mps=cap, extra=(
-                "--webhook-url", f"{web}/webhooks/whatsapp", "--hang-seconds", "5", "--sent-delay", "0.2,0.5",
-                "--delivered-delay", "0.3,1", "--read-delay", "0.3,1")) as sb:
+    with (
+        http_api_process(tmp_path / "web", database_url, redis_url) as web,
+        run_sandbox(
+            tmp_path / "sandbox",
+            mps=cap,
+            extra=(
+                "--webhook-url",
+                f"{web}/webhooks/whatsapp",
+                "--hang-seconds",
+                "5",
+                "--sent-delay",
+                "0.2,0.5",
+                "--delivered-delay",
+                "0.3,1",
+                "--read-delay",
+                "0.3,1",
+            ),
+        ) as sb,
+    ):
         campaign = make_sandbox_campaign(session, sb, n, mps=cap)
         worker = worker_process(tmp_path, database_url, redis_url, "w0", env)
         try:
@@ -97,8 +131,12 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private
             sb.configure(hang_for_s=2.0)  # requests now are accepted, then answered after 5 s (client gives up at 2)
             done = wait_until(lambda: _finished(campaign.id), timeout=90, interval=0.5, message="campaign finished")
             began = time.monotonic()
-            wait_until(lambda: not any(r.status in ("unknown", "sending") for r in recipients(campaign.id)),
-                     timeout=30, interval=0.5, message="unknown rows reconciled from webhooks")
+            wait_until(
+                lambda: not any(r.status in ("unknown", "sending") for r in recipients(campaign.id)),
+                timeout=30,
+                interval=0.5,
+                message="unknown rows reconciled from webhooks",
+            )
             reconciled_in = time.monotonic() - began
             hung_entries = [e for e in sb.entries() if e.get("hung")]
             # A job still waiting on a hung request reports when it returns: wait for the jobs, not the rows.
@@ -111,13 +149,28 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(session, private
 
     rows = {r.id: r for r in recipients(campaign.id)}
     hung = [(e, rows.get(int(e["biz_opaque_callback_data"]))) for e in hung_entries]
-    right = [r for e, r in hung
-             if r is not None and r.message_id == e["wamid"] and r.status in ("sent", "delivered", "read")]
-    ok = (done.status == "sent" and bool(hung) and len(right) == len(hung) and timed_out == len(hung)
-          and fig["duplicated"] == 0 and fig["lost"] == 0 and fig["sent_once"] == n)
-    record("fault", "Sandbox accepts then times out (reconciled from webhooks)", ok=ok,
-           accepted_then_hung=len(hung), client_timeouts=timed_out, reconciled_from_webhook=len(right),
-           recovery_s=round(reconciled_in, 1), **{k: v for k, v in fig.items() if k != "statuses"})
+    right = [
+        r for e, r in hung if r is not None and r.message_id == e["wamid"] and r.status in ("sent", "delivered", "read")
+    ]
+    ok = (
+        done.status == "sent"
+        and bool(hung)
+        and len(right) == len(hung)
+        and timed_out == len(hung)
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and fig["sent_once"] == n
+    )
+    record(
+        "fault",
+        "Sandbox accepts then times out (reconciled from webhooks)",
+        ok=ok,
+        accepted_then_hung=len(hung),
+        client_timeouts=timed_out,
+        reconciled_from_webhook=len(right),
+        recovery_s=round(reconciled_in, 1),
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert hung, "some requests were accepted, then answered after the client's timeout"
     assert timed_out == len(hung), "each hung request ended as an ambiguous (unknown) outcome in the job"
     assert len(right) == len(hung), [(e["wamid"], r and (r.status, r.message_id)) for e, r in hung]

@@ -41,8 +41,9 @@ def _quiet(sb, seconds: float = 1.5, timeout: float = 20) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_sigkill_one_of_two_workers_mid_campaign_of_10000(session, redis_client, redis_url, database_url,
-                                                          make_user, tmp_path):
+def test_sigkill_one_of_two_workers_mid_campaign_of_10000(
+    session, redis_client, redis_url, database_url, make_user, tmp_path
+):
     n, cap = 10_000, 1000
     user = make_user("basic")
     env = {"HUBCAST_SEND_STUCK_GRACE_S": "10", "HUBCAST_SEND_TICK_INTERVAL_S": "1", "HUBCAST_SEND_ALIVE_TTL_S": "10"}
@@ -71,10 +72,20 @@ def test_sigkill_one_of_two_workers_mid_campaign_of_10000(session, redis_client,
         log = sb.log()
 
     rows = recipients(campaign.id)
-    ok = (done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0
-          and set(fig["statuses"]) <= {"sent", "unknown"})
-    record("fault", "SIGKILL one of two workers mid-campaign, restart it", ok=ok, recovery_s=round(recovery, 1),
-           sent_at_kill=at_kill, **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        done.status == "sent"
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and set(fig["statuses"]) <= {"sent", "unknown"}
+    )
+    record(
+        "fault",
+        "SIGKILL one of two workers mid-campaign, restart it",
+        ok=ok,
+        recovery_s=round(recovery, 1),
+        sent_at_kill=at_kill,
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert done.status == "sent", done.pause_reason
     assert not log["duplicates"], "no recipient got a second POST"
     assert set(fig["statuses"]) <= {"sent", "unknown"}, fig["statuses"]
@@ -115,11 +126,24 @@ def test_sigterm_mid_batch_is_a_warm_shutdown(session, redis_client, redis_url, 
         fig = figures(sb, campaign.id)
 
     text = (tmp_path / "terminated.log").read_text(errors="replace")
-    ok = (code == 0 and not claimed_left and fig["unknown"] == 0 and fig["duplicated"] == 0 and fig["lost"] == 0
-          and done.status == "sent")
-    record("fault", "SIGTERM a worker mid-batch (warm shutdown)", ok=ok, exit_code=code,
-           rows_left_sending=len(claimed_left), sent_at_sigterm=before, sent_while_stopping=stopped_at - before,
-           **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        code == 0
+        and not claimed_left
+        and fig["unknown"] == 0
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and done.status == "sent"
+    )
+    record(
+        "fault",
+        "SIGTERM a worker mid-batch (warm shutdown)",
+        ok=ok,
+        exit_code=code,
+        rows_left_sending=len(claimed_left),
+        sent_at_sigterm=before,
+        sent_while_stopping=stopped_at - before,
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert code == 0, text[-2000:]
     assert "Warm shut down" in text or "warm shut down" in text.lower(), text[-2000:]
     assert not claimed_left, "a warm shutdown leaves no claimed row behind"
@@ -128,8 +152,9 @@ def test_sigterm_mid_batch_is_a_warm_shutdown(session, redis_client, redis_url, 
 
 
 @pytest.mark.timeout(150)
-def test_pause_resume_then_cancel_while_sending_never_resends(session, redis_client, redis_url, database_url,
-                                                              make_user, tmp_path):
+def test_pause_resume_then_cancel_while_sending_never_resends(
+    session, redis_client, redis_url, database_url, make_user, tmp_path
+):
     n, cap = 1200, 300
     user = make_user("basic")
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "1"}
@@ -159,11 +184,24 @@ def test_pause_resume_then_cancel_while_sending_never_resends(session, redis_cli
 
     rows = recipients(campaign.id)
     queued = [r for r in rows if r.status == "queued"]
-    ok = (after_pause == at_pause and after_cancel == at_cancel and fig["duplicated"] == 0 and fig["lost"] == 0
-          and cancelled.status == "cancelled" and queued and not any(per.get(r.address) for r in queued))
-    record("fault", "pause, resume, then cancel during sending", ok=ok, sent_at_pause=at_pause,
-           sent_at_cancel=at_cancel, left_unsent_by_cancel=len(queued),
-           **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        after_pause == at_pause
+        and after_cancel == at_cancel
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and cancelled.status == "cancelled"
+        and queued
+        and not any(per.get(r.address) for r in queued)
+    )
+    record(
+        "fault",
+        "pause, resume, then cancel during sending",
+        ok=ok,
+        sent_at_pause=at_pause,
+        sent_at_cancel=at_cancel,
+        left_unsent_by_cancel=len(queued),
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert after_pause == at_pause, "nothing is sent while paused"
     assert not any(r.status == "sending" for r in paused_rows), "a pause gives claimed rows back"
     assert after_cancel == at_cancel, "nothing is sent after a cancel"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
+import types
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from app.domain import permissions as perm
 from app.domain.permissions import PermissionDenied
 from app.models import AuditLog, User, UserSession
-from app.services.accounts import auth, login_throttle
+from app.services.accounts import auth, login_throttle, sign_in
 from app.services.accounts import users as users_service
 from app.services.accounts.auth import LOGIN_FAILED_MESSAGE, LoginFailed
 from app.settings import get_settings
@@ -261,7 +263,8 @@ def test_a_wait_is_a_redis_key_that_expires_and_reveals_no_email(session, redis_
     assert _login(session, redis_client, user.email, ip="1.2.3.4").user.id == user.id
 
 
-def test_one_address_spraying_many_accounts_is_slowed(session, redis_client, make_user):
+def test_one_address_spraying_many_accounts_is_slowed(session, redis_client, make_user, monkeypatch):
+    monkeypatch.setattr(login_throttle, "IP_FREE", 4)  # the rule, with fewer (slow) password checks
     owner = make_user("basic")
     for i in range(login_throttle.IP_FREE + 1):  # one guess per account: no pair ever waits
         _fail(session, redis_client, f"user{i}@example.com", ip="6.6.6.6")
@@ -334,6 +337,54 @@ def test_throttled_attempts_are_audited_once_a_minute_not_each(session, redis_cl
     assert _reasons(session).count("throttled") == 1
 
 
+def test_one_address_is_rate_limited_before_any_password_is_checked(session, redis_client, make_user,
+                                                                     monkeypatch):
+    monkeypatch.setattr(login_throttle, "RATE_PER_IP", 3)
+    owner = make_user("basic")
+    device = _login(session, redis_client, owner.email, ip="4.4.4.4").device_token  # 1 of the 3
+    for i in range(2):
+        _fail(session, redis_client, f"someone{i}@example.com", ip="4.4.4.4")
+    _fail(session, redis_client, owner.email, password=PASSWORD, ip="4.4.4.4")  # the 4th this minute
+    assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled", "scope": "rate-ip"}
+    # A known browser is exempt; another address is not affected.
+    assert auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
+                      ip="4.4.4.4", device_token=device).user.id == owner.id
+    assert _login(session, redis_client, owner.email, ip="4.4.4.5").user.id == owner.id
+
+
+def test_logins_from_everyone_are_rate_limited_per_second(redis_client, monkeypatch):
+    monkeypatch.setattr(login_throttle, "RATE_GLOBAL", 3)
+    monkeypatch.setattr(login_throttle, "time", types.SimpleNamespace(time=lambda: 1_000_000.5))  # one window
+    answers = [login_throttle.admit(redis_client, f"10.1.0.{i}", trusted=i == 4) for i in range(5)]
+    assert answers == [None, None, None, login_throttle.RATE_ALL, login_throttle.RATE_ALL]
+
+
+def test_a_full_login_pool_refuses_at_once_with_the_generic_message(monkeypatch):
+    monkeypatch.setattr(sign_in, "_slots", threading.BoundedSemaphore(1))
+    sign_in._slots.acquire()  # every slot taken (checks running or queued)
+    with pytest.raises(LoginFailed) as exc:
+        asyncio.run(sign_in.sign_in(email="a@example.com", password="whatever-it-is"))
+    assert str(exc.value) == LOGIN_FAILED_MESSAGE
+
+
+def test_sign_in_runs_the_login_off_the_event_loop(session, redis_client, make_user):
+    user = make_user("basic")
+    threads = []
+    real_login = auth.login
+
+    def spy(**kwargs):
+        threads.append(threading.current_thread().name)
+        return real_login(**kwargs)
+
+    auth.login = spy
+    try:
+        result = asyncio.run(sign_in.sign_in(email=user.email, password=PASSWORD, ip="1.1.1.1"))
+    finally:
+        auth.login = real_login
+    assert result.user.id == user.id and result.device_token
+    assert threads and threads[0].startswith("hubcast-login")
+
+
 def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client, make_user):
     make_user("basic")
     _fail(session, redis_client, "nobody@example.com", password=PASSWORD, ip="1.2.3.4")
@@ -342,7 +393,7 @@ def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client
                                                                             "1.2.3.4")
     assert entry.detail == {"reason": "bad_credentials"}
     # Guessing against a non-existent account is slowed the same way (no oracle through a different behaviour).
-    for _ in range(login_throttle.PAIR_FREE):
+    for _ in range(login_throttle.PAIR_FREE + 1):
         _fail(session, redis_client, "nobody@example.com", ip="1.2.3.4")
     assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled", "scope": "pair"}
 

@@ -132,9 +132,9 @@ def test_a_freeze_interrupted_mid_chunk_resumes_with_every_recipient_once(sessio
 
     real_write, calls = fz._write, []
 
-    def dying_write(session_, campaign_id, rows, now, use_copy):
+    def dying_write(session_, campaign_id, rows, now, use_copy, **kw):
         calls.append(len(rows))
-        real_write(session_, campaign_id, rows, now, use_copy)  # the rows are written ...
+        real_write(session_, campaign_id, rows, now, use_copy, **kw)  # the rows are written ...
         if len(calls) == 3:
             raise SystemExit("killed")  # ... and the process dies before the chunk commits
 
@@ -248,12 +248,12 @@ def test_the_first_message_leaves_before_the_freeze_of_a_large_audience_ends(ses
     real_write = fz._write
 
     with run_sandbox(tmp_path / "sandbox", mps=0) as sb:
-        def held_write(session_, campaign_id, rows, now, use_copy):
+        def held_write(session_, campaign_id, rows, now, use_copy, **kw):
             if threading.current_thread().name.startswith("freeze-") and not events:
                 wait_until(lambda: sb.log()["total"] >= 1, 30, interval=0.02,
                            message="a message before the freeze ends")
                 events.append(("first message seen by the freezer", sb.log()["total"]))
-            real_write(session_, campaign_id, rows, now, use_copy)
+            real_write(session_, campaign_id, rows, now, use_copy, **kw)
 
         monkeypatch.setattr(fz, "_write", held_write)
         campaign = make_sandbox_campaign(session, sb, n)

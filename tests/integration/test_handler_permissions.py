@@ -58,11 +58,15 @@ from tests.support.reflex_client import (
 # substates). A Reflex upgrade that adds one fails test_reflex_registry_matches_the_enumeration, so that
 # someone looks at what the new handler lets a browser do.
 REFLEX_ROOT_HANDLERS = frozenset({"hydrate", "hydrate_and_load", "set_is_hydrated", "setvar"})
-REFLEX_INTERNAL_HANDLERS = REFLEX_ROOT_HANDLERS | {"update_vars_internal", "on_load_internal",
-                                                   "handle_frontend_exception"}
+REFLEX_INTERNAL_HANDLERS = REFLEX_ROOT_HANDLERS | {
+    "update_vars_internal",
+    "on_load_internal",
+    "handle_frontend_exception",
+}
 
 
 # --- 1. every handler is declared --------------------------------------------------------------
+
 
 def test_every_handler_is_guarded_or_declared_public():
     undeclared = []
@@ -75,7 +79,8 @@ def test_every_handler_is_guarded_or_declared_public():
             both.append(f"{cls.__name__}.{name}")
     assert not undeclared, (
         "These State event handlers can be called by any browser and carry neither @requires(capability) "
-        f"nor @public_handler(reason) (state/guard.py): {undeclared}")
+        f"nor @public_handler(reason) (state/guard.py): {undeclared}"
+    )
     assert not both, f"Handlers must be either guarded or public, not both: {both}"
 
 
@@ -86,8 +91,11 @@ def test_every_capability_is_a_known_one():
 
 def test_every_user_defined_state_is_an_app_state():
     """A State outside the AppState tree would have no `_authorize` and escape this test."""
-    strays = [cls.get_full_name() for cls in state_classes(State)
-              if not cls.__module__.startswith("reflex") and not issubclass(cls, AppState)]
+    strays = [
+        cls.get_full_name()
+        for cls in state_classes(State)
+        if not cls.__module__.startswith("reflex") and not issubclass(cls, AppState)
+    ]
     assert not strays, f"user-defined State classes must derive from state.base.AppState: {strays}"
 
 
@@ -122,14 +130,23 @@ def test_reflex_added_handlers_are_exactly_the_whitelist():
 
 def test_enumeration_found_the_known_handlers():
     names = {f"{cls.__name__}.{name}" for cls, name, _ in GUARDED}
-    assert {"UsersState.create_user", "UsersState.change_role", "UsersState.set_active", "UsersState.load",
-            "ContactsState.load", "CampaignsState.load", "ChannelsState.load"} <= names
+    assert {
+        "UsersState.create_user",
+        "UsersState.change_role",
+        "UsersState.set_active",
+        "UsersState.load",
+        "ContactsState.load",
+        "CampaignsState.load",
+        "ChannelsState.load",
+    } <= names
     assert {"AppState.check_session", "AppState.logout", "LoginState.submit"} <= {
-        f"{cls.__name__}.{name}" for cls, name in PUBLIC}
+        f"{cls.__name__}.{name}" for cls, name in PUBLIC
+    }
     assert len(REFUSED_CASES) >= 30 and len(ALLOWED_CASES) >= 30
 
 
 # --- 2 and 3: every handler × every caller, once --------------------------------------------------
+
 
 @pytest.mark.timeout(900)  # ~750 crafted events, each refused one followed by a checksum of every table
 def test_every_handler_for_every_caller_as_crafted_events(world, redis_client, reflex_backend):
@@ -137,12 +154,13 @@ def test_every_handler_for_every_caller_as_crafted_events(world, redis_client, r
     allowed with it (and its effect seen where it has one), and public handlers harmless to strangers."""
     result = handler_sweep(world, redis_client, reflex_backend)
     assert not result.failures, f"{len(result.failures)} of {result.checked} cases failed:\n" + "\n".join(
-        result.failures[:20])
-    assert result.counts == {"public": len(PUBLIC) * 2, "refused": len(REFUSED_CASES),
-                             "allowed": len(ALLOWED_CASES)}
+        result.failures[:20]
+    )
+    assert result.counts == {"public": len(PUBLIC) * 2, "refused": len(REFUSED_CASES), "allowed": len(ALLOWED_CASES)}
 
 
 # --- crafted setters ---------------------------------------------------------------------------
+
 
 def test_crafted_setters_cannot_raise_a_role(world, redis_client, reflex_backend):
     """No `set_user_role` handler exists; `setvar` and `update_vars_internal` cannot set it either;
@@ -165,7 +183,8 @@ def test_setvar_cannot_bypass_a_guard(world, redis_client, reflex_backend):
 
     last_id, outcome, search, rows = reflex_backend(scenario)
     assert [(a.action, a.target_id) for a in audit_rows_after(last_id)] == [
-        ("permission.refused", "CampaignsState.set_search")]
+        ("permission.refused", "CampaignsState.set_search")
+    ]
     # (Reflex's setvar drops the handler's return value, so the refusal's redirect never reaches the
     # browser; what matters is that the guard ran and nothing was set.)
     assert not outcome.exceptions, outcome.exceptions
@@ -173,6 +192,7 @@ def test_setvar_cannot_bypass_a_guard(world, redis_client, reflex_backend):
 
 
 # --- the login form through the same path ------------------------------------------------------
+
 
 def test_login_event_issues_a_new_server_generated_secret(world, redis_client, reflex_backend):
     """Session fixation: whatever cookie the browser arrives with, login replaces it with a new secret."""

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.settings import reset_settings_cache
 from app.services.sending.lifecycle import start_campaign
+from app.settings import reset_settings_cache
 from tests.support.factories import campaign_row, make_sandbox_campaign
 from tests.support.processes import drive_until, http_api_process
 from tests.support.sandbox import run_sandbox

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -75,21 +74,12 @@ def _start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 
 
 def _wait_for_text(proc: subprocess.Popen, log_path: Path, text: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in (output := log_path.read_text()):
-        assert proc.poll() is None, f"hubcast run exited early:\n{output[-3000:]}"
-        assert time.monotonic() < deadline, f"{text!r} not seen within {timeout} s:\n{output[-3000:]}"
-        time.sleep(0.2)
-    return output
+    def seen() -> str | None:
+        output = log_path.read_text()
+        assert text in output or proc.poll() is None, f"hubcast run exited early:\n{output[-3000:]}"
+        return output if text in output else None
 
-
-def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_until(seen, timeout, interval=0.2, message=f"{text!r} in {log_path}")
 
 
 def _status(url: str) -> int | None:
@@ -147,7 +137,8 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def _assert_all_gone(pids: set[int]) -> None:
-    _wait_until(lambda: not [pid for pid in pids if _alive(pid)], timeout=5)  # orphans: reaped by init
+    wait_until(lambda: not [pid for pid in pids if _alive(pid)], timeout=5,  # orphans: reaped by init
+               message=f"every process of hubcast run gone: {sorted(pids)}")
     left = {pid: _cmdline(pid) for pid in pids if _alive(pid)}
     assert not left, f"outlived hubcast run: {left}"
 
@@ -213,7 +204,7 @@ def test_sigterm_stops_everything_but_an_external_redis(tmp_path, redis_client, 
         output = _wait_for_text(sup, log_path, "Hubcast is running", timeout=60)
         assert "embedded Redis" not in output
         job = Queue("default", connection=redis_client).enqueue("workers.jobs.ping")
-        _wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15)
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15, message="the ping job run")
         assert job.return_value() == "pong"  # the supervised worker uses REDIS_URL
         children = _descendants(sup.pid)
         sup.send_signal(signal.SIGTERM)  # to the supervisor alone, as `kill` or a service manager does
@@ -247,11 +238,11 @@ def test_run_serves_the_app_and_ctrl_c_stops_every_child(tmp_path):
     env = _env(tmp_path, port, HUBCAST_ADMIN_EMAIL="owner@example.com")  # no REDIS_URL: the embedded one
     sup = _start([sys.executable, "-m", "app.cli", "run", "--no-demo"], env, log_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while _status(f"http://127.0.0.1:{port}/healthz") != 200:
+        def healthy() -> bool:
             assert sup.poll() is None, f"hubcast run exited early:\n{log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"/healthz never answered 200:\n{log_path.read_text()[-3000:]}"
-            time.sleep(1)
+            return _status(f"http://127.0.0.1:{port}/healthz") == 200
+
+        wait_until(healthy, START_TIMEOUT, interval=1, message=f"/healthz answering 200 (log: {log_path})")
         assert _status(f"http://127.0.0.1:{port}/") == 200
         output = _wait_for_text(sup, log_path, "Hubcast is running", timeout=10)
         assert "owner@example.com" in output and "password:" in output  # the first admin, shown once
@@ -259,7 +250,7 @@ def test_run_serves_the_app_and_ctrl_c_stops_every_child(tmp_path):
         # The supervised worker runs jobs from the embedded Redis.
         redis_url = re.search(r"embedded Redis started at (redis://\S+)", output).group(1)
         job = Queue("default", connection=redis_lib.Redis.from_url(redis_url)).enqueue("workers.jobs.ping")
-        _wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15)
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15, message="the ping job run")
         assert job.return_value() == "pong"
 
         children = _descendants(sup.pid)

@@ -355,3 +355,20 @@ def test_sandbox_webhooks_reach_a_real_server_and_are_applied(world, session, re
     finally:
         _stop(sandbox)
         _stop(server)
+
+
+def test_a_chunked_body_past_the_limit_is_refused_while_it_streams(world):
+    from app.http_api import MAX_WEBHOOK_BYTES
+
+    async def body():
+        for _ in range(MAX_WEBHOOK_BYTES // 65536 + 50):  # no Content-Length: the server learns the size by reading
+            yield b" " * 65536
+
+    async def post():
+        transport = httpx.ASGITransport(app=build_http_api())
+        async with httpx.AsyncClient(transport=transport, base_url="http://hubcast.test") as client:
+            return await client.post("/webhooks/whatsapp", content=body(), headers={HEADER: "sha256=" + "0" * 64})
+
+    response = asyncio.run(post())
+    assert response.status_code == 413
+    assert event_count() == 0

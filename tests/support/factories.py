@@ -188,15 +188,18 @@ def recipients(campaign_id: int) -> list[CampaignRecipient]:
 
 def audience_fingerprint(session: Session) -> tuple:
     """Every contact, identity, list name and membership, sorted: equal before and after = nothing written."""
+    from sqlmodel import select as select_models  # model instances, not rows
+
     session.expire_all()
     return (
         sorted(
             (c.id, c.first_name, c.last_name, c.email, c.city, c.country, repr(c.custom_fields))
-            for c in session.exec(select(Contact)).all()
+            for c in session.exec(select_models(Contact)).all()
         ),
         sorted(
-            (i.contact_id, i.channel_type, i.address, i.subscribed) for i in session.exec(select(ContactIdentity)).all()
+            (i.contact_id, i.channel_type, i.address, i.subscribed)
+            for i in session.exec(select_models(ContactIdentity)).all()
         ),
-        sorted(cl.name for cl in session.exec(select(ContactList)).all()),
-        sorted((m.list_id, m.contact_id, m.source) for m in session.exec(select(ListMembership)).all()),
+        sorted(cl.name for cl in session.exec(select_models(ContactList)).all()),
+        sorted((m.list_id, m.contact_id, m.source) for m in session.exec(select_models(ListMembership)).all()),
     )

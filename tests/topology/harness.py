@@ -3,7 +3,7 @@ Sandbox (one per channel), the system PostgreSQL and Redis. Used by tests/topolo
 
 - PostgreSQL: a database of its own (`hubcast_topology`, dropped and created afresh) on the server at
   `HUBCAST_TOPOLOGY_PG` (default 127.0.0.1:5432, user postgres, trust auth, as CI has it).
-- Redis: `HUBCAST_TOPOLOGY_REDIS` (default redis://127.0.0.1:6379/7, a database no other test uses), flushed.
+- Redis: `HUBCAST_TOPOLOGY_REDIS` (default redis://127.0.0.1:6379/12, a database no other test uses), flushed.
 - nginx: Debian's, run unprivileged from a temporary prefix, with deploy/nginx/hubcast-locations.conf
   (the very file operators install) and an upstream of the two web processes. The test's server block adds
   an `X-Hubcast-Upstream` header so the test can tell which backend a browser's websocket reached.
@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = Path(os.environ.get("HUBCAST_TOPOLOGY_WEB_DIR", PROJECT_ROOT / "build" / "topology-web")).resolve()
 PG_SERVER = os.environ.get("HUBCAST_TOPOLOGY_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 PG_DB = "hubcast_topology"
-REDIS_URL = os.environ.get("HUBCAST_TOPOLOGY_REDIS", "redis://127.0.0.1:6379/7")
+REDIS_URL = os.environ.get("HUBCAST_TOPOLOGY_REDIS", "redis://127.0.0.1:6379/12")
 # The test process seals channel secrets with its own key: the processes must open them with the same one.
 SECRET_KEY = os.environ.get("HUBCAST_SECRET_KEY") or "topology-secret-key-that-is-long-enough-0123456789"
 METRICS_TOKEN = "topology-metrics-token-0123456789"
@@ -325,3 +325,86 @@ def json_log_problems(paths: list[Path]) -> list[str]:
             except ValueError:
                 bad.append(f"{path.name}: {line[:160]}")
     return bad
+
+
+# --- the Sandboxes and the data -----------------------------------------------------------------------
+
+class Sandbox:
+    """One Sandbox process (one WhatsApp number with its own ids and secrets) and readers of what it accepted."""
+
+    def __init__(self, entry: Proc, url: str, log_file: Path, pnid: str, waba: str, token: str, secret: str):
+        self.entry, self.url, self.log_file = entry, url, log_file
+        self.pnid, self.waba, self.token, self.secret = pnid, waba, token, secret
+
+    def summary(self, per_recipient: bool = True) -> dict:
+        import httpx
+
+        return httpx.get(f"{self.url}/_sandbox/log", params={"per_recipient": "1" if per_recipient else "0"},
+                         headers={"Authorization": f"Bearer {self.token}"}, timeout=30).json()
+
+    def total(self) -> int:
+        return int(self.summary(per_recipient=False)["total"])
+
+    def entries(self) -> list[dict]:
+        if not self.log_file.exists():
+            return []
+        return [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
+
+
+def start_sandbox(topo: Topology, k: int, cap: int, latency_ms: int = 0) -> Sandbox:
+    """Sandbox number k: accepts up to 3x `cap` (the app must do the shaping), posts signed status webhooks
+    (sent, then delivered; none read) to nginx, logs every accepted send."""
+    port = free_port()
+    pnid, waba = f"10000000000010{k}", f"20000000000010{k}"
+    token, secret = f"topology-token-{k}-0123456789", f"topology-secret-{k}-0123456789"
+    log_file = topo.root / f"sandbox{k + 1}-sends.jsonl"
+    log_file.unlink(missing_ok=True)
+    entry = topo.start(f"sandbox{k + 1}", [
+        sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--app-secret", secret,
+        "--access-token", token, "--phone-number-id", pnid, "--waba-id", waba, "--mps", str(cap * 3),
+        "--latency-ms", str(latency_ms), "--seed", str(k + 1), "--log-file", str(log_file), "--read-ratio", "0",
+        "--webhook-url", f"{topo.base_url}/webhooks/whatsapp", "--sent-delay", "0.2,0.6",
+        "--delivered-delay", "0.5,1.5"], port=port)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if not entry.alive():
+            raise AssertionError(f"sandbox {k + 1} exited:\n{tail(entry.log)}")
+        return http_status(f"{url}/_sandbox/health") == 200
+
+    wait_for(up, 60, f"sandbox {k + 1} up")
+    return Sandbox(entry, url, log_file, pnid, waba, token, secret)
+
+
+def seed(sandboxes: list[Sandbox], sizes: list[int], caps: list[int]) -> dict:
+    """The two accounts, one channel per Sandbox (its cap), a list and a ready draft campaign per channel.
+    Uses this process's database settings (DATABASE_URL set by the caller)."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.models import Channel
+    from app.services.accounts.users import create_user
+    from tests.support.factories import MAPPING, make_campaign, make_list, make_template, number
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        admin, _ = create_user(session=session, actor=None, email=ADMIN[0], role="admin", password=ADMIN[1])
+        create_user(session=session, actor=None, email=BASIC[0], role="basic", password=BASIC[1])
+        channels, campaigns, offset = [], [], 0
+        for k, (sb, n, cap) in enumerate(zip(sandboxes, sizes, caps, strict=True)):
+            channel = Channel(name=f"Line {k + 1}", kind="sandbox", status="connected", phone_number_id=sb.pnid,
+                              business_account_id=sb.waba, access_token=sb.token, app_secret=sb.secret,
+                              verify_token=f"verify-{k}", api_base_url=sb.url, api_version="v23.0",
+                              messages_per_second=cap)
+            session.add(channel)
+            session.commit()
+            template = make_template(session, channel)
+            clist = make_list(session, [number(offset + i) for i in range(n)], name=f"Audience {k + 1}")
+            offset += n
+            campaign = make_campaign(session, channel, template, clist, mapping=MAPPING, name=f"Topology {k + 1}")
+            campaign.wizard_step = 3  # ready for review: a browser can send it from the wizard
+            session.add(campaign)
+            session.commit()
+            channels.append(channel)
+            campaigns.append(campaign)
+        session.expunge_all()
+    return {"admin": admin, "channels": channels, "campaigns": campaigns}

@@ -18,6 +18,7 @@ from app.domain.campaign_status import (
 LEGAL = {
     (DRAFT, SCHEDULED), (DRAFT, SENDING),
     (SCHEDULED, DRAFT), (SCHEDULED, SENDING), (SCHEDULED, CANCELLED),
+    (SCHEDULED, PAUSED),  # held at its time: its scheduler was deactivated (issue 13 item 16)
     (SENDING, PAUSED), (SENDING, SENT), (SENDING, FAILED), (SENDING, CANCELLED),
     (PAUSED, SENDING), (PAUSED, CANCELLED), (PAUSED, FAILED),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -11,6 +12,7 @@ from app.domain import permissions as perm
 from app.models import AuditLog, User
 from app.services import access
 from app.services.paging import Page, fmt_time, paging
+from app.timeutil import utcnow
 
 
 def record(
@@ -37,6 +39,51 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+# --- refusals from strangers, counted per minute (issue 13 item 2b) --------------------------------
+
+STRANGER_REFUSALS_KEY = "hubcast:audit:stranger-refusals:"
+_UPDATE_EVERY = 64  # the row's count is rewritten at 1, 2, 4 ... 64, then every 64th refusal
+
+
+def _due(count: int) -> bool:
+    return count % _UPDATE_EVERY == 0 or (count < _UPDATE_EVERY and count & (count - 1) == 0)
+
+
+def record_stranger_refusal(*, session: Session, redis_client: redis.Redis, handler: str, capability: str,
+                            ip: str) -> AuditLog | None:
+    """A guarded handler called by a stranger (no session cookie, or one that never was a session).
+
+    Anyone can send such events by the thousand, and one row and one commit each let them fill the
+    database and the writer lock. So they are counted in Redis per minute, and the minute has one row:
+    written at its first refusal (with that call's handler and address), its `detail.count` rewritten
+    as it grows (at powers of two, then every 64th, so at most ~1/64 of the calls write). Signed-in
+    callers and ended sessions still get one row per refusal (`record`). Without Redis: a row each."""
+    minute = utcnow().strftime("%Y-%m-%dT%H:%MZ")
+    key = STRANGER_REFUSALS_KEY + minute
+    try:
+        pipe = redis_client.pipeline()
+        pipe.hincrby(key, "count", 1)
+        pipe.expire(key, 600)
+        count = int(pipe.execute()[0])
+        row_id = None if count == 1 else redis_client.hget(key, "row")
+    except redis.RedisError:
+        return record(session=session, actor=None, action="permission.refused", outcome="refused",
+                      target_type="handler", target_id=handler, detail={"capability": capability}, ip=ip)
+    if count == 1:
+        entry = record(session=session, actor=None, action="permission.refused", outcome="refused",
+                       target_type="handler", target_id=handler, ip=ip,
+                       detail={"capability": capability, "anonymous": True, "minute": minute, "count": 1})
+        session.flush()
+        redis_client.hset(key, "row", entry.id)
+        return entry
+    if row_id is not None and _due(count):
+        entry = session.get(AuditLog, int(row_id))
+        if entry is not None:
+            entry.detail = {**(entry.detail or {}), "count": count}
+            session.add(entry)
+    return None
 
 
 # --- reading the trail (the admins' Audit log page) -------------------------------------------------

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from app.domain.passwords import hash_password, needs_rehash, verify_password
 from app.models import User, UserSession
+from app.redis_conn import get_redis
 from app.services.accounts import audit, login_throttle
 from app.settings import get_settings
 from app.timeutil import utcnow
@@ -58,7 +59,9 @@ def login(*, session: Session, redis_client: redis.Redis, email: str, password: 
         raise LoginFailed()
     user = session.exec(select(User).where(User.email == email)).first()
     trusted = login_throttle.device_is_trusted(redis_client, device_token, user.id if user else None)
-    waiting = login_throttle.waiting_scope(redis_client, email, ip, trusted=trusted)
+    # Waits first (refusing costs nothing), then the rate limits that keep password checks affordable.
+    waiting = (login_throttle.waiting_scope(redis_client, email, ip, trusted=trusted)
+               or login_throttle.admit(redis_client, ip, trusted=trusted))
     if waiting is not None:
         if login_throttle.first_refusal_this_minute(redis_client, email, ip, waiting):
             audit.record(session=session, actor=None, actor_email=email, action="auth.login", outcome="refused",
@@ -113,6 +116,25 @@ def resolve_session(*, session: Session, secret: str) -> User | None:
         session.add(row)
         session.commit()
     return user
+
+
+def record_refused_call(*, session: Session, user: User | None, secret: str, handler: str, capability: str,
+                        ip: str, redis_client: redis.Redis | None = None) -> None:
+    """Audit a refused handler call (caller commits). A stranger's (no session cookie, or one that never
+    was a session) is only counted per minute: `audit.record_stranger_refusal` (a row each without Redis)."""
+    stranger = user is None and (not secret or len(secret) > 200 or session.exec(
+        select(UserSession.id).where(UserSession.token_hash == token_hash(secret))).first() is None)
+    if stranger and redis_client is None:
+        try:
+            redis_client = get_redis()
+        except Exception:  # no Redis configured: fall back to a row per refusal below
+            redis_client = None
+    if stranger and redis_client is not None:
+        audit.record_stranger_refusal(session=session, redis_client=redis_client, handler=handler,
+                                      capability=capability, ip=ip)
+        return
+    audit.record(session=session, actor=user, action="permission.refused", outcome="refused",
+                 target_type="handler", target_id=handler, detail={"capability": capability}, ip=ip)
 
 
 def logout(*, session: Session, secret: str) -> None:

@@ -17,7 +17,12 @@ never locked:
   storage; OWASP's "device cookies"). A device cookie that fails DEVICE_MAX_FAILURES times within an
   hour is treated as unknown (a stolen cookie buys no free guesses).
 
-Attempts refused by a wait do not check the password and do not lengthen the wait. The client address is
+Before any of that, plain rate limits protect the CPU (issue 13 item 2a; Argon2id is costly on purpose):
+at most RATE_PER_IP login attempts a minute from one address (a known device is exempt) and RATE_GLOBAL
+a second from everyone, over all web processes (`admit`). Past them an attempt is refused at once.
+
+Attempts refused by a wait do not check the password, do not lengthen the wait and do not count against
+the rate limits. The client address is
 the socket's peer as Reflex reports it (a spoofed X-Forwarded-For changes nothing). Keys hold SHA-256
 digests, never an email or an address. Redis answers the waits with its own key expiry (PX), so several
 web processes share them without a clock of their own.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 import redis
 
@@ -43,7 +49,11 @@ WINDOW_S = 60 * 60  # a counter is forgotten an hour after its last failure
 DEVICE_MAX_FAILURES = 5
 AUDIT_EVERY_S = 60  # one "throttled" audit row per scope and minute, not one per refused attempt
 
+RATE_PER_IP = 60  # login attempts per minute from one address (a second each: no CPU to speak of)
+RATE_GLOBAL = 20  # login attempts per second from everyone (a 2-core server checks ~20-40 passwords/s)
+
 PAIR, IP, ACCOUNT, DEVICE = "pair", "ip", "account", "device"
+RATE_IP, RATE_ALL = "rate-ip", "rate-all"
 _PREFIX = "hubcast:login:"
 
 
@@ -53,7 +63,8 @@ def _digest(*parts: str) -> str:
 
 def scopes(email: str, ip: str, device: str = "") -> dict[str, str]:
     """{scope: digest} of the counters one attempt touches."""
-    out = {PAIR: _digest("pair", email, ip), IP: _digest("ip", ip), ACCOUNT: _digest("account", email)}
+    out = {PAIR: _digest("pair", email, ip), IP: _digest("ip", ip), ACCOUNT: _digest("account", email),
+           RATE_IP: _digest("ip", ip), RATE_ALL: "all"}
     if device:
         out[DEVICE] = _digest("device", device)
     return out
@@ -109,6 +120,30 @@ def device_is_trusted(r: redis.Redis, token: str, user_id: int | None) -> bool:
         return False
     failures = r.get(_count_key(DEVICE, scopes("", "", token)[DEVICE]))
     return failures is None or int(failures) < DEVICE_MAX_FAILURES
+
+
+# --- rate limits ------------------------------------------------------------------------------------
+
+def admit(r: redis.Redis, ip: str, *, trusted: bool) -> str | None:
+    """Count this attempt against the rate limits; the limit it is over (RATE_IP / RATE_ALL), or None.
+
+    Fixed windows (a minute per address, a second overall), each an INCR with an expiry: cheap enough to
+    run before anything else."""
+    now = time.time()
+    per_ip = f"{_PREFIX}rate:ip:{_digest('ip', ip)}:{int(now // 60)}"
+    overall = f"{_PREFIX}rate:all:{int(now)}"
+    pipe = r.pipeline()
+    pipe.incr(overall)
+    pipe.expire(overall, 5)
+    if not trusted:
+        pipe.incr(per_ip)
+        pipe.expire(per_ip, 120)
+    counts = pipe.execute()
+    if counts[0] > RATE_GLOBAL:
+        return RATE_ALL
+    if not trusted and counts[2] > RATE_PER_IP:
+        return RATE_IP
+    return None
 
 
 # --- the throttle -----------------------------------------------------------------------------------

@@ -7,29 +7,43 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import and_, func, or_, tuple_
 from sqlmodel import Session, select
 
 from app.domain import permissions as perm
 from app.models import Contact, ContactIdentity, User
 from app.services.access import require
+from app.services.audiences.channel_flags import (
+    flags_where,
+    has_identity_on,
+    subscribed_anywhere,
+    subscribed_on,
+    unsubscribed_on,
+)
 from app.services.audiences.summary import CHANNEL_TYPES
 from app.services.paging import Page, paging
 
 # Beyond this many matches a filtered contact search shows "10,000+" rather than counting a million rows
 # on every keystroke; `Page.total` is then CONTACTS_COUNT_CAP + 1.
 CONTACTS_COUNT_CAP = 10_000
+# Past the cap, the page is first looked for among this many contacts in name order (a bounded index walk).
+NAME_WALK_ROWS = 10_000
 CHANNEL_LABELS = {"whatsapp": "WhatsApp", "instagram": "Instagram", "messenger": "Messenger", "sms": "SMS"}
 
 
-def _identity_exists(channel: str, subscribed: bool | None):
-    # Correlated EXISTS: one lookup per candidate contact on ix_identity_contact_type, never a join to count.
-    cond = [ContactIdentity.contact_id == Contact.id]
+def _channel_condition(channel: str, subscription: str):
+    """The channel / subscription filters, read from contacts.channel_flags (kept by the database from the
+    identities, migration 0005): `channel_flags IN (...)`, no lookup in contact_identities. Same contacts as
+    "has an identity on the channel [that is / is not subscribed]"; with no channel, "unsubscribed" means
+    reachable somewhere but subscribed nowhere."""
+    if subscription == "subscribed":
+        return flags_where(lambda f: subscribed_on(f, channel) if channel else subscribed_anywhere(f))
+    if subscription == "unsubscribed":
+        return flags_where(lambda f: unsubscribed_on(f, channel) if channel
+                           else f != 0 and not subscribed_anywhere(f))
     if channel:
-        cond.append(ContactIdentity.channel_type == channel)
-    if subscribed is not None:
-        cond.append(ContactIdentity.subscribed == subscribed)
-    return exists().where(and_(*cond))
+        return flags_where(lambda f: has_identity_on(f, channel))
+    return None
 
 
 _NUMBER_TERM = re.compile(r"^\+?[\d\s.\-()/]{3,}$")
@@ -49,35 +63,47 @@ def _number_prefix_match(term: str):
         ContactIdentity.address < upper, ContactIdentity.address.like(prefix + "%")))
 
 
-def _text_match(term: str):
+_PLAIN_RUN = re.compile(r"[^\s%_\\]+")  # characters that match only themselves in a LIKE pattern
+
+
+def _text_match(session: Session, term: str):
+    """First name, last name, "first last", email (when the term has an @) or an Instagram/Messenger id.
+
+    Written so PostgreSQL can answer from indexes (ix_contacts_search_trgm, a pg_trgm GIN index, 0005):
+    every arm of the OR is indexable. "first last" is not a column, so it is also required to contain the
+    term's longest plain run of characters in the first or the last name, which any match does (the run
+    has no space, so it lies in one of the two) and which the index serves. The id typed whole is looked
+    up first (an index probe) and joins the OR as a list of ids, not as a sub-select, which would force a
+    scan of every contact."""
     like = f"%{term}%"
     conds = [Contact.first_name.ilike(like), Contact.last_name.ilike(like)]
     if " " in term:  # "anna mü": first and last name together
-        conds.append((Contact.first_name + " " + Contact.last_name).ilike(like))
+        full = (Contact.first_name + " " + Contact.last_name).ilike(like)
+        run = max(_PLAIN_RUN.findall(term), key=len, default="")
+        if len(run) >= 3:  # trigrams need three characters
+            full = and_(or_(Contact.first_name.ilike(f"%{run}%"), Contact.last_name.ilike(f"%{run}%")), full)
+        conds.append(full)
     if "@" in term:
         conds.append(Contact.email.ilike(like))
     # An Instagram or Messenger id, typed whole: an index lookup, not a scan.
-    conds.append(Contact.id.in_(select(ContactIdentity.contact_id).where(
-        ContactIdentity.channel_type.in_(_HANDLE_CHANNELS), ContactIdentity.address == term)))
+    handles = session.exec(select(ContactIdentity.contact_id).where(
+        ContactIdentity.channel_type.in_(_HANDLE_CHANNELS), ContactIdentity.address == term)).all()
+    if handles:
+        conds.append(Contact.id.in_(sorted(set(handles))))
     return or_(*conds)
 
 
-def _contact_conditions(search: str, country: str, channel: str, subscription: str) -> list:
+def _contact_conditions(session: Session, search: str, country: str, channel: str, subscription: str) -> list:
     conds = []
     term = (search or "").strip()[:200]
     if term:
         conds.append(_number_prefix_match(term) if _NUMBER_TERM.match(term) and sum(c.isdigit() for c in term) >= 3
-                     else _text_match(term))
+                     else _text_match(session, term))
     if country:
         conds.append(Contact.country == country)
-    if subscription == "subscribed":
-        conds.append(_identity_exists(channel, True))
-    elif subscription == "unsubscribed":
-        # On the chosen channel: unsubscribed there. With no channel: reachable somewhere, subscribed nowhere.
-        conds.append(_identity_exists(channel, False) if channel
-                     else and_(_identity_exists("", None), ~_identity_exists("", True)))
-    elif channel:
-        conds.append(_identity_exists(channel, None))
+    flags = _channel_condition(channel, subscription)
+    if flags is not None:
+        conds.append(flags)
     return conds
 
 
@@ -97,35 +123,58 @@ def _contact_row(contact: Contact, idents: list[ContactIdentity]) -> dict:
     return row
 
 
+def _page_in_name_prefix(session: Session, conds: list, order: tuple, page: int, page_size: int) -> list[Contact]:
+    """The page when it lies within the first NAME_WALK_ROWS contacts in name order, else [].
+
+    Exact, not a guess: the matches among a prefix of the name order are the first matches overall, so a
+    full page found there is the page. The prefix ends at the name NAME_WALK_ROWS rows in (read from
+    ix_contacts_last_first alone), so the walk is bounded however rare the matches turn out to be."""
+    boundary = session.exec(select(Contact.last_name, Contact.first_name).order_by(Contact.last_name,
+                            Contact.first_name).offset(NAME_WALK_ROWS - 1).limit(1)).first()
+    if boundary is None:
+        return []  # a small base: ordering every match is cheap anyway
+    within = tuple_(Contact.last_name, Contact.first_name) <= tuple_(*boundary)
+    contacts = session.exec(select(Contact).where(within, *conds).order_by(*order)
+                            .offset((page - 1) * page_size).limit(page_size)).all()
+    return contacts if len(contacts) == page_size else []
+
+
 def contacts_page(*, session: Session, actor: User, search: str = "", country: str = "", channel: str = "",
                   subscription: str = "", page: int = 1, page_size: int = 50) -> Page:
     """One page of contacts, filtered and ordered by name; identities are read for that page only.
 
-    Built to stay quick with 1,000,000 contacts: the unfiltered total is one count of the contacts table
-    (no join); a filtered total stops at CONTACTS_COUNT_CAP + 1 matches, and is not counted at all when the
-    first page is not full; channel and subscription filters are EXISTS lookups on ix_identity_contact_type;
-    a typed number is a prefix range on uq_identity_type_address. A name search is a substring match
-    (ILIKE) that no B-tree index serves, so it scans the contacts table once (~0.6 s per 1M contacts on
-    PostgreSQL, measured on 2 busy cores); a pg_trgm GIN index on first_name/last_name would make it an index search."""
+    Built to stay quick with 1,000,000 contacts (bench/contacts_search.py): the unfiltered total is one
+    count of the contacts table (no join); a filtered total stops at CONTACTS_COUNT_CAP + 1 matches, and is
+    not counted at all when the first page is not full; channel and subscription filters read
+    contacts.channel_flags (ix_contacts_channel_flags); a typed number is a prefix range on
+    uq_identity_type_address. A name or email search is a substring match (ILIKE) that PostgreSQL answers
+    from ix_contacts_search_trgm (pg_trgm GIN, migration 0005) when the term has three characters or more;
+    on SQLite, and for shorter terms, it scans the contacts table."""
     require(session, actor, perm.AUDIENCES_VIEW)
     page, page_size = paging(page, page_size)
     country = (country or "").strip().upper()[:2]
     channel = channel if channel in CHANNEL_TYPES else ""
     subscription = subscription if subscription in ("subscribed", "unsubscribed") else ""
-    conds = _contact_conditions(search, country, channel, subscription)
+    conds = _contact_conditions(session, search, country, channel, subscription)
     order = (Contact.last_name, Contact.first_name, Contact.id)
     term = (search or "").strip()
     if term and not _NUMBER_TERM.match(term):
-        # A name search is a scan (see above), and the planner, unable to tell that it matches few rows,
-        # would rather walk ix_contacts_last_first through the whole table (4-5 s per 1M contacts measured on
-        # PostgreSQL). So scan once for at most COUNT_CAP + 1 matching ids, which gives the total too, then
-        # order just those; past the cap, order by an expression, which forbids the index walk.
+        # The planner cannot tell how few rows a substring matches, and would rather walk ix_contacts_last_first
+        # through the whole table (4-5 s per 1M contacts measured on PostgreSQL). So find at most COUNT_CAP + 1
+        # matching ids first (the trigram index, or one scan), which gives the total too, then order just
+        # those. Past the cap, the matches are common: look for the page among the first NAME_WALK_ROWS
+        # contacts in name order (a bounded index walk), and only if it is not all there, order every match
+        # by an expression, which forbids the unbounded index walk.
         hits = session.exec(select(Contact.id).where(*conds).limit(CONTACTS_COUNT_CAP + 1)).all()
         total = len(hits)
-        chosen = Contact.id.in_(hits) if total <= CONTACTS_COUNT_CAP else and_(*conds)
-        order = (Contact.last_name if total <= CONTACTS_COUNT_CAP else Contact.last_name.concat(""), *order[1:])
-        contacts = session.exec(select(Contact).where(chosen).order_by(*order)
-                                .offset((page - 1) * page_size).limit(page_size)).all() if hits else []
+        contacts = []
+        if total > CONTACTS_COUNT_CAP:
+            contacts = _page_in_name_prefix(session, conds, order, page, page_size)
+        if hits and not contacts:
+            chosen = Contact.id.in_(hits) if total <= CONTACTS_COUNT_CAP else and_(*conds)
+            order = (Contact.last_name if total <= CONTACTS_COUNT_CAP else Contact.last_name.concat(""), *order[1:])
+            contacts = session.exec(select(Contact).where(chosen).order_by(*order)
+                                    .offset((page - 1) * page_size).limit(page_size)).all()
     else:
         contacts = session.exec(select(Contact).where(*conds).order_by(*order)
                                 .offset((page - 1) * page_size).limit(page_size)).all()

@@ -18,6 +18,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from app.domain import permissions as perm
+from app.domain.email_address import is_email
 from app.domain.phone import normalise_phone
 from app.domain.variables import CONTACT_TEXT_FIELDS
 from app.models import Contact, ContactIdentity, User
@@ -39,7 +40,6 @@ ADDRESS_LIMIT = 255
 
 # Custom field keys become template variables and segment fields: keep them plain identifiers.
 _CUSTOM_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")
 _SOCIAL_ID = re.compile(r"^[^\s]{1,255}$")
 # Column names that identify the row rather than describe the contact.
@@ -73,7 +73,7 @@ def clean_field(name: str, value) -> str:
         return text
     if len(text) > FIELD_LIMITS[name]:
         raise ContactError(f"{label} is longer than {FIELD_LIMITS[name]} characters.")
-    if name == "email" and text and not _EMAIL.match(text):
+    if name == "email" and text and not is_email(text):
         raise ContactError(f"{label} {text[:60]!r} is not an email address.")
     if name == "language" and text and not _LANGUAGE.match(text):
         raise ContactError(f"{label} must be a language code such as en, fr or pt_BR, not {text!r}.")

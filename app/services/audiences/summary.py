@@ -207,11 +207,30 @@ def _contacts_of(ids: Select, *columns) -> Select:
 
 
 def flags_histogram(session: Session, ids: Select) -> dict[int, int]:
-    """{channel_flags value: number of audience contacts with it}: one grouped scan, at most 256 rows."""
+    """{channel_flags value: number of audience contacts with it}: one grouped scan, at most 256 rows.
+
+    A segment is its rules' condition over contacts (one parallel scan). A list is its members merge-joined
+    with contacts, both read in contact id order from index-only scans (list_memberships_pkey,
+    ix_contacts_id_flags); PostgreSQL would rather hash 500,000 members, which measured 1.5-1.7x slower."""
     query = _contacts_of(ids, Contact.channel_flags, func.count()).group_by(Contact.channel_flags)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))  # compiling costs more than this one scan saves
-    return {int(flags): int(n) for flags, n in session.execute(query).all()}
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite groups by walking ix_contacts_channel_flags (no temporary B-tree to sort into). Hiding that
+        # index (`channel_flags + 0`) made a selective segment ~25% faster but the whole-base one 3-10x slower.
+        return {int(flags): int(n) for flags, n in session.execute(query).all()}
+    # For this one statement, then put back: JIT compiling costs more than the scan it would speed up.
+    settings = {"jit": "off"} if _contacts_condition(ids) is not None else {"jit": "off", "enable_hashjoin": "off"}
+    saved = session.execute(text("SELECT " + ", ".join(f"current_setting('{name}')" for name in settings))).one()
+    _set_local(session, settings)
+    rows = session.execute(query).all()
+    _set_local(session, dict(zip(settings, saved, strict=True)))
+    return {int(flags): int(n) for flags, n in rows}
+
+
+def _set_local(session: Session, settings: dict[str, str]) -> None:
+    """Transaction-scoped settings (SET LOCAL), in one round trip."""
+    names = list(settings)
+    params = {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": settings[n] for i, n in enumerate(names)}}
+    session.execute(text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))), params)
 
 
 def counts_from_flags(histogram: dict[int, int]) -> dict[str, int]:

@@ -31,6 +31,7 @@ running passes at once only waste a little work.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -55,6 +56,7 @@ from app.domain.campaign_status import (
     recipient_moves_forward,
 )
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
+from app.services.accounts import audit
 from app.services.campaigns.trial_send import apply_trial_statuses
 from app.services.inbound import opt_out
 from app.services.inbound.inserts import insert_ignoring_duplicates
@@ -84,6 +86,7 @@ class StoreResult:
     messages: int = 0
     opted_out: list[str] = field(default_factory=list)
     refused: int = 0  # items naming a phone number no channel that signed the body owns
+    rejected: str = ""  # why a signed body was malformed and nothing of it was stored (answered 400)
 
 
 @dataclass
@@ -143,6 +146,22 @@ def store_events(session: Session, events: WebhookEvents,
         log.warning("webhook: refused %d item(s) naming a phone number id the signing channel does not own",
                     result.refused)
     return result
+
+
+REJECTED_EXCERPT = 500  # characters of a rejected body kept for whoever investigates it
+
+
+def record_rejected(session: Session, raw: bytes, reason: str, channel_ids: list[int]) -> StoreResult:
+    """Keep a signed but malformed body as rejected (issue 13 item 14): an audit row `webhook.rejected`
+    with the reason, its size, SHA-256 and first characters, so an admin can see it on the Audit log page;
+    none of it is applied. Caller commits."""
+    audit.record(session=session, actor=None, actor_email="whatsapp", action="webhook.rejected",
+                 outcome="refused", target_type="channel", target_id=channel_ids[0] if channel_ids else "",
+                 detail={"reason": reason[:300], "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest(),
+                         "excerpt": raw[:REJECTED_EXCERPT].decode("utf-8", errors="replace"),
+                         "channels": channel_ids})
+    log.warning("webhook: rejected a signed but malformed body (%d bytes): %s", len(raw), reason)
+    return StoreResult(rejected=reason or "malformed")
 
 
 # SQLite allows one writer at a time, and a writer that finds the database locked sleeps in SQLite's

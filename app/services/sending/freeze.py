@@ -33,6 +33,7 @@ Two fast paths keep the freeze short (bench/freeze.py times them):
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,7 @@ from app.domain.campaign_status import R_QUEUED, R_SKIPPED
 from app.domain.template_components import clean_parameter_text
 from app.domain.variables import CONTACT_FIELDS, missing_title, resolve
 from app.models import Campaign, CampaignRecipient, Template
+from app.services.audiences.csv_scan import CsvRefused
 from app.services.audiences.recipients import (
     CONTACT_COLUMNS,
     contact_rows,
@@ -62,6 +64,7 @@ from app.services.sending.readiness import template_keys
 from app.services.sending.recipient_copy import RecipientCopier
 from app.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 R = CampaignRecipient.__table__
 _INSERT_CHUNK = 5000
 
@@ -178,6 +181,7 @@ def _writer(session: Session, campaign_id: int, now: datetime, use_copy: bool) -
 
 
 def _write(session: Session, campaign_id: int, rows: list[FrozenRow], now: datetime, use_copy: bool) -> None:
+    """Write one chunk in the session's transaction (INSERT ... ON CONFLICT DO NOTHING, or its COPY form)."""
     if rows:
         writer = _writer(session, campaign_id, now, use_copy)
         writer.write(rows)
@@ -360,7 +364,10 @@ def _freeze_chunks(session: Session, reader: _ChunkReader, run: FreezeRun, campa
             break
         try:
             rows, new_cursor, done = reader.next_chunk(chunk)
-        except AudienceError:  # the segment or file went away mid-freeze: what was frozen is the audience
+        except (AudienceError, CsvRefused) as exc:
+            # the segment or file went away (or the file changed) mid-freeze: what was frozen is the audience
+            log.warning("campaign %s: the audience cannot be read any more (%s); the freeze ends here",
+                        campaign_id, exc)
             rows, new_cursor, done = [], cursor, True
         session.commit()  # the read's snapshot ends before the write lock is taken (SQLite)
         now = utcnow()

@@ -68,6 +68,14 @@ def _label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
 
+def require_audience_rights(user: User | None, campaign: Campaign) -> None:
+    """A file audience is data the sender brings in: sending (or scheduling) a campaign with one needs
+    `audiences:manage`, as choosing the file does (issue 13 item 9: otherwise a basic user duplicates a
+    CSV campaign and sends it). PermissionDenied otherwise."""
+    if campaign.audience_kind == "csv":
+        perm.require(user.role if user is not None else "", perm.AUDIENCES_MANAGE)
+
+
 def _refuse_unless_ready(session: Session, campaign: Campaign, *, resuming: bool = False) -> None:
     problems = campaign_problems(session, campaign, SEND)
     if resuming:
@@ -83,6 +91,7 @@ def start_campaign(*, session: Session, actor: User | None, campaign_id: Any, no
     """Send now: Draft/Scheduled -> Sending, audience frozen (its first chunk; the rest streams), send jobs
     enqueued. Commits."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
+    require_audience_rights(user, _campaign(session, campaign_id))
     return start_now(session=session, campaign_id=campaign_id, actor=user, now=now, stream_freeze=stream_freeze)
 
 
@@ -179,6 +188,7 @@ def schedule_campaign(*, session: Session, actor: User | None, campaign_id: Any,
         raise SendingError("Pick a time in the future.")
     if campaign.status not in (DRAFT, SCHEDULED):
         raise SendingError(f"A {_label(campaign.status)} campaign cannot be scheduled.")
+    require_audience_rights(user, campaign)
     _refuse_unless_ready(session, campaign)
     action = "campaign.reschedule" if campaign.status == SCHEDULED else "campaign.schedule"
     won = session.execute(
@@ -242,6 +252,10 @@ def resume_campaign(*, session: Session, actor: User | None, campaign_id: Any,
     """Paused -> Sending; only rows still queued are sent."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
     campaign = _campaign(session, campaign_id)
+    if campaign.status == PAUSED and campaign.started_at is None:
+        # Held at its scheduled time before it ever started (scheduler.py): resuming is starting it now.
+        require_audience_rights(user, campaign)
+        return start_now(session=session, campaign_id=campaign.id, actor=user, now=now, from_statuses=(PAUSED,))
     if campaign.status == PAUSED:
         _refuse_unless_ready(session, campaign, resuming=True)
     campaign = _move(session, campaign, user, SENDING, (PAUSED,), "campaign.resume", now or utcnow(),

@@ -5,6 +5,10 @@ at the same moment, and the same campaign may be seen due by all of them. Exactl
 `start_now` moves Scheduled -> Sending with a conditional UPDATE in the transaction that freezes the
 audience; the others get "already started" and do nothing. Across restarts nothing is lost: the
 schedule lives in the database, not in Redis.
+
+A campaign goes out with the authority of the people behind it: when the user who created or scheduled
+it has been deactivated since (or may no longer send it), it is not started but Paused with that reason
+(issue 13 item 16), so someone who may send it decides: Resume starts it then, Cancel drops it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from app.db import get_engine
-from app.domain.campaign_status import DRAFT, SCHEDULED, check_transition
+from app.domain import permissions as perm
+from app.domain.campaign_status import DRAFT, PAUSED, SCHEDULED, check_transition
 from app.models import Campaign, User
 from app.services.accounts import audit
-from app.services.sending.lifecycle import SendingError, start_now
+from app.services.sending.lifecycle import SendingError, require_audience_rights, start_now
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,10 @@ def start_due_campaigns(now: datetime | None = None) -> list[int]:
         with Session(engine, expire_on_commit=False) as session:
             campaign = session.get(Campaign, campaign_id)
             actor = session.get(User, campaign.sent_by_id) if campaign and campaign.sent_by_id else None
+            held = _authority_problem(session, campaign, actor) if campaign else None
+            if held:
+                _hold(session, campaign_id, actor, held, now)
+                continue
             try:
                 start_now(session=session, campaign_id=campaign_id, actor=actor, now=now, from_statuses=(SCHEDULED,))
                 started.append(campaign_id)
@@ -54,6 +63,35 @@ def start_due_campaigns(now: datetime | None = None) -> list[int]:
                 session.rollback()
                 log.exception("scheduled campaign %s could not start", campaign_id)
     return started
+
+
+def _authority_problem(session: Session, campaign: Campaign, scheduler: User | None) -> str | None:
+    """Why the people behind this campaign can no longer send it, or None."""
+    creator = session.get(User, campaign.created_by_id) if campaign.created_by_id else None
+    for user, who in ((scheduler, "who scheduled it"), (creator, "who created it")):
+        if user is not None and not user.is_active:
+            return f"{user.email}, {who}, was deactivated"
+    if scheduler is not None:
+        try:
+            perm.require(scheduler.role, perm.CAMPAIGNS_SEND)
+            require_audience_rights(scheduler, campaign)
+        except perm.PermissionDenied:
+            return f"{scheduler.email}, who scheduled it, may no longer send it"
+    return None
+
+
+def _hold(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:
+    """Scheduled -> Paused, nothing frozen or sent: a person who may send it resumes or cancels it."""
+    check_transition(SCHEDULED, PAUSED)
+    reason = f"Not sent at the scheduled time: {problem}. Resume it to send it now, or cancel it."[:500]
+    won = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
+                          .values(status=PAUSED, pause_reason=reason, updated_at=now)
+                          .execution_options(synchronize_session=False)).rowcount
+    if won:
+        audit.record(session=session, actor=None, actor_email="scheduler", action="campaign.schedule_held",
+                     outcome="refused", target_type="campaign", target_id=campaign_id,
+                     detail={"reason": reason, "scheduled_by": actor.id if actor else None})
+    session.commit()
 
 
 def _back_to_draft(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:

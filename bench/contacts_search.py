@@ -1,0 +1,212 @@
+"""Benchmark: the Contacts page (search and every filter) and segment live counts at 1,000,000 contacts.
+
+Issue 16 item 5: name/phone/email search and every filter of the Contacts page ≤ 200 ms on PostgreSQL,
+segment live counts ≤ 300 ms. Reuses the base bench/audience.py builds (same database, `--pg-db`), times
+`contacts_page()` (first page of 50 and its total, what the page shows) for each case, beside a baseline
+measured in the same run: the same function with the conditions it built before migration 0005 (EXISTS
+lookups in contact_identities for channel filters, an OR with a sub-select for the search, which no index
+serves) and, past the 10,000 cap, every match sorted (no bounded walk of the name order). Both must return
+the same rows and total. Appends to bench/results/contacts_search.md.
+
+    .venv/bin/python bench/contacts_search.py --pg-db hubcast_audience_bench
+    .venv/bin/python bench/contacts_search.py --runs 5 --baseline-runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HUBCAST_ENV", "test")
+os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enough-0123456789")
+
+from sqlalchemy import and_, exists, or_, select, text  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from app.db import make_engine  # noqa: E402
+from app.migrate import upgrade_to_head  # noqa: E402
+from app.models import Contact, ContactIdentity  # noqa: E402
+from app.services.audiences import contact_search, segments  # noqa: E402
+from bench.audience import SEGMENTS, build_pg, ensure_base, ensure_fixtures, machine, pg_bench_url  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "contacts_search.md"
+
+# (label, contacts_page keyword arguments)
+CASES = [
+    ("no filter", {}),
+    ("name: last name (~200 hits)", {"search": "Last1234"}),
+    ("name: first name (11 hits)", {"search": "First77777"}),
+    ("name: 4 letters in 111,111 first names (10,000+)", {"search": "rst1"}),
+    ("name: 4 letters in 200,000 last names, late in name order (10,000+)", {"search": "ast4"}),
+    ("name: no match", {"search": "zzqx"}),
+    ("name: first + last with a space", {"search": "First4242 Last"}),
+    ("name: 2 letters", {"search": "La"}),
+    ("email", {"search": "user31337@example.com"}),
+    ("phone: full number", {"search": "+1 555 0031 3370"}),
+    ("phone: prefix (10,000+)", {"search": "+15550004"}),
+    ("instagram id typed whole", {"search": "@IG"}),  # replaced by a real id at run time
+    ("country FR", {"country": "FR"}),
+    ("channel Instagram", {"channel": "instagram"}),
+    ("subscribed (any channel)", {"subscription": "subscribed"}),
+    ("unsubscribed (no channel)", {"subscription": "unsubscribed"}),
+    ("Messenger, unsubscribed (rare)", {"channel": "messenger", "subscription": "unsubscribed"}),
+    ("SMS, subscribed, country DE", {"channel": "sms", "subscription": "subscribed", "country": "DE"}),
+    ("GB, unsubscribed", {"country": "GB", "subscription": "unsubscribed"}),
+    ("name + WhatsApp subscribed", {"search": "Last1234", "channel": "whatsapp", "subscription": "subscribed"}),
+]
+
+
+# --- the baseline: the conditions contacts_page built before migration 0005 ------------------------------
+
+def _legacy_identity_exists(channel: str, subscribed: bool | None):
+    cond = [ContactIdentity.contact_id == Contact.id]
+    if channel:
+        cond.append(ContactIdentity.channel_type == channel)
+    if subscribed is not None:
+        cond.append(ContactIdentity.subscribed == subscribed)
+    return exists().where(and_(*cond))
+
+
+def _legacy_text_match(term: str):
+    like = f"%{term}%"
+    conds = [Contact.first_name.ilike(like), Contact.last_name.ilike(like)]
+    if " " in term:
+        conds.append((Contact.first_name + " " + Contact.last_name).ilike(like))
+    if "@" in term:
+        conds.append(Contact.email.ilike(like))
+    conds.append(Contact.id.in_(select(ContactIdentity.contact_id).where(
+        ContactIdentity.channel_type.in_(("instagram", "messenger")), ContactIdentity.address == term)))
+    return or_(*conds)
+
+
+def legacy_conditions(session, search: str, country: str, channel: str, subscription: str) -> list:
+    conds = []
+    term = (search or "").strip()[:200]
+    if term:
+        conds.append(contact_search._number_prefix_match(term) if contact_search._NUMBER_TERM.match(term)
+                     and sum(c.isdigit() for c in term) >= 3 else _legacy_text_match(term))
+    if country:
+        conds.append(Contact.country == country)
+    if subscription == "subscribed":
+        conds.append(_legacy_identity_exists(channel, True))
+    elif subscription == "unsubscribed":
+        conds.append(_legacy_identity_exists(channel, False) if channel
+                     else and_(_legacy_identity_exists("", None), ~_legacy_identity_exists("", True)))
+    elif channel:
+        conds.append(_legacy_identity_exists(channel, None))
+    return conds
+
+
+# --- measuring -----------------------------------------------------------------------------------------
+
+def timed(fn, runs: int) -> tuple[float, object]:
+    samples, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), result
+
+
+def page_call(session, actor, kwargs):
+    def call():
+        page = contact_search.contacts_page(session=session, actor=actor, page_size=50, **kwargs)
+        session.rollback()
+        return [r["id"] for r in page.rows], page.total
+    return call
+
+
+def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
+    rows = []
+    current, prefix = contact_search._contact_conditions, contact_search._page_in_name_prefix
+    with Session(engine, expire_on_commit=False) as session:
+        actor, _targets = ensure_fixtures(session)
+        handle = session.execute(select(ContactIdentity.address).where(ContactIdentity.channel_type == "instagram")
+                                 .order_by(ContactIdentity.id.desc()).limit(1)).scalar_one()
+        for label, kwargs in CASES:
+            kwargs = {k: (handle if v == "@IG" else v) for k, v in kwargs.items()}
+            call = page_call(session, actor, kwargs)
+            call()  # warm
+            fast, (ids, total) = timed(call, runs)
+            contact_search._contact_conditions = legacy_conditions
+            contact_search._page_in_name_prefix = lambda *args: []  # past the cap: every match sorted, as before
+            try:
+                slow, (old_ids, old_total) = timed(call, baseline_runs)
+            finally:
+                contact_search._contact_conditions, contact_search._page_in_name_prefix = current, prefix
+            assert (ids, total) == (old_ids, old_total), (label, total, old_total)
+            load = os.getloadavg()[0]
+            rows.append({"what": f"Contacts page: {label}", "result": f"{total:,}", "ms": fast * 1000,
+                         "baseline_ms": slow * 1000, "load": load, "target": 200})
+            print(f"  {label:<60} total {total:>7,}  {fast * 1000:8.1f} ms  baseline {slow * 1000:8.1f} ms"
+                  f"  load {load:.1f}", flush=True)
+        for label, (match, rules) in SEGMENTS.items():
+            def count(rules=rules, match=match) -> int:
+                n = segments.count_segment(session=session, actor=actor, rules=rules, match=match)
+                session.rollback()
+                return n
+
+            count()
+            fast, n = timed(count, runs)
+            load = os.getloadavg()[0]
+            rows.append({"what": f"segment live count: {label}", "result": f"{n:,}", "ms": fast * 1000,
+                         "baseline_ms": None, "load": load, "target": 300})
+            print(f"  live count {label:<33} {n:>9,}  {fast * 1000:8.1f} ms  load {load:.1f}", flush=True)
+    return rows
+
+
+def report(rows: list[dict], runs: int, baseline_runs: int, version: str, contacts: int) -> str:
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine()}; PostgreSQL {version}; {contacts:,} contacts (bench/audience.py's base)",
+        f"Median of {runs} runs, baseline {baseline_runs} (the conditions before migration 0005, same function, "
+        "same run; both return the same page and total). Targets (issue 16 §5): Contacts page ≤ 200 ms, "
+        "segment live counts ≤ 300 ms. Load = 1-min load average right after the row was measured.",
+        "",
+        "| what | total | measured (ms) | baseline (ms) | target (ms) | load |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base = f"{r['baseline_ms']:.1f}" if r["baseline_ms"] is not None else "— (query unchanged)"
+        lines.append(f"| {r['what']} | {r['result']} | {r['ms']:.1f} | {base} | {r['target']} | {r['load']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-runs", type=int, default=1)
+    parser.add_argument("--pg-db", default=None, help="database name (default: bench/audience.py's)")
+    args = parser.parse_args()
+    base = os.environ.get("BENCH_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    url = pg_bench_url(base, args.pg_db)
+    upgrade_to_head(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        version = conn.execute(text("SHOW server_version")).scalar_one()
+    built = ensure_base(engine, args.contacts, build_pg)
+    print(f"PostgreSQL base: {args.contacts:,} contacts" + (f" (built in {built:.0f} s)" if built else " (reused)"))
+    rows = measure(engine, args.runs, args.baseline_runs)
+    engine.dispose()
+    table = report(rows, args.runs, args.baseline_runs, version, args.contacts)
+    print()
+    print(table)
+    new = not RESULTS.exists()
+    with open(RESULTS, "a", encoding="utf-8") as out:
+        if new:
+            out.write("# Contacts page and segment live counts benchmark (bench/contacts_search.py)\n\n")
+        out.write(table + "\n")
+    print(f"appended to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
