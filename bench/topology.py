@@ -51,7 +51,7 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
     from tests.topology import harness
 
     topo = harness.prepare(root)
-    for key in ("DATABASE_URL", "REDIS_URL", "HUBCAST_DATA_DIR"):
+    for key in ("DATABASE_URL", "REDIS_URL", "HUBCAST_DATA_DIR", "HUBCAST_SEND_LANES"):
         os.environ[key] = topo.env[key]
     from app.settings import reset_settings_cache
 
@@ -100,7 +100,7 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
 
         drained_at = time.monotonic()
         try:
-            harness.wait_for(applied, 600, "status webhooks applied", interval=1.0)
+            harness.wait_for(applied, 120, "status webhooks applied", interval=1.0)
             drained_s = round(time.monotonic() - drained_at, 1)
         except AssertionError:
             drained_s = None
