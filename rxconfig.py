@@ -7,8 +7,12 @@ import reflex as rx
 from app.settings import load_settings
 
 _settings = load_settings()  # as the environment is now (not a copy cached earlier in this process)
-_origins = {_settings.public_url, f"http://localhost:{_settings.port}", f"http://127.0.0.1:{_settings.port}",
-            *_settings.extra_origins}
+_origins = {
+    _settings.public_url,
+    f"http://localhost:{_settings.port}",
+    f"http://127.0.0.1:{_settings.port}",
+    *_settings.extra_origins,
+}
 
 config = rx.Config(
     app_name="app",

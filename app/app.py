@@ -32,8 +32,10 @@ app = rx.App(
     api_transformer=build_http_api(),
     style={"font_family": "Inter, system-ui, -apple-system, 'Segoe UI', sans-serif"},
     # assets/ holds the static files: favicon.ico (every browser), logo.svg (sharp where SVG icons work).
-    head_components=[rx.el.link(rel="icon", href="/logo.svg", type="image/svg+xml"),
-                     rx.el.link(rel="icon", href="/favicon.ico", sizes="32x32")],
+    head_components=[
+        rx.el.link(rel="icon", href="/logo.svg", type="image/svg+xml"),
+        rx.el.link(rel="icon", href="/favicon.ico", sizes="32x32"),
+    ],
 )
 
 
@@ -46,27 +48,44 @@ def _guarded(page_state_load):
     return [AppState.check_session, page_state_load]
 
 
-app.add_page(_index, route=routes.INDEX, title="Hubcast",
-             on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)])
+app.add_page(
+    _index, route=routes.INDEX, title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)]
+)
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Hubcast", on_load=LoginState.on_login_page)
-app.add_page(campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast",
-             on_load=_guarded(CampaignsState.load))
-app.add_page(campaign_detail_page, route=routes.CAMPAIGN_DETAIL, title="Campaign results · Hubcast",
-             on_load=_guarded(CampaignDetailState.load_campaign))
+app.add_page(
+    campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast", on_load=_guarded(CampaignsState.load)
+)
+app.add_page(
+    campaign_detail_page,
+    route=routes.CAMPAIGN_DETAIL,
+    title="Campaign results · Hubcast",
+    on_load=_guarded(CampaignDetailState.load_campaign),
+)
 app.add_page(contacts_page, route=routes.CONTACTS, title="Contacts · Hubcast", on_load=_guarded(ContactsState.load))
 app.add_page(lists_page, route=routes.LISTS, title="Lists · Hubcast", on_load=_guarded(ListsState.load))
 app.add_page(segments_page, route=routes.SEGMENTS, title="Segments · Hubcast", on_load=_guarded(SegmentsState.load))
-app.add_page(list_detail_page, route=routes.LIST_DETAIL, title="List · Hubcast",
-             on_load=_guarded(ListDetailState.load_detail))
-app.add_page(segment_editor_page, route=routes.SEGMENT_NEW, title="New segment · Hubcast",
-             on_load=_guarded(SegmentEditorState.load_editor))
-app.add_page(segment_editor_page, route=routes.SEGMENT_EDIT, title="Segment · Hubcast",
-             on_load=_guarded(SegmentEditorState.load_editor))
+app.add_page(
+    list_detail_page, route=routes.LIST_DETAIL, title="List · Hubcast", on_load=_guarded(ListDetailState.load_detail)
+)
+app.add_page(
+    segment_editor_page,
+    route=routes.SEGMENT_NEW,
+    title="New segment · Hubcast",
+    on_load=_guarded(SegmentEditorState.load_editor),
+)
+app.add_page(
+    segment_editor_page,
+    route=routes.SEGMENT_EDIT,
+    title="Segment · Hubcast",
+    on_load=_guarded(SegmentEditorState.load_editor),
+)
 app.add_page(templates_page, route=routes.TEMPLATES, title="Templates · Hubcast", on_load=_guarded(TemplatesState.load))
 app.add_page(channels_page, route=routes.CHANNELS, title="Channels · Hubcast", on_load=_guarded(ChannelsState.load))
 app.add_page(users_page, route=routes.USERS, title="Users · Hubcast", on_load=_guarded(UsersState.load))
 app.add_page(audit_page, route=routes.AUDIT, title="Audit log · Hubcast", on_load=_guarded(AuditState.load))
-app.add_page(wizard_page, route=routes.CAMPAIGN_NEW, title="New campaign · Hubcast",
-             on_load=_guarded(WizardState.load_wizard))
-app.add_page(wizard_page, route=routes.CAMPAIGN_EDIT, title="Campaign · Hubcast",
-             on_load=_guarded(WizardState.load_wizard))
+app.add_page(
+    wizard_page, route=routes.CAMPAIGN_NEW, title="New campaign · Hubcast", on_load=_guarded(WizardState.load_wizard)
+)
+app.add_page(
+    wizard_page, route=routes.CAMPAIGN_EDIT, title="Campaign · Hubcast", on_load=_guarded(WizardState.load_wizard)
+)

@@ -31,6 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 # --- commands --------------------------------------------------------------------------------
 
+
 def _cmd_migrate(_args: argparse.Namespace) -> int:
     from alembic.script import ScriptDirectory
 
@@ -71,8 +72,9 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
 
     password = _read_password_stdin() if args.password_stdin else None
     with session_scope() as session:
-        user, generated = create_user(session=session, actor=None, email=args.email, role=args.role,
-                                      name=args.name or "", password=password)
+        user, generated = create_user(
+            session=session, actor=None, email=args.email, role=args.role, name=args.name or "", password=password
+        )
     print(f"Created {user.role} user {user.email} (id {user.id}).")
     if generated:
         print(f"Password (shown only once, store it now): {generated}")
@@ -93,8 +95,16 @@ def _cmd_user_list(_args: argparse.Namespace) -> int:
         print("No users yet.")
         return 0
     rows = [("ID", "EMAIL", "ROLE", "ACTIVE", "LAST LOGIN")]
-    rows += [(str(u.id), u.email, u.role, "yes" if u.is_active else "no",
-              u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never") for u in users]
+    rows += [
+        (
+            str(u.id),
+            u.email,
+            u.role,
+            "yes" if u.is_active else "no",
+            u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never",
+        )
+        for u in users
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -129,8 +139,9 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         if channel is not None:  # match the stored channel's ids and secrets; explicit options still win
             argv = sandbox_argv(channel, public_url=get_settings().public_url)
             if "--templates-file" not in args.sandbox_args:
-                catalogue = write_sandbox_catalogue(session=session, channel=channel,
-                                                    path=get_settings().data_dir / "sandbox" / "templates.json")
+                catalogue = write_sandbox_catalogue(
+                    session=session, channel=channel, path=get_settings().data_dir / "sandbox" / "templates.json"
+                )
                 argv += ["--templates-file", str(catalogue)]
     return sandbox_main(argv + list(args.sandbox_args))
 
@@ -181,8 +192,9 @@ def _cmd_web(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings)
-    return serve(settings, host=args.host, port=args.port or settings.port,
-                 workers=args.workers or settings.web_workers)
+    return serve(
+        settings, host=args.host, port=args.port or settings.port, workers=args.workers or settings.web_workers
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -194,12 +206,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # --- parser ----------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hubcast", description="Hubcast: self-hosted WhatsApp campaigns.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="start everything (migrations, first admin, demo data, Redis, worker, Sandbox, "
-                       "web app) and restart what crashes; logs in $HUBCAST_DATA_DIR/logs")
+    p = sub.add_parser(
+        "run",
+        help="start everything (migrations, first admin, demo data, Redis, worker, Sandbox, "
+        "web app) and restart what crashes; logs in $HUBCAST_DATA_DIR/logs",
+    )
     p.add_argument("--no-demo", action="store_true", help="do not seed demo data on first run")
     p.add_argument("--port", type=int, help="web port (default: $PORT or 8000)")
     p.set_defaults(func=_cmd_run)
@@ -207,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compile the web front end once (needs Node; the Docker image does it)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("web", help="serve the web app (websocket, HTTP routes, built front end); run several "
-                                   "behind a proxy")
+    p = sub.add_parser(
+        "web", help="serve the web app (websocket, HTTP routes, built front end); run several behind a proxy"
+    )
     p.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     p.add_argument("--workers", type=int, help="server processes (default: $HUBCAST_WEB_WORKERS or 1)")
@@ -225,10 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", nargs="+", metavar="QUEUE", help="queues to work on (default: all)")
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser("sandbox", help="run the local WhatsApp Cloud API simulator for the Sandbox channel",
-                       add_help=False)
-    p.add_argument("sandbox_args", nargs=argparse.REMAINDER,
-                   help="options passed to the Sandbox (see `hubcast sandbox --help`)")
+    p = sub.add_parser(
+        "sandbox", help="run the local WhatsApp Cloud API simulator for the Sandbox channel", add_help=False
+    )
+    p.add_argument(
+        "sandbox_args", nargs=argparse.REMAINDER, help="options passed to the Sandbox (see `hubcast sandbox --help`)"
+    )
     p.set_defaults(func=_cmd_sandbox)
 
     p = sub.add_parser("templates", help="message templates")
@@ -244,8 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     # Not argparse `choices`: the service validates roles, so the CLI and the UI say the same thing.
     p.add_argument("--role", required=True, help="admin, advanced or basic")
     p.add_argument("--name", default="", help="display name")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="read the password from stdin (otherwise one is generated and printed once)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (otherwise one is generated and printed once)",
+    )
     p.set_defaults(func=_cmd_user_add)
     p = user_sub.add_parser("list", help="list users")
     p.set_defaults(func=_cmd_user_list)
@@ -253,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- errors ----------------------------------------------------------------------------------
+
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
@@ -276,7 +299,8 @@ def describe_error(exc: BaseException) -> str | None:
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         detail = _first_line(str(exc.orig)) if exc.orig is not None else exc.__class__.__name__
         if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.ProgrammingError) and (
-                "no such table" in detail or ("relation" in detail and "does not exist" in detail)):
+            "no such table" in detail or ("relation" in detail and "does not exist" in detail)
+        ):
             return f"The database is not set up ({detail}); run `hubcast migrate` first."
         # The URL may hold a password: name the setting, not its value.
         return f"Database error (check DATABASE_URL): {detail}"

@@ -18,16 +18,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from sqlalchemy import select, text
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app import health, metrics_store
@@ -57,6 +57,7 @@ def campaign_export_url(campaign_id: int | str) -> str:
 
 
 # --- status applier -------------------------------------------------------------------------------
+
 
 class StatusApplier:
     """Applies stored webhook events in batches, in the web process, on its event loop.
@@ -139,7 +140,7 @@ class StatusApplier:
             try:
                 await asyncio.wait_for(wake.wait(), timeout=self.INTERVAL_S)
                 await asyncio.sleep(0.05)  # woken by a webhook: let its neighbours land, then batch
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -147,6 +148,7 @@ applier = StatusApplier()
 
 
 # --- routes ---------------------------------------------------------------------------------------
+
 
 async def healthz(_request: Request) -> JSONResponse:
     """Each component's state: {"status", "web", "database", "redis", and under `hubcast run` "worker",
@@ -201,8 +203,9 @@ def _channel_keys(*, fresh: bool = False) -> list[_ChannelKeys]:
     if cached and not fresh and time.monotonic() - cached[0] < _KEYS_TTL_S:
         return cached[1]
     with Session(get_engine()) as session:
-        rows = session.execute(select(Channel.id, Channel.phone_number_id, Channel.app_secret,
-                                      Channel.verify_token)).all()
+        rows = session.execute(
+            select(Channel.id, Channel.phone_number_id, Channel.app_secret, Channel.verify_token)
+        ).all()
     keys = [_ChannelKeys(r.id, r.phone_number_id or "", r.app_secret or "", r.verify_token or "") for r in rows]
     _keys_cache[url] = (time.monotonic(), keys)
     return keys
@@ -328,8 +331,11 @@ async def export_campaign_csv(request: Request) -> Response:
 
     status, user, filename = await run_in_threadpool(prepare)
     if status != 200:
-        messages = {401: "Please sign in.", 403: "You don't have permission to do that.",
-                    404: "This campaign does not exist."}
+        messages = {
+            401: "Please sign in.",
+            403: "You don't have permission to do that.",
+            404: "This campaign does not exist.",
+        }
         return PlainTextResponse(messages[status], status_code=status)
 
     def chunks():
@@ -337,9 +343,11 @@ async def export_campaign_csv(request: Request) -> Response:
             yield "\ufeff"  # a BOM, so spreadsheet apps read the UTF-8 names correctly
             yield from campaign_results.export_csv(session=session, actor=user, campaign_id=campaign_id)
 
-    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": attachment_disposition(filename),
-                                      "Cache-Control": "no-store"})
+    return StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": attachment_disposition(filename), "Cache-Control": "no-store"},
+    )
 
 
 def attachment_disposition(filename: str) -> str:
@@ -353,10 +361,13 @@ def attachment_disposition(filename: str) -> str:
 def build_http_api() -> Starlette:
     # Reflex mounts its own app (pages, websocket, /_upload) inside this one, so this middleware
     # guards Reflex's upload endpoint too.
-    return Starlette(middleware=[Middleware(UploadSizeLimit)], routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route(WEBHOOK_PATH, verify_subscription, methods=["GET"]),
-        Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
-        Route(CAMPAIGN_EXPORT_ROUTE, export_campaign_csv, methods=["GET"]),
-    ])
+    return Starlette(
+        middleware=[Middleware(UploadSizeLimit)],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route(WEBHOOK_PATH, verify_subscription, methods=["GET"]),
+            Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
+            Route(CAMPAIGN_EXPORT_ROUTE, export_campaign_csv, methods=["GET"]),
+        ],
+    )

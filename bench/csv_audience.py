@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import phonenumbers
@@ -34,14 +34,40 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from app.services.audiences import csv_parallel  # noqa: E402
-from app.services.audiences.summary import csv_audience_summary  # noqa: E402
-from app.services.audiences.csv_reader import MAX_CSV_BYTES, check_csv  # noqa: E402
 from audience import machine  # noqa: E402
 
+from app.services.audiences import csv_parallel  # noqa: E402
+from app.services.audiences.csv_reader import MAX_CSV_BYTES, check_csv  # noqa: E402
+from app.services.audiences.summary import csv_audience_summary  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "csv_audience.md"
-REGIONS = ["AU", "FR", "DE", "GB", "US", "BR", "IN", "ES", "IT", "NL", "MX", "ZA", "NG", "ID", "JP", "AR", "TR",
-           "SE", "PL", "CA", "EG", "KE", "PH", "SG", "AE"]
+REGIONS = [
+    "AU",
+    "FR",
+    "DE",
+    "GB",
+    "US",
+    "BR",
+    "IN",
+    "ES",
+    "IT",
+    "NL",
+    "MX",
+    "ZA",
+    "NG",
+    "ID",
+    "JP",
+    "AR",
+    "TR",
+    "SE",
+    "PL",
+    "CA",
+    "EG",
+    "KE",
+    "PH",
+    "SG",
+    "AE",
+]
 FIRST = ["Ann", "Bruno", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "José", "Kemi", "Lars"]
 CITIES = ["Sydney", "Paris", "Berlin", "London", "New York", "São Paulo", "Mumbai", "Madrid", "Lagos", "Tokyo"]
 
@@ -71,10 +97,19 @@ def generate_csv(path: Path, size: int, seed: int = 7) -> int:
                 tail = min(6, len(nsn) - 2)
                 nsn = nsn[:-tail] + "".join(rng.choice("0123456789") for _ in range(tail))
                 style = rng.random()
-                number = f"+{cc}{nsn}" if style < 0.6 else f"+{cc} {nsn[:3]} {nsn[3:]}" if style < 0.9 else f"00{cc}{nsn}"
+                number = (
+                    f"+{cc}{nsn}" if style < 0.6 else f"+{cc} {nsn[:3]} {nsn[3:]}" if style < 0.9 else f"00{cc}{nsn}"
+                )
                 issued.append(number)
-            out.writerow([number, rng.choice(FIRST), rng.choice(CITIES), rng.choice(["free", "pro", "team"]),
-                          f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"])
+            out.writerow(
+                [
+                    number,
+                    rng.choice(FIRST),
+                    rng.choice(CITIES),
+                    rng.choice(["free", "pro", "team"]),
+                    f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                ]
+            )
             rows += 1
     return rows
 
@@ -187,8 +222,9 @@ print(json.dumps({"before_mb": before / 2**20, "tree_peak_mb": max(peak) / 2**20
 
 
 def peak_rss(path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(ROOT), str(path)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, str(ROOT), str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -223,8 +259,10 @@ def main() -> None:
         ours(path)  # the first call in a process (imports, compiled validators), reported on its own
         cold_s = time.perf_counter() - cold_started
         fast_s, fast, fast_cpu, fast_child_cpu = timed(lambda: ours(path), args.runs)
-        print(f"  check_csv + summary (all cores): {fast_s:.2f} s (first call {cold_s:.2f} s; CPU here "
-              f"{fast_cpu:.2f} s + children {fast_child_cpu:.2f} s)  {fast}")
+        print(
+            f"  check_csv + summary (all cores): {fast_s:.2f} s (first call {cold_s:.2f} s; CPU here "
+            f"{fast_cpu:.2f} s + children {fast_child_cpu:.2f} s)  {fast}"
+        )
         one_s, one, one_cpu, _ = timed(lambda: ours_one_core(path), args.runs)
         print(f"  check_csv + summary (one core): {one_s:.2f} s (CPU {one_cpu:.2f} s)  {one}")
         slow_s, slow, slow_cpu, _ = timed(lambda: baseline(path), args.baseline_runs)
@@ -237,35 +275,37 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     busiest = max(fast_cpu, fast_child_cpu / max(1, csv_parallel.workers() - 1))  # one range here, one per child
 
-    table = "\n".join([
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"Machine: {machine()} (load average {load_before:.1f} at the start, {load_after:.1f} at the end)",
-        f"File: {size / 1024 / 1024:.1f} MB, {rows:,} rows (phone + 4 columns, {len(REGIONS)} countries, ~2% invalid, "
-        f"~10% duplicates). Median of {args.runs} runs (baseline: {args.baseline_runs}). Target: ≤ 2 s.",
-        "",
-        "| figure | measured | baseline | speed-up |",
-        "|---|---:|---:|---:|",
-        f"| check + summary, all cores (s) | {fast_s:.2f} | {slow_s:.2f} | {slow_s / fast_s:.1f}x |",
-        f"| check + summary, one core (s) | {one_s:.2f} | {slow_s:.2f} | {slow_s / one_s:.1f}x |",
-        f"| all cores vs one core | | | {one_s / fast_s:.2f}x |",
-        f"| first call in a fresh process (s) | {cold_s:.2f} | | |",
-        f"| CPU s, all cores (this process + worker processes) | {fast_cpu:.2f} + {fast_child_cpu:.2f} | "
-        f"{slow_cpu:.2f} | {slow_cpu / (fast_cpu + fast_child_cpu):.1f}x |",
-        f"| CPU s, one core | {one_cpu:.2f} | {slow_cpu:.2f} | {slow_cpu / one_cpu:.1f}x |",
-        # On a loaded machine wall times stretch; the busier process's CPU time is what an idle 2-core one waits.
-        f"| CPU s of the busiest process (≈ wall s on an idle machine) | {busiest:.2f} | {slow_cpu:.2f} | "
-        f"{slow_cpu / busiest:.1f}x |",
-        f"| µs per row (all cores) | {fast_s / rows * 1e6:.1f} | {slow_s / rows * 1e6:.1f} | |",
-        f"| peak RSS of the checking process (MB) | {rss['self_peak_mb']:.0f} | | |",
-        f"| peak RSS of one worker process (MB) | {rss['child_peak_mb']:.0f} | | |",
-        f"| peak RSS of the whole process tree, sampled every 10 ms (MB) | {rss['tree_peak_mb']:.0f} "
-        f"(before: {rss['before_mb']:.0f}) | | |",
-        "",
-        f"Counts: {json.dumps(fast)}; one core {json.dumps(one)}; baseline {json.dumps(slow)}; "
-        f"valid counts agree: {agree}.",
-        "",
-    ])
+    table = "\n".join(
+        [
+            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Machine: {machine()} (load average {load_before:.1f} at the start, {load_after:.1f} at the end)",
+            f"File: {size / 1024 / 1024:.1f} MB, {rows:,} rows (phone + 4 columns, {len(REGIONS)} countries, ~2% invalid, "
+            f"~10% duplicates). Median of {args.runs} runs (baseline: {args.baseline_runs}). Target: ≤ 2 s.",
+            "",
+            "| figure | measured | baseline | speed-up |",
+            "|---|---:|---:|---:|",
+            f"| check + summary, all cores (s) | {fast_s:.2f} | {slow_s:.2f} | {slow_s / fast_s:.1f}x |",
+            f"| check + summary, one core (s) | {one_s:.2f} | {slow_s:.2f} | {slow_s / one_s:.1f}x |",
+            f"| all cores vs one core | | | {one_s / fast_s:.2f}x |",
+            f"| first call in a fresh process (s) | {cold_s:.2f} | | |",
+            f"| CPU s, all cores (this process + worker processes) | {fast_cpu:.2f} + {fast_child_cpu:.2f} | "
+            f"{slow_cpu:.2f} | {slow_cpu / (fast_cpu + fast_child_cpu):.1f}x |",
+            f"| CPU s, one core | {one_cpu:.2f} | {slow_cpu:.2f} | {slow_cpu / one_cpu:.1f}x |",
+            # On a loaded machine wall times stretch; the busier process's CPU time is what an idle 2-core one waits.
+            f"| CPU s of the busiest process (≈ wall s on an idle machine) | {busiest:.2f} | {slow_cpu:.2f} | "
+            f"{slow_cpu / busiest:.1f}x |",
+            f"| µs per row (all cores) | {fast_s / rows * 1e6:.1f} | {slow_s / rows * 1e6:.1f} | |",
+            f"| peak RSS of the checking process (MB) | {rss['self_peak_mb']:.0f} | | |",
+            f"| peak RSS of one worker process (MB) | {rss['child_peak_mb']:.0f} | | |",
+            f"| peak RSS of the whole process tree, sampled every 10 ms (MB) | {rss['tree_peak_mb']:.0f} "
+            f"(before: {rss['before_mb']:.0f}) | | |",
+            "",
+            f"Counts: {json.dumps(fast)}; one core {json.dumps(one)}; baseline {json.dumps(slow)}; "
+            f"valid counts agree: {agree}.",
+            "",
+        ]
+    )
     print()
     print(table)
     new = not RESULTS.exists()

@@ -36,12 +36,18 @@ from app.timeutil import utcnow  # noqa: E402
 
 BODY = [{"type": "BODY", "text": "Hi {{1}}, see you in {{2}}."}]
 MAPPINGS = {
-    "first_name, no fallback": {"body.1": {"source": "field", "key": "first_name"},
-                                "body.2": {"source": "text", "value": "Lyon"}},
-    "first_name or city": {"body.1": {"source": "field", "key": "first_name"},
-                           "body.2": {"source": "field", "key": "city"}},
-    "with a fallback": {"body.1": {"source": "field", "key": "first_name", "fallback": "friend"},
-                        "body.2": {"source": "text", "value": "Lyon"}},
+    "first_name, no fallback": {
+        "body.1": {"source": "field", "key": "first_name"},
+        "body.2": {"source": "text", "value": "Lyon"},
+    },
+    "first_name or city": {
+        "body.1": {"source": "field", "key": "first_name"},
+        "body.2": {"source": "field", "key": "city"},
+    },
+    "with a fallback": {
+        "body.1": {"source": "field", "key": "first_name", "fallback": "friend"},
+        "body.2": {"source": "text", "value": "Lyon"},
+    },
 }
 
 
@@ -61,18 +67,51 @@ def build(url: str, n: int) -> tuple[int, int]:
     with engine.begin() as conn:
         for start in range(0, n, 20_000):
             part = range(start, min(n, start + 20_000))
-            conn.execute(insert(Contact.__table__), [
-                {"id": i + 1, "first_name": "" if i % 4 == 0 else f"Ana{i}", "last_name": "", "email": "",
-                 "country": "FR", "city": "" if i % 7 == 0 else "Lyon", "language": "", "custom_fields": {},
-                 "created_at": now, "updated_at": now} for i in part])
-            conn.execute(insert(ContactIdentity.__table__), [
-                {"contact_id": i + 1, "channel_type": "whatsapp", "address": f"+3361{i:07d}", "subscribed": True,
-                 "subscription_changed_at": now, "created_at": now} for i in part])
-            conn.execute(insert(ListMembership.__table__), [
-                {"list_id": ids[2], "contact_id": i + 1, "source": "manual", "added_at": now} for i in part])
+            conn.execute(
+                insert(Contact.__table__),
+                [
+                    {
+                        "id": i + 1,
+                        "first_name": "" if i % 4 == 0 else f"Ana{i}",
+                        "last_name": "",
+                        "email": "",
+                        "country": "FR",
+                        "city": "" if i % 7 == 0 else "Lyon",
+                        "language": "",
+                        "custom_fields": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in part
+                ],
+            )
+            conn.execute(
+                insert(ContactIdentity.__table__),
+                [
+                    {
+                        "contact_id": i + 1,
+                        "channel_type": "whatsapp",
+                        "address": f"+3361{i:07d}",
+                        "subscribed": True,
+                        "subscription_changed_at": now,
+                        "created_at": now,
+                    }
+                    for i in part
+                ],
+            )
+            conn.execute(
+                insert(ListMembership.__table__),
+                [{"list_id": ids[2], "contact_id": i + 1, "source": "manual", "added_at": now} for i in part],
+            )
     with Session(engine) as s:
-        campaign = Campaign(name="c", audience_kind="list", audience_list_id=ids[2], channel_id=ids[1],
-                            template_id=ids[3], variable_mapping={})
+        campaign = Campaign(
+            name="c",
+            audience_kind="list",
+            audience_list_id=ids[2],
+            channel_id=ids[1],
+            template_id=ids[3],
+            variable_mapping={},
+        )
         s.add(campaign)
         s.commit()
         return ids[0], campaign.id
@@ -119,8 +158,10 @@ def main() -> None:
                     old = previous_way(s, campaign)
                     old_t.append(time.perf_counter() - t)
                 assert (preview.examined, preview.skipped) == old, (preview, old)
-                print(f"| {name} | {statistics.median(new_t):.3f} | {statistics.median(old_t):.3f} "
-                      f"| {preview.skipped:,} of {preview.examined:,} |")
+                print(
+                    f"| {name} | {statistics.median(new_t):.3f} | {statistics.median(old_t):.3f} "
+                    f"| {preview.skipped:,} of {preview.examined:,} |"
+                )
         engine.dispose()
 
 

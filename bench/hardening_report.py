@@ -14,7 +14,7 @@ whatever the record itself said.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from audience import machine  # noqa: E402
+
 from tests.support import hardening as report  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "hardening.md"
@@ -73,14 +74,18 @@ def summarise(records: list[dict]) -> dict:
     inputs = [c for c in cases if c["kind"] == "input"]
     handlers = [c for c in cases if c["kind"] == "handlers"]
     return {
-        "faults": faults, "inputs": inputs, "handlers": handlers, "tests": tests,
+        "faults": faults,
+        "inputs": inputs,
+        "handlers": handlers,
+        "tests": tests,
         "failed_tests": [t for t in tests if not t.get("ok") and not t.get("skipped")],
         "skipped_tests": [t for t in tests if t.get("skipped")],
         "orphans": [c for c in cases if not c.get("test")],
         "messages": {k: sum(_num(f.get(k)) for f in faults) for k in MESSAGE_FIGURES},
         # The handler × caller sweep says how many cases must be refused; the other attacks do not.
-        "matrix": {k: sum(_num(h.get(k)) for h in handlers if "must_refuse" in h) for k in (*HANDLER_FIGURES,
-                                                                                            "must_refuse")},
+        "matrix": {
+            k: sum(_num(h.get(k)) for h in handlers if "must_refuse" in h) for k in (*HANDLER_FIGURES, "must_refuse")
+        },
         "matrix_ok": all(survived(h) for h in handlers if "must_refuse" in h),
         "attacks": {k: sum(_num(h.get(k)) for h in handlers if "must_refuse" not in h) for k in HANDLER_FIGURES},
         "attacks_ok": all(survived(h) for h in handlers if "must_refuse" not in h),
@@ -91,7 +96,7 @@ def render(s: dict) -> str:
     faults, inputs, handlers, tests = s["faults"], s["inputs"], s["handlers"], s["tests"]
     m, h, a = s["messages"], s["matrix"], s["attacks"]
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {machine()}",
         "",
@@ -110,33 +115,58 @@ def render(s: dict) -> str:
         f"| all faults | {m['expected']} | {m['sent_once']} | {m['duplicated']} | {m['lost']} | {m['unknown']} |",
     ]
     if faults:
-        lines += ["", "### Faults", "", "| fault | survived | expected | sent once | duplicated | lost | unknown |"
-                  " recovery (s) | other figures |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "### Faults",
+            "",
+            "| fault | survived | expected | sent once | duplicated | lost | unknown | recovery (s) | other figures |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for f in faults:
             other = {k: v for k, v in f.items() if k not in (*MESSAGE_FIGURES, "recovery_s")}
-            lines.append(f"| {_cell(f['name'])} | {'yes' if survived(f) else '**NO**'} | "
-                         + " | ".join(_cell(f.get(k, '')) for k in (*MESSAGE_FIGURES, "recovery_s"))
-                         + f" | {_cell(_figures(other))} |")
+            lines.append(
+                f"| {_cell(f['name'])} | {'yes' if survived(f) else '**NO**'} | "
+                + " | ".join(_cell(f.get(k, "")) for k in (*MESSAGE_FIGURES, "recovery_s"))
+                + f" | {_cell(_figures(other))} |"
+            )
     if inputs:
-        lines += ["", "### Bad inputs", "", "| input | handled | what the user is told / what was parsed |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "### Bad inputs",
+            "",
+            "| input | handled | what the user is told / what was parsed |",
+            "|---|---|---|",
+        ]
         for i in inputs:
-            lines.append(f"| {_cell(i['name'])} | {'yes' if survived(i) else '**NO**'} | {_cell(i.get('detail', ''))} |")
+            lines.append(
+                f"| {_cell(i['name'])} | {'yes' if survived(i) else '**NO**'} | {_cell(i.get('detail', ''))} |"
+            )
     if handlers:
-        lines += ["", "### Crafted events and attacks", "", "| case | correct | checked | refused correctly |"
-                  " allowed correctly | other figures |", "|---|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "### Crafted events and attacks",
+            "",
+            "| case | correct | checked | refused correctly | allowed correctly | other figures |",
+            "|---|---|---:|---:|---:|---|",
+        ]
         for c in handlers:
             other = {k: v for k, v in c.items() if k not in HANDLER_FIGURES}
-            lines.append(f"| {_cell(c['name'])} | {'yes' if survived(c) else '**NO**'} | "
-                         + " | ".join(_cell(c.get(k, '')) for k in HANDLER_FIGURES) + f" | {_cell(_figures(other))} |")
+            lines.append(
+                f"| {_cell(c['name'])} | {'yes' if survived(c) else '**NO**'} | "
+                + " | ".join(_cell(c.get(k, "")) for k in HANDLER_FIGURES)
+                + f" | {_cell(_figures(other))} |"
+            )
     lines += ["", "### Failed tests", ""]
     lines += [f"- `{t['name']}` ({t.get('phase', 'call')})" for t in s["failed_tests"]] or ["None."]
     if s["skipped_tests"]:
         lines += ["", "### Skipped tests (their cases count as not survived)", ""]
         lines += [f"- `{t['name']}`" for t in s["skipped_tests"]]
     if s["orphans"]:
-        lines += ["", f"{len(s['orphans'])} case(s) were recorded by a test that never reported an outcome "
-                      "(counted as not survived): " + ", ".join(_cell(c['name']) for c in s["orphans"])]
+        lines += [
+            "",
+            f"{len(s['orphans'])} case(s) were recorded by a test that never reported an outcome "
+            "(counted as not survived): " + ", ".join(_cell(c["name"]) for c in s["orphans"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -144,7 +174,7 @@ def main() -> int:
     records = report.load()
     where = report.records_path()
     if not records:
-        text = (f"No hardening records in {where}: run `make hardening` (or `pytest tests/hardening`) first.\n")
+        text = f"No hardening records in {where}: run `make hardening` (or `pytest tests/hardening`) first.\n"
         print(text, end="")
         if not RESULTS.exists():  # never replace a real report by an empty one
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -153,10 +183,13 @@ def main() -> int:
     body = render(summarise(records))
     print(body)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# Hardening report (bench/hardening_report.py)\n\nWritten by `make hardening` from the "
-                       "records of its last run: faults injected into real processes (workers, Redis, the "
-                       "database, the Sandbox over HTTP), bad input and crafted attacks. A case whose test failed "
-                       "counts as not survived.\n\n" + body, encoding="utf-8")
+    RESULTS.write_text(
+        "# Hardening report (bench/hardening_report.py)\n\nWritten by `make hardening` from the "
+        "records of its last run: faults injected into real processes (workers, Redis, the "
+        "database, the Sandbox over HTTP), bad input and crafted attacks. A case whose test failed "
+        "counts as not survived.\n\n" + body,
+        encoding="utf-8",
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

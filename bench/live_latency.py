@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,7 @@ os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enoug
 
 import httpx  # noqa: E402
 import playwright.sync_api as pw  # noqa: E402
+from audience import machine  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -57,7 +58,6 @@ from app.models import Campaign, CampaignRecipient, Channel  # noqa: E402
 from app.services.sending import progress as campaign_progress  # noqa: E402
 from app.whatsapp.signature import HEADER, sign  # noqa: E402
 from state.campaigns import LIVE_INTERVAL_S  # noqa: E402
-from audience import machine  # noqa: E402
 from tests.support import e2e as harness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "live_latency.md"
@@ -81,8 +81,10 @@ WATCH_JS = """(selectors) => {
   new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
 SHOWN_JS = "([sel, want]) => { const w = window.__watch[sel]; return !!w && w.last === want; }"
-WHEN_JS = "([sel, want]) => { const log = window.__watch[sel].log; for (let i = log.length - 1; i >= 0; i--)" \
-          " { if (log[i][0] !== want) return log[i + 1][1]; } return log[0][1]; }"
+WHEN_JS = (
+    "([sel, want]) => { const log = window.__watch[sel].log; for (let i = log.length - 1; i >= 0; i--)"
+    " { if (log[i][0] !== want) return log[i + 1][1]; } return log[0][1]; }"
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -94,8 +96,9 @@ def seed_campaign(database_url: str, recipients: int) -> int:
     engine = make_engine(database_url)
     try:
         with Session(engine, expire_on_commit=False) as s:
-            channel = Channel(name="Bench live channel", kind="whatsapp_cloud", phone_number_id=PNID,
-                              status="connected")
+            channel = Channel(
+                name="Bench live channel", kind="whatsapp_cloud", phone_number_id=PNID, status="connected"
+            )
             s.add(channel)
             s.commit()
             # Plain text on purpose: the server seals with its own key; an unsealed value is read as is.
@@ -103,8 +106,17 @@ def seed_campaign(database_url: str, recipients: int) -> int:
             campaign = Campaign(name="Live latency", status="sending", channel_id=channel.id)
             s.add(campaign)
             s.commit()
-            s.add_all([CampaignRecipient(campaign_id=campaign.id, address=f"+3361299{i:04d}", status="sent",
-                                         message_id=wamid(campaign.id, i)) for i in range(recipients)])
+            s.add_all(
+                [
+                    CampaignRecipient(
+                        campaign_id=campaign.id,
+                        address=f"+3361299{i:04d}",
+                        status="sent",
+                        message_id=wamid(campaign.id, i),
+                    )
+                    for i in range(recipients)
+                ]
+            )
             s.commit()
             campaign_progress.refresh_counters(s, campaign.id)
             s.commit()
@@ -120,10 +132,27 @@ def wamid(cid: int, i: int) -> str:
 def post_status(client: httpx.Client, base_url: str, cid: int, i: int, status: str) -> float:
     """Posts one signed status; returns the wall-clock time taken just before sending."""
     item = {"id": wamid(cid, i), "status": status, "timestamp": str(1_764_000_000 + i), "recipient_id": "3361"}
-    raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-        "field": "messages", "value": {"messaging_product": "whatsapp",
-                                       "metadata": {"phone_number_id": PNID, "display_phone_number": "1555"},
-                                       "statuses": [item]}}]}]}, separators=(",", ":")).encode()
+    raw = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"phone_number_id": PNID, "display_phone_number": "1555"},
+                                "statuses": [item],
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
     headers = {HEADER: sign(raw, SECRET), "Content-Type": "application/json"}
     started = time.time()
     response = client.post(f"{base_url}/webhooks/whatsapp", content=raw, headers=headers)
@@ -149,7 +178,7 @@ def wait_counters(engine, cid: int, want: tuple[int, int], since: float) -> floa
     return time.time() - since
 
 
-def launch(p) -> "pw.Browser":
+def launch(p) -> pw.Browser:
     candidates = [os.environ.get("HUBCAST_CHROMIUM", "").strip()] + list(harness.SYSTEM_CHROMIUM) + [None]
     errors = []
     for exe in candidates:
@@ -191,10 +220,25 @@ def start_app(stack: contextlib.ExitStack) -> harness.Hubcast:
     port = harness._free_port()
     env = harness._server_env(port=port, data_dir=data_dir, database_url=database_url, redis_url=redis_url)
     reflex = Path(sys.executable).parent / "reflex"
-    command = [str(reflex) if reflex.exists() else "reflex", "run", "--env", "prod",
-               "--backend-port", str(port), "--frontend-port", str(port)]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        str(reflex) if reflex.exists() else "reflex",
+        "run",
+        "--env",
+        "prod",
+        "--backend-port",
+        str(port),
+        "--frontend-port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     stack.callback(harness._stop_group, proc)
     started = time.monotonic()
     harness._wait_until_serving(proc, port, log_path)
@@ -245,8 +289,10 @@ def measure(app: harness.Hubcast, changes: int, reloads: int) -> dict:
                 for name, page, sels in (("detail", detail, detail_sel), ("list", listing, list_sel)):
                     page.wait_for_function(SHOWN_JS, arg=[sels[status], want], timeout=TIMEOUT_MS)
                     live[name].append(page.evaluate(WHEN_JS, [sels[status], want]) / 1000 - t0)
-                print(f"  change {k + 1}/{changes} ({status} #{i}): floor {floor[-1] * 1000:.0f} ms, "
-                      f"detail {live['detail'][-1] * 1000:.0f} ms, list {live['list'][-1] * 1000:.0f} ms")
+                print(
+                    f"  change {k + 1}/{changes} ({status} #{i}): floor {floor[-1] * 1000:.0f} ms, "
+                    f"detail {live['detail'][-1] * 1000:.0f} ms, list {live['list'][-1] * 1000:.0f} ms"
+                )
 
             # Reload by hand: the next recipients, read straight away, on the detail page.
             listing.context.close()
@@ -297,10 +343,13 @@ def main() -> None:
         app = start_app(stack)
         result = measure(app, args.changes, args.reloads)
     both = result["live"]["detail"] + result["live"]["list"]
-    verdict = "met" if max(both) <= TARGET_S else ("median met, tail not" if statistics.median(both) <= TARGET_S
-                                                   else "NOT met")
+    verdict = (
+        "met"
+        if max(both) <= TARGET_S
+        else ("median met, tail not" if statistics.median(both) <= TARGET_S else "NOT met")
+    )
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {machine()} (load average {load_before:.1f} at the start). Built app (`reflex run --env prod`, "
         f"SQLite), headless Chromium; {args.changes} status changes, each one signed webhook (delivered or read) "

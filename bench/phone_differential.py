@@ -21,11 +21,25 @@ import phonenumbers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app.domain import phone  # noqa: E402
+from datetime import UTC
 
-_TYPES = [getattr(phonenumbers.PhoneNumberType, n) for n in (
-    "FIXED_LINE", "MOBILE", "TOLL_FREE", "PREMIUM_RATE", "SHARED_COST", "VOIP", "PERSONAL_NUMBER", "PAGER", "UAN",
-    "VOICEMAIL")]
+from app.domain import phone
+
+_TYPES = [
+    getattr(phonenumbers.PhoneNumberType, n)
+    for n in (
+        "FIXED_LINE",
+        "MOBILE",
+        "TOLL_FREE",
+        "PREMIUM_RATE",
+        "SHARED_COST",
+        "VOIP",
+        "PERSONAL_NUMBER",
+        "PAGER",
+        "UAN",
+        "VOICEMAIL",
+    )
+]
 
 
 def _seeds() -> list[tuple[str, str]]:
@@ -59,14 +73,14 @@ def generate(count: int, seed: int = 2026) -> Iterator[str]:
             keep = rng.randint(1, max(1, len(nsn) // 2))
             out = cc + nsn[:keep] + "".join(rng.choice(digits) for _ in nsn[keep:])
         elif roll < 0.50:
-            out = cc + nsn[:-rng.randint(1, 3)]
+            out = cc + nsn[: -rng.randint(1, 3)]
         elif roll < 0.60:
             out = cc + nsn + "".join(rng.choice(digits) for _ in range(rng.randint(1, 3)))
         elif roll < 0.68:  # a national prefix written after the country code: +44 (0)20 ...
             out = cc + rng.choice(["0", "1", "8", "06", "9", "01"]) + nsn
         elif roll < 0.78:
             pos = rng.randrange(len(nsn))
-            out = cc + nsn[:pos] + rng.choice(digits) + nsn[pos + 1:]
+            out = cc + nsn[:pos] + rng.choice(digits) + nsn[pos + 1 :]
         elif roll < 0.90:
             out = rng.choice(codes) + "".join(rng.choice(digits) for _ in range(rng.randint(2, 13)))
         else:
@@ -92,11 +106,13 @@ def compare(count: int) -> tuple[int, list[tuple[str, object, object]], float, f
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     checked, diffs, fast_s, library_s = compare(count)
-    line = (f"{checked:,} numbers: {len(diffs)} disagreements; fast path {fast_s:.1f} s "
-            f"({fast_s / checked * 1e6:.2f} µs/number), phonenumbers {library_s:.1f} s "
-            f"({library_s / checked * 1e6:.2f} µs/number)")
+    line = (
+        f"{checked:,} numbers: {len(diffs)} disagreements; fast path {fast_s:.1f} s "
+        f"({fast_s / checked * 1e6:.2f} µs/number), phonenumbers {library_s:.1f} s "
+        f"({library_s / checked * 1e6:.2f} µs/number)"
+    )
     print(line)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from audience import machine
 
@@ -105,7 +121,7 @@ def main() -> None:
     with open(results, "a", encoding="utf-8") as out:
         if new:
             out.write("# Fast phone validator vs phonenumbers (bench/phone_differential.py)\n\n")
-        out.write(f"- {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}: {line}\n")
+        out.write(f"- {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}: {line}\n")
     for d, f, lib in diffs[:20]:
         print(f"  +{d}: fast {f} library {lib}")
     sys.exit(1 if diffs else 0)

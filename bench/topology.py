@@ -37,12 +37,25 @@ RESULTS = ROOT / "bench" / "results" / "topology.md"
 
 def baseline(recipients: int) -> float | None:
     """bench/dispatch.py's capped PostgreSQL figure (one channel, 1,000 msg/s, 2 workers), run now."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "dispatch.py"), "--db", "postgresql",
-                           "--recipients", str(recipients), "--runs", "1", "--skip-uncapped"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "dispatch.py"),
+            "--db",
+            "postgresql",
+            "--recipients",
+            str(recipients),
+            "--runs",
+            "1",
+            "--skip-uncapped",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     for line in done.stdout.splitlines():
         if line.startswith("postgresql capped "):
-            return float(json.loads(line[len("postgresql capped "):])["rate"])
+            return float(json.loads(line[len("postgresql capped ") :])["rate"])
     print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
     return None
 
@@ -58,8 +71,9 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
     reset_settings_cache()
     try:
         built_s = harness.ensure_frontend(root / "build.log")
-        migrate = subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, env=topo.env,
-                                 capture_output=True, text=True)
+        migrate = subprocess.run(
+            [sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, env=topo.env, capture_output=True, text=True
+        )
         assert migrate.returncode == 0, migrate.stderr
         sizes = [recipients // 2, recipients - recipients // 2]
         sandboxes = [harness.start_sandbox(topo, k, cap, latency_ms=150) for k in range(2)]
@@ -81,8 +95,9 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
         with Session(get_engine()) as session:
             for campaign in world["campaigns"]:
                 start_campaign(session=session, actor=world["admin"], campaign_id=campaign.id)
-        harness.wait_for(lambda: sum(sb.total() for sb in sandboxes) >= recipients, 3600, "every message sent",
-                         interval=0.5)
+        harness.wait_for(
+            lambda: sum(sb.total() for sb in sandboxes) >= recipients, 3600, "every message sent", interval=0.5
+        )
         entries = [sb.entries() for sb in sandboxes]
         stamps = sorted(datetime.fromisoformat(e["at"]).timestamp() for es in entries for e in es)
         seconds = time.monotonic() - started
@@ -95,8 +110,9 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
             from app.models import WebhookStatusEvent
 
             with Session(get_engine()) as session:
-                return not session.execute(select(func.count()).where(WebhookStatusEvent.applied_at.is_(None))
-                                           ).scalar_one()
+                return not session.execute(
+                    select(func.count()).where(WebhookStatusEvent.applied_at.is_(None))
+                ).scalar_one()
 
         drained_at = time.monotonic()
         try:
@@ -104,12 +120,20 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
             drained_s = round(time.monotonic() - drained_at, 1)
         except AssertionError:
             drained_s = None
-        return {"recipients": recipients, "cap": cap, "workers": workers, "seconds": round(seconds, 1),
-                "rate": recipients / seconds, "rate_first_to_last": recipients / first_to_last,
-                "duplicates": sum(len(log["duplicates"]) for log in logs),
-                "busiest_1s": [max_per_window(es, 1.0) for es in entries], "webhooks_drained_s": drained_s,
-                "built_s": round(built_s, 1), "load_avg": os.getloadavg()[0],
-                "processes_alive": all(p.alive() for p in procs + webs)}
+        return {
+            "recipients": recipients,
+            "cap": cap,
+            "workers": workers,
+            "seconds": round(seconds, 1),
+            "rate": recipients / seconds,
+            "rate_first_to_last": recipients / first_to_last,
+            "duplicates": sum(len(log["duplicates"]) for log in logs),
+            "busiest_1s": [max_per_window(es, 1.0) for es in entries],
+            "webhooks_drained_s": drained_s,
+            "built_s": round(built_s, 1),
+            "load_avg": os.getloadavg()[0],
+            "processes_alive": all(p.alive() for p in procs + webs),
+        }
     finally:
         topo.stop_all()
 
@@ -127,15 +151,17 @@ def main() -> int:
     r = run_topology(args.recipients, args.cap, args.workers, root)
     print("topology", json.dumps(r, default=str))
     target = 0.95 * 2 * args.cap
-    lines = [f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} CPU, load {r['load_avg']:.1f}",
-             f"{args.recipients:,} recipients over 2 channels capped at {args.cap}/s each (150 ms API latency), "
-             f"2 web + {args.workers} workers behind nginx, PostgreSQL + Redis\n",
-             "| figure | msg/s | target | seconds | duplicates | busiest 1 s per channel | webhooks applied after | "
-             "baseline: bench/dispatch.py, 1 channel at 1,000/s, same run |",
-             "|---|---|---|---|---|---|---|---|",
-             f"| topology, start to last send | {r['rate']:.0f} ({r['rate_first_to_last']:.0f} first to last send) | "
-             f"≥ {target:.0f} | {r['seconds']} | {r['duplicates']} | {r['busiest_1s']} | "
-             f"{r['webhooks_drained_s']} s | {f'{base:.0f} msg/s' if base else 'not run'} |"]
+    lines = [
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} CPU, load {r['load_avg']:.1f}",
+        f"{args.recipients:,} recipients over 2 channels capped at {args.cap}/s each (150 ms API latency), "
+        f"2 web + {args.workers} workers behind nginx, PostgreSQL + Redis\n",
+        "| figure | msg/s | target | seconds | duplicates | busiest 1 s per channel | webhooks applied after | "
+        "baseline: bench/dispatch.py, 1 channel at 1,000/s, same run |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| topology, start to last send | {r['rate']:.0f} ({r['rate_first_to_last']:.0f} first to last send) | "
+        f"≥ {target:.0f} | {r['seconds']} | {r['duplicates']} | {r['busiest_1s']} | "
+        f"{r['webhooks_drained_s']} s | {f'{base:.0f} msg/s' if base else 'not run'} |",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ os.environ.setdefault("HUBCAST_ENV", "test")
 os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enough-0123456789")
 
 import aiohttp  # noqa: E402
-from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from sqlalchemy import func, insert, select, update  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.db import make_engine  # noqa: E402
@@ -71,10 +71,21 @@ def prepare_db(url: str, messages: int) -> int:
         campaign = Campaign(name="Bench", status="sending", channel_id=channel.id, total_recipients=messages)
         s.add(campaign)
         s.commit()
-        s.execute(insert(CampaignRecipient.__table__), [
-            {"campaign_id": campaign.id, "address": f"+3361{i:07d}", "status": "sending",
-             "message_id": f"wamid.bench.{i}", "variables": {}, "attempts": 1,
-             "updated_at": datetime.now(timezone.utc)} for i in range(messages)])
+        s.execute(
+            insert(CampaignRecipient.__table__),
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "address": f"+3361{i:07d}",
+                    "status": "sending",
+                    "message_id": f"wamid.bench.{i}",
+                    "variables": {},
+                    "attempts": 1,
+                    "updated_at": datetime.now(UTC),
+                }
+                for i in range(messages)
+            ],
+        )
         s.commit()
         cid = campaign.id
     engine.dispose()
@@ -82,21 +93,42 @@ def prepare_db(url: str, messages: int) -> int:
 
 
 def bodies(messages: int, per_post: int, seed: int) -> tuple[list[bytes], int]:
-    items = [{"id": f"wamid.bench.{i}", "status": st, "timestamp": str(1_764_000_000 + k), "recipient_id": "3361"}
-             for i in range(messages) for k, st in enumerate(STATUSES)]
+    items = [
+        {"id": f"wamid.bench.{i}", "status": st, "timestamp": str(1_764_000_000 + k), "recipient_id": "3361"}
+        for i in range(messages)
+        for k, st in enumerate(STATUSES)
+    ]
     random.Random(seed).shuffle(items)
     out = []
     for start in range(0, len(items), per_post):
-        raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-            "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
-                "display_phone_number": "15550100000", "phone_number_id": PNID},
-                "statuses": items[start:start + per_post]}}]}]}, separators=(",", ":")).encode()
+        raw = json.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "id": "1",
+                        "changes": [
+                            {
+                                "field": "messages",
+                                "value": {
+                                    "messaging_product": "whatsapp",
+                                    "metadata": {"display_phone_number": "15550100000", "phone_number_id": PNID},
+                                    "statuses": items[start : start + per_post],
+                                },
+                            }
+                        ],
+                    }
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
         out.append(raw)
     return out, len(items)
 
 
-async def load(url: str, posts: list[bytes], concurrency: int, rate: float = 0.0,
-               per_post: int = 100) -> tuple[float, list[float], int]:
+async def load(
+    url: str, posts: list[bytes], concurrency: int, rate: float = 0.0, per_post: int = 100
+) -> tuple[float, list[float], int]:
     """Post everything with `concurrency` connections; with `rate` (statuses/s), paced like a steady sender."""
     signed = [(raw, sign(raw, SECRET)) for raw in posts]
     latencies: list[float] = []
@@ -139,10 +171,20 @@ def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: flo
         port = free_port()
         env = {**os.environ, "DATABASE_URL": url, "HUBCAST_DATA_DIR": tmp, "PYTHONUNBUFFERED": "1"}
         log = open(Path(tmp) / "server.log", "wb")
-        server = subprocess.Popen([sys.executable, "-c", "import sys; from app.whatsapp.sandbox.server import serve; "
-                                   "from app.http_api import build_http_api; "
-                                   "serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))", str(port)],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from app.whatsapp.sandbox.server import serve; "
+                "from app.http_api import build_http_api; "
+                "serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         engine = make_engine(url)
         try:
             base = f"http://127.0.0.1:{port}/webhooks/whatsapp"
@@ -150,6 +192,7 @@ def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: flo
             while True:
                 try:
                     import urllib.request
+
                     urllib.request.urlopen(base + "?hub.mode=subscribe", timeout=1)
                 except Exception as exc:  # 403 means the server answers
                     if "403" in str(exc):
@@ -161,8 +204,11 @@ def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: flo
             acked = time.perf_counter()
             while True:
                 with engine.connect() as conn:
-                    done = conn.execute(select(func.count()).select_from(CampaignRecipient.__table__).where(
-                        CampaignRecipient.campaign_id == cid, CampaignRecipient.status == "read")).scalar_one()
+                    done = conn.execute(
+                        select(func.count())
+                        .select_from(CampaignRecipient.__table__)
+                        .where(CampaignRecipient.campaign_id == cid, CampaignRecipient.status == "read")
+                    ).scalar_one()
                 if done == messages or time.perf_counter() - acked > 60:
                     break
                 time.sleep(0.02)
@@ -172,11 +218,22 @@ def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: flo
                 rows = conn.execute(select(WebhookStatusEvent.received_at, WebhookStatusEvent.applied_at)).all()
                 counters = conn.execute(select(Campaign.read_count).where(Campaign.id == cid)).scalar_one()
             lags = [(a - r).total_seconds() for r, a in rows if a is not None]
-            return {"rate": total / elapsed, "post_p50_ms": pct(latencies, 0.5) * 1000,
-                    "post_p99_ms": pct(latencies, 0.99) * 1000, "lag_p50_s": pct(lags, 0.5),
-                    "lag_p99_s": pct(lags, 0.99), "lag_max_s": max(lags) if lags else float("nan"),
-                    "all_applied_s": all_applied_s, "stored": len(rows), "applied": len(lags), "posted": total,
-                    "failures": failures, "read": done, "read_counter": counters, "messages": messages}
+            return {
+                "rate": total / elapsed,
+                "post_p50_ms": pct(latencies, 0.5) * 1000,
+                "post_p99_ms": pct(latencies, 0.99) * 1000,
+                "lag_p50_s": pct(lags, 0.5),
+                "lag_p99_s": pct(lags, 0.99),
+                "lag_max_s": max(lags) if lags else float("nan"),
+                "all_applied_s": all_applied_s,
+                "stored": len(rows),
+                "applied": len(lags),
+                "posted": total,
+                "failures": failures,
+                "read": done,
+                "read_counter": counters,
+                "messages": messages,
+            }
         finally:
             server.terminate()
             try:
@@ -198,10 +255,14 @@ def baseline(messages: int) -> float:
         start = time.perf_counter()
         with Session(engine) as s:
             for wamid, st in events:
-                s.execute(insert(WebhookStatusEvent.__table__).values(message_id=wamid, status=st, payload={},
-                                                                      received_at=datetime.now(timezone.utc)))
-                s.execute(update(CampaignRecipient.__table__).where(CampaignRecipient.message_id == wamid)
-                          .values(status=st))
+                s.execute(
+                    insert(WebhookStatusEvent.__table__).values(
+                        message_id=wamid, status=st, payload={}, received_at=datetime.now(UTC)
+                    )
+                )
+                s.execute(
+                    update(CampaignRecipient.__table__).where(CampaignRecipient.message_id == wamid).values(status=st)
+                )
                 s.commit()
         elapsed = time.perf_counter() - start
         engine.dispose()
@@ -215,8 +276,12 @@ def main() -> None:
     parser.add_argument("--per-post", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline-messages", type=int, default=3_000)
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="pace the loader at this many statuses/s (0: as fast as the server answers)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="pace the loader at this many statuses/s (0: as fast as the server answers)",
+    )
     args = parser.parse_args()
 
     runs = [one_run(args.messages, args.concurrency, args.per_post, seed, args.rate) for seed in range(args.runs)]
@@ -226,7 +291,7 @@ def main() -> None:
     wrong = sum(r["messages"] - r["read"] for r in runs) + sum(r["failures"] for r in runs)
     machine = f"{platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · SQLite"
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine}",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}",
         "",
         f"{args.messages:,} messages × 3 statuses, {args.per_post} statuses per POST, {args.concurrency} concurrent "
         f"connections, {'paced at %s statuses/s' % format(args.rate, ',.0f') if args.rate else 'unpaced (burst)'}, median of {args.runs} runs (each: fresh database, fresh server process).",
@@ -234,16 +299,20 @@ def main() -> None:
         "| figure | target | measured (median) | runs |",
         "|---|---|---|---|",
         f"| ingest rate (statuses/s acknowledged) | ≥ 3,000 | {med['rate']:,.0f} | "
-        + ", ".join(f"{r['rate']:,.0f}" for r in runs) + " |",
+        + ", ".join(f"{r['rate']:,.0f}" for r in runs)
+        + " |",
         f"| baseline: one transaction per event (statuses/s, in-process) | — | {statistics.median(base):,.0f} | "
-        + ", ".join(f"{b:,.0f}" for b in base) + " |",
+        + ", ".join(f"{b:,.0f}" for b in base)
+        + " |",
         f"| ratio ingest / baseline | — | {med['rate'] / statistics.median(base):.1f}× | |",
         f"| POST latency p50 / p99 (ms) | ≪ 100 | {med['post_p50_ms']:.1f} / {med['post_p99_ms']:.1f} | "
-        + ", ".join(f"{r['post_p50_ms']:.1f}/{r['post_p99_ms']:.1f}" for r in runs) + " |",
+        + ", ".join(f"{r['post_p50_ms']:.1f}/{r['post_p99_ms']:.1f}" for r in runs)
+        + " |",
         f"| apply lag per event p50 / p99 / max (s) | ≤ 2 | {med['lag_p50_s']:.2f} / {med['lag_p99_s']:.2f} / "
         f"{med['lag_max_s']:.2f} | " + ", ".join(f"{r['lag_max_s']:.2f}" for r in runs) + " |",
         f"| last answer → every recipient read (s) | ≤ 2 | {med['all_applied_s']:.2f} | "
-        + ", ".join(f"{r['all_applied_s']:.2f}" for r in runs) + " |",
+        + ", ".join(f"{r['all_applied_s']:.2f}" for r in runs)
+        + " |",
         f"| lost or unapplied events / wrong final states / non-200 | 0 | {lost} / {wrong} | |",
         "",
     ]

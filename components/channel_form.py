@@ -20,13 +20,29 @@ def _label(text: str, hint: str = "") -> rx.Component:
     )
 
 
-def _field(label: str, name: str, *, hint: str = "", placeholder: str = "", input_type: str = "text",
-           required: bool = False, width: str = "100%") -> rx.Component:
+def _field(
+    label: str,
+    name: str,
+    *,
+    hint: str = "",
+    placeholder: str = "",
+    input_type: str = "text",
+    required: bool = False,
+    width: str = "100%",
+) -> rx.Component:
     return rx.vstack(
         _label(label, hint),
-        rx.input(name=name, id=f"channel-{name.replace('_', '-')}", type=input_type, placeholder=placeholder,
-                 default_value=ChannelsState.form_values.get(name, ""), required=required, width="100%"),
-        spacing="1", width=width,
+        rx.input(
+            name=name,
+            id=f"channel-{name.replace('_', '-')}",
+            type=input_type,
+            placeholder=placeholder,
+            default_value=ChannelsState.form_values.get(name, ""),
+            required=required,
+            width="100%",
+        ),
+        spacing="1",
+        width=width,
     )
 
 
@@ -36,16 +52,28 @@ def _secret(label: str, name: str, hint: str, required_hint: str) -> rx.Componen
     return rx.vstack(
         rx.hstack(
             rx.text(label, size="2", weight="medium"),
-            rx.cond(editing, rx.cond(is_set, rx.badge("set", color_scheme="green", variant="soft", size="1"),
-                                     rx.badge("not set", color_scheme="red", variant="soft", size="1"))),
-            spacing="2", align="center",
+            rx.cond(
+                editing,
+                rx.cond(
+                    is_set,
+                    rx.badge("set", color_scheme="green", variant="soft", size="1"),
+                    rx.badge("not set", color_scheme="red", variant="soft", size="1"),
+                ),
+            ),
+            spacing="2",
+            align="center",
         ),
         rx.text(hint, size="1", color=rx.color("gray", 10)),
-        rx.input(name=name, id=f"channel-{name.replace('_', '-')}", type="password", autocomplete="new-password",
-                 placeholder=rx.cond(editing & is_set, "Replace (leave empty to keep the stored value)",
-                                     required_hint),
-                 width="100%"),
-        spacing="1", width="100%",
+        rx.input(
+            name=name,
+            id=f"channel-{name.replace('_', '-')}",
+            type="password",
+            autocomplete="new-password",
+            placeholder=rx.cond(editing & is_set, "Replace (leave empty to keep the stored value)", required_hint),
+            width="100%",
+        ),
+        spacing="1",
+        width="100%",
     )
 
 
@@ -56,44 +84,85 @@ def channel_dialog() -> rx.Component:
             rx.dialog.description(
                 "From Meta's App Dashboard: WhatsApp > API setup (ids and token) and App settings > Basic "
                 "(app secret). Secrets are stored encrypted and never shown again.",
-                size="2", color=rx.color("gray", 10), margin_bottom="12px",
+                size="2",
+                color=rx.color("gray", 10),
+                margin_bottom="12px",
             ),
             rx.form(
                 rx.vstack(
                     _field("Name", "name", placeholder="Main shop number", required=True),
                     rx.hstack(
-                        _field("Phone number ID", "phone_number_id", placeholder="106540352242922", required=True,
-                               width="50%"),
-                        _field("WhatsApp Business Account ID", "business_account_id", placeholder="102290129340398",
-                               required=True, width="50%"),
-                        width="100%", spacing="3",
+                        _field(
+                            "Phone number ID",
+                            "phone_number_id",
+                            placeholder="106540352242922",
+                            required=True,
+                            width="50%",
+                        ),
+                        _field(
+                            "WhatsApp Business Account ID",
+                            "business_account_id",
+                            placeholder="102290129340398",
+                            required=True,
+                            width="50%",
+                        ),
+                        width="100%",
+                        spacing="3",
                     ),
-                    _secret("Access token", "access_token", "A permanent System User token.",
-                            "EAAG... (required)"),
-                    _secret("App secret", "app_secret", "Used to check that webhooks really come from Meta.",
-                            "(required)"),
-                    _secret("Verify token", "verify_token",
-                            "Meta sends it when you register the webhook URL.",
-                            "Leave empty to generate one"),
+                    _secret("Access token", "access_token", "A permanent System User token.", "EAAG... (required)"),
+                    _secret(
+                        "App secret", "app_secret", "Used to check that webhooks really come from Meta.", "(required)"
+                    ),
+                    _secret(
+                        "Verify token",
+                        "verify_token",
+                        "Meta sends it when you register the webhook URL.",
+                        "Leave empty to generate one",
+                    ),
                     rx.hstack(
-                        _field("API base URL", "api_base_url", placeholder="https://graph.facebook.com",
-                               width="50%"),
+                        _field("API base URL", "api_base_url", placeholder="https://graph.facebook.com", width="50%"),
                         _field("API version", "api_version", placeholder="v23.0", width="25%"),
-                        _field("Messages / second", "messages_per_second", placeholder="80", input_type="number",
-                               width="25%"),
-                        width="100%", spacing="3",
+                        _field(
+                            "Messages / second",
+                            "messages_per_second",
+                            placeholder="80",
+                            input_type="number",
+                            width="25%",
+                        ),
+                        width="100%",
+                        spacing="3",
                     ),
-                    rx.cond(ChannelsState.form_error != "",
-                            rx.callout(ChannelsState.form_error, icon="triangle-alert", color_scheme="red", size="1",
-                                       id="channel-form-error", width="100%")),
+                    rx.cond(
+                        ChannelsState.form_error != "",
+                        rx.callout(
+                            ChannelsState.form_error,
+                            icon="triangle-alert",
+                            color_scheme="red",
+                            size="1",
+                            id="channel-form-error",
+                            width="100%",
+                        ),
+                    ),
                     rx.hstack(
-                        rx.button("Cancel", variant="soft", color_scheme="gray", type="button",
-                                  on_click=ChannelsState.close_form, id="channel-form-cancel"),
-                        rx.button(rx.cond(ChannelsState.form_mode == "edit", "Save and test", "Connect and test"),
-                                  type="submit", loading=ChannelsState.saving, id="channel-form-submit"),
-                        justify="end", width="100%",
+                        rx.button(
+                            "Cancel",
+                            variant="soft",
+                            color_scheme="gray",
+                            type="button",
+                            on_click=ChannelsState.close_form,
+                            id="channel-form-cancel",
+                        ),
+                        rx.button(
+                            rx.cond(ChannelsState.form_mode == "edit", "Save and test", "Connect and test"),
+                            type="submit",
+                            loading=ChannelsState.saving,
+                            id="channel-form-submit",
+                        ),
+                        justify="end",
+                        width="100%",
                     ),
-                    spacing="3", width="100%",
+                    spacing="3",
+                    width="100%",
                 ),
                 on_submit=ChannelsState.save_channel,
                 width="100%",

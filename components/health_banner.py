@@ -13,9 +13,14 @@ def worker_paused_banner() -> rx.Component:
     return rx.box(
         rx.cond(
             SystemHealthState.worker_paused,
-            rx.callout(WORKER_PAUSED_TEXT + " Campaigns continue by themselves once it is back.",
-                       icon="triangle-alert", color_scheme="amber", role="status", id="worker-paused-banner",
-                       width="100%"),
+            rx.callout(
+                WORKER_PAUSED_TEXT + " Campaigns continue by themselves once it is back.",
+                icon="triangle-alert",
+                color_scheme="amber",
+                role="status",
+                id="worker-paused-banner",
+                width="100%",
+            ),
         ),
         on_mount=SystemHealthState.watch_health,
         # Hidden (no box, so no gap in the page's stack) while there is nothing to say; mounted either way.

@@ -35,8 +35,17 @@ def _nav_item(label: str, icon: str, href: str, item_id: str, indent: bool = Fal
 
 
 def _section(label: str) -> rx.Component:
-    return rx.text(label, size="1", weight="medium", color=rx.color("gray", 10), padding_x="10px",
-                   padding_top="14px", padding_bottom="4px", text_transform="uppercase", letter_spacing="0.04em")
+    return rx.text(
+        label,
+        size="1",
+        weight="medium",
+        color=rx.color("gray", 10),
+        padding_x="10px",
+        padding_top="14px",
+        padding_bottom="4px",
+        text_transform="uppercase",
+        letter_spacing="0.04em",
+    )
 
 
 def sidebar() -> rx.Component:
@@ -44,12 +53,22 @@ def sidebar() -> rx.Component:
         rx.hstack(
             rx.image(src="/logo.svg", alt="", width="28px", height="28px"),  # the name beside it is the label
             rx.heading("Hubcast", size="4", weight="bold"),
-            align="center", spacing="2", padding_x="10px", padding_y="6px",
+            align="center",
+            spacing="2",
+            padding_x="10px",
+            padding_y="6px",
         ),
         rx.vstack(
             _section("Messaging"),
-            rx.hstack(rx.icon("messages-square", size=16), rx.text("Social Messaging", size="2"),
-                      color=rx.color("gray", 11), padding_x="10px", padding_y="7px", spacing="2", align="center"),
+            rx.hstack(
+                rx.icon("messages-square", size=16),
+                rx.text("Social Messaging", size="2"),
+                color=rx.color("gray", 11),
+                padding_x="10px",
+                padding_y="7px",
+                spacing="2",
+                align="center",
+            ),
             _nav_item("All Campaigns", "megaphone", routes.CAMPAIGNS, "nav-campaigns", indent=True),
             _section("Contacts"),
             _nav_item("Contacts", "contact", routes.CONTACTS, "nav-contacts"),
@@ -59,38 +78,72 @@ def sidebar() -> rx.Component:
             _nav_item("Templates", "layout-template", routes.TEMPLATES, "nav-templates"),
             _nav_item("Channels", "radio-tower", routes.CHANNELS, "nav-channels"),
             rx.cond(AppState.is_admin, _nav_item("Users", "users", routes.USERS, "nav-users")),
-            spacing="0", width="100%",
+            spacing="0",
+            width="100%",
         ),
         rx.spacer(),
         rx.vstack(
             rx.hstack(
                 rx.avatar(fallback=AppState.user_initials, size="2", radius="full"),
                 rx.vstack(
-                    rx.text(AppState.user_email, size="1", weight="medium", id="current-user-email",
-                            width="100%", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+                    rx.text(
+                        AppState.user_email,
+                        size="1",
+                        weight="medium",
+                        id="current-user-email",
+                        width="100%",
+                        overflow="hidden",
+                        text_overflow="ellipsis",
+                        white_space="nowrap",
+                    ),
                     rx.badge(AppState.role_label, size="1", variant="soft", id="current-user-role"),
-                    spacing="1", align="start", min_width="0", flex="1",
+                    spacing="1",
+                    align="start",
+                    min_width="0",
+                    flex="1",
                 ),
-                align="center", width="100%", spacing="2",
+                align="center",
+                width="100%",
+                spacing="2",
             ),
             rx.hstack(
-                rx.color_mode.button(size="1", variant="ghost", id="color-mode-button",
-                                     aria_label="Switch light or dark mode"),
+                rx.color_mode.button(
+                    size="1", variant="ghost", id="color-mode-button", aria_label="Switch light or dark mode"
+                ),
                 rx.spacer(),
-                rx.button(rx.icon("log-out", size=14), "Sign out", size="1", variant="ghost", color_scheme="gray",
-                          on_click=AppState.logout, id="logout-button"),
-                align="center", width="100%",
+                rx.button(
+                    rx.icon("log-out", size=14),
+                    "Sign out",
+                    size="1",
+                    variant="ghost",
+                    color_scheme="gray",
+                    on_click=AppState.logout,
+                    id="logout-button",
+                ),
+                align="center",
+                width="100%",
             ),
-            width="100%", spacing="2", padding="10px", border_top=f"1px solid {rx.color('gray', 5)}",
+            width="100%",
+            spacing="2",
+            padding="10px",
+            border_top=f"1px solid {rx.color('gray', 5)}",
         ),
-        width=SIDEBAR_WIDTH, min_width=SIDEBAR_WIDTH, height="100vh", position="sticky", top="0", overflow_y="auto",
-        padding="12px", spacing="2", background=rx.color("gray", 2),
+        width=SIDEBAR_WIDTH,
+        min_width=SIDEBAR_WIDTH,
+        height="100vh",
+        position="sticky",
+        top="0",
+        overflow_y="auto",
+        padding="12px",
+        spacing="2",
+        background=rx.color("gray", 2),
         border_right=f"1px solid {rx.color('gray', 5)}",
     )
 
 
-def page_shell(title: str, *children: rx.Component, actions: rx.Component | None = None,
-               subtitle: str = "") -> rx.Component:
+def page_shell(
+    title: str, *children: rx.Component, actions: rx.Component | None = None, subtitle: str = ""
+) -> rx.Component:
     """A signed-in page. Content renders only once the server confirmed the session."""
     header = rx.hstack(
         rx.vstack(
@@ -100,7 +153,8 @@ def page_shell(title: str, *children: rx.Component, actions: rx.Component | None
         ),
         rx.spacer(),
         actions or rx.fragment(),
-        align="center", width="100%",
+        align="center",
+        width="100%",
     )
     return rx.cond(
         AppState.signed_in,
@@ -108,9 +162,14 @@ def page_shell(title: str, *children: rx.Component, actions: rx.Component | None
             sidebar(),
             rx.box(
                 rx.vstack(header, *children, spacing="5", width="100%", max_width="1200px"),
-                padding_x="32px", padding_y="28px", width="100%", min_height="100vh",
+                padding_x="32px",
+                padding_y="28px",
+                width="100%",
+                min_height="100vh",
             ),
-            spacing="0", align="start", width="100%",
+            spacing="0",
+            align="start",
+            width="100%",
         ),
         rx.center(rx.spinner(size="3"), height="100vh"),
     )

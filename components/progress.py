@@ -8,18 +8,35 @@ import reflex as rx
 def progress_bar(percent: rx.Var, bar_id: str | rx.Var = "") -> rx.Component:
     """`percent` is 0..100 (a number or its text); the share of recipients no longer waiting to be sent."""
     return rx.box(
-        rx.box(height="100%", width=percent.to(str) + "%", background=rx.color("accent", 9),
-               border_radius="inherit", transition="width 0.4s ease"),
-        height="6px", width="100%", min_width="96px", background=rx.color("gray", 4), border_radius="999px",
-        overflow="hidden", role="progressbar", aria_valuenow=percent, aria_valuemin=0, aria_valuemax=100,
+        rx.box(
+            height="100%",
+            width=percent.to(str) + "%",
+            background=rx.color("accent", 9),
+            border_radius="inherit",
+            transition="width 0.4s ease",
+        ),
+        height="6px",
+        width="100%",
+        min_width="96px",
+        background=rx.color("gray", 4),
+        border_radius="999px",
+        overflow="hidden",
+        role="progressbar",
+        aria_valuenow=percent,
+        aria_valuemin=0,
+        aria_valuemax=100,
         id=bar_id,
     )
 
 
 def _count(icon: str, value: rx.Var, label: str, color: str, count_id: str | rx.Var) -> rx.Component:
     return rx.tooltip(
-        rx.hstack(rx.icon(icon, size=12, color=rx.color(color, 10)), rx.text(value, size="1", id=count_id),
-                  spacing="1", align="center"),
+        rx.hstack(
+            rx.icon(icon, size=12, color=rx.color(color, 10)),
+            rx.text(value, size="1", id=count_id),
+            spacing="1",
+            align="center",
+        ),
         content=label,
     )
 
@@ -31,7 +48,8 @@ def funnel_counts(row: rx.Var, prefix: rx.Var) -> rx.Component:
         _count("check-check", row["delivered"], "Delivered", "blue", prefix + "-delivered"),
         _count("eye", row["read"], "Read", "grass", prefix + "-read"),
         _count("circle-x", row["failed"], "Failed", "red", prefix + "-failed"),
-        spacing="3", align="center",
+        spacing="3",
+        align="center",
     )
 
 
@@ -39,5 +57,7 @@ def campaign_progress(row: rx.Var, prefix: rx.Var) -> rx.Component:
     return rx.vstack(
         progress_bar(row["progress"], prefix + "-bar"),
         funnel_counts(row, prefix),
-        spacing="1", width="100%", min_width="180px",
+        spacing="1",
+        width="100%",
+        min_width="180px",
     )

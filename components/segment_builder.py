@@ -22,7 +22,9 @@ def _op_select(rule: rx.Var) -> rx.Component:
         return rx.select.root(
             rx.select.trigger(width="100%", class_name="rule-op"),
             rx.select.content(*_op_items(ops)),
-            value=rule["op"], on_change=lambda v: E.set_rule_op(rule["rid"], v), disabled=READ_ONLY,
+            value=rule["op"],
+            on_change=lambda v: E.set_rule_op(rule["rid"], v),
+            disabled=READ_ONLY,
         )
 
     return rx.match(
@@ -39,11 +41,23 @@ def _value_input(rule: rx.Var) -> rx.Component:
         rule["needs_value"] == "yes",
         rx.cond(
             is_date,
-            rx.input(type="date", value=rule["value"], on_change=lambda v: E.set_rule_value(rule["rid"], v),
-                     width="100%", class_name="rule-value", disabled=READ_ONLY),
-            rx.input(value=rule["value"], on_change=lambda v: E.set_rule_value(rule["rid"], v),
-                     placeholder=rx.cond(rule["op"] == "in", "values, separated by commas", "value"),
-                     debounce_timeout=400, width="100%", class_name="rule-value", disabled=READ_ONLY),
+            rx.input(
+                type="date",
+                value=rule["value"],
+                on_change=lambda v: E.set_rule_value(rule["rid"], v),
+                width="100%",
+                class_name="rule-value",
+                disabled=READ_ONLY,
+            ),
+            rx.input(
+                value=rule["value"],
+                on_change=lambda v: E.set_rule_value(rule["rid"], v),
+                placeholder=rx.cond(rule["op"] == "in", "values, separated by commas", "value"),
+                debounce_timeout=400,
+                width="100%",
+                class_name="rule-value",
+                disabled=READ_ONLY,
+            ),
         ),
         rx.text("—", color=rx.color("gray", 9), width="100%"),
     )
@@ -51,22 +65,40 @@ def _value_input(rule: rx.Var) -> rx.Component:
 
 def _rule(rule: rx.Var, index: rx.Var) -> rx.Component:
     return rx.hstack(
-        rx.text(rx.cond(index == 0, "Where", rx.cond(E.match == "all", "and", "or")), size="2",
-                color=rx.color("gray", 10), width="48px"),
+        rx.text(
+            rx.cond(index == 0, "Where", rx.cond(E.match == "all", "and", "or")),
+            size="2",
+            color=rx.color("gray", 10),
+            width="48px",
+        ),
         rx.box(
             rx.select.root(
                 rx.select.trigger(width="100%", class_name="rule-field"),
                 rx.select.content(rx.foreach(E.field_options, lambda o: rx.select.item(o["label"], value=o["value"]))),
-                value=rule["field"], on_change=lambda v: E.set_rule_field(rule["rid"], v), disabled=READ_ONLY,
+                value=rule["field"],
+                on_change=lambda v: E.set_rule_field(rule["rid"], v),
+                disabled=READ_ONLY,
             ),
             width="30%",
         ),
         rx.box(_op_select(rule), width="24%"),
         rx.box(_value_input(rule), flex="1"),
-        rx.cond(CAN_MANAGE, rx.icon_button(rx.icon("trash-2", size=14), variant="ghost", color_scheme="gray",
-                                           on_click=E.remove_rule(rule["rid"]), aria_label="Remove this rule",
-                                           class_name="rule-remove")),
-        key=rule["rid"], align="center", width="100%", spacing="2", class_name="segment-rule",
+        rx.cond(
+            CAN_MANAGE,
+            rx.icon_button(
+                rx.icon("trash-2", size=14),
+                variant="ghost",
+                color_scheme="gray",
+                on_click=E.remove_rule(rule["rid"]),
+                aria_label="Remove this rule",
+                class_name="rule-remove",
+            ),
+        ),
+        key=rule["rid"],
+        align="center",
+        width="100%",
+        spacing="2",
+        class_name="segment-rule",
     )
 
 
@@ -77,15 +109,31 @@ def rule_builder() -> rx.Component:
             rx.select.root(
                 rx.select.trigger(id="segment-match"),
                 rx.select.content(rx.select.item("all", value="all"), rx.select.item("any", value="any")),
-                value=E.match, on_change=E.set_match, disabled=READ_ONLY, size="2",
+                value=E.match,
+                on_change=E.set_match,
+                disabled=READ_ONLY,
+                size="2",
             ),
             rx.text("of these rules", size="2"),
-            align="center", spacing="2",
+            align="center",
+            spacing="2",
         ),
         rx.vstack(rx.foreach(E.rules, _rule), width="100%", spacing="2", id="segment-rules"),
-        rx.cond(CAN_MANAGE, rx.button(rx.icon("plus", size=14), "Add rule", variant="soft", size="2",
-                                      on_click=E.add_rule, id="segment-add-rule")),
-        width="100%", spacing="3", padding="16px", border=f"1px solid {rx.color('gray', 5)}",
+        rx.cond(
+            CAN_MANAGE,
+            rx.button(
+                rx.icon("plus", size=14),
+                "Add rule",
+                variant="soft",
+                size="2",
+                on_click=E.add_rule,
+                id="segment-add-rule",
+            ),
+        ),
+        width="100%",
+        spacing="3",
+        padding="16px",
+        border=f"1px solid {rx.color('gray', 5)}",
         border_radius="var(--radius-3)",
     )
 
@@ -93,13 +141,24 @@ def rule_builder() -> rx.Component:
 def live_count() -> rx.Component:
     return rx.vstack(
         rx.text("Contacts in this segment now", size="2", color=rx.color("gray", 10)),
-        rx.cond(E.live_count != "",
-                rx.heading(E.live_count, size="8", id="segment-live-count"),
-                rx.heading("—", size="8", color=rx.color("gray", 8), id="segment-live-count")),
-        rx.cond(E.count_error != "", rx.text(E.count_error, size="1", color=rx.color("amber", 11),
-                                             id="segment-count-error")),
-        rx.text("Rules are evaluated whenever the segment is used: contacts added later that match are in it.",
-                size="1", color=rx.color("gray", 9)),
-        padding="16px", border_radius="var(--radius-3)", background=rx.color("accent", 2),
-        border=f"1px solid {rx.color('accent', 5)}", width="280px", min_width="240px", spacing="2",
+        rx.cond(
+            E.live_count != "",
+            rx.heading(E.live_count, size="8", id="segment-live-count"),
+            rx.heading("—", size="8", color=rx.color("gray", 8), id="segment-live-count"),
+        ),
+        rx.cond(
+            E.count_error != "", rx.text(E.count_error, size="1", color=rx.color("amber", 11), id="segment-count-error")
+        ),
+        rx.text(
+            "Rules are evaluated whenever the segment is used: contacts added later that match are in it.",
+            size="1",
+            color=rx.color("gray", 9),
+        ),
+        padding="16px",
+        border_radius="var(--radius-3)",
+        background=rx.color("accent", 2),
+        border=f"1px solid {rx.color('accent', 5)}",
+        width="280px",
+        min_width="240px",
+        spacing="2",
     )

@@ -25,56 +25,108 @@ def _variable(v: rx.Var) -> rx.Component:
                     rx.select.separator(),
                     rx.select.item("The same text for everyone", value=FIXED_TEXT),
                 ),
-                value=v["ref"], on_change=lambda value: S.set_var_ref(v["key"], value),
+                value=v["ref"],
+                on_change=lambda value: S.set_var_ref(v["key"], value),
             ),
             flex="1",
         ),
         rx.input(
-            default_value=v["fallback"], key=v["key"] + v["ref"],
+            default_value=v["fallback"],
+            key=v["key"] + v["ref"],
             placeholder=rx.cond(v["ref"] == FIXED_TEXT, "Text", "Fallback if empty (optional)"),
-            on_blur=lambda value: S.set_var_fallback(v["key"], value), id="wizard-fallback-" + v["key"],
+            on_blur=lambda value: S.set_var_fallback(v["key"], value),
+            id="wizard-fallback-" + v["key"],
             flex="1",
         ),
-        width="100%", align="center", spacing="2",
+        width="100%",
+        align="center",
+        spacing="2",
     )
 
 
 def test_send_card() -> rx.Component:
-    """"Send a test message": the real sending path to one number; not counted in the campaign."""
+    """ "Send a test message": the real sending path to one number; not counted in the campaign."""
     blocked = W.problems.length() > 0
     return rx.card(
         rx.vstack(
             rx.text("Send a test message", weight="bold", size="2"),
-            rx.text("Sends this message to one number the way the campaign will, with the first recipient's "
-                    "values (or that number's own, if it is in the audience). It is marked as a test and not "
-                    "counted in the campaign.", size="1", color=rx.color("gray", 10)),
-            rx.hstack(
-                rx.input(value=S.trial_number, on_change=S.set_trial_number, placeholder="+33 6 12 34 56 78",
-                         type="tel", id="test-send-number", aria_label="Phone number for the test", flex="1"),
-                rx.button(rx.cond(S.trial_busy, rx.spinner(size="1"), rx.icon("send", size=14)), "Send test",
-                          on_click=S.send_trial, disabled=blocked | S.trial_busy, id="test-send-button",
-                          variant="soft"),
-                width="100%", spacing="2", align="center",
+            rx.text(
+                "Sends this message to one number the way the campaign will, with the first recipient's "
+                "values (or that number's own, if it is in the audience). It is marked as a test and not "
+                "counted in the campaign.",
+                size="1",
+                color=rx.color("gray", 10),
             ),
-            rx.cond(blocked,
-                    rx.text("Finish the message first: ", W.problems[0], size="1", color=rx.color("gray", 10),
-                            id="test-send-disabled-reason")),
-            rx.cond(S.trial_result != "",
-                    rx.hstack(
-                        rx.cond(S.trial_ok, rx.icon("circle-check", size=14, color=rx.color("green", 10),
-                                                   flex_shrink="0", margin_top="2px"),
-                                rx.icon("circle-alert", size=14, color=rx.color("red", 10),
-                                        flex_shrink="0", margin_top="2px")),
-                        rx.text(S.trial_result, size="1", id="test-send-result", flex="1", min_width="0",
-                                color=rx.cond(S.trial_ok, rx.color("green", 11), rx.color("red", 11))),
-                        rx.cond(S.trial_send_id != "",
-                                rx.button("Refresh status", size="1", variant="ghost",
-                                          on_click=S.refresh_trial_status, id="test-send-refresh")),
-                        spacing="2", align="start", width="100%",
-                    )),
-            width="100%", spacing="2",
+            rx.hstack(
+                rx.input(
+                    value=S.trial_number,
+                    on_change=S.set_trial_number,
+                    placeholder="+33 6 12 34 56 78",
+                    type="tel",
+                    id="test-send-number",
+                    aria_label="Phone number for the test",
+                    flex="1",
+                ),
+                rx.button(
+                    rx.cond(S.trial_busy, rx.spinner(size="1"), rx.icon("send", size=14)),
+                    "Send test",
+                    on_click=S.send_trial,
+                    disabled=blocked | S.trial_busy,
+                    id="test-send-button",
+                    variant="soft",
+                ),
+                width="100%",
+                spacing="2",
+                align="center",
+            ),
+            rx.cond(
+                blocked,
+                rx.text(
+                    "Finish the message first: ",
+                    W.problems[0],
+                    size="1",
+                    color=rx.color("gray", 10),
+                    id="test-send-disabled-reason",
+                ),
+            ),
+            rx.cond(
+                S.trial_result != "",
+                rx.hstack(
+                    rx.cond(
+                        S.trial_ok,
+                        rx.icon(
+                            "circle-check", size=14, color=rx.color("green", 10), flex_shrink="0", margin_top="2px"
+                        ),
+                        rx.icon("circle-alert", size=14, color=rx.color("red", 10), flex_shrink="0", margin_top="2px"),
+                    ),
+                    rx.text(
+                        S.trial_result,
+                        size="1",
+                        id="test-send-result",
+                        flex="1",
+                        min_width="0",
+                        color=rx.cond(S.trial_ok, rx.color("green", 11), rx.color("red", 11)),
+                    ),
+                    rx.cond(
+                        S.trial_send_id != "",
+                        rx.button(
+                            "Refresh status",
+                            size="1",
+                            variant="ghost",
+                            on_click=S.refresh_trial_status,
+                            id="test-send-refresh",
+                        ),
+                    ),
+                    spacing="2",
+                    align="start",
+                    width="100%",
+                ),
+            ),
+            width="100%",
+            spacing="2",
         ),
-        width="100%", id="test-send-card",
+        width="100%",
+        id="test-send-card",
     )
 
 
@@ -86,35 +138,64 @@ def design_step() -> rx.Component:
                 S.template_options.length() > 0,
                 rx.select.root(
                     rx.select.trigger(placeholder="Choose an approved template", width="100%", id="wizard-template"),
-                    rx.select.content(rx.foreach(S.template_options,
-                                                 lambda o: rx.select.item(o["name"], value=o["id"]))),
-                    value=W.template_id, on_change=S.set_template,
+                    rx.select.content(
+                        rx.foreach(S.template_options, lambda o: rx.select.item(o["name"], value=o["id"]))
+                    ),
+                    value=W.template_id,
+                    on_change=S.set_template,
                 ),
-                rx.callout("This channel has no approved template. Templates must be approved by WhatsApp first.",
-                           icon="file-x", size="1", color_scheme="amber", width="100%"),
+                rx.callout(
+                    "This channel has no approved template. Templates must be approved by WhatsApp first.",
+                    icon="file-x",
+                    size="1",
+                    color_scheme="amber",
+                    width="100%",
+                ),
             ),
-            rx.text("Only templates approved by WhatsApp for the chosen channel are listed (name · language).",
-                    size="1", color=rx.color("gray", 10)),
-            width="100%", spacing="1",
+            rx.text(
+                "Only templates approved by WhatsApp for the chosen channel are listed (name · language).",
+                size="1",
+                color=rx.color("gray", 10),
+            ),
+            width="100%",
+            spacing="1",
         ),
         rx.cond(
             S.variables.length() > 0,
             rx.vstack(
                 field_label("Variables"),
-                rx.text("Each placeholder takes a value from the recipient; the fallback is used when that value "
-                        "is empty.", size="1", color=rx.color("gray", 10)),
+                rx.text(
+                    "Each placeholder takes a value from the recipient; the fallback is used when that value is empty.",
+                    size="1",
+                    color=rx.color("gray", 10),
+                ),
                 rx.foreach(S.variables, _variable),
-                width="100%", spacing="2", id="wizard-variables",
+                width="100%",
+                spacing="2",
+                id="wizard-variables",
             ),
-            rx.cond(W.template_id != "", rx.text("This template has no variables.", size="2",
-                                                 color=rx.color("gray", 10))),
+            rx.cond(
+                W.template_id != "", rx.text("This template has no variables.", size="2", color=rx.color("gray", 10))
+            ),
         ),
-        rx.cond(S.skipped > 0,
-                rx.callout(rx.text(S.skipped, " recipient(s) have an empty value and no fallback: they will be "
-                                   "skipped. Add a fallback to reach them.", id="wizard-skipped"),
-                           icon="user-x", size="1", color_scheme="amber", width="100%")),
+        rx.cond(
+            S.skipped > 0,
+            rx.callout(
+                rx.text(
+                    S.skipped,
+                    " recipient(s) have an empty value and no fallback: they will be "
+                    "skipped. Add a fallback to reach them.",
+                    id="wizard-skipped",
+                ),
+                icon="user-x",
+                size="1",
+                color_scheme="amber",
+                width="100%",
+            ),
+        ),
         rx.cond(W.template_id != "", test_send_card()),
-        width="100%", spacing="5",
+        width="100%",
+        spacing="5",
     )
 
 
@@ -123,22 +204,43 @@ def preview_card() -> rx.Component:
         rx.hstack(
             rx.text("Preview", weight="bold", size="2"),
             rx.spacer(),
-            rx.cond(S.sample_count > 0,
-                    rx.hstack(
-                        rx.icon_button(rx.icon("chevron-left", size=14), size="1", variant="soft",
-                                       on_click=S.prev_sample, disabled=S.sample_index <= 0,
-                                       id="wizard-preview-prev", aria_label="Previous recipient"),
-                        rx.text(S.sample_index + 1, " / ", S.sample_count, size="1", id="wizard-preview-position"),
-                        rx.icon_button(rx.icon("chevron-right", size=14), size="1", variant="soft",
-                                       on_click=S.next_sample, disabled=S.sample_index + 1 >= S.sample_count,
-                                       id="wizard-preview-next", aria_label="Next recipient"),
-                        spacing="2", align="center")),
-            width="100%", align="center",
+            rx.cond(
+                S.sample_count > 0,
+                rx.hstack(
+                    rx.icon_button(
+                        rx.icon("chevron-left", size=14),
+                        size="1",
+                        variant="soft",
+                        on_click=S.prev_sample,
+                        disabled=S.sample_index <= 0,
+                        id="wizard-preview-prev",
+                        aria_label="Previous recipient",
+                    ),
+                    rx.text(S.sample_index + 1, " / ", S.sample_count, size="1", id="wizard-preview-position"),
+                    rx.icon_button(
+                        rx.icon("chevron-right", size=14),
+                        size="1",
+                        variant="soft",
+                        on_click=S.next_sample,
+                        disabled=S.sample_index + 1 >= S.sample_count,
+                        id="wizard-preview-next",
+                        aria_label="Next recipient",
+                    ),
+                    spacing="2",
+                    align="center",
+                ),
+            ),
+            width="100%",
+            align="center",
         ),
-        rx.cond(S.sample_address != "",
-                rx.text("To ", S.sample_address, size="1", color=rx.color("gray", 10), id="wizard-preview-to"),
-                rx.text("Example values", size="1", color=rx.color("gray", 10))),
-        whatsapp_preview(S.preview, "wizard-preview",
-                         empty_text="Choose a template to see the message as recipients will."),
-        width="100%", spacing="2",
+        rx.cond(
+            S.sample_address != "",
+            rx.text("To ", S.sample_address, size="1", color=rx.color("gray", 10), id="wizard-preview-to"),
+            rx.text("Example values", size="1", color=rx.color("gray", 10)),
+        ),
+        whatsapp_preview(
+            S.preview, "wizard-preview", empty_text="Choose a template to see the message as recipients will."
+        ),
+        width="100%",
+        spacing="2",
     )

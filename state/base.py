@@ -46,9 +46,14 @@ class AppState(rx.State):
             return None, user
         except PermissionDenied as exc:
             with session_scope() as session:  # a stranger's refusals are counted per minute, not a row each
-                auth.record_refused_call(session=session, user=user, secret=self.session_secret,
-                                         handler=f"{type(self).__name__}.{handler}", capability=capability,
-                                         ip=self._client_ip())
+                auth.record_refused_call(
+                    session=session,
+                    user=user,
+                    secret=self.session_secret,
+                    handler=f"{type(self).__name__}.{handler}",
+                    capability=capability,
+                    ip=self._client_ip(),
+                )
             if isinstance(exc, NotAuthenticated):
                 self._clear_identity()
                 if not self.session_secret:  # never signed in: just go to the login page, no alarm

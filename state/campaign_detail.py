@@ -31,8 +31,9 @@ def read_campaign(secret: str, campaign_id: int, status: str, search: str, page:
         if user is None or not perm.can(user.role, perm.CAMPAIGNS_VIEW):
             return None
         summary = campaign_results.campaign_summary(session=session, actor=user, campaign_id=campaign_id)
-        rows = campaign_results.recipients_page(session=session, actor=user, campaign_id=campaign_id,
-                                                status=status, search=search, page=page)
+        rows = campaign_results.recipients_page(
+            session=session, actor=user, campaign_id=campaign_id, status=status, search=search, page=page
+        )
         return summary, rows
 
 
@@ -64,11 +65,17 @@ class CampaignDetailState(AppState):
             return
         try:
             with session_scope() as session:
-                summary = campaign_results.campaign_summary(session=session, actor=current_actor(),
-                                                            campaign_id=self._campaign_id)
+                summary = campaign_results.campaign_summary(
+                    session=session, actor=current_actor(), campaign_id=self._campaign_id
+                )
                 result = campaign_results.recipients_page(
-                    session=session, actor=current_actor(), campaign_id=self._campaign_id,
-                    status=self.status_filter, search=self.search, page=self.page)
+                    session=session,
+                    actor=current_actor(),
+                    campaign_id=self._campaign_id,
+                    status=self.status_filter,
+                    search=self.search,
+                    page=self.page,
+                )
         except campaign_results.CampaignNotFound as exc:
             self.error, self.loaded, self.campaign, self.rows = str(exc), True, {}, []
             return

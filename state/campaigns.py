@@ -79,11 +79,13 @@ class CampaignsState(AppState):
     def _refresh(self) -> None:
         with session_scope() as session:
             actor = current_actor()
-            result = listing.campaigns_page(session=session, actor=actor, search=self.search,
-                                            status=self.status_filter, page=self.page)
+            result = listing.campaigns_page(
+                session=session, actor=actor, search=self.search, status=self.status_filter, page=self.page
+            )
             if not self.any_campaign:
                 self.any_campaign = bool(result.total) or bool(
-                    listing.campaigns_page(session=session, actor=actor, page_size=1).total)
+                    listing.campaigns_page(session=session, actor=actor, page_size=1).total
+                )
             live = campaign_results.anything_live(session=session, actor=actor)
         self._show(result, live)
 
@@ -161,8 +163,10 @@ class CampaignsState(AppState):
 
     @requires(perm.CAMPAIGNS_EDIT)
     def duplicate_campaign(self, campaign_id: str):
-        return self._act(lambda s, a: drafts.duplicate_campaign(session=s, actor=a, campaign_id=campaign_id),
-                         "Copied into a new draft.")
+        return self._act(
+            lambda s, a: drafts.duplicate_campaign(session=s, actor=a, campaign_id=campaign_id),
+            "Copied into a new draft.",
+        )
 
     @requires(perm.CAMPAIGNS_EDIT)
     def open_delete(self, campaign_id: str):
@@ -184,18 +188,24 @@ class CampaignsState(AppState):
 
     @requires(perm.CAMPAIGNS_SEND)
     def cancel_campaign(self, campaign_id: str):
-        return self._act(lambda s, a: sending.cancel_campaign(session=s, actor=a, campaign_id=campaign_id),
-                         "Campaign cancelled.")
+        return self._act(
+            lambda s, a: sending.cancel_campaign(session=s, actor=a, campaign_id=campaign_id), "Campaign cancelled."
+        )
 
     @requires(perm.CAMPAIGNS_SEND)
     def pause_campaign(self, campaign_id: str):
-        return self._act(lambda s, a: sending.pause_campaign(session=s, actor=a, campaign_id=campaign_id,
-                                                             reason="Paused from All Campaigns"), "Campaign paused.")
+        return self._act(
+            lambda s, a: sending.pause_campaign(
+                session=s, actor=a, campaign_id=campaign_id, reason="Paused from All Campaigns"
+            ),
+            "Campaign paused.",
+        )
 
     @requires(perm.CAMPAIGNS_SEND)
     def resume_campaign(self, campaign_id: str):
-        return self._act(lambda s, a: sending.resume_campaign(session=s, actor=a, campaign_id=campaign_id),
-                         "Campaign resumed.")
+        return self._act(
+            lambda s, a: sending.resume_campaign(session=s, actor=a, campaign_id=campaign_id), "Campaign resumed."
+        )
 
     @requires(perm.CAMPAIGNS_SEND)
     def open_reschedule(self, campaign_id: str):
@@ -204,8 +214,7 @@ class CampaignsState(AppState):
             return rx.toast.error("Only scheduled campaigns can be rescheduled.")
         try:  # start from the run time the user chose, in the zone they chose it in
             with session_scope() as session:
-                tz, date, time = drafts.current_schedule(session=session, actor=current_actor(),
-                                                         campaign_id=row["id"])
+                tz, date, time = drafts.current_schedule(session=session, actor=current_actor(), campaign_id=row["id"])
         except (drafts.CampaignError, perm.PermissionDenied) as exc:
             self._refresh()
             return rx.toast.error(str(exc))
@@ -258,8 +267,9 @@ class CampaignsState(AppState):
         target, when, tz = self.reschedule_id, f"{self.reschedule_date} {self.reschedule_time}", self.reschedule_tz
         try:
             with session_scope() as session:
-                sending.reschedule_campaign(session=session, actor=current_actor(), campaign_id=target, tz=tz,
-                                            local_dt=when)
+                sending.reschedule_campaign(
+                    session=session, actor=current_actor(), campaign_id=target, tz=tz, local_dt=when
+                )
         except (sending.SendingError, perm.PermissionDenied) as exc:
             self.reschedule_error = str(exc)  # the dialog stays open with the reason; nothing changed
             self._refresh()

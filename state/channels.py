@@ -35,13 +35,17 @@ def _save_and_test(actor: Actor, edit_id: int | None, form: dict) -> dict[str, A
             saved = channels_service.connect_channel(session=session, actor=actor, form=form)
         else:
             saved = channels_service.update_channel(session=session, actor=actor, channel_id=edit_id, form=form)
-        outcome = {"id": saved.channel.id, "name": saved.channel.name, "generated": saved.generated_verify_token,
-                   "changed": list(saved.changed), "test": None}
+        outcome = {
+            "id": saved.channel.id,
+            "name": saved.channel.name,
+            "generated": saved.generated_verify_token,
+            "changed": list(saved.changed),
+            "test": None,
+        }
         needs_test = edit_id is None or saved.connection_changed
     if needs_test:
         with session_scope() as session:
-            outcome["test"] = channels_service.test_connection(session=session, actor=actor,
-                                                               channel_id=outcome["id"])
+            outcome["test"] = channels_service.test_connection(session=session, actor=actor, channel_id=outcome["id"])
     return outcome
 
 
@@ -92,16 +96,19 @@ class ChannelsState(AppState):
     def open_connect(self):
         self._edit_id = None
         self.form_mode, self.form_error, self.form_open = "connect", "", True
-        self.form_values = {"api_base_url": channels_service.DEFAULT_API_BASE_URL,
-                            "api_version": channels_service.DEFAULT_API_VERSION,
-                            "messages_per_second": str(channels_service.DEFAULT_MPS)}
+        self.form_values = {
+            "api_base_url": channels_service.DEFAULT_API_BASE_URL,
+            "api_version": channels_service.DEFAULT_API_VERSION,
+            "messages_per_second": str(channels_service.DEFAULT_MPS),
+        }
 
     @requires(perm.CHANNELS_MANAGE)
     def open_edit(self, channel_id: str):
         try:
             with session_scope() as session:
-                values = channels_service.channel_for_edit(session=session, actor=current_actor(),
-                                                           channel_id=channel_id)
+                values = channels_service.channel_for_edit(
+                    session=session, actor=current_actor(), channel_id=channel_id
+                )
         except ChannelError as exc:
             return rx.toast.error(str(exc))
         self._edit_id = int(values["id"])
@@ -190,12 +197,19 @@ class ChannelsState(AppState):
             return rx.toast.error("Choose a channel to disconnect first.")
         try:
             with session_scope() as session:
-                result = channels_service.disconnect_channel(session=session, actor=current_actor(),
-                                                             channel_id=channel_id)
+                result = channels_service.disconnect_channel(
+                    session=session, actor=current_actor(), channel_id=channel_id
+                )
                 name = result.channel.name
         except ChannelError as exc:
             return rx.toast.error(str(exc))
         self._refresh()
-        note = (f" {result.active_campaigns} scheduled, sending or paused campaign(s) use it and cannot send "
-                "until it is reconnected.") if result.active_campaigns else ""
+        note = (
+            (
+                f" {result.active_campaigns} scheduled, sending or paused campaign(s) use it and cannot send "
+                "until it is reconnected."
+            )
+            if result.active_campaigns
+            else ""
+        )
         return rx.toast.success(f"{name} disconnected.{note}")

@@ -33,8 +33,9 @@ def _preview(actor: Actor, path: str) -> ImportPreview:
 
 def _commit(actor: Actor, path: str, list_id: str, new_list_name: str) -> ImportResult:
     with session_scope() as session:
-        return contacts_service.commit_import(session=session, actor=actor, path=path, list_id=list_id or None,
-                                              new_list_name=new_list_name)
+        return contacts_service.commit_import(
+            session=session, actor=actor, path=path, list_id=list_id or None, new_list_name=new_list_name
+        )
 
 
 class ContactImportState(AppState):
@@ -69,8 +70,10 @@ class ContactImportState(AppState):
         self._reset()
         uploads.sweep_stale()
         with session_scope() as session:
-            self.list_options = [{"id": str(r["id"]), "name": r["name"]}
-                                 for r in lists.list_lists(session=session, actor=current_actor())]
+            self.list_options = [
+                {"id": str(r["id"]), "name": r["name"]}
+                for r in lists.list_lists(session=session, actor=current_actor())
+            ]
         self.import_open = True
 
     @requires(perm.AUDIENCES_MANAGE)
@@ -117,16 +120,23 @@ class ContactImportState(AppState):
             self.step, self.error = "upload", str(exc)
             return
         self.summary = {
-            "rows": f"{preview.rows:,}", "new": f"{preview.new:,}", "updated": f"{preview.updated:,}",
-            "invalid": f"{preview.invalid:,}", "duplicates": f"{preview.duplicates:,}",
+            "rows": f"{preview.rows:,}",
+            "new": f"{preview.new:,}",
+            "updated": f"{preview.updated:,}",
+            "invalid": f"{preview.invalid:,}",
+            "duplicates": f"{preview.duplicates:,}",
             "importable": str(preview.new + preview.updated),
-            "delimiter": f"{preview.delimiter_name} ({preview.delimiter})", "id_column": preview.id_column,
-            "columns": ", ".join(preview.columns), "fields": ", ".join(preview.field_columns) or "none",
-            "custom": ", ".join(preview.custom_columns) or "none", "ignored": ", ".join(preview.ignored_columns),
+            "delimiter": f"{preview.delimiter_name} ({preview.delimiter})",
+            "id_column": preview.id_column,
+            "columns": ", ".join(preview.columns),
+            "fields": ", ".join(preview.field_columns) or "none",
+            "custom": ", ".join(preview.custom_columns) or "none",
+            "ignored": ", ".join(preview.ignored_columns),
             "size": f"{preview.size_bytes / 1024:,.1f} KB",
         }
-        self.invalid_rows = [{"line": str(r.line), "value": r.value, "reason": r.reason}
-                             for r in preview.invalid_rows[:INVALID_SHOWN]]
+        self.invalid_rows = [
+            {"line": str(r.line), "value": r.value, "reason": r.reason} for r in preview.invalid_rows[:INVALID_SHOWN]
+        ]
         self.invalid_more = max(0, preview.invalid - len(self.invalid_rows))
         self.step = "summary"
 
@@ -166,8 +176,12 @@ class ContactImportState(AppState):
             self.step, self.error = "summary", str(exc)
             return
         self._discard()
-        self.result = {"created": f"{result.created:,}", "updated": f"{result.updated:,}",
-                       "invalid": f"{result.invalid:,}", "list_name": result.list_name,
-                       "added": f"{result.added_to_list:,}"}
+        self.result = {
+            "created": f"{result.created:,}",
+            "updated": f"{result.updated:,}",
+            "invalid": f"{result.invalid:,}",
+            "list_name": result.list_name,
+            "added": f"{result.added_to_list:,}",
+        }
         self.step = "done"
         yield ContactsState.load

@@ -63,9 +63,15 @@ class ContactsState(AppState):
 
     def _refresh(self) -> None:
         with session_scope() as session:
-            result = contact_search.contacts_page(session=session, actor=current_actor(), search=self.search,
-                                           country=self.country_filter, channel=self.channel_filter,
-                                           subscription=self.subscription_filter, page=self.page)
+            result = contact_search.contacts_page(
+                session=session,
+                actor=current_actor(),
+                search=self.search,
+                country=self.country_filter,
+                channel=self.channel_filter,
+                subscription=self.subscription_filter,
+                page=self.page,
+            )
         self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
         capped = result.total > contact_search.CONTACTS_COUNT_CAP
@@ -140,8 +146,10 @@ class ContactsState(AppState):
         if not self.selected_ids:
             return rx.toast.error("Select contacts in the table first.")
         with session_scope() as session:
-            self.list_options = [{"id": str(r["id"]), "name": r["name"]}
-                                 for r in lists.list_lists(session=session, actor=current_actor())]
+            self.list_options = [
+                {"id": str(r["id"]), "name": r["name"]}
+                for r in lists.list_lists(session=session, actor=current_actor())
+            ]
         self.add_error = ""
         self.add_open = True
 
@@ -165,8 +173,13 @@ class ContactsState(AppState):
                     target = lists.get_list(session=session, actor=current_actor(), list_id=list_id)
                 else:
                     raise lists.ListError("Choose a list, or name a new one.")
-                added = lists.add_members(session=session, actor=current_actor(), list_id=target["id"],
-                                          contact_ids=[int(i) for i in self.selected_ids], source="manual")
+                added = lists.add_members(
+                    session=session,
+                    actor=current_actor(),
+                    list_id=target["id"],
+                    contact_ids=[int(i) for i in self.selected_ids],
+                    source="manual",
+                )
                 name = target["name"]
         except (lists.ListError, ValueError) as exc:
             self.add_error = str(exc)
@@ -174,8 +187,10 @@ class ContactsState(AppState):
         count = len(self.selected_ids)
         self.add_open, self.selected_ids = False, []
         already = count - added
-        return rx.toast.success(f"Added {added} contact{'s' if added != 1 else ''} to {name}"
-                                + (f" ({already} already there)." if already else "."))
+        return rx.toast.success(
+            f"Added {added} contact{'s' if added != 1 else ''} to {name}"
+            + (f" ({already} already there)." if already else ".")
+        )
 
     # --- add / edit contact -----------------------------------------------------------------------
 
@@ -190,8 +205,11 @@ class ContactsState(AppState):
     @requires(perm.AUDIENCES_MANAGE)
     def open_new_contact(self):
         self.edit_id = ""
-        self._open_form({**dict.fromkeys(CONTACT_FIELDS, ""), **dict.fromkeys(CHANNEL_TYPES, "")}, {},
-                        dict.fromkeys(CHANNEL_TYPES, ""))
+        self._open_form(
+            {**dict.fromkeys(CONTACT_FIELDS, ""), **dict.fromkeys(CHANNEL_TYPES, "")},
+            {},
+            dict.fromkeys(CHANNEL_TYPES, ""),
+        )
 
     @requires(perm.AUDIENCES_MANAGE)
     def open_edit_contact(self, contact_id: str):
@@ -235,11 +253,21 @@ class ContactsState(AppState):
             with session_scope() as session:
                 if self.edit_id:
                     contact = contacts_service.update_contact(
-                        session=session, actor=current_actor(), contact_id=int(self.edit_id), fields=fields,
-                        custom_fields=custom, identities=identities)
+                        session=session,
+                        actor=current_actor(),
+                        contact_id=int(self.edit_id),
+                        fields=fields,
+                        custom_fields=custom,
+                        identities=identities,
+                    )
                 else:
-                    contact = contacts_service.create_contact(session=session, actor=current_actor(), fields=fields,
-                                                              custom_fields=custom, identities=identities)
+                    contact = contacts_service.create_contact(
+                        session=session,
+                        actor=current_actor(),
+                        fields=fields,
+                        custom_fields=custom,
+                        identities=identities,
+                    )
                 name = contacts_service.display_name(contact)
         except (ContactError, ValueError) as exc:
             self.form_error = str(exc)
@@ -256,12 +284,16 @@ class ContactsState(AppState):
             return rx.toast.error("Save the contact first.")
         try:
             with session_scope() as session:
-                contacts_service.set_subscription(session=session, actor=current_actor(), contact_id=int(self.edit_id),
-                                                  channel_type=str(channel_type), subscribed=bool(subscribed))
+                contacts_service.set_subscription(
+                    session=session,
+                    actor=current_actor(),
+                    contact_id=int(self.edit_id),
+                    channel_type=str(channel_type),
+                    subscribed=bool(subscribed),
+                )
         except (ContactError, ValueError, PermissionDenied) as exc:
             return rx.toast.error(str(exc))
-        self.subscriptions = {**self.subscriptions,
-                              str(channel_type): "subscribed" if subscribed else "unsubscribed"}
+        self.subscriptions = {**self.subscriptions, str(channel_type): "subscribed" if subscribed else "unsubscribed"}
         self._refresh()
         label = contacts_service.CHANNEL_LABELS.get(str(channel_type), str(channel_type))
         return rx.toast.success(f"{'Subscribed' if subscribed else 'Unsubscribed'} on {label}.")

@@ -49,6 +49,7 @@ def requires(capability: str) -> Callable:
         name = fn.__name__
 
         if inspect.isasyncgenfunction(fn):
+
             @functools.wraps(fn)
             async def agen_wrapper(self, *args: Any, **kwargs: Any):
                 denied, actor = await _authorize_async(self, capability, name)
@@ -61,8 +62,10 @@ def requires(capability: str) -> Callable:
                         yield item
                 finally:
                     _current_actor.reset(token)
+
             wrapper: Callable = agen_wrapper
         elif inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(self, *args: Any, **kwargs: Any):
                 denied, actor = await _authorize_async(self, capability, name)
@@ -73,8 +76,10 @@ def requires(capability: str) -> Callable:
                     return await fn(self, *args, **kwargs)
                 finally:
                     _current_actor.reset(token)
+
             wrapper = async_wrapper
         elif inspect.isgeneratorfunction(fn):
+
             @functools.wraps(fn)
             def gen_wrapper(self, *args: Any, **kwargs: Any):
                 denied, actor = self._authorize(capability, name)
@@ -86,8 +91,10 @@ def requires(capability: str) -> Callable:
                     yield from fn(self, *args, **kwargs)
                 finally:
                     _current_actor.reset(token)
+
             wrapper = gen_wrapper
         else:
+
             @functools.wraps(fn)
             def sync_wrapper(self, *args: Any, **kwargs: Any):
                 denied, actor = self._authorize(capability, name)
@@ -98,6 +105,7 @@ def requires(capability: str) -> Callable:
                     return fn(self, *args, **kwargs)
                 finally:
                     _current_actor.reset(token)
+
             wrapper = sync_wrapper
         setattr(wrapper, CAPABILITY_ATTR, capability)
         return wrapper

@@ -86,11 +86,17 @@ class ListsState(AppState):
         try:
             with session_scope() as session:
                 if self.dialog_list_id:
-                    saved = lists_service.rename_list(session=session, actor=current_actor(),
-                                                      list_id=self.dialog_list_id, name=name, description=description)
+                    saved = lists_service.rename_list(
+                        session=session,
+                        actor=current_actor(),
+                        list_id=self.dialog_list_id,
+                        name=name,
+                        description=description,
+                    )
                 else:
-                    saved = lists_service.create_list(session=session, actor=current_actor(), name=name,
-                                                      description=description)
+                    saved = lists_service.create_list(
+                        session=session, actor=current_actor(), name=name, description=description
+                    )
                 saved_id, saved_name = saved.id, saved.name
         except lists_service.ListError as exc:
             self.form_error = str(exc)
@@ -98,8 +104,10 @@ class ListsState(AppState):
         created = not self.dialog_list_id
         self.dialog_open, self.form_error = False, ""
         if created and self.return_to:
-            return [rx.toast.success(f"List {saved_name} created."),
-                    rx.redirect(return_url(self.return_to, "created_list", saved_id))]
+            return [
+                rx.toast.success(f"List {saved_name} created."),
+                rx.redirect(return_url(self.return_to, "created_list", saved_id)),
+            ]
         self._refresh()
         return rx.toast.success(f"List {saved_name} {'created' if created else 'saved'}.")
 
@@ -150,8 +158,9 @@ class ListDetailState(AppState):
         try:
             with session_scope() as session:
                 info = lists_service.get_list(session=session, actor=current_actor(), list_id=self.current_id)
-                result = lists_service.members_page(session=session, actor=current_actor(), list_id=self.current_id,
-                                                    search=self.search, page=self.page)
+                result = lists_service.members_page(
+                    session=session, actor=current_actor(), list_id=self.current_id, search=self.search, page=self.page
+                )
         except lists_service.ListError:
             self.missing, self.loaded, self.rows = True, True, []
             return
@@ -197,11 +206,16 @@ class ListDetailState(AppState):
             return rx.toast.error("Select members to remove first.")
         try:
             with session_scope() as session:
-                removed = lists_service.remove_members(session=session, actor=current_actor(), list_id=self.current_id,
-                                                       contact_ids=[int(i) for i in self.selected_ids])
+                removed = lists_service.remove_members(
+                    session=session,
+                    actor=current_actor(),
+                    list_id=self.current_id,
+                    contact_ids=[int(i) for i in self.selected_ids],
+                )
         except (lists_service.ListError, ValueError) as exc:
             return rx.toast.error(str(exc))
         self.selected_ids = []
         self._refresh()
-        return rx.toast.success(f"Removed {removed} contact{'s' if removed != 1 else ''} from {self.name} "
-                                "(they stay in the base).")
+        return rx.toast.success(
+            f"Removed {removed} contact{'s' if removed != 1 else ''} from {self.name} (they stay in the base)."
+        )

@@ -22,8 +22,7 @@ class LoginState(AppState):
     # Set at a successful login: marks this browser as one the account's owner used, so guessers being
     # slowed down (app/services/accounts/login_throttle.py) never keep the owner out. Signed, not a secret
     # that signs anyone in.
-    device_token: str = rx.Cookie("", name=DEVICE_COOKIE, path="/", same_site="strict",
-                                  max_age=DEVICE_COOKIE_MAX_AGE)
+    device_token: str = rx.Cookie("", name=DEVICE_COOKIE, path="/", same_site="strict", max_age=DEVICE_COOKIE_MAX_AGE)
 
     @public_handler("the login form: checks credentials, issues a new server-generated session")
     async def submit(self, form: dict):
@@ -32,9 +31,14 @@ class LoginState(AppState):
         try:
             # Off the event loop, in a bounded pool (Argon2id would stall every other tab); it also ends
             # whatever session this browser had: a login always starts a fresh one.
-            result = await sign_in.sign_in(email=email, password=password, ip=self._client_ip(),
-                                           user_agent=self.router.headers.user_agent or "",
-                                           device_token=self.device_token, previous_secret=self.session_secret)
+            result = await sign_in.sign_in(
+                email=email,
+                password=password,
+                ip=self._client_ip(),
+                user_agent=self.router.headers.user_agent or "",
+                device_token=self.device_token,
+                previous_secret=self.session_secret,
+            )
         except auth.LoginFailed as exc:
             self.error = str(exc)
             return

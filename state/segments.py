@@ -44,8 +44,9 @@ class SegmentsState(AppState):
             # The rules as stored ("custom.loyalty_tier equals gold"), under the sentence: field keys are what
             # the campaign variables and the API use.
             for row in rows:
-                rules = segments_service.get_segment(session=session, actor=current_actor(),
-                                                     segment_id=row["id"])["rules"]
+                rules = segments_service.get_segment(session=session, actor=current_actor(), segment_id=row["id"])[
+                    "rules"
+                ]
                 row["code"] = "; ".join(_rule_code(r) for r in rules)
                 row["contacts"] = "—" if row["contacts"] is None else f"{row['contacts']:,}"
         self.rows = as_text(rows)
@@ -83,8 +84,14 @@ class SegmentsState(AppState):
 
 def _rule_row(field: str = "country", op: str = "equals", value: str = "") -> dict[str, str]:
     kind = "custom" if field.startswith(rules_domain.CUSTOM_PREFIX) else rules_domain.FIELDS.get(field, "text")
-    return {"rid": secrets.token_hex(4), "field": field, "op": op, "value": value, "kind": kind,
-            "needs_value": "" if op in rules_domain.NO_VALUE_OPERATORS else "yes"}
+    return {
+        "rid": secrets.token_hex(4),
+        "field": field,
+        "op": op,
+        "value": value,
+        "kind": kind,
+        "needs_value": "" if op in rules_domain.NO_VALUE_OPERATORS else "yes",
+    }
 
 
 class SegmentEditorState(AppState):
@@ -109,8 +116,9 @@ class SegmentEditorState(AppState):
     def _recount(self) -> None:
         try:
             with session_scope() as session:
-                count = segments_service.count_segment(session=session, actor=current_actor(),
-                                                       rules=self._rules_payload(), match=self.match)
+                count = segments_service.count_segment(
+                    session=session, actor=current_actor(), rules=self._rules_payload(), match=self.match
+                )
         except segments_service.SegmentError as exc:
             self.live_count, self.count_error = "", str(exc)
             return
@@ -124,7 +132,8 @@ class SegmentEditorState(AppState):
         with session_scope() as session:
             custom = contacts_service.custom_field_keys(session=session, actor=current_actor())
         self.field_options = [{"value": k, "label": rules_domain.FIELD_LABELS[k]} for k in rules_domain.FIELDS] + [
-            {"value": rules_domain.CUSTOM_PREFIX + k, "label": f"{k} (custom)"} for k in custom]
+            {"value": rules_domain.CUSTOM_PREFIX + k, "label": f"{k} (custom)"} for k in custom
+        ]
         wanted = str(params.get("segment_id", "") or "")[:20]
         if wanted:
             try:
@@ -134,9 +143,19 @@ class SegmentEditorState(AppState):
                 self.missing, self.loaded = True, True
                 return
             self.segment_id, self.name, self.description, self.match = (
-                str(got["id"]), got["name"], got["description"], got["match"])
-            self.rules = [_rule_row(r["field"], r["op"], ", ".join(r["value"]) if isinstance(r["value"], list)
-                                    else str(r.get("value", ""))) for r in got["rules"]]
+                str(got["id"]),
+                got["name"],
+                got["description"],
+                got["match"],
+            )
+            self.rules = [
+                _rule_row(
+                    r["field"],
+                    r["op"],
+                    ", ".join(r["value"]) if isinstance(r["value"], list) else str(r.get("value", "")),
+                )
+                for r in got["rules"]
+            ]
             self._add_unknown_fields()
         else:
             self.name, self.description, self.match, self.rules = "", "", "all", [_rule_row()]
@@ -198,8 +217,13 @@ class SegmentEditorState(AppState):
         ops = rules_domain.operators_for(value)
         current = next((r for r in self.rules if r["rid"] == str(rid)), None)
         op = current["op"] if current and current["op"] in ops else ops[0]
-        if self._update_rule(rid, field=value, kind=fresh["kind"], op=op,
-                             needs_value="" if op in rules_domain.NO_VALUE_OPERATORS else "yes"):
+        if self._update_rule(
+            rid,
+            field=value,
+            kind=fresh["kind"],
+            op=op,
+            needs_value="" if op in rules_domain.NO_VALUE_OPERATORS else "yes",
+        ):
             self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
@@ -212,7 +236,7 @@ class SegmentEditorState(AppState):
 
     @requires(perm.AUDIENCES_MANAGE)
     def set_rule_value(self, rid: str, value: str):
-        if self._update_rule(rid, value=str(value)[:rules_domain.MAX_VALUE_LENGTH * 4]):
+        if self._update_rule(rid, value=str(value)[: rules_domain.MAX_VALUE_LENGTH * 4]):
             self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
@@ -221,12 +245,23 @@ class SegmentEditorState(AppState):
             with session_scope() as session:
                 if self.segment_id:
                     saved = segments_service.update_segment(
-                        session=session, actor=current_actor(), segment_id=self.segment_id, name=self.name,
-                        rules=self._rules_payload(), match=self.match, description=self.description)
+                        session=session,
+                        actor=current_actor(),
+                        segment_id=self.segment_id,
+                        name=self.name,
+                        rules=self._rules_payload(),
+                        match=self.match,
+                        description=self.description,
+                    )
                 else:
                     saved = segments_service.create_segment(
-                        session=session, actor=current_actor(), name=self.name, rules=self._rules_payload(),
-                        match=self.match, description=self.description)
+                        session=session,
+                        actor=current_actor(),
+                        name=self.name,
+                        rules=self._rules_payload(),
+                        match=self.match,
+                        description=self.description,
+                    )
                 saved_id, saved_name = saved.id, saved.name
         except segments_service.SegmentError as exc:
             self.form_error = str(exc)

@@ -20,10 +20,30 @@ from state.guard import current_actor, requires
 from state.rows import as_text
 
 PAGE_SIZE = 50
-DRAFT_FIELDS = ("name", "language", "category", "parameter_format", "header", "body", "footer",
-                "button_1", "button_2", "button_3")
-DRAFT_DEFAULTS = {"name": "", "language": "en_US", "category": "MARKETING", "parameter_format": rules.POSITIONAL,
-                  "header": "", "body": "", "footer": "", "button_1": "", "button_2": "", "button_3": ""}
+DRAFT_FIELDS = (
+    "name",
+    "language",
+    "category",
+    "parameter_format",
+    "header",
+    "body",
+    "footer",
+    "button_1",
+    "button_2",
+    "button_3",
+)
+DRAFT_DEFAULTS = {
+    "name": "",
+    "language": "en_US",
+    "category": "MARKETING",
+    "parameter_format": rules.POSITIONAL,
+    "header": "",
+    "body": "",
+    "footer": "",
+    "button_1": "",
+    "button_2": "",
+    "button_3": "",
+}
 _FIELD_LIMITS = {"name": 600, "header": 300, "body": 1300, "footer": 300}
 
 
@@ -70,13 +90,25 @@ class TemplatesState(AppState):
         actor = current_actor()
         with session_scope() as session:
             result = templates_service.templates_page(
-                session=session, actor=actor, status=self.status_filter, channel_id=self.channel_filter or None,
-                search=self.search, page=self.page, page_size=PAGE_SIZE)
+                session=session,
+                actor=actor,
+                status=self.status_filter,
+                channel_id=self.channel_filter or None,
+                search=self.search,
+                page=self.page,
+                page_size=PAGE_SIZE,
+            )
             if result.rows == [] and result.page > 1 and result.total:  # filtered down: back to the last page
                 self.page = result.pages
                 result = templates_service.templates_page(
-                    session=session, actor=actor, status=self.status_filter,
-                    channel_id=self.channel_filter or None, search=self.search, page=self.page, page_size=PAGE_SIZE)
+                    session=session,
+                    actor=actor,
+                    status=self.status_filter,
+                    channel_id=self.channel_filter or None,
+                    search=self.search,
+                    page=self.page,
+                    page_size=PAGE_SIZE,
+                )
             self.channels = as_text(templates_service.template_channels(session=session, actor=actor))
         self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
@@ -123,8 +155,9 @@ class TemplatesState(AppState):
     def open_detail(self, template_id: str):
         try:
             with session_scope() as session:
-                detail = templates_service.template_detail(session=session, actor=current_actor(),
-                                                           template_id=template_id)
+                detail = templates_service.template_detail(
+                    session=session, actor=current_actor(), template_id=template_id
+                )
         except TemplateError as exc:
             return rx.toast.error(str(exc))
         components = detail.pop("components")
@@ -168,8 +201,14 @@ class TemplatesState(AppState):
         keys = {key for key, _, _ in variables}
         # (State dicts are proxies that fail isinstance(Mapping): hand plain dicts to pure code.)
         self.draft_examples = {k: v for k, v in dict(self.draft_examples).items() if k in keys}
-        self.draft_variables = [{"key": key, "label": f"{{{{{name}}}}}" + (" (header)" if section == "header" else ""),
-                                 "example": self.draft_examples.get(key, "")} for key, section, name in variables]
+        self.draft_variables = [
+            {
+                "key": key,
+                "label": f"{{{{{name}}}}}" + (" (header)" if section == "header" else ""),
+                "example": self.draft_examples.get(key, ""),
+            }
+            for key, section, name in variables
+        ]
         components: list[dict] = []
         if draft.header:
             components.append({"type": "HEADER", "format": "TEXT", "text": draft.header})
@@ -177,10 +216,10 @@ class TemplatesState(AppState):
         if draft.footer:
             components.append({"type": "FOOTER", "text": draft.footer})
         if draft.buttons:
-            components.append({"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": b}
-                                                              for b in draft.buttons]})
-        self.draft_preview = preview_parts(components if draft.body else [], self.draft_examples,
-                                           use_examples=False)
+            components.append(
+                {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": b} for b in draft.buttons]}
+            )
+        self.draft_preview = preview_parts(components if draft.body else [], self.draft_examples, use_examples=False)
 
     @requires(perm.TEMPLATES_MANAGE)
     def open_new_template(self):
@@ -210,7 +249,7 @@ class TemplatesState(AppState):
         if field not in DRAFT_FIELDS:
             return rx.toast.error("Unknown template field.")
         text = "" if value is None or isinstance(value, (dict, list)) else str(value)
-        self.draft = {**self.draft, field: text[:_FIELD_LIMITS.get(field, 100)]}
+        self.draft = {**self.draft, field: text[: _FIELD_LIMITS.get(field, 100)]}
         self.draft_errors = []  # they described the draft as it was submitted
         self._recompute_draft()
 
@@ -226,12 +265,13 @@ class TemplatesState(AppState):
     @requires(perm.TEMPLATES_MANAGE)
     def save_template(self):
         if self._draft_channel_id is None:
-            return rx.toast.error("Open \"New template\" first.")
+            return rx.toast.error('Open "New template" first.')
         draft = rules.draft_from_form(dict(self.draft), dict(self.draft_examples))
         try:
             with session_scope() as session:
                 template = templates_service.create_sandbox_template(
-                    session=session, actor=current_actor(), channel_id=self._draft_channel_id, draft=draft)
+                    session=session, actor=current_actor(), channel_id=self._draft_channel_id, draft=draft
+                )
                 name, language, status = template.name, template.language, template.status
         except TemplateError as exc:
             self.draft_errors = exc.errors

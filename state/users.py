@@ -25,10 +25,16 @@ class UsersState(AppState):
             users = users_service.list_users(session=session, actor=current_actor())
         me = current_actor().id
         self.rows = [
-            {"id": str(u.id), "email": u.email, "name": u.name, "role": u.role,
-             "role_label": perm.ROLE_LABELS.get(u.role, u.role), "active": "yes" if u.is_active else "",
-             "me": "yes" if u.id == me else "",
-             "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"}
+            {
+                "id": str(u.id),
+                "email": u.email,
+                "name": u.name,
+                "role": u.role,
+                "role_label": perm.ROLE_LABELS.get(u.role, u.role),
+                "active": "yes" if u.is_active else "",
+                "me": "yes" if u.id == me else "",
+                "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never",
+            }
             for u in users
         ]
         self.loaded = True
@@ -53,8 +59,13 @@ class UsersState(AppState):
         try:
             with session_scope() as session:
                 user, generated = users_service.create_user(
-                    session=session, actor=current_actor(), email=str(form.get("email", "")),
-                    role=str(form.get("role", "")), name=str(form.get("name", "")), password=password)
+                    session=session,
+                    actor=current_actor(),
+                    email=str(form.get("email", "")),
+                    role=str(form.get("role", "")),
+                    name=str(form.get("name", "")),
+                    password=password,
+                )
         except users_service.UserError as exc:
             self.form_error = str(exc)
             return
@@ -70,8 +81,9 @@ class UsersState(AppState):
     def change_role(self, user_id: str, role: str):
         try:
             with session_scope() as session:
-                user = users_service.change_role(session=session, actor=current_actor(), user_id=int(user_id),
-                                                 role=role)
+                user = users_service.change_role(
+                    session=session, actor=current_actor(), user_id=int(user_id), role=role
+                )
         except (users_service.UserError, ValueError) as exc:
             return rx.toast.error(str(exc))
         self._refresh()
@@ -81,8 +93,9 @@ class UsersState(AppState):
     def set_active(self, user_id: str, active: bool):
         try:
             with session_scope() as session:
-                user = users_service.set_active(session=session, actor=current_actor(), user_id=int(user_id),
-                                                active=bool(active))
+                user = users_service.set_active(
+                    session=session, actor=current_actor(), user_id=int(user_id), active=bool(active)
+                )
         except (users_service.UserError, ValueError) as exc:
             return rx.toast.error(str(exc))
         self._refresh()

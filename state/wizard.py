@@ -73,8 +73,9 @@ class WizardState(AppState):
         return {"list": self.list_id, "segment": self.segment_id, "csv": self.upload_id}.get(self.audience_kind, "")
 
     async def _steps(self) -> list[WizardState]:
-        return [await self.get_state(cls) for cls in sorted(WizardState.get_substates(),
-                                                             key=lambda c: c.get_full_name())]
+        return [
+            await self.get_state(cls) for cls in sorted(WizardState.get_substates(), key=lambda c: c.get_full_name())
+        ]
 
     async def _show(self, view: DraftView) -> None:
         self.problems = view.problems
@@ -87,8 +88,7 @@ class WizardState(AppState):
         try:
             with session_scope() as session:
                 fn(session, current_actor())
-                view = views.draft_view(session=session, actor=current_actor(), campaign_id=self._cid(),
-                                        step=self.step)
+                view = views.draft_view(session=session, actor=current_actor(), campaign_id=self._cid(), step=self.step)
         except DRAFT_ERRORS as exc:
             self.error = str(exc)
             return False
@@ -101,9 +101,15 @@ class WizardState(AppState):
             if not self.name.strip():
                 return
             self.campaign_id = str(drafts.create_draft(session=session, actor=actor, name=self.name).id)
-        drafts.update_setup(session=session, actor=actor, campaign_id=self._cid(), name=self.name,
-                            audience_kind=self.audience_kind, audience_ref=self._ref() or None,
-                            channel_id=self.channel_id or None)
+        drafts.update_setup(
+            session=session,
+            actor=actor,
+            campaign_id=self._cid(),
+            name=self.name,
+            audience_kind=self.audience_kind,
+            audience_ref=self._ref() or None,
+            channel_id=self.channel_id or None,
+        )
 
     async def _save_setup(self) -> bool:
         return await self._run(self._save_setup_in)
@@ -127,8 +133,17 @@ class WizardState(AppState):
                     step._show_options(options)
                 if match:
                     saved = views.open_draft(session=session, actor=actor, campaign_id=match.group(1))
-                    for key in ("campaign_id", "name", "audience_kind", "list_id", "segment_id", "upload_id",
-                                "channel_id", "template_id", "step"):
+                    for key in (
+                        "campaign_id",
+                        "name",
+                        "audience_kind",
+                        "list_id",
+                        "segment_id",
+                        "upload_id",
+                        "channel_id",
+                        "template_id",
+                        "step",
+                    ):
                         setattr(self, key, saved[key])
                     self.timezone = saved["timezone"] or self.timezone
                 else:
@@ -143,9 +158,15 @@ class WizardState(AppState):
                 elif created_segment.isdigit() and created_segment in {o["id"] for o in options.segments}:
                     self.audience_kind, self.segment_id = "segment", created_segment
                 if (created_list or created_segment) and self._cid():
-                    drafts.update_setup(session=session, actor=actor, campaign_id=self._cid(), name=self.name,
-                                        audience_kind=self.audience_kind, audience_ref=self._ref() or None,
-                                        channel_id=self.channel_id or None)
+                    drafts.update_setup(
+                        session=session,
+                        actor=actor,
+                        campaign_id=self._cid(),
+                        name=self.name,
+                        audience_kind=self.audience_kind,
+                        audience_ref=self._ref() or None,
+                        channel_id=self.channel_id or None,
+                    )
                 view = views.draft_view(session=session, actor=actor, campaign_id=self._cid(), step=self.step)
             await self._show(view)
         except DRAFT_ERRORS as exc:
@@ -166,8 +187,11 @@ class WizardState(AppState):
         if self._cid() is None:
             self.error = "Give the campaign a name."
             return
-        await self._run(lambda session, actor: drafts.set_wizard_step(session=session, actor=actor,
-                                                                      campaign_id=self._cid(), step=step))
+        await self._run(
+            lambda session, actor: drafts.set_wizard_step(
+                session=session, actor=actor, campaign_id=self._cid(), step=step
+            )
+        )
         if not self.error:
             self.step = step
             await self._run(lambda session, actor: None)

@@ -47,8 +47,11 @@ class WizardDesignState(WizardState):
         self.trial_result, self.trial_ok, self.trial_busy, self.trial_send_id = "", False, False, ""
 
     def _show_view(self, view: DraftView) -> None:
-        self.template_options, self.field_options, self.variables = view.template_options, view.field_options, \
-            view.variables
+        self.template_options, self.field_options, self.variables = (
+            view.template_options,
+            view.field_options,
+            view.variables,
+        )
         self._components, self._samples = view.components, view.samples
         self.sample_count, self.skipped = len(view.samples), view.skipped
         self.sample_index = min(self.sample_index, max(0, self.sample_count - 1))
@@ -62,8 +65,11 @@ class WizardDesignState(WizardState):
     async def _save_design(self) -> bool:
         mapping = mapping_from_rows(list(self.variables), self.audience_kind)
         template_id = self.template_id or None
-        return await self._run(lambda session, actor: drafts.update_design(
-            session=session, actor=actor, campaign_id=self._cid(), template_id=template_id, mapping=mapping))
+        return await self._run(
+            lambda session, actor: drafts.update_design(
+                session=session, actor=actor, campaign_id=self._cid(), template_id=template_id, mapping=mapping
+            )
+        )
 
     @requires(perm.CAMPAIGNS_EDIT)
     async def set_template(self, value: str):
@@ -130,8 +136,9 @@ class WizardDesignState(WizardState):
         if not self.trial_send_id:
             return
         with session_scope() as session:
-            status = trial_status(session=session, actor=current_actor(), campaign_id=self._cid(),
-                                  trial_send_id=self.trial_send_id)
+            status = trial_status(
+                session=session, actor=current_actor(), campaign_id=self._cid(), trial_send_id=self.trial_send_id
+            )
         if status is None:
             self.trial_send_id = ""
             return

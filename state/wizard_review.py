@@ -114,8 +114,13 @@ class WizardReviewState(WizardState):
             return rx.toast.error("Choose the date and the time.")
         try:
             with session_scope() as session:
-                schedule_campaign(session=session, actor=current_actor(), campaign_id=self._cid(),
-                                  tz=self.timezone, local_dt=f"{self.schedule_date} {self.schedule_time}")
+                schedule_campaign(
+                    session=session,
+                    actor=current_actor(),
+                    campaign_id=self._cid(),
+                    tz=self.timezone,
+                    local_dt=f"{self.schedule_date} {self.schedule_time}",
+                )
         except DRAFT_ERRORS as exc:
             return rx.toast.error(str(exc))
         self.schedule_open = False

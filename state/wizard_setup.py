@@ -31,9 +31,15 @@ SAMPLE_CSV_PATH = PROJECT_ROOT / "assets" / "sample-audience.csv"
 
 def _attach(actor: Actor, upload: Any, campaign_id: int | None, name: str, channel_id: str) -> CsvAudience:
     with session_scope() as session:
-        return csv_audience.attach_csv(session=session, actor=actor, source=upload.file,
-                                       original_name=upload.filename or "", campaign_id=campaign_id, name=name,
-                                       channel_id=channel_id or None)
+        return csv_audience.attach_csv(
+            session=session,
+            actor=actor,
+            source=upload.file,
+            original_name=upload.filename or "",
+            campaign_id=campaign_id,
+            name=name,
+            channel_id=channel_id or None,
+        )
 
 
 class WizardSetupState(WizardState):
@@ -60,7 +66,7 @@ class WizardSetupState(WizardState):
 
     @requires(perm.CAMPAIGNS_EDIT)
     def set_name(self, value: str):
-        self.name = str(value)[:drafts.MAX_NAME] if isinstance(value, str) else ""
+        self.name = str(value)[: drafts.MAX_NAME] if isinstance(value, str) else ""
 
     @requires(perm.CAMPAIGNS_EDIT)
     async def save_name(self):
@@ -134,8 +140,9 @@ class WizardSetupState(WizardState):
         self.csv_step, self.csv_error = "checking", ""
         yield
         try:
-            attached = await asyncio.to_thread(_attach, current_actor(), files[0], self._cid(), self.name,
-                                               self.channel_id)
+            attached = await asyncio.to_thread(
+                _attach, current_actor(), files[0], self._cid(), self.name, self.channel_id
+            )
         except CsvAudienceRefused as exc:
             self.csv_step, self.csv_error = "upload", str(exc)
             return

@@ -46,6 +46,11 @@ def preload() -> None:
     """Import the sending stack when the worker starts, not inside the first send job: that first
     import costs a second of CPU, which on a small server starves the other processes and makes the
     first second of a campaign burst."""
-    for module in ("app.services.sending.scheduler", "app.services.sending.job", "app.services.sending.sweeper",
-                   "redis.asyncio", "app.whatsapp.http"):
+    for module in (
+        "app.services.sending.scheduler",
+        "app.services.sending.job",
+        "app.services.sending.sweeper",
+        "redis.asyncio",
+        "app.whatsapp.http",
+    ):
         importlib.import_module(module)

@@ -52,8 +52,9 @@ def start_periodic_thread(redis_url: str) -> threading.Event:
     return stop
 
 
-def run_worker(redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool = False,
-               logging_level: str = "INFO") -> bool:
+def run_worker(
+    redis_url: str, queues: Sequence[str] = ALL_QUEUES, burst: bool = False, logging_level: str = "INFO"
+) -> bool:
     """Work on `queues` until stopped (SIGINT/SIGTERM: finish the current job, then exit).
 
     In burst mode, enqueue scheduled jobs that are already due, run everything queued, and return.

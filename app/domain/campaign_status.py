@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 DRAFT, SCHEDULED, SENDING, PAUSED, SENT, FAILED, CANCELLED = (
-    "draft", "scheduled", "sending", "paused", "sent", "failed", "cancelled",
+    "draft",
+    "scheduled",
+    "sending",
+    "paused",
+    "sent",
+    "failed",
+    "cancelled",
 )
 CAMPAIGN_STATUSES = (DRAFT, SCHEDULED, SENDING, PAUSED, SENT, FAILED, CANCELLED)
 STATUS_LABELS = {
-    DRAFT: "Draft", SCHEDULED: "Scheduled", SENDING: "Sending", PAUSED: "Paused",
-    SENT: "Sent", FAILED: "Failed", CANCELLED: "Cancelled",
+    DRAFT: "Draft",
+    SCHEDULED: "Scheduled",
+    SENDING: "Sending",
+    PAUSED: "Paused",
+    SENT: "Sent",
+    FAILED: "Failed",
+    CANCELLED: "Cancelled",
 }
 
 _TRANSITIONS: dict[str, frozenset[str]] = {
@@ -41,7 +52,14 @@ def check_transition(current: str, target: str) -> None:
 # Recipients: statuses only move forward; failed is terminal; `unknown` marks a send whose outcome a
 # crash made ambiguous (never blindly resent; reconciled by webhook when one arrives).
 R_QUEUED, R_SENDING, R_SENT, R_DELIVERED, R_READ, R_FAILED, R_UNKNOWN, R_SKIPPED = (
-    "queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "unknown",
+    "skipped",
 )
 _RECIPIENT_RANK = {R_QUEUED: 0, R_SENDING: 1, R_UNKNOWN: 2, R_SENT: 3, R_DELIVERED: 4, R_READ: 5}
 

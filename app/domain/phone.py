@@ -92,15 +92,24 @@ def _library_verdict(digits: str) -> tuple[str | None, str | None]:
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' own bounds for a national significant number
 
 
-
 def _descs(metadata) -> tuple[object | None, tuple[object, ...]]:
     def reduce(desc):
         return desc if desc is not None and desc.national_number_pattern else None
 
     # Valid = the general description matches and so does one of the types _number_type_helper tries
     # (when mobile and fixed-line share a pattern, checking fixed-line covers both).
-    kinds = ("fixed_line", "mobile", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
-             "uan", "voicemail")
+    kinds = (
+        "fixed_line",
+        "mobile",
+        "premium_rate",
+        "toll_free",
+        "shared_cost",
+        "voip",
+        "personal_number",
+        "pager",
+        "uan",
+        "voicemail",
+    )
     types = tuple(d for d in (reduce(getattr(metadata, k)) for k in kinds) if d is not None)
     return reduce(metadata.general_desc), types
 
@@ -128,7 +137,8 @@ class _Region:
             alternatives = [d.national_number_pattern for d in types if _fits(d, length)]
             if alternatives:
                 self.by_length[length] = re.compile(
-                    f"(?=(?:{general.national_number_pattern})\\Z)(?:{'|'.join(f'(?:{a})' for a in alternatives)})")
+                    f"(?=(?:{general.national_number_pattern})\\Z)(?:{'|'.join(f'(?:{a})' for a in alternatives)})"
+                )
 
     def is_valid(self, nsn: str) -> bool:
         pattern = self.by_length.get(len(nsn))

@@ -84,8 +84,12 @@ def _setup(facts: Facts) -> list[Problem]:
     if facts.channel_name is None:
         out.append(Problem(NO_CHANNEL, "Choose the WhatsApp channel to send from."))
     elif not facts.channel_connected:
-        out.append(Problem(CHANNEL_NOT_CONNECTED,
-                           f"The channel “{facts.channel_name}” is not connected; test its connection first."))
+        out.append(
+            Problem(
+                CHANNEL_NOT_CONNECTED,
+                f"The channel “{facts.channel_name}” is not connected; test its connection first.",
+            )
+        )
     return out
 
 
@@ -94,14 +98,22 @@ def _design(facts: Facts) -> list[Problem]:
         return [Problem(NO_TEMPLATE, "Choose a template.")]
     out: list[Problem] = []
     if facts.template_status not in SENDABLE_STATUSES:
-        out.append(Problem(TEMPLATE_NOT_APPROVED,
-                           f"The template “{facts.template_name}” is not approved by WhatsApp "
-                           f"(status {facts.template_status}); only approved templates can be sent."))
+        out.append(
+            Problem(
+                TEMPLATE_NOT_APPROVED,
+                f"The template “{facts.template_name}” is not approved by WhatsApp "
+                f"(status {facts.template_status}); only approved templates can be sent.",
+            )
+        )
     if not facts.template_on_channel:
         out.append(Problem(TEMPLATE_OTHER_CHANNEL, f"The template “{facts.template_name}” belongs to another channel."))
     if facts.unmapped:
-        out.append(Problem(VARIABLES_UNMAPPED, "Say where the value of "
-                           + ", ".join(placeholder_label(k) for k in facts.unmapped) + " comes from."))
+        out.append(
+            Problem(
+                VARIABLES_UNMAPPED,
+                "Say where the value of " + ", ".join(placeholder_label(k) for k in facts.unmapped) + " comes from.",
+            )
+        )
     return out
 
 

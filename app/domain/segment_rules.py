@@ -19,19 +19,35 @@ MAX_VALUE_LENGTH = 200
 
 TEXT, DATE = "text", "date"
 FIELDS: dict[str, str] = {
-    "first_name": TEXT, "last_name": TEXT, "email": TEXT, "country": TEXT, "city": TEXT, "language": TEXT,
+    "first_name": TEXT,
+    "last_name": TEXT,
+    "email": TEXT,
+    "country": TEXT,
+    "city": TEXT,
+    "language": TEXT,
     "created_at": DATE,
 }
 FIELD_LABELS = {
-    "first_name": "First name", "last_name": "Last name", "email": "Email", "country": "Country", "city": "City",
-    "language": "Language", "created_at": "Created",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "email": "Email",
+    "country": "Country",
+    "city": "City",
+    "language": "Language",
+    "created_at": "Created",
 }
 CUSTOM_PREFIX = "custom."
 _CUSTOM_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ \-]{0,63}$")
 
 OPERATORS: dict[str, str] = {
-    "equals": "equals", "not_equals": "does not equal", "contains": "contains", "in": "is one of",
-    "is_empty": "is empty", "is_not_empty": "is not empty", "before": "is before", "after": "is after",
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "contains": "contains",
+    "in": "is one of",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "before": "is before",
+    "after": "is after",
 }
 TEXT_OPERATORS = ("equals", "not_equals", "contains", "in", "is_empty", "is_not_empty")
 DATE_OPERATORS = ("before", "after", "is_empty", "is_not_empty")
@@ -59,10 +75,12 @@ def _field(raw: Any, n: int) -> str:
     if name.lower() in FIELDS:
         return name.lower()
     if name.lower().startswith(CUSTOM_PREFIX):
-        key = name[len(CUSTOM_PREFIX):].strip()
+        key = name[len(CUSTOM_PREFIX) :].strip()
         if not _CUSTOM_KEY.match(key):
-            raise SegmentRuleError(f"Rule {n}: custom field name {key!r} is not valid "
-                                   "(letters, digits, spaces, _ and -; at most 64 characters)")
+            raise SegmentRuleError(
+                f"Rule {n}: custom field name {key!r} is not valid "
+                "(letters, digits, spaces, _ and -; at most 64 characters)"
+            )
         return CUSTOM_PREFIX + key
     if not name:
         raise SegmentRuleError(f"Rule {n}: choose a field")
@@ -111,7 +129,7 @@ def _in_values(value: Any, n: int) -> list[str]:
 def validate_match(match: Any) -> str:
     text = str(match or "").strip().lower()
     if text not in MATCHES:
-        raise SegmentRuleError("Match must be \"all\" or \"any\" of the rules")
+        raise SegmentRuleError('Match must be "all" or "any" of the rules')
     return text
 
 
@@ -131,12 +149,12 @@ def validate_rules(rules: Any, match: Any = "all") -> list[dict]:
         name = _field(rule.get("field"), n)
         op = str(rule.get("op") or "").strip().lower()
         if op not in OPERATORS:
-            raise SegmentRuleError(f"Rule {n}: unknown operator {op or '(none)'!r} "
-                                   f"(use {', '.join(OPERATORS)})")
+            raise SegmentRuleError(f"Rule {n}: unknown operator {op or '(none)'!r} (use {', '.join(OPERATORS)})")
         if op not in operators_for(name):
             if op in ("before", "after"):
-                raise SegmentRuleError(f"Rule {n}: '{OPERATORS[op]}' works only with dates "
-                                       "(created_at or a custom date field)")
+                raise SegmentRuleError(
+                    f"Rule {n}: '{OPERATORS[op]}' works only with dates (created_at or a custom date field)"
+                )
             raise SegmentRuleError(f"Rule {n}: '{OPERATORS[op]}' does not apply to {name}")
         value: Any = rule.get("value")
         if op in NO_VALUE_OPERATORS:
@@ -154,7 +172,7 @@ def validate_rules(rules: Any, match: Any = "all") -> list[dict]:
 def describe_rule(rule: dict) -> str:
     """A rule as a short sentence for lists and summaries."""
     name = rule.get("field", "")
-    label = FIELD_LABELS.get(name, name[len(CUSTOM_PREFIX):] if name.startswith(CUSTOM_PREFIX) else name)
+    label = FIELD_LABELS.get(name, name[len(CUSTOM_PREFIX) :] if name.startswith(CUSTOM_PREFIX) else name)
     op = rule.get("op", "")
     value = rule.get("value", "")
     if isinstance(value, (list, tuple)):
@@ -163,6 +181,13 @@ def describe_rule(rule: dict) -> str:
 
 
 __all__ = [
-    "FIELDS", "OPERATORS", "MATCHES", "SegmentRuleError", "validate_rules", "validate_match", "describe_rule",
-    "operators_for", "field_kind",
+    "FIELDS",
+    "OPERATORS",
+    "MATCHES",
+    "SegmentRuleError",
+    "validate_rules",
+    "validate_match",
+    "describe_rule",
+    "operators_for",
+    "field_kind",
 ]

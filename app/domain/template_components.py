@@ -71,8 +71,9 @@ def _examples(component: Mapping[str, Any], section: str) -> dict[str, str]:
     return out
 
 
-def template_variables(components: Sequence[Mapping[str, Any]],
-                       parameter_format: str = "POSITIONAL") -> list[TemplateVariable]:
+def template_variables(
+    components: Sequence[Mapping[str, Any]], parameter_format: str = "POSITIONAL"
+) -> list[TemplateVariable]:
     """Every value a send of this template needs, in the order the send request carries them."""
     del parameter_format  # the placeholders themselves say positional or named
     out: list[TemplateVariable] = []
@@ -85,20 +86,34 @@ def template_variables(components: Sequence[Mapping[str, Any]],
                 out.append(TemplateVariable(f"header.{fmt.lower()}", "header", fmt.lower(), fmt.lower(), str(handle)))
             elif fmt == "TEXT":
                 examples = _examples(component, "header")
-                out += [TemplateVariable(f"header.{n}", "header", n, example=examples.get(n, ""))
-                        for n in placeholders(component.get("text"))]
+                out += [
+                    TemplateVariable(f"header.{n}", "header", n, example=examples.get(n, ""))
+                    for n in placeholders(component.get("text"))
+                ]
         elif kind == "BODY":
             examples = _examples(component, "body")
-            out += [TemplateVariable(f"body.{n}", "body", n, example=examples.get(n, ""))
-                    for n in placeholders(component.get("text"))]
+            out += [
+                TemplateVariable(f"body.{n}", "body", n, example=examples.get(n, ""))
+                for n in placeholders(component.get("text"))
+            ]
         elif kind == "BUTTONS":
             for index, button in enumerate(component.get("buttons") or []):
                 btype = str(button.get("type") or "").upper()
                 if btype == "URL":
                     example = (button.get("example") or [""])[0] if isinstance(button.get("example"), list) else ""
-                    out += [TemplateVariable(f"button.{index}.{n}", "button", n, example=str(example),
-                                             button_index=index) for n in placeholders(button.get("url"))]
+                    out += [
+                        TemplateVariable(f"button.{index}.{n}", "button", n, example=str(example), button_index=index)
+                        for n in placeholders(button.get("url"))
+                    ]
                 elif btype == "COPY_CODE":
-                    out.append(TemplateVariable(f"button.{index}.coupon_code", "button", "coupon_code", "coupon_code",
-                                                str(button.get("example") or ""), button_index=index))
+                    out.append(
+                        TemplateVariable(
+                            f"button.{index}.coupon_code",
+                            "button",
+                            "coupon_code",
+                            "coupon_code",
+                            str(button.get("example") or ""),
+                            button_index=index,
+                        )
+                    )
     return out

@@ -28,8 +28,16 @@ from app.domain.template_components import PLACEHOLDER, placeholders
 APPROVED = "APPROVED"
 DELETED = "DELETED"
 TEMPLATE_STATUSES: tuple[str, ...] = (
-    "APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "IN_APPEAL", "PENDING_DELETION", "DELETED",
-    "ARCHIVED", "LIMIT_EXCEEDED",
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
+    "PAUSED",
+    "DISABLED",
+    "IN_APPEAL",
+    "PENDING_DELETION",
+    "DELETED",
+    "ARCHIVED",
+    "LIMIT_EXCEEDED",
 )
 SENDABLE_STATUSES = frozenset({APPROVED})
 
@@ -41,19 +49,77 @@ PARAMETER_FORMATS: tuple[str, ...] = (POSITIONAL, NAMED)
 
 # Meta's supported template languages (code: label), in the order WhatsApp Manager lists them.
 LANGUAGES: dict[str, str] = {
-    "af": "Afrikaans", "sq": "Albanian", "ar": "Arabic", "az": "Azerbaijani", "bn": "Bengali", "bg": "Bulgarian",
-    "ca": "Catalan", "zh_CN": "Chinese (China)", "zh_HK": "Chinese (Hong Kong)", "zh_TW": "Chinese (Taiwan)",
-    "hr": "Croatian", "cs": "Czech", "da": "Danish", "nl": "Dutch", "en": "English", "en_GB": "English (UK)",
-    "en_US": "English (US)", "et": "Estonian", "fil": "Filipino", "fi": "Finnish", "fr": "French",
-    "ka": "Georgian", "de": "German", "el": "Greek", "gu": "Gujarati", "ha": "Hausa", "he": "Hebrew",
-    "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "ga": "Irish", "it": "Italian", "ja": "Japanese",
-    "kn": "Kannada", "kk": "Kazakh", "rw_RW": "Kinyarwanda", "ko": "Korean", "ky_KG": "Kyrgyz", "lo": "Lao",
-    "lv": "Latvian", "lt": "Lithuanian", "mk": "Macedonian", "ms": "Malay", "ml": "Malayalam", "mr": "Marathi",
-    "nb": "Norwegian", "fa": "Persian", "pl": "Polish", "pt_BR": "Portuguese (Brazil)",
-    "pt_PT": "Portuguese (Portugal)", "pa": "Punjabi", "ro": "Romanian", "ru": "Russian", "sr": "Serbian",
-    "sk": "Slovak", "sl": "Slovenian", "es": "Spanish", "es_AR": "Spanish (Argentina)", "es_ES": "Spanish (Spain)",
-    "es_MX": "Spanish (Mexico)", "sw": "Swahili", "sv": "Swedish", "ta": "Tamil", "te": "Telugu", "th": "Thai",
-    "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese", "zu": "Zulu",
+    "af": "Afrikaans",
+    "sq": "Albanian",
+    "ar": "Arabic",
+    "az": "Azerbaijani",
+    "bn": "Bengali",
+    "bg": "Bulgarian",
+    "ca": "Catalan",
+    "zh_CN": "Chinese (China)",
+    "zh_HK": "Chinese (Hong Kong)",
+    "zh_TW": "Chinese (Taiwan)",
+    "hr": "Croatian",
+    "cs": "Czech",
+    "da": "Danish",
+    "nl": "Dutch",
+    "en": "English",
+    "en_GB": "English (UK)",
+    "en_US": "English (US)",
+    "et": "Estonian",
+    "fil": "Filipino",
+    "fi": "Finnish",
+    "fr": "French",
+    "ka": "Georgian",
+    "de": "German",
+    "el": "Greek",
+    "gu": "Gujarati",
+    "ha": "Hausa",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "ga": "Irish",
+    "it": "Italian",
+    "ja": "Japanese",
+    "kn": "Kannada",
+    "kk": "Kazakh",
+    "rw_RW": "Kinyarwanda",
+    "ko": "Korean",
+    "ky_KG": "Kyrgyz",
+    "lo": "Lao",
+    "lv": "Latvian",
+    "lt": "Lithuanian",
+    "mk": "Macedonian",
+    "ms": "Malay",
+    "ml": "Malayalam",
+    "mr": "Marathi",
+    "nb": "Norwegian",
+    "fa": "Persian",
+    "pl": "Polish",
+    "pt_BR": "Portuguese (Brazil)",
+    "pt_PT": "Portuguese (Portugal)",
+    "pa": "Punjabi",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "sr": "Serbian",
+    "sk": "Slovak",
+    "sl": "Slovenian",
+    "es": "Spanish",
+    "es_AR": "Spanish (Argentina)",
+    "es_ES": "Spanish (Spain)",
+    "es_MX": "Spanish (Mexico)",
+    "sw": "Swahili",
+    "sv": "Swedish",
+    "ta": "Tamil",
+    "te": "Telugu",
+    "th": "Thai",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "ur": "Urdu",
+    "uz": "Uzbek",
+    "vi": "Vietnamese",
+    "zu": "Zulu",
 }
 
 MAX_NAME = 512
@@ -134,15 +200,21 @@ def _check_names(section: str, names: list[str], fmt: str, errors: list[str]) ->
     positional = [n for n in names if n.isdigit()]
     named = [n for n in names if not n.isdigit()]
     if fmt == POSITIONAL and named:
-        errors.append(f"The {section} uses named variables ({', '.join('{{' + n + '}}' for n in named)}) but the "
-                      "template's variable format is numbered: use {{1}}, {{2}}, ... or choose named variables.")
+        errors.append(
+            f"The {section} uses named variables ({', '.join('{{' + n + '}}' for n in named)}) but the "
+            "template's variable format is numbered: use {{1}}, {{2}}, ... or choose named variables."
+        )
     if fmt == NAMED and positional:
-        errors.append(f"The {section} uses numbered variables ({', '.join('{{' + n + '}}' for n in positional)}) but "
-                      "the template's variable format is named: use names such as {{first_name}}.")
+        errors.append(
+            f"The {section} uses numbered variables ({', '.join('{{' + n + '}}' for n in positional)}) but "
+            "the template's variable format is named: use names such as {{first_name}}."
+        )
     bad = [n for n in named if not _NAMED_PARAM.match(n)]
     if bad:
-        errors.append(f"Variable names in the {section} must be lowercase letters, digits and underscores, "
-                      f"starting with a letter: {', '.join('{{' + n + '}}' for n in bad)}.")
+        errors.append(
+            f"Variable names in the {section} must be lowercase letters, digits and underscores, "
+            f"starting with a letter: {', '.join('{{' + n + '}}' for n in bad)}."
+        )
 
 
 def validate_draft(draft: TemplateDraft) -> list[str]:
@@ -153,13 +225,17 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
     elif len(draft.name) > MAX_NAME:
         errors.append(f"The template name is too long ({len(draft.name)} characters; at most {MAX_NAME}).")
     elif not _NAME.match(draft.name):
-        errors.append("The template name may only contain lowercase letters, digits and underscores "
-                      "(for example spring_sale_2025).")
+        errors.append(
+            "The template name may only contain lowercase letters, digits and underscores "
+            "(for example spring_sale_2025)."
+        )
     if draft.language not in LANGUAGES:
         errors.append(f"Choose a language WhatsApp supports ({draft.language!r} is not one).")
     if draft.category not in CREATABLE_CATEGORIES:
-        errors.append("The category must be Marketing or Utility (authentication templates use Meta's fixed "
-                      "one-time-password layout).")
+        errors.append(
+            "The category must be Marketing or Utility (authentication templates use Meta's fixed "
+            "one-time-password layout)."
+        )
     fmt = draft.parameter_format
     if fmt not in PARAMETER_FORMATS:
         errors.append("The variable format must be numbered ({{1}}) or named ({{first_name}}).")
@@ -187,8 +263,9 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
     if fmt == POSITIONAL and numbers and numbers != list(range(1, len(numbers) + 1)):
         expected = ", ".join("{{" + str(i) + "}}" for i in range(1, len(numbers) + 1))
         found = ", ".join("{{" + str(i) + "}}" for i in numbers)
-        errors.append(f"Body variables must be numbered consecutively from {{{{1}}}}: found {found}, "
-                      f"expected {expected}.")
+        errors.append(
+            f"Body variables must be numbered consecutively from {{{{1}}}}: found {found}, expected {expected}."
+        )
     stripped = draft.body.strip()
     if body_names and (PLACEHOLDER.match(stripped) or re.search(r"\{\{\s*[A-Za-z0-9_]+\s*\}\}$", stripped)):
         errors.append("The body may not start or end with a variable: add some text before and after it.")
@@ -202,8 +279,7 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
         errors.append(f"At most {MAX_BUTTONS} quick-reply buttons.")
     for text in draft.buttons:
         if len(text) > MAX_BUTTON_TEXT:
-            errors.append(f"The button \"{text[:40]}\" is too long ({len(text)} characters; at most "
-                          f"{MAX_BUTTON_TEXT}).")
+            errors.append(f'The button "{text[:40]}" is too long ({len(text)} characters; at most {MAX_BUTTON_TEXT}).')
         if _BRACES.search(text):
             errors.append("Quick-reply buttons may not contain variables.")
     if len({b.casefold() for b in draft.buttons}) != len(draft.buttons):
@@ -215,11 +291,14 @@ def validate_draft(draft: TemplateDraft) -> list[str]:
         if not example:
             missing.append("{{" + name + "}}" + (" in the header" if key.startswith("header.") else ""))
         elif len(example) > MAX_EXAMPLE or "{{" in example or "\n" in example:
-            errors.append(f"The example for {{{{{name}}}}} must be one line of at most {MAX_EXAMPLE} characters "
-                          "without variables.")
+            errors.append(
+                f"The example for {{{{{name}}}}} must be one line of at most {MAX_EXAMPLE} characters "
+                "without variables."
+            )
     if missing:
-        errors.append("Give an example value for every variable (Meta requires them for review): "
-                      + ", ".join(missing) + ".")
+        errors.append(
+            "Give an example value for every variable (Meta requires them for review): " + ", ".join(missing) + "."
+        )
     return errors
 
 

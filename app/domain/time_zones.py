@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
-TIMEZONES: list[str] = ["UTC", *sorted(z for z in available_timezones()
-                                       if "/" in z and not z.startswith(("Etc/", "SystemV/")))]
+TIMEZONES: list[str] = [
+    "UTC",
+    *sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))),
+]
 _KNOWN = frozenset(TIMEZONES)
 
 

@@ -47,8 +47,11 @@ def placeholder_label(key: str) -> str:
     if len(parts) >= 2 and parts[0] == "body":
         return "{{" + ".".join(parts[1:]) + "}}"
     if len(parts) == 2 and parts[0] == "header":
-        return "{{" + parts[1] + "}} in the header" if parts[1] not in ("image", "video", "document") \
+        return (
+            "{{" + parts[1] + "}} in the header"
+            if parts[1] not in ("image", "video", "document")
             else f"the header {parts[1]}"
+        )
     if len(parts) == 3 and parts[0] == "button" and parts[1].isdigit():
         return "{{" + parts[2] + "}} in button " + str(int(parts[1]) + 1)
     return "{{" + key + "}}"
@@ -76,14 +79,13 @@ def contact_value(contact: Mapping[str, Any] | None, key: str) -> Any:
         return None
     for prefix in ("custom.", "custom:", "custom_fields."):
         if key.startswith(prefix):
-            return _lookup(contact.get("custom_fields") or {}, key[len(prefix):])
+            return _lookup(contact.get("custom_fields") or {}, key[len(prefix) :])
     if key in CONTACT_FIELDS:
         return contact.get(key)
     return _lookup(contact.get("custom_fields") or {}, key)
 
 
-def source_value(spec: Mapping[str, Any], contact: Mapping[str, Any] | None,
-                 row: Mapping[str, Any] | None) -> Any:
+def source_value(spec: Mapping[str, Any], contact: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> Any:
     source = str(spec.get("source") or "").lower()
     key = str(spec.get("key") or "")
     if source == "text":
@@ -97,8 +99,13 @@ def source_value(spec: Mapping[str, Any], contact: Mapping[str, Any] | None,
     return None
 
 
-def resolve(keys: Iterable[str], mapping: Mapping[str, Any], *, contact: Mapping[str, Any] | None = None,
-            row: Mapping[str, Any] | None = None) -> Resolution:
+def resolve(
+    keys: Iterable[str],
+    mapping: Mapping[str, Any],
+    *,
+    contact: Mapping[str, Any] | None = None,
+    row: Mapping[str, Any] | None = None,
+) -> Resolution:
     """Values for every key (in order), or the keys that have none."""
     values: dict[str, str] = {}
     missing: list[str] = []
@@ -124,7 +131,10 @@ def unmapped_keys(keys: Iterable[str], mapping: Mapping[str, Any]) -> list[str]:
             out.append(key)
             continue
         text = spec.get("value", spec.get("text", spec.get("key")))
-        if spec.get("source") == "text" and not clean_parameter_text(text) \
-                and not clean_parameter_text(spec.get("fallback")):
+        if (
+            spec.get("source") == "text"
+            and not clean_parameter_text(text)
+            and not clean_parameter_text(spec.get("fallback"))
+        ):
             out.append(key)
     return out

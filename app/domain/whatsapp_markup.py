@@ -21,8 +21,16 @@ EMPTY_PREVIEW: PreviewParts = {"header": [], "media": [], "body": [], "footer": 
 
 _MARKUP = re.compile(r"(```[\s\S]+?```|\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~)")
 _STYLES = {"```": "mono", "*": "bold", "_": "italic", "~": "strike"}
-_BUTTON_ICONS = {"QUICK_REPLY": "reply", "URL": "external-link", "PHONE_NUMBER": "phone", "COPY_CODE": "copy",
-                 "OTP": "copy", "FLOW": "layout-list", "CATALOG": "shopping-bag", "MPM": "shopping-bag"}
+_BUTTON_ICONS = {
+    "QUICK_REPLY": "reply",
+    "URL": "external-link",
+    "PHONE_NUMBER": "phone",
+    "COPY_CODE": "copy",
+    "OTP": "copy",
+    "FLOW": "layout-list",
+    "CATALOG": "shopping-bag",
+    "MPM": "shopping-bag",
+}
 _MEDIA_ICONS = {"IMAGE": "image", "VIDEO": "video", "DOCUMENT": "file-text"}
 
 
@@ -42,22 +50,23 @@ def styled_chunks(text: str) -> list[tuple[str, str]]:
             continue
         marker = "```" if piece.startswith("```") and piece.endswith("```") and len(piece) > 6 else piece[0]
         if _MARKUP.fullmatch(piece) and marker in _STYLES:
-            inner = piece[len(marker):-len(marker)]
+            inner = piece[len(marker) : -len(marker)]
             out.append((inner, _STYLES[marker]))
         else:
             out.append((piece, ""))
     return out
 
 
-def text_segments(text: str, section: str, values: Mapping[str, Any], examples: Mapping[str, str],
-                  use_examples: bool = True) -> list[dict[str, str]]:
+def text_segments(
+    text: str, section: str, values: Mapping[str, Any], examples: Mapping[str, str], use_examples: bool = True
+) -> list[dict[str, str]]:
     """One component's text as segments: literal text, and variables filled in (or marked missing)."""
     segments: list[dict[str, str]] = []
     for chunk, style in styled_chunks(text or ""):
         position = 0
         for match in PLACEHOLDER.finditer(chunk):
             if match.start() > position:
-                segments.append(_segment(chunk[position:match.start()], style=style))
+                segments.append(_segment(chunk[position : match.start()], style=style))
             name = match.group(1)
             key = f"{section}.{name}"
             value = str(values.get(key) or "").strip()
@@ -73,12 +82,19 @@ def text_segments(text: str, section: str, values: Mapping[str, Any], examples: 
     return segments
 
 
-def preview_parts(components: Sequence[Mapping[str, Any]] | None, values: Mapping[str, Any] | None = None, *,
-                  use_examples: bool = True) -> PreviewParts:
+def preview_parts(
+    components: Sequence[Mapping[str, Any]] | None,
+    values: Mapping[str, Any] | None = None,
+    *,
+    use_examples: bool = True,
+) -> PreviewParts:
     """Display segments for `whatsapp_preview`; never raises on odd component JSON."""
     # Reflex state containers are proxies that fail isinstance(..., Mapping): accept anything dict-like.
-    components = [dict(c) for c in (components or []) if hasattr(c, "items")] if hasattr(components, "__iter__") \
-        and not isinstance(components, (str, bytes)) else []
+    components = (
+        [dict(c) for c in (components or []) if hasattr(c, "items")]
+        if hasattr(components, "__iter__") and not isinstance(components, (str, bytes))
+        else []
+    )
     values = dict(values) if hasattr(values, "items") else {}
     try:
         examples = {v.key: v.example for v in template_variables(components)}
@@ -90,8 +106,9 @@ def preview_parts(components: Sequence[Mapping[str, Any]] | None, values: Mappin
         if kind == "HEADER":
             fmt = str(component.get("format") or "TEXT").upper()
             if fmt == "TEXT":
-                parts["header"] = text_segments(str(component.get("text") or ""), "header", values, examples,
-                                                use_examples)
+                parts["header"] = text_segments(
+                    str(component.get("text") or ""), "header", values, examples, use_examples
+                )
             else:
                 parts["media"] = [{"kind": fmt.lower(), "icon": _MEDIA_ICONS.get(fmt, "map-pin")}]
         elif kind == "BODY":
@@ -102,6 +119,7 @@ def preview_parts(components: Sequence[Mapping[str, Any]] | None, values: Mappin
             for button in component.get("buttons") or []:
                 if hasattr(button, "get"):
                     btype = str(button.get("type") or "").upper()
-                    parts["buttons"].append({"text": str(button.get("text") or btype.title()),
-                                             "icon": _BUTTON_ICONS.get(btype, "reply")})
+                    parts["buttons"].append(
+                        {"text": str(button.get("text") or btype.title()), "icon": _BUTTON_ICONS.get(btype, "reply")}
+                    )
     return parts

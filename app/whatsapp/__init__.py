@@ -19,6 +19,12 @@ from app.whatsapp.errors import (
 from app.whatsapp.messenger import Messenger, SendResult
 
 __all__ = [
-    "Classification", "CloudApiClient", "ErrorKind", "Messenger", "SendResult", "WhatsAppApiError",
-    "WhatsAppError", "classify",
+    "Classification",
+    "CloudApiClient",
+    "ErrorKind",
+    "Messenger",
+    "SendResult",
+    "WhatsAppApiError",
+    "WhatsAppError",
+    "classify",
 ]

@@ -37,24 +37,44 @@ except ImportError:  # pragma: no cover
     aiohttp = None  # type: ignore[assignment]
 
 TEMPLATE_FIELDS = ("name", "language", "status", "category", "components", "parameter_format", "id")
-PHONE_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating",
-                       "code_verification_status", "name_status", "platform_type", "throughput")
+PHONE_NUMBER_FIELDS = (
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "quality_rating",
+    "code_verification_status",
+    "name_status",
+    "platform_type",
+    "throughput",
+)
 USER_AGENT = "Hubcast/0.1 (+https://github.com/hubcast)"
 
 
 class CloudApiClient(Messenger):
     """The production `Messenger` (plus template listing and the connection test), over HTTP."""
 
-    def __init__(self, base_url: str, api_version: str, phone_number_id: str, business_account_id: str,
-                 access_token: str, timeout: float = 15, max_connections: int = 128, *,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        api_version: str,
+        phone_number_id: str,
+        business_account_id: str,
+        access_token: str,
+        timeout: float = 15,
+        max_connections: int = 128,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.phone_number_id = phone_number_id
         self.business_account_id = business_account_id
         headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
         self._http = build_async_client(
-            base_url=self.base_url, timeout=timeout, max_connections=max_connections, transport=transport,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_connections=max_connections,
+            transport=transport,
             headers=headers,
         )
         # Sends (the hot path: one per recipient) go straight through aiohttp, the same connector the
@@ -69,8 +89,14 @@ class CloudApiClient(Messenger):
     @classmethod
     def from_channel(cls, channel: Any, **kwargs: Any) -> CloudApiClient:
         """Build from anything shaped like `app.models.Channel` (duck-typed: no database import here)."""
-        return cls(channel.api_base_url, channel.api_version, channel.phone_number_id,
-                   channel.business_account_id, channel.access_token, **kwargs)
+        return cls(
+            channel.api_base_url,
+            channel.api_version,
+            channel.phone_number_id,
+            channel.business_account_id,
+            channel.access_token,
+            **kwargs,
+        )
 
     async def __aenter__(self) -> CloudApiClient:
         return self
@@ -86,14 +112,24 @@ class CloudApiClient(Messenger):
 
     # --- messages ------------------------------------------------------------------------------
 
-    async def send_template(self, to: str, template_name: str, language_code: str,
-                            components: Sequence[Mapping[str, Any]] | None = None,
-                            biz_opaque_callback_data: str | None = None) -> SendResult:
+    async def send_template(
+        self,
+        to: str,
+        template_name: str,
+        language_code: str,
+        components: Sequence[Mapping[str, Any]] | None = None,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult:
         template: dict[str, Any] = {"name": template_name, "language": {"code": language_code}}
         if components:
             template["components"] = list(components)
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
-                                "type": "template", "template": template}
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "template",
+            "template": template,
+        }
         if biz_opaque_callback_data is not None:
             body["biz_opaque_callback_data"] = biz_opaque_callback_data
         path = f"/{self.api_version}/{self.phone_number_id}/messages"
@@ -105,16 +141,23 @@ class CloudApiClient(Messenger):
         message_id = messages[0].get("id") if messages and isinstance(messages[0], dict) else None
         if not message_id:
             # A 2xx without a wamid: Meta may well have sent it. Treat as ambiguous, never resend.
-            raise WhatsAppApiError(WhatsAppError(code=None, title="Unexpected response", details=str(payload)[:500]),
-                                   Classification(RETRYABLE), ambiguous=True)
+            raise WhatsAppApiError(
+                WhatsAppError(code=None, title="Unexpected response", details=str(payload)[:500]),
+                Classification(RETRYABLE),
+                ambiguous=True,
+            )
         contacts = payload.get("contacts") or [{}]
-        return SendResult(message_id=message_id, wa_id=str((contacts[0] or {}).get("wa_id") or ""),
-                          message_status=str(messages[0].get("message_status") or ""))
+        return SendResult(
+            message_id=message_id,
+            wa_id=str((contacts[0] or {}).get("wa_id") or ""),
+            message_status=str(messages[0].get("message_status") or ""),
+        )
 
     # --- templates and phone number ------------------------------------------------------------
 
-    async def template_pages(self, *, limit: int = 100,
-                             fields: Sequence[str] = TEMPLATE_FIELDS) -> AsyncIterator[list[dict]]:
+    async def template_pages(
+        self, *, limit: int = 100, fields: Sequence[str] = TEMPLATE_FIELDS
+    ) -> AsyncIterator[list[dict]]:
         """Yield each page of the account's templates, following `paging.next` (same origin only: the
         bearer token never goes elsewhere) or else `paging.cursors.after`."""
         path = f"/{self.api_version}/{self.business_account_id}/message_templates"
@@ -140,23 +183,32 @@ class CloudApiClient(Messenger):
                 return
             seen.add(key)
 
-    async def list_templates(self, *, limit: int = 100,
-                             fields: Sequence[str] = TEMPLATE_FIELDS) -> AsyncIterator[dict]:
+    async def list_templates(self, *, limit: int = 100, fields: Sequence[str] = TEMPLATE_FIELDS) -> AsyncIterator[dict]:
         async for page in self.template_pages(limit=limit, fields=fields):
             for template in page:
                 yield template
 
-    async def create_template(self, *, name: str, language: str, category: str, components: list,
-                              parameter_format: str = "POSITIONAL") -> dict:
+    async def create_template(
+        self, *, name: str, language: str, category: str, components: list, parameter_format: str = "POSITIONAL"
+    ) -> dict:
         """POST /{waba_id}/message_templates (Meta reviews it; the Sandbox approves at once)."""
-        return await self._request("POST", f"/{self.api_version}/{self.business_account_id}/message_templates",
-                                   json={"name": name, "language": language, "category": category,
-                                         "components": components, "parameter_format": parameter_format})
+        return await self._request(
+            "POST",
+            f"/{self.api_version}/{self.business_account_id}/message_templates",
+            json={
+                "name": name,
+                "language": language,
+                "category": category,
+                "components": components,
+                "parameter_format": parameter_format,
+            },
+        )
 
     async def get_phone_number(self, fields: Sequence[str] = PHONE_NUMBER_FIELDS) -> dict:
         """The connection test: proves the token works and the phone number id is this account's."""
-        return await self._request("GET", f"/{self.api_version}/{self.phone_number_id}",
-                                   params={"fields": ",".join(fields)})
+        return await self._request(
+            "GET", f"/{self.api_version}/{self.phone_number_id}", params={"fields": ",".join(fields)}
+        )
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -173,8 +225,9 @@ class CloudApiClient(Messenger):
             payload = response.json()
         except ValueError:
             payload = None
-        return _payload_or_raise(method, response.status_code, payload, lambda: response.text,
-                                 response.headers.get("retry-after"))
+        return _payload_or_raise(
+            method, response.status_code, payload, lambda: response.text, response.headers.get("retry-after")
+        )
 
     def _aiohttp_session(self) -> Any:
         if self._session is None:  # created inside the running loop, on first use
@@ -184,22 +237,27 @@ class CloudApiClient(Messenger):
             # trust_env=True aiohttp looks it up, and .netrc, in a thread on EVERY request.
             from aiohttp.helpers import get_env_proxy_for_url
             from yarl import URL
+
             try:
                 self._proxy = get_env_proxy_for_url(URL(self.base_url))
             except LookupError:
                 self._proxy = (None, None)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, trust_env=False,
+                connector=connector,
+                headers=headers,
+                trust_env=False,
                 # as httpx.Timeout(timeout) maps through httpx-aiohttp: connect, read and pool wait
                 timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout),
-                json_serialize=_compact_json)
+                json_serialize=_compact_json,
+            )
         return self._session
 
     async def _post_aiohttp(self, path: str, body: dict) -> dict:
         try:
             session = self._aiohttp_session()
-            async with session.post(self.base_url + path, json=body, allow_redirects=False,
-                                    proxy=self._proxy[0], proxy_auth=self._proxy[1]) as response:
+            async with session.post(
+                self.base_url + path, json=body, allow_redirects=False, proxy=self._proxy[0], proxy_auth=self._proxy[1]
+            ) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -221,7 +279,9 @@ def _payload_or_raise(method: str, status: int, payload: Any, text, retry_after:
         if not isinstance(payload, dict):
             raise WhatsAppApiError(
                 WhatsAppError(code=None, title="Unexpected response", details=text()[:500], http_status=status),
-                Classification(RETRYABLE), ambiguous=method == "POST")
+                Classification(RETRYABLE),
+                ambiguous=method == "POST",
+            )
         return payload
     error = parse_error_response(payload, status, raw_text=text() if payload is None else "")
     raise WhatsAppApiError(error, classify(error), retry_after=_parse_retry_after(retry_after))
@@ -259,8 +319,13 @@ def _original(exc: BaseException) -> BaseException:
 def _never_reached_server(original: BaseException) -> bool:
     """True only when we know no byte of the request left: the connection was never established."""
     not_sent: tuple[type[BaseException], ...] = (
-        httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
-        ConnectionRefusedError, socket.gaierror)
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.UnsupportedProtocol,
+        ConnectionRefusedError,
+        socket.gaierror,
+    )
     if aiohttp is not None:
         not_sent += (aiohttp.ClientConnectorError,)
         if hasattr(aiohttp, "ConnectionTimeoutError"):

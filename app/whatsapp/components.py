@@ -22,8 +22,13 @@ from app.domain.template_components import (
 )
 
 __all__ = [
-    "PLACEHOLDER", "MissingVariableError", "TemplateVariable", "build_send_components",
-    "clean_parameter_text", "placeholders", "template_variables",
+    "PLACEHOLDER",
+    "MissingVariableError",
+    "TemplateVariable",
+    "build_send_components",
+    "clean_parameter_text",
+    "placeholders",
+    "template_variables",
 ]
 
 
@@ -39,8 +44,9 @@ def _text_parameter(variable: TemplateVariable, value: str) -> dict[str, Any]:
     return {"type": "text", "parameter_name": variable.name, "text": value}
 
 
-def build_send_components(components: Sequence[Mapping[str, Any]], values: Mapping[str, Any],
-                          parameter_format: str = "POSITIONAL") -> list[dict[str, Any]]:
+def build_send_components(
+    components: Sequence[Mapping[str, Any]], values: Mapping[str, Any], parameter_format: str = "POSITIONAL"
+) -> list[dict[str, Any]]:
     """The send request's `components` for these resolved values (keys as in `template_variables`).
 
     Raises MissingVariableError when a variable has no non-blank value: Meta would refuse the send
@@ -76,12 +82,30 @@ def build_send_components(components: Sequence[Mapping[str, Any]], values: Mappi
             btype = str(button.get("type") or "").upper()
             mine = [v for v in variables if v.button_index == index]
             if btype == "URL" and mine:
-                out.append({"type": "button", "sub_type": "url", "index": str(index),
-                            "parameters": [{"type": "text", "text": cleaned[v.key]} for v in mine]})
+                out.append(
+                    {
+                        "type": "button",
+                        "sub_type": "url",
+                        "index": str(index),
+                        "parameters": [{"type": "text", "text": cleaned[v.key]} for v in mine],
+                    }
+                )
             elif btype == "COPY_CODE" and mine:
-                out.append({"type": "button", "sub_type": "copy_code", "index": str(index),
-                            "parameters": [{"type": "coupon_code", "coupon_code": cleaned[mine[0].key]}]})
+                out.append(
+                    {
+                        "type": "button",
+                        "sub_type": "copy_code",
+                        "index": str(index),
+                        "parameters": [{"type": "coupon_code", "coupon_code": cleaned[mine[0].key]}],
+                    }
+                )
             elif btype == "QUICK_REPLY" and values.get(f"button.{index}.payload"):
-                out.append({"type": "button", "sub_type": "quick_reply", "index": str(index),
-                            "parameters": [{"type": "payload", "payload": str(values[f"button.{index}.payload"])}]})
+                out.append(
+                    {
+                        "type": "button",
+                        "sub_type": "quick_reply",
+                        "index": str(index),
+                        "parameters": [{"type": "payload", "payload": str(values[f"button.{index}.payload"])}],
+                    }
+                )
     return out

@@ -23,9 +23,10 @@ Judgement calls (Meta documents titles, not what a bulk sender should do):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 # Titles as Meta documents them (Cloud API error codes page); the Sandbox answers with these.
 META_ERROR_TITLES: dict[int, str] = {
@@ -88,10 +89,32 @@ STOP_CAMPAIGN = ErrorKind.STOP_CAMPAIGN
 
 RATE_LIMIT_CODES = frozenset({4, 80007, 130429})
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
-PERMANENT_CODES = frozenset({
-    100, 130472, 130497, 131008, 131009, 131021, 131026, 131047, 131049, 131050, 131051, 131052, 131053,
-    132000, 132001, 132005, 132007, 132012, 132015, 132016, 132018, 135000,
-})
+PERMANENT_CODES = frozenset(
+    {
+        100,
+        130472,
+        130497,
+        131008,
+        131009,
+        131021,
+        131026,
+        131047,
+        131049,
+        131050,
+        131051,
+        131052,
+        131053,
+        132000,
+        132001,
+        132005,
+        132007,
+        132012,
+        132015,
+        132016,
+        132018,
+        135000,
+    }
+)
 STOP_CAMPAIGN_CODES = frozenset({0, 3, 10, 190, 368, 131005, 131031, 131037, 131042, 131045, 131048, 133010})
 TEMPLATE_ISSUE_CODES = frozenset({132000, 132001, 132005, 132007, 132012, 132015, 132016, 132018})
 RECIPIENT_BACKOFF_CODES = frozenset({131056})
@@ -146,8 +169,14 @@ class WhatsAppApiError(Exception):
     """Raised by the client. `ambiguous`: the request may have reached Meta (timeout or connection
     lost after sending): mark the recipient unknown and reconcile from webhooks, never resend blindly."""
 
-    def __init__(self, error: WhatsAppError, classification: Classification | None = None, *,
-                 ambiguous: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        error: WhatsAppError,
+        classification: Classification | None = None,
+        *,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(str(error))
         self.error = error
         self.classification = classification or classify(error)
@@ -193,9 +222,15 @@ def parse_error_object(obj: Mapping[str, Any] | None, http_status: int | None = 
     details = str(error_data.get("details") or obj.get("error_user_msg") or "")
     transient = obj.get("is_transient")
     return WhatsAppError(
-        code=code, title=title, details=details, http_status=http_status, message=message,
-        type=str(obj.get("type") or ""), subcode=_int(obj.get("error_subcode")),
-        fbtrace_id=str(obj.get("fbtrace_id") or ""), is_transient=transient if isinstance(transient, bool) else None,
+        code=code,
+        title=title,
+        details=details,
+        http_status=http_status,
+        message=message,
+        type=str(obj.get("type") or ""),
+        subcode=_int(obj.get("error_subcode")),
+        fbtrace_id=str(obj.get("fbtrace_id") or ""),
+        is_transient=transient if isinstance(transient, bool) else None,
     )
 
 

@@ -24,17 +24,27 @@ KEEPALIVE_EXPIRY_S = 4.0
 
 
 def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                          keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
     if AiohttpTransport is not None:
         return AiohttpTransport(limits=limits, trust_env=True)
     log.warning("httpx-aiohttp is not installed: falling back to httpx's default transport (slow at high concurrency)")
     return httpx.AsyncHTTPTransport(limits=limits)
 
 
-def build_async_client(*, timeout: float, max_connections: int = 128, headers: dict[str, str] | None = None,
-                       transport: httpx.AsyncBaseTransport | None = None, base_url: str = "") -> httpx.AsyncClient:
+def build_async_client(
+    *,
+    timeout: float,
+    max_connections: int = 128,
+    headers: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    base_url: str = "",
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        base_url=base_url, headers=headers or {}, timeout=httpx.Timeout(timeout),
-        transport=transport or default_transport(max_connections), follow_redirects=False,
+        base_url=base_url,
+        headers=headers or {},
+        timeout=httpx.Timeout(timeout),
+        transport=transport or default_transport(max_connections),
+        follow_redirects=False,
     )

@@ -25,9 +25,14 @@ class SendResult:
 class Messenger(Protocol):
     """Sends template messages for one channel; owns whatever connections it needs until `aclose`."""
 
-    async def send_template(self, to: str, template_name: str, language_code: str,
-                            components: Sequence[Mapping[str, Any]] | None = None,
-                            biz_opaque_callback_data: str | None = None) -> SendResult:
+    async def send_template(
+        self,
+        to: str,
+        template_name: str,
+        language_code: str,
+        components: Sequence[Mapping[str, Any]] | None = None,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult:
         """Send one template message and answer its wamid, or raise `WhatsAppApiError` (see its
         `classification`; `ambiguous` is True when the message may have left and must not be resent)."""
         ...

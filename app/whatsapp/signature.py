@@ -24,5 +24,5 @@ def verify(body: bytes, header_value: str | None, app_secret: str | bytes) -> bo
     """False for a missing or malformed header and for an empty secret (never accept unsigned)."""
     if not header_value or not app_secret or not header_value.startswith(_PREFIX):
         return False
-    given = header_value[len(_PREFIX):].strip().lower()
-    return hmac.compare_digest(given.encode("ascii", "replace"), sign(body, app_secret)[len(_PREFIX):].encode("ascii"))
+    given = header_value[len(_PREFIX) :].strip().lower()
+    return hmac.compare_digest(given.encode("ascii", "replace"), sign(body, app_secret)[len(_PREFIX) :].encode("ascii"))

@@ -7,9 +7,10 @@ Meta adds fields over time and one odd item must not lose the rest of a batch. C
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from app.whatsapp.errors import WhatsAppError, parse_error_object
 
@@ -50,7 +51,7 @@ class WebhookEvents:
 
 def _ts(value: Any) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+        return datetime.fromtimestamp(int(value), tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -63,10 +64,15 @@ def _status(item: Mapping[str, Any], phone_number_id: str) -> StatusUpdate | Non
     conversation = item.get("conversation") if isinstance(item.get("conversation"), Mapping) else {}
     opaque = item.get("biz_opaque_callback_data")
     return StatusUpdate(
-        message_id=str(item["id"]), status=str(item["status"]), timestamp=_ts(item.get("timestamp")),
-        recipient_id=str(item.get("recipient_id") or ""), phone_number_id=phone_number_id,
-        biz_opaque_callback_data=None if opaque is None else str(opaque), errors=errors,
-        pricing_category=str(pricing.get("category") or ""), conversation_id=str(conversation.get("id") or ""),
+        message_id=str(item["id"]),
+        status=str(item["status"]),
+        timestamp=_ts(item.get("timestamp")),
+        recipient_id=str(item.get("recipient_id") or ""),
+        phone_number_id=phone_number_id,
+        biz_opaque_callback_data=None if opaque is None else str(opaque),
+        errors=errors,
+        pricing_category=str(pricing.get("category") or ""),
+        conversation_id=str(conversation.get("id") or ""),
         raw=item,
     )
 
@@ -88,9 +94,16 @@ def _message(item: Mapping[str, Any], phone_number_id: str, names: dict[str, str
     context = item.get("context") if isinstance(item.get("context"), Mapping) else {}
     sender = str(item["from"])
     return InboundMessage(
-        message_id=str(item["id"]), from_wa_id=sender, timestamp=_ts(item.get("timestamp")), kind=kind,
-        text=text, payload=payload, context_message_id=context.get("id"), profile_name=names.get(sender, ""),
-        phone_number_id=phone_number_id, raw=item,
+        message_id=str(item["id"]),
+        from_wa_id=sender,
+        timestamp=_ts(item.get("timestamp")),
+        kind=kind,
+        text=text,
+        payload=payload,
+        context_message_id=context.get("id"),
+        profile_name=names.get(sender, ""),
+        phone_number_id=phone_number_id,
+        raw=item,
     )
 
 
@@ -189,8 +202,11 @@ def parse_webhook(payload: Any) -> WebhookEvents:
                 status = _status(item, phone_number_id) if isinstance(item, Mapping) else None
                 if status:
                     events.statuses.append(status)
-            names = {str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
-                     for c in value.get("contacts") or [] if isinstance(c, Mapping)}
+            names = {
+                str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+                for c in value.get("contacts") or []
+                if isinstance(c, Mapping)
+            }
             for item in value.get("messages") or []:
                 message = _message(item, phone_number_id, names) if isinstance(item, Mapping) else None
                 if message:

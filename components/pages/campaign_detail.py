@@ -24,13 +24,18 @@ CARDS = [  # (key, label, rate key, icon, color)
 def _card(key: str, label: str, rate: str, icon: str, color: str) -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.hstack(rx.icon(icon, size=14, color=rx.color(color, 10)),
-                      rx.text(label, size="1", color=rx.color("gray", 10)), spacing="1", align="center"),
+            rx.hstack(
+                rx.icon(icon, size=14, color=rx.color(color, 10)),
+                rx.text(label, size="1", color=rx.color("gray", 10)),
+                spacing="1",
+                align="center",
+            ),
             rx.heading(S.campaign[key], size="6", id=f"card-{key}"),
             rx.text(S.campaign[rate], size="1", color=rx.color("gray", 10), id=f"card-{key}-rate"),
             spacing="1",
         ),
-        flex="1", min_width="120px",
+        flex="1",
+        min_width="120px",
     )
 
 
@@ -38,12 +43,25 @@ def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.text(row["number"], font_family="monospace", size="2")),
         rx.table.cell(status_badge(row["status"])),
-        rx.table.cell(rx.text(row["wamid"], size="1", color=rx.color("gray", 10), max_width="220px",
-                              overflow="hidden", text_overflow="ellipsis", white_space="nowrap", title=row["wamid"])),
-        rx.table.cell(rx.cond(row["error_code"] != "",
-                              rx.text(row["error_code"], " · ", row["error_title"], size="2",
-                                      color=rx.color("red", 11)),
-                              rx.text("—", color=rx.color("gray", 8)))),
+        rx.table.cell(
+            rx.text(
+                row["wamid"],
+                size="1",
+                color=rx.color("gray", 10),
+                max_width="220px",
+                overflow="hidden",
+                text_overflow="ellipsis",
+                white_space="nowrap",
+                title=row["wamid"],
+            )
+        ),
+        rx.table.cell(
+            rx.cond(
+                row["error_code"] != "",
+                rx.text(row["error_code"], " · ", row["error_title"], size="2", color=rx.color("red", 11)),
+                rx.text("—", color=rx.color("gray", 8)),
+            )
+        ),
         rx.table.cell(rx.text(row["updated"], size="2")),
         id="recipient-row-" + row["id"],
     )
@@ -52,28 +70,48 @@ def _row(row: rx.Var) -> rx.Component:
 def _header() -> rx.Component:
     return rx.hstack(
         status_badge(S.campaign["status"]),
-        rx.cond(S.live, rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft",
-                                 id="campaign-live")),
-        rx.text(S.campaign["channel"], rx.cond(S.campaign["template"] != "", " · " + S.campaign["template"], ""),
-                size="2", color=rx.color("gray", 10)),
-        rx.cond(S.campaign["started"] != "", rx.text("Started ", S.campaign["started"], size="2",
-                                                      color=rx.color("gray", 10))),
+        rx.cond(
+            S.live,
+            rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft", id="campaign-live"),
+        ),
+        rx.text(
+            S.campaign["channel"],
+            rx.cond(S.campaign["template"] != "", " · " + S.campaign["template"], ""),
+            size="2",
+            color=rx.color("gray", 10),
+        ),
+        rx.cond(
+            S.campaign["started"] != "",
+            rx.text("Started ", S.campaign["started"], size="2", color=rx.color("gray", 10)),
+        ),
         rx.spacer(),
         rx.box(progress_bar(S.campaign["progress"], "campaign-progress-bar"), width="200px"),
         rx.text(S.campaign["progress"], "% processed", size="1", color=rx.color("gray", 10)),
-        align="center", width="100%", spacing="3", id="campaign-header",
+        align="center",
+        width="100%",
+        spacing="3",
+        id="campaign-header",
     )
 
 
 def _actions() -> rx.Component:
     return rx.hstack(
-        rx.link(rx.button(rx.icon("arrow-left", size=14), "All Campaigns", variant="soft", color_scheme="gray"),
-                href=routes.CAMPAIGNS, id="back-to-campaigns"),
+        rx.link(
+            rx.button(rx.icon("arrow-left", size=14), "All Campaigns", variant="soft", color_scheme="gray"),
+            href=routes.CAMPAIGNS,
+            id="back-to-campaigns",
+        ),
         # Pause / resume / cancel arrive with the sending engine's controls.
         # A plain browser download of the HTTP route (session cookie checked there): the file streams from
         # the database and never passes through the websocket state.
-        rx.button(rx.icon("download", size=14), "Export CSV", variant="outline", id="export-csv",
-                  on_click=rx.download(url=S.export_url), disabled=S.export_url == ""),
+        rx.button(
+            rx.icon("download", size=14),
+            "Export CSV",
+            variant="outline",
+            id="export-csv",
+            on_click=rx.download(url=S.export_url),
+            disabled=S.export_url == "",
+        ),
         spacing="2",
     )
 
@@ -81,23 +119,34 @@ def _actions() -> rx.Component:
 def _results() -> rx.Component:
     return rx.vstack(
         _header(),
-        rx.cond(S.campaign["pause_reason"] != "",
-                rx.callout(S.campaign["pause_reason"], icon="triangle-alert", color_scheme="orange", width="100%")),
+        rx.cond(
+            S.campaign["pause_reason"] != "",
+            rx.callout(S.campaign["pause_reason"], icon="triangle-alert", color_scheme="orange", width="100%"),
+        ),
         rx.hstack(*[_card(*c) for c in CARDS], spacing="3", width="100%", wrap="wrap", id="campaign-cards"),
         rx.hstack(
             search_box(S.search, S.set_search, "Search by number", "recipient-search"),
-            rx.select(STATUS_OPTIONS, value=rx.cond(S.status_filter == "", "all", S.status_filter),
-                      on_change=S.filter_status, id="recipient-status-filter"),
+            rx.select(
+                STATUS_OPTIONS,
+                value=rx.cond(S.status_filter == "", "all", S.status_filter),
+                on_change=S.filter_status,
+                id="recipient-status-filter",
+            ),
             width="100%",
         ),
         rx.cond(
             S.rows.length() > 0,
             data_table(["Number", "Status", "Message id", "Error", "Last update"], S.rows, _row, "recipients-table"),
-            rx.center(rx.text("No recipient matches.", color=rx.color("gray", 10)), padding="32px", width="100%",
-                      id="recipients-empty"),
+            rx.center(
+                rx.text("No recipient matches.", color=rx.color("gray", 10)),
+                padding="32px",
+                width="100%",
+                id="recipients-empty",
+            ),
         ),
         pager(S.page, S.pages, S.total, S.prev_page, S.next_page, "recipients"),
-        width="100%", spacing="4",
+        width="100%",
+        spacing="4",
     )
 
 
@@ -110,8 +159,9 @@ def campaign_detail_page() -> rx.Component:
             rx.cond(
                 S.error != "",
                 rx.callout(S.error, icon="circle-alert", color_scheme="red", id="campaign-error"),
-                rx.vstack(rx.heading(S.campaign["name"], size="5", id="campaign-name"), _results(),
-                          width="100%", spacing="4"),
+                rx.vstack(
+                    rx.heading(S.campaign["name"], size="5", id="campaign-name"), _results(), width="100%", spacing="4"
+                ),
             ),
             rx.center(rx.spinner(), padding="48px", width="100%"),
         ),

@@ -17,39 +17,76 @@ def _name(row: rx.Var) -> rx.Component:
     # Drafts open in the wizard (another page); everything else opens its live results.
     return rx.cond(
         row["status"] == "draft",
-        rx.link(rx.text(row["name"], weight="medium"), href=routes.campaign_edit(row["id"]),
-                id="campaign-link-" + row["id"], underline="hover"),
-        rx.link(rx.text(row["name"], weight="medium"), href=routes.CAMPAIGNS + "/" + row["id"],
-                id="campaign-link-" + row["id"], underline="hover"),
+        rx.link(
+            rx.text(row["name"], weight="medium"),
+            href=routes.campaign_edit(row["id"]),
+            id="campaign-link-" + row["id"],
+            underline="hover",
+        ),
+        rx.link(
+            rx.text(row["name"], weight="medium"),
+            href=routes.CAMPAIGNS + "/" + row["id"],
+            id="campaign-link-" + row["id"],
+            underline="hover",
+        ),
     )
 
 
 def _item(label: str, icon: str, on_click, item_id: rx.Var, color: str = "") -> rx.Component:
     extra = {"color": color} if color else {}
-    return rx.menu.item(rx.hstack(rx.icon(icon, size=14), rx.text(label), spacing="2", align="center"),
-                        on_click=on_click, id=item_id, **extra)
+    return rx.menu.item(
+        rx.hstack(rx.icon(icon, size=14), rx.text(label), spacing="2", align="center"),
+        on_click=on_click,
+        id=item_id,
+        **extra,
+    )
 
 
 def _actions(row: rx.Var) -> rx.Component:
     status, cid = row["status"], row["id"]
     return rx.menu.root(
-        rx.menu.trigger(rx.icon_button(rx.icon("ellipsis", size=16), variant="ghost", size="1",
-                                       id="campaign-actions-" + cid, aria_label="Actions")),
+        rx.menu.trigger(
+            rx.icon_button(
+                rx.icon("ellipsis", size=16),
+                variant="ghost",
+                size="1",
+                id="campaign-actions-" + cid,
+                aria_label="Actions",
+            )
+        ),
         rx.menu.content(
-            rx.cond(status == "draft", _item("Edit", "pencil", rx.redirect(routes.campaign_edit(cid)),
-                                             "campaign-edit-" + cid)),
+            rx.cond(
+                status == "draft",
+                _item("Edit", "pencil", rx.redirect(routes.campaign_edit(cid)), "campaign-edit-" + cid),
+            ),
             _item("Duplicate", "copy", CampaignsState.duplicate_campaign(cid), "campaign-duplicate-" + cid),
-            rx.cond(status == "scheduled", rx.fragment(
-                _item("Reschedule", "calendar-clock", CampaignsState.open_reschedule(cid),
-                      "campaign-reschedule-" + cid),
-                _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"))),
-            rx.cond(status == "sending", _item("Pause", "pause", CampaignsState.pause_campaign(cid),
-                                               "campaign-pause-" + cid)),
-            rx.cond(status == "paused", rx.fragment(
-                _item("Resume", "play", CampaignsState.resume_campaign(cid), "campaign-resume-" + cid),
-                _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"))),
-            rx.cond(status == "draft", _item("Delete draft", "trash-2", CampaignsState.open_delete(cid),
-                                             "campaign-delete-" + cid, "red")),
+            rx.cond(
+                status == "scheduled",
+                rx.fragment(
+                    _item(
+                        "Reschedule",
+                        "calendar-clock",
+                        CampaignsState.open_reschedule(cid),
+                        "campaign-reschedule-" + cid,
+                    ),
+                    _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"),
+                ),
+            ),
+            rx.cond(
+                status == "sending",
+                _item("Pause", "pause", CampaignsState.pause_campaign(cid), "campaign-pause-" + cid),
+            ),
+            rx.cond(
+                status == "paused",
+                rx.fragment(
+                    _item("Resume", "play", CampaignsState.resume_campaign(cid), "campaign-resume-" + cid),
+                    _item("Cancel", "ban", CampaignsState.cancel_campaign(cid), "campaign-cancel-" + cid, "red"),
+                ),
+            ),
+            rx.cond(
+                status == "draft",
+                _item("Delete draft", "trash-2", CampaignsState.open_delete(cid), "campaign-delete-" + cid, "red"),
+            ),
         ),
     )
 
@@ -59,13 +96,18 @@ def _delete_dialog() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.content(
             rx.alert_dialog.title("Delete this draft?"),
-            rx.alert_dialog.description(rx.text("“", S.delete_name, "” will be deleted. This cannot be undone."),
-                                        size="2"),
-            rx.hstack(rx.button("Keep it", variant="soft", color_scheme="gray", on_click=S.close_delete,
-                                id="campaign-delete-cancel"),
-                      rx.button("Delete draft", color_scheme="red", on_click=S.confirm_delete,
-                                id="campaign-delete-confirm"),
-                      justify="end", spacing="3", margin_top="16px"),
+            rx.alert_dialog.description(
+                rx.text("“", S.delete_name, "” will be deleted. This cannot be undone."), size="2"
+            ),
+            rx.hstack(
+                rx.button(
+                    "Keep it", variant="soft", color_scheme="gray", on_click=S.close_delete, id="campaign-delete-cancel"
+                ),
+                rx.button("Delete draft", color_scheme="red", on_click=S.confirm_delete, id="campaign-delete-confirm"),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
         ),
         open=S.delete_id != "",
     )
@@ -79,30 +121,64 @@ def _reschedule_dialog() -> rx.Component:
             rx.dialog.title("Reschedule “", S.reschedule_name, "”"),
             rx.vstack(
                 label("Time zone"),
-                rx.select(TIMEZONES, value=S.reschedule_tz, on_change=S.set_reschedule_tz, width="100%",
-                          id="reschedule-tz"),
+                rx.select(
+                    TIMEZONES, value=S.reschedule_tz, on_change=S.set_reschedule_tz, width="100%", id="reschedule-tz"
+                ),
                 rx.hstack(
-                    rx.vstack(label("Date"), rx.input(type="date", value=S.reschedule_date,
-                                                      on_change=S.set_reschedule_date, id="reschedule-date"),
-                              spacing="1"),
-                    rx.vstack(label("Time"), rx.input(type="time", value=S.reschedule_time,
-                                                      on_change=S.set_reschedule_time, id="reschedule-time"),
-                              spacing="1"),
-                    spacing="3"),
-                rx.cond(S.reschedule_note != "",
-                        rx.text(S.reschedule_note, size="2", weight="medium", id="reschedule-note")),
-                rx.callout("All contacts receive the message at the same moment, whatever their own time zone.",
-                           icon="clock", size="1", color_scheme="blue", width="100%"),
-                rx.cond(S.reschedule_error != "",
-                        rx.callout(S.reschedule_error, icon="circle-alert", size="1", color_scheme="red",
-                                   width="100%", id="reschedule-error")),
-                spacing="2", width="100%",
+                    rx.vstack(
+                        label("Date"),
+                        rx.input(
+                            type="date", value=S.reschedule_date, on_change=S.set_reschedule_date, id="reschedule-date"
+                        ),
+                        spacing="1",
+                    ),
+                    rx.vstack(
+                        label("Time"),
+                        rx.input(
+                            type="time", value=S.reschedule_time, on_change=S.set_reschedule_time, id="reschedule-time"
+                        ),
+                        spacing="1",
+                    ),
+                    spacing="3",
+                ),
+                rx.cond(
+                    S.reschedule_note != "", rx.text(S.reschedule_note, size="2", weight="medium", id="reschedule-note")
+                ),
+                rx.callout(
+                    "All contacts receive the message at the same moment, whatever their own time zone.",
+                    icon="clock",
+                    size="1",
+                    color_scheme="blue",
+                    width="100%",
+                ),
+                rx.cond(
+                    S.reschedule_error != "",
+                    rx.callout(
+                        S.reschedule_error,
+                        icon="circle-alert",
+                        size="1",
+                        color_scheme="red",
+                        width="100%",
+                        id="reschedule-error",
+                    ),
+                ),
+                spacing="2",
+                width="100%",
             ),
-            rx.hstack(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=S.close_reschedule,
-                                id="reschedule-cancel"),
-                      rx.button(rx.icon("calendar-clock", size=14), "Reschedule", on_click=S.confirm_reschedule,
-                                id="reschedule-confirm"),
-                      justify="end", spacing="3", margin_top="16px"),
+            rx.hstack(
+                rx.button(
+                    "Cancel", variant="soft", color_scheme="gray", on_click=S.close_reschedule, id="reschedule-cancel"
+                ),
+                rx.button(
+                    rx.icon("calendar-clock", size=14),
+                    "Reschedule",
+                    on_click=S.confirm_reschedule,
+                    id="reschedule-confirm",
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
             max_width="480px",
         ),
         open=S.reschedule_id != "",
@@ -115,8 +191,10 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(status_badge(row["status"])),
         rx.table.cell(row["channel"]),
         # The audience is frozen when a campaign starts: before that there is no recipient count to show.
-        rx.table.cell(rx.cond((row["status"] == "draft") | (row["status"] == "scheduled"), "—", row["recipients"]),
-                      id="campaign-recipients-" + row["id"]),
+        rx.table.cell(
+            rx.cond((row["status"] == "draft") | (row["status"] == "scheduled"), "—", row["recipients"]),
+            id="campaign-recipients-" + row["id"],
+        ),
         rx.table.cell(campaign_progress(row, "campaign-" + row["id"])),
         rx.table.cell(row["when"]),
         rx.table.cell(row["created_by"]),
@@ -133,21 +211,39 @@ def campaigns_page() -> rx.Component:
     table = rx.vstack(
         rx.hstack(
             search_box(CampaignsState.search, CampaignsState.set_search, "Search campaigns", "campaign-search"),
-            rx.select(STATUS_OPTIONS, value=rx.cond(CampaignsState.status_filter == "", "all",
-                                                    CampaignsState.status_filter),
-                      on_change=CampaignsState.set_status_filter, id="campaign-status-filter"),
+            rx.select(
+                STATUS_OPTIONS,
+                value=rx.cond(CampaignsState.status_filter == "", "all", CampaignsState.status_filter),
+                on_change=CampaignsState.set_status_filter,
+                id="campaign-status-filter",
+            ),
             rx.spacer(),
             # Shown while the page refreshes itself (something is sending or still receiving statuses).
-            rx.cond(CampaignsState.live, rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass",
-                                                  variant="soft", id="campaigns-live")),
-            width="100%", align="center",
+            rx.cond(
+                CampaignsState.live,
+                rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft", id="campaigns-live"),
+            ),
+            width="100%",
+            align="center",
         ),
-        data_table(["Name", "Status", "Channel", "Recipients", "Progress", "Scheduled or sent",
-                    "Created by", ""], CampaignsState.rows, _row, "campaigns-table"),
-        pager(CampaignsState.page, CampaignsState.pages, CampaignsState.total, CampaignsState.prev_page,
-              CampaignsState.next_page, "campaigns"),
-        _delete_dialog(), _reschedule_dialog(),
-        width="100%", spacing="3",
+        data_table(
+            ["Name", "Status", "Channel", "Recipients", "Progress", "Scheduled or sent", "Created by", ""],
+            CampaignsState.rows,
+            _row,
+            "campaigns-table",
+        ),
+        pager(
+            CampaignsState.page,
+            CampaignsState.pages,
+            CampaignsState.total,
+            CampaignsState.prev_page,
+            CampaignsState.next_page,
+            "campaigns",
+        ),
+        _delete_dialog(),
+        _reschedule_dialog(),
+        width="100%",
+        spacing="3",
     )
     return page_shell(
         "All Campaigns",
@@ -157,10 +253,13 @@ def campaigns_page() -> rx.Component:
             rx.cond(
                 CampaignsState.any_campaign,
                 table,
-                empty_state("megaphone", "No campaigns yet",
-                            "Send a WhatsApp template message to a contact list, a segment or a CSV file, "
-                            "and follow every delivery live.",
-                            _start_button("Start a campaign", "start-campaign")),
+                empty_state(
+                    "megaphone",
+                    "No campaigns yet",
+                    "Send a WhatsApp template message to a contact list, a segment or a CSV file, "
+                    "and follow every delivery live.",
+                    _start_button("Start a campaign", "start-campaign"),
+                ),
             ),
             rx.center(rx.spinner(), padding="48px", width="100%"),
         ),

@@ -15,24 +15,44 @@ CAN_MANAGE = TemplatesState.can_manage
 
 def template_status_badge(status: rx.Var) -> rx.Component:
     """Meta's review states; only APPROVED is sendable, PAUSED / DISABLED stop sends that use it."""
-    color = rx.match(status, ("APPROVED", "green"), ("PENDING", "amber"), ("IN_APPEAL", "amber"),
-                     ("REJECTED", "red"), ("DISABLED", "red"), ("PAUSED", "orange"), "gray")
+    color = rx.match(
+        status,
+        ("APPROVED", "green"),
+        ("PENDING", "amber"),
+        ("IN_APPEAL", "amber"),
+        ("REJECTED", "red"),
+        ("DISABLED", "red"),
+        ("PAUSED", "orange"),
+        "gray",
+    )
     return rx.badge(status, color_scheme=color, variant="soft", radius="full")
 
 
 def _template_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
-            rx.link(row["name"], on_click=TemplatesState.open_detail(row["id"]), weight="medium", cursor="pointer",
-                    id="template-" + row["id"], underline="hover"),
+            rx.link(
+                row["name"],
+                on_click=TemplatesState.open_detail(row["id"]),
+                weight="medium",
+                cursor="pointer",
+                id="template-" + row["id"],
+                underline="hover",
+            ),
         ),
         rx.table.cell(row["language"]),
         rx.table.cell(row["category"]),
         rx.table.cell(template_status_badge(row["status"])),
-        rx.table.cell(rx.hstack(rx.text(row["channel"]),
-                                rx.cond(row["sandbox"] == "yes",
-                                        rx.badge("Simulator", color_scheme="violet", variant="soft", size="1")),
-                                spacing="2", align="center")),
+        rx.table.cell(
+            rx.hstack(
+                rx.text(row["channel"]),
+                rx.cond(
+                    row["sandbox"] == "yes", rx.badge("Simulator", color_scheme="violet", variant="soft", size="1")
+                ),
+                spacing="2",
+                align="center",
+            )
+        ),
         align="center",
     )
 
@@ -42,18 +62,30 @@ def _channel_sync(channel: rx.Var) -> rx.Component:
         rx.hstack(
             rx.vstack(
                 rx.text(channel["name"], weight="medium", size="2"),
-                rx.text(channel["templates"], " templates",
-                        rx.cond(channel["synced"] != "", rx.text.span(" · synced ", channel["synced"]), ""),
-                        size="1", color=rx.color("gray", 10)),
+                rx.text(
+                    channel["templates"],
+                    " templates",
+                    rx.cond(channel["synced"] != "", rx.text.span(" · synced ", channel["synced"]), ""),
+                    size="1",
+                    color=rx.color("gray", 10),
+                ),
                 spacing="0",
             ),
-            rx.cond(CAN_MANAGE,
-                    rx.button(rx.icon("refresh-cw", size=14), "Sync templates", size="1", variant="soft",
-                              loading=TemplatesState.syncing_id == channel["id"],
-                              disabled=(TemplatesState.syncing_id != "") | (channel["status"] == "disconnected"),
-                              on_click=TemplatesState.sync_channel(channel["id"]),
-                              id="sync-templates-" + channel["id"])),
-            align="center", spacing="4",
+            rx.cond(
+                CAN_MANAGE,
+                rx.button(
+                    rx.icon("refresh-cw", size=14),
+                    "Sync templates",
+                    size="1",
+                    variant="soft",
+                    loading=TemplatesState.syncing_id == channel["id"],
+                    disabled=(TemplatesState.syncing_id != "") | (channel["status"] == "disconnected"),
+                    on_click=TemplatesState.sync_channel(channel["id"]),
+                    id="sync-templates-" + channel["id"],
+                ),
+            ),
+            align="center",
+            spacing="4",
         ),
         size="1",
     )
@@ -61,30 +93,42 @@ def _channel_sync(channel: rx.Var) -> rx.Component:
 
 def _filters() -> rx.Component:
     return rx.hstack(
-        rx.input(rx.input.slot(rx.icon("search", size=14)), placeholder="Search by name", width="240px",
-                 on_change=TemplatesState.search_templates, debounce_timeout=300, id="template-search"),
+        rx.input(
+            rx.input.slot(rx.icon("search", size=14)),
+            placeholder="Search by name",
+            width="240px",
+            on_change=TemplatesState.search_templates,
+            debounce_timeout=300,
+            id="template-search",
+        ),
         rx.select.root(
             rx.select.trigger(placeholder="Status", id="template-status-filter"),
-            rx.select.content(rx.select.item("All statuses", value="all"),
-                              *[rx.select.item(s.replace("_", " ").title(), value=s) for s in rules.TEMPLATE_STATUSES]),
+            rx.select.content(
+                rx.select.item("All statuses", value="all"),
+                *[rx.select.item(s.replace("_", " ").title(), value=s) for s in rules.TEMPLATE_STATUSES],
+            ),
             value=rx.cond(TemplatesState.status_filter == "", "all", TemplatesState.status_filter),
             on_change=TemplatesState.filter_by_status,
         ),
         rx.select.root(
             rx.select.trigger(placeholder="Channel", id="template-channel-filter"),
-            rx.select.content(rx.select.item("All channels", value="all"),
-                              rx.foreach(TemplatesState.channels,
-                                         lambda c: rx.select.item(c["name"], value=c["id"]))),
+            rx.select.content(
+                rx.select.item("All channels", value="all"),
+                rx.foreach(TemplatesState.channels, lambda c: rx.select.item(c["name"], value=c["id"])),
+            ),
             value=rx.cond(TemplatesState.channel_filter == "", "all", TemplatesState.channel_filter),
             on_change=TemplatesState.filter_by_channel,
         ),
-        spacing="3", align="center", wrap="wrap",
+        spacing="3",
+        align="center",
+        wrap="wrap",
     )
 
 
 def _fact(label: str, value) -> rx.Component:
-    return rx.vstack(rx.text(label, size="1", color=rx.color("gray", 10)), rx.text(value, size="2", weight="medium"),
-                     spacing="0")
+    return rx.vstack(
+        rx.text(label, size="1", color=rx.color("gray", 10)), rx.text(value, size="2", weight="medium"), spacing="0"
+    )
 
 
 def _variable_row(v: rx.Var) -> rx.Component:
@@ -104,13 +148,29 @@ def _detail_dialog() -> rx.Component:
                 rx.dialog.title(d["name"], margin="0", id="template-detail-name"),
                 template_status_badge(d["status"]),
                 rx.spacer(),
-                rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray",
-                                               on_click=TemplatesState.close_detail, aria_label="Close")),
-                align="center", width="100%", spacing="3",
+                rx.dialog.close(
+                    rx.icon_button(
+                        rx.icon("x", size=16),
+                        variant="ghost",
+                        color_scheme="gray",
+                        on_click=TemplatesState.close_detail,
+                        aria_label="Close",
+                    )
+                ),
+                align="center",
+                width="100%",
+                spacing="3",
             ),
-            rx.cond(d["sendable"] != "yes",
-                    rx.callout("Only APPROVED templates can be sent; campaigns will not offer this one.",
-                               icon="info", color_scheme="amber", size="1", margin_top="12px")),
+            rx.cond(
+                d["sendable"] != "yes",
+                rx.callout(
+                    "Only APPROVED templates can be sent; campaigns will not offer this one.",
+                    icon="info",
+                    color_scheme="amber",
+                    size="1",
+                    margin_top="12px",
+                ),
+            ),
             rx.hstack(
                 rx.vstack(
                     rx.grid(
@@ -120,27 +180,44 @@ def _detail_dialog() -> rx.Component:
                         _fact("Variables", rx.cond(d["parameter_format"] == "NAMED", "Named", "Numbered")),
                         _fact("Synced", rx.cond(d["synced"] != "", d["synced"], "written in Hubcast")),
                         _fact("Used by campaigns", d["campaigns"]),
-                        columns="2", spacing="4", width="100%",
+                        columns="2",
+                        spacing="4",
+                        width="100%",
                     ),
                     rx.text("Variables", size="2", weight="medium", margin_top="8px"),
                     rx.cond(
                         TemplatesState.detail_variables.length() > 0,
-                        data_table(["Variable", "Component", "Key", "Example"], TemplatesState.detail_variables,
-                                   _variable_row, "template-variables"),
-                        rx.text("This template has no variables: every recipient gets the same text.", size="2",
-                                color=rx.color("gray", 10), id="template-no-variables"),
+                        data_table(
+                            ["Variable", "Component", "Key", "Example"],
+                            TemplatesState.detail_variables,
+                            _variable_row,
+                            "template-variables",
+                        ),
+                        rx.text(
+                            "This template has no variables: every recipient gets the same text.",
+                            size="2",
+                            color=rx.color("gray", 10),
+                            id="template-no-variables",
+                        ),
                     ),
-                    flex="1", min_width="0", spacing="3",
+                    flex="1",
+                    min_width="0",
+                    spacing="3",
                 ),
                 rx.vstack(
-                    rx.text("Preview with the example values", size="2", weight="medium",
-                            color=rx.color("gray", 11)),
+                    rx.text("Preview with the example values", size="2", weight="medium", color=rx.color("gray", 11)),
                     whatsapp_preview(TemplatesState.detail_preview, "template-preview"),
-                    width="340px", min_width="300px", spacing="2",
+                    width="340px",
+                    min_width="300px",
+                    spacing="2",
                 ),
-                spacing="5", align="start", width="100%", margin_top="16px",
+                spacing="5",
+                align="start",
+                width="100%",
+                margin_top="16px",
             ),
-            max_width="920px", id="template-detail",
+            max_width="920px",
+            id="template-detail",
         ),
         open=TemplatesState.detail_open,
         on_open_change=TemplatesState.detail_open_changed,
@@ -150,35 +227,66 @@ def _detail_dialog() -> rx.Component:
 def templates_page() -> rx.Component:
     return page_shell(
         "Templates",
-        rx.cond(TemplatesState.channels.length() > 0,
-                rx.hstack(rx.foreach(TemplatesState.channels, _channel_sync), spacing="3", wrap="wrap",
-                          width="100%", id="template-channels")),
+        rx.cond(
+            TemplatesState.channels.length() > 0,
+            rx.hstack(
+                rx.foreach(TemplatesState.channels, _channel_sync),
+                spacing="3",
+                wrap="wrap",
+                width="100%",
+                id="template-channels",
+            ),
+        ),
         _filters(),
         rx.cond(
             TemplatesState.loaded,
             rx.cond(
                 TemplatesState.rows.length() > 0,
                 rx.vstack(
-                    data_table(["Name", "Language", "Category", "Status", "Channel"], TemplatesState.rows,
-                               _template_row, "templates-table"),
-                    pager(TemplatesState.page, TemplatesState.pages, TemplatesState.total, TemplatesState.page_back,
-                          TemplatesState.page_forward, "templates"),
-                    spacing="3", width="100%",
+                    data_table(
+                        ["Name", "Language", "Category", "Status", "Channel"],
+                        TemplatesState.rows,
+                        _template_row,
+                        "templates-table",
+                    ),
+                    pager(
+                        TemplatesState.page,
+                        TemplatesState.pages,
+                        TemplatesState.total,
+                        TemplatesState.page_back,
+                        TemplatesState.page_forward,
+                        "templates",
+                    ),
+                    spacing="3",
+                    width="100%",
                 ),
-                empty_state("layout-template", "No templates",
-                            rx.cond((TemplatesState.status_filter != "") | (TemplatesState.channel_filter != "")
-                                    | (TemplatesState.search != ""),
-                                    "No template matches these filters.",
-                                    "WhatsApp templates appear here once a channel's templates are synced. "
-                                    "Only approved templates can be sent."),
-                            state_id="templates-empty"),
+                empty_state(
+                    "layout-template",
+                    "No templates",
+                    rx.cond(
+                        (TemplatesState.status_filter != "")
+                        | (TemplatesState.channel_filter != "")
+                        | (TemplatesState.search != ""),
+                        "No template matches these filters.",
+                        "WhatsApp templates appear here once a channel's templates are synced. "
+                        "Only approved templates can be sent.",
+                    ),
+                    state_id="templates-empty",
+                ),
             ),
             rx.center(rx.spinner(), padding="48px", width="100%"),
         ),
         _detail_dialog(),
         new_template_dialog(),
-        actions=rx.cond(CAN_MANAGE,
-                        rx.button(rx.icon("plus", size=16), "New template", on_click=TemplatesState.open_new_template,
-                                  id="new-template", size="3")),
+        actions=rx.cond(
+            CAN_MANAGE,
+            rx.button(
+                rx.icon("plus", size=16),
+                "New template",
+                on_click=TemplatesState.open_new_template,
+                id="new-template",
+                size="3",
+            ),
+        ),
         subtitle="WhatsApp message templates; only approved ones can be sent",
     )

@@ -11,27 +11,48 @@ from state.users import UsersState
 
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.vstack(rx.text(row["email"], weight="medium"),
-                                           rx.text(row["name"], size="1", color=rx.color("gray", 10)), spacing="0")),
+        rx.table.row_header_cell(
+            rx.vstack(
+                rx.text(row["email"], weight="medium"),
+                rx.text(row["name"], size="1", color=rx.color("gray", 10)),
+                spacing="0",
+            )
+        ),
         rx.table.cell(
             rx.select.root(
                 rx.select.trigger(),
                 rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
-                value=row["role"], size="1", disabled=row["me"] == "yes",
+                value=row["role"],
+                size="1",
+                disabled=row["me"] == "yes",
                 on_change=lambda role: UsersState.change_role(row["id"], role),
             )
         ),
-        rx.table.cell(rx.cond(row["active"] == "yes", rx.badge("Active", color_scheme="green", variant="soft"),
-                              rx.badge("Deactivated", color_scheme="gray", variant="soft"))),
+        rx.table.cell(
+            rx.cond(
+                row["active"] == "yes",
+                rx.badge("Active", color_scheme="green", variant="soft"),
+                rx.badge("Deactivated", color_scheme="gray", variant="soft"),
+            )
+        ),
         rx.table.cell(row["last_login"]),
-        rx.table.cell(rx.cond(
-            row["me"] == "yes", rx.text("You", size="1", color=rx.color("gray", 10)),
-            rx.cond(row["active"] == "yes",
-                    rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
-                              on_click=UsersState.set_active(row["id"], False)),
-                    rx.button("Reactivate", size="1", variant="soft",
-                              on_click=UsersState.set_active(row["id"], True))),
-        )),
+        rx.table.cell(
+            rx.cond(
+                row["me"] == "yes",
+                rx.text("You", size="1", color=rx.color("gray", 10)),
+                rx.cond(
+                    row["active"] == "yes",
+                    rx.button(
+                        "Deactivate",
+                        size="1",
+                        variant="soft",
+                        color_scheme="red",
+                        on_click=UsersState.set_active(row["id"], False),
+                    ),
+                    rx.button("Reactivate", size="1", variant="soft", on_click=UsersState.set_active(row["id"], True)),
+                ),
+            )
+        ),
         align="center",
     )
 
@@ -43,32 +64,60 @@ def _create_dialog() -> rx.Component:
             rx.cond(
                 UsersState.created_password != "",
                 rx.vstack(
-                    rx.callout(rx.text("Give this password to ", UsersState.created_email,
-                                       ". It will not be shown again."), icon="key-round", color_scheme="amber"),
+                    rx.callout(
+                        rx.text("Give this password to ", UsersState.created_email, ". It will not be shown again."),
+                        icon="key-round",
+                        color_scheme="amber",
+                    ),
                     rx.code(UsersState.created_password, size="4", id="generated-password"),
                     rx.button("Done", on_click=UsersState.close_create),
                     spacing="3",
                 ),
                 rx.form(
                     rx.vstack(
-                        rx.input(name="email", placeholder="Email", type="email", required=True, id="new-user-email",
-                                 width="100%"),
+                        rx.input(
+                            name="email",
+                            placeholder="Email",
+                            type="email",
+                            required=True,
+                            id="new-user-email",
+                            width="100%",
+                        ),
                         rx.input(name="name", placeholder="Name", id="new-user-name", width="100%"),
                         rx.select.root(
                             rx.select.trigger(placeholder="Role", width="100%"),
                             rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
-                            name="role", default_value="basic",
+                            name="role",
+                            default_value="basic",
                         ),
-                        rx.input(name="password", type="password", id="new-user-password", width="100%",
-                                 placeholder="Password (leave empty to generate one)"),
-                        rx.cond(UsersState.form_error != "",
-                                rx.callout(UsersState.form_error, icon="triangle-alert", color_scheme="red",
-                                           size="1", id="user-form-error")),
+                        rx.input(
+                            name="password",
+                            type="password",
+                            id="new-user-password",
+                            width="100%",
+                            placeholder="Password (leave empty to generate one)",
+                        ),
+                        rx.cond(
+                            UsersState.form_error != "",
+                            rx.callout(
+                                UsersState.form_error,
+                                icon="triangle-alert",
+                                color_scheme="red",
+                                size="1",
+                                id="user-form-error",
+                            ),
+                        ),
                         rx.hstack(
-                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button",
-                                      on_click=UsersState.close_create),
+                            rx.button(
+                                "Cancel",
+                                variant="soft",
+                                color_scheme="gray",
+                                type="button",
+                                on_click=UsersState.close_create,
+                            ),
                             rx.button("Create user", type="submit", id="create-user-submit"),
-                            justify="end", width="100%",
+                            justify="end",
+                            width="100%",
                         ),
                         spacing="3",
                     ),
@@ -83,16 +132,23 @@ def _create_dialog() -> rx.Component:
 def users_page() -> rx.Component:
     return page_shell(
         "Users",
-        rx.cond(UsersState.loaded,
-                data_table(["User", "Role", "Status", "Last sign-in", ""], UsersState.rows, _row, "users-table"),
-                rx.center(rx.spinner(), padding="48px", width="100%")),
+        rx.cond(
+            UsersState.loaded,
+            data_table(["User", "Role", "Status", "Last sign-in", ""], UsersState.rows, _row, "users-table"),
+            rx.center(rx.spinner(), padding="48px", width="100%"),
+        ),
         _create_dialog(),
         actions=rx.hstack(
-            rx.link(rx.button(rx.icon("scroll-text", size=16), "Audit log", variant="soft", size="3"),
-                    href=routes.AUDIT, id="open-audit-log"),
-            rx.button(rx.icon("user-plus", size=16), "Add user", on_click=UsersState.open_create,
-                      id="add-user", size="3"),
-            spacing="3", align="center",
+            rx.link(
+                rx.button(rx.icon("scroll-text", size=16), "Audit log", variant="soft", size="3"),
+                href=routes.AUDIT,
+                id="open-audit-log",
+            ),
+            rx.button(
+                rx.icon("user-plus", size=16), "Add user", on_click=UsersState.open_create, id="add-user", size="3"
+            ),
+            spacing="3",
+            align="center",
         ),
         subtitle="Who can use Hubcast, and what they can do",
     )

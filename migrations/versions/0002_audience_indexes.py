@@ -10,27 +10,28 @@ Create Date: 2026-11-26
 The audience summary itself merge-joins contacts (primary key order) with ix_identity_contact_type (0001),
 an index-only scan; see bench/audience.py.
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from alembic import op
 
-
-revision: str = '0002'
-down_revision: Union[str, None] = '0001'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('contact_identities', schema=None) as batch_op:
-        batch_op.create_index('ix_identity_type_subscribed_contact', ['channel_type', 'subscribed', 'contact_id'],
-                              unique=False)
-    with op.batch_alter_table('list_memberships', schema=None) as batch_op:
-        batch_op.create_index('ix_membership_list_source', ['list_id', 'source'], unique=False)
+    with op.batch_alter_table("contact_identities", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_identity_type_subscribed_contact", ["channel_type", "subscribed", "contact_id"], unique=False
+        )
+    with op.batch_alter_table("list_memberships", schema=None) as batch_op:
+        batch_op.create_index("ix_membership_list_source", ["list_id", "source"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('list_memberships', schema=None) as batch_op:
-        batch_op.drop_index('ix_membership_list_source')
-    with op.batch_alter_table('contact_identities', schema=None) as batch_op:
-        batch_op.drop_index('ix_identity_type_subscribed_contact')
+    with op.batch_alter_table("list_memberships", schema=None) as batch_op:
+        batch_op.drop_index("ix_membership_list_source")
+    with op.batch_alter_table("contact_identities", schema=None) as batch_op:
+        batch_op.drop_index("ix_identity_type_subscribed_contact")

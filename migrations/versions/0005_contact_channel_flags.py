@@ -38,32 +38,35 @@ can create it. On SQLite the index is declared with `WHERE 0`, an empty partial 
 keep (SQLite has no trigram index; its substring search stays a scan), so that the model declares one
 schema for both databases.
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005'
-down_revision: str | None = '0004'
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # One identity's bit; frozen here on purpose (a migration must not change when app code does).
-_BIT = ("(CASE {t}.channel_type WHEN 'whatsapp' THEN 1 WHEN 'instagram' THEN 2 WHEN 'messenger' THEN 4 "
-        "WHEN 'sms' THEN 8 ELSE 0 END * CASE WHEN {t}.subscribed THEN 1 ELSE 16 END)")
+_BIT = (
+    "(CASE {t}.channel_type WHEN 'whatsapp' THEN 1 WHEN 'instagram' THEN 2 WHEN 'messenger' THEN 4 "
+    "WHEN 'sms' THEN 8 ELSE 0 END * CASE WHEN {t}.subscribed THEN 1 ELSE 16 END)"
+)
 
 _PG_FUNCTIONS = f"""
 CREATE FUNCTION hubcast_identity_flags_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE contacts c SET channel_flags = c.channel_flags | n.bits
-    FROM (SELECT i.contact_id, bit_or({_BIT.format(t='i')}) AS bits FROM new_rows i GROUP BY i.contact_id) n
+    FROM (SELECT i.contact_id, bit_or({_BIT.format(t="i")}) AS bits FROM new_rows i GROUP BY i.contact_id) n
     WHERE c.id = n.contact_id AND (c.channel_flags | n.bits) <> c.channel_flags;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION hubcast_identity_flags_recompute(touched integer[]) RETURNS void LANGUAGE sql AS $$
     UPDATE contacts c SET channel_flags = f.flags
-    FROM (SELECT t.id, coalesce((SELECT bit_or({_BIT.format(t='i')}) FROM contact_identities i
+    FROM (SELECT t.id, coalesce((SELECT bit_or({_BIT.format(t="i")}) FROM contact_identities i
                                  WHERE i.contact_id = t.id), 0) AS flags
           FROM unnest(touched) AS t(id)) f
     WHERE c.id = f.id AND c.channel_flags <> f.flags;
@@ -117,61 +120,69 @@ DROP FUNCTION IF EXISTS hubcast_identity_flags_inserted();
 
 
 def _sqlite_recompute(contact: str) -> str:
-    return (f"UPDATE contacts SET channel_flags = (SELECT coalesce(sum(DISTINCT {_BIT.format(t='i')}), 0) "
-            f"FROM contact_identities i WHERE i.contact_id = {contact}) WHERE id = {contact};")
+    return (
+        f"UPDATE contacts SET channel_flags = (SELECT coalesce(sum(DISTINCT {_BIT.format(t='i')}), 0) "
+        f"FROM contact_identities i WHERE i.contact_id = {contact}) WHERE id = {contact};"
+    )
 
 
 # sum(DISTINCT bit) of powers of two is their OR (SQLite has no bit_or aggregate).
 _SQLITE_TRIGGERS = (
     f"""CREATE TRIGGER trg_identity_flags_insert AFTER INSERT ON contact_identities BEGIN
-        UPDATE contacts SET channel_flags = channel_flags | {_BIT.format(t='NEW')}
-        WHERE id = NEW.contact_id AND (channel_flags | {_BIT.format(t='NEW')}) <> channel_flags;
+        UPDATE contacts SET channel_flags = channel_flags | {_BIT.format(t="NEW")}
+        WHERE id = NEW.contact_id AND (channel_flags | {_BIT.format(t="NEW")}) <> channel_flags;
     END""",
     f"""CREATE TRIGGER trg_identity_flags_delete AFTER DELETE ON contact_identities BEGIN
-        {_sqlite_recompute('OLD.contact_id')}
+        {_sqlite_recompute("OLD.contact_id")}
     END""",
     f"""CREATE TRIGGER trg_identity_flags_update AFTER UPDATE OF contact_id, channel_type, subscribed
         ON contact_identities
         WHEN OLD.contact_id IS NOT NEW.contact_id OR OLD.channel_type IS NOT NEW.channel_type
              OR OLD.subscribed IS NOT NEW.subscribed BEGIN
-        {_sqlite_recompute('NEW.contact_id')}
-        {_sqlite_recompute('OLD.contact_id')}
+        {_sqlite_recompute("NEW.contact_id")}
+        {_sqlite_recompute("OLD.contact_id")}
     END""",
 )
 
-_TRGM_COLUMNS = ('first_name', 'last_name', 'email')
+_TRGM_COLUMNS = ("first_name", "last_name", "email")
 
 
 def upgrade() -> None:
     bind = op.get_bind()
-    postgres = bind.dialect.name == 'postgresql'
-    op.add_column('contacts', sa.Column('channel_flags', sa.Integer(), nullable=False, server_default='0'))
+    postgres = bind.dialect.name == "postgresql"
+    op.add_column("contacts", sa.Column("channel_flags", sa.Integer(), nullable=False, server_default="0"))
     if postgres:
         op.execute(f"""UPDATE contacts c SET channel_flags = f.flags
-            FROM (SELECT i.contact_id, bit_or({_BIT.format(t='i')}) AS flags FROM contact_identities i
+            FROM (SELECT i.contact_id, bit_or({_BIT.format(t="i")}) AS flags FROM contact_identities i
                   GROUP BY i.contact_id) f
             WHERE c.id = f.contact_id AND f.flags <> 0""")
         op.execute(_PG_FUNCTIONS)
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     else:
-        op.execute(f"""UPDATE contacts SET channel_flags = (SELECT coalesce(sum(DISTINCT {_BIT.format(t='i')}), 0)
+        op.execute(f"""UPDATE contacts SET channel_flags = (SELECT coalesce(sum(DISTINCT {_BIT.format(t="i")}), 0)
             FROM contact_identities i WHERE i.contact_id = contacts.id)""")
         for statement in _SQLITE_TRIGGERS:
             op.execute(statement)
-    op.create_index('ix_contacts_channel_flags', 'contacts', ['channel_flags'], unique=False)
-    op.create_index('ix_contacts_search_trgm', 'contacts', list(_TRGM_COLUMNS), unique=False,
-                    postgresql_using='gin', postgresql_ops=dict.fromkeys(_TRGM_COLUMNS, 'gin_trgm_ops'),
-                    sqlite_where=sa.text('0'))
+    op.create_index("ix_contacts_channel_flags", "contacts", ["channel_flags"], unique=False)
+    op.create_index(
+        "ix_contacts_search_trgm",
+        "contacts",
+        list(_TRGM_COLUMNS),
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops=dict.fromkeys(_TRGM_COLUMNS, "gin_trgm_ops"),
+        sqlite_where=sa.text("0"),
+    )
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    op.drop_index('ix_contacts_search_trgm', table_name='contacts')
-    op.drop_index('ix_contacts_channel_flags', table_name='contacts')
-    if bind.dialect.name == 'postgresql':
+    op.drop_index("ix_contacts_search_trgm", table_name="contacts")
+    op.drop_index("ix_contacts_channel_flags", table_name="contacts")
+    if bind.dialect.name == "postgresql":
         op.execute(_PG_DROP)
     else:
-        for name in ('trg_identity_flags_update', 'trg_identity_flags_delete', 'trg_identity_flags_insert'):
+        for name in ("trg_identity_flags_update", "trg_identity_flags_delete", "trg_identity_flags_insert"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.drop_column('channel_flags')
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_column("channel_flags")

@@ -64,7 +64,9 @@ def test_advanced_user_builds_a_segment_and_sees_its_live_count(page, login_as, 
 
     rules = page.locator(".segment-rule")
     expect(rules).to_have_count(1)
-    rules.nth(0).locator(".rule-value input").fill("au")  # text comparisons ignore case; countries are stored upper-case
+    rules.nth(0).locator(".rule-value input").fill(
+        "au"
+    )  # text comparisons ignore case; countries are stored upper-case
     expect(page.locator("#segment-live-count")).to_have_text(f"{au:,}")
 
     page.locator("#segment-add-rule").click()
@@ -137,8 +139,9 @@ def test_advanced_user_creates_a_list_and_adds_contacts_from_the_table(page, log
     page.locator("#remove-members").click()
     expect(members).to_have_count(2)
     list_id = _scalar(hubcast, select(ContactList.id).where(ContactList.name == name))
-    assert _scalar(hubcast, select(func.count()).select_from(ListMembership)
-                   .where(ListMembership.list_id == list_id)) == 2
+    assert (
+        _scalar(hubcast, select(func.count()).select_from(ListMembership).where(ListMembership.list_id == list_id)) == 2
+    )
 
     # Rename, then delete it (its contacts stay in the base).
     page.locator("#back-to-lists").click()
@@ -172,7 +175,9 @@ def _unused_numbers(hubcast, count: int) -> list[str]:
 
 
 def test_import_a_semicolon_csv_into_a_new_list(page, login_as, hubcast, shoot, tmp_path):
-    known = _rows(hubcast, select(ContactIdentity.address).where(ContactIdentity.channel_type == "whatsapp").limit(1))[0]
+    known = _rows(hubcast, select(ContactIdentity.address).where(ContactIdentity.channel_type == "whatsapp").limit(1))[
+        0
+    ]
     fresh = _unused_numbers(hubcast, 2)
     path = tmp_path / "spring-fair.csv"
     path.write_text(
@@ -181,7 +186,9 @@ def test_import_a_semicolon_csv_into_a_new_list(page, login_as, hubcast, shoot, 
         f"{fresh[0]};Olivia;Nguyen;Sydney;silver\n"
         f"{fresh[1]};Jack;Brown;Perth;\n"
         "0412 345 678;No;Country code;;\n"
-        f"{fresh[0]};Olivia;Again;;\n", encoding="utf-8-sig")
+        f"{fresh[0]};Olivia;Again;;\n",
+        encoding="utf-8-sig",
+    )
     login_as(page, "advanced")
     _open(page, "#nav-contacts", "Contacts")
     shoot(page, "contacts")
@@ -216,10 +223,15 @@ def test_import_a_semicolon_csv_into_a_new_list(page, login_as, hubcast, shoot, 
     list_id = _scalar(hubcast, select(ContactList.id).where(ContactList.name == list_name))
     sources = _rows(hubcast, select(ListMembership.source).where(ListMembership.list_id == list_id))
     assert sources == ["import"] * 3
-    olivia = _rows(hubcast, select(Contact).join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
-                   .where(ContactIdentity.address == fresh[0]))
+    olivia = _rows(
+        hubcast,
+        select(Contact)
+        .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+        .where(ContactIdentity.address == fresh[0]),
+    )
     assert [(c.first_name, c.last_name, c.country, c.custom_fields) for c in olivia] == [
-        ("Olivia", "Nguyen", "AU", {"loyalty_tier": "silver"})]
+        ("Olivia", "Nguyen", "AU", {"loyalty_tier": "silver"})
+    ]
 
 
 def test_add_and_edit_a_contact_and_unsubscribe_them(page, login_as, hubcast, shoot):
@@ -245,8 +257,14 @@ def test_add_and_edit_a_contact_and_unsubscribe_them(page, login_as, hubcast, sh
     page.locator("#unsubscribe-whatsapp").click()
     expect(page.locator("#subscribe-whatsapp")).to_be_visible()
     shoot(page, "contacts-edit-dialog")
-    page.locator("#contact-identity-whatsapp").fill(_rows(hubcast, select(ContactIdentity.address).where(
-        ContactIdentity.channel_type == "whatsapp", ContactIdentity.address != number).limit(1))[0])
+    page.locator("#contact-identity-whatsapp").fill(
+        _rows(
+            hubcast,
+            select(ContactIdentity.address)
+            .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.address != number)
+            .limit(1),
+        )[0]
+    )
     page.locator("#contact-save").click()
     expect(page.locator("#contact-form-error")).to_contain_text("already belongs to")
     page.get_by_role("button", name="Cancel").click()

@@ -40,8 +40,17 @@ def live_campaign(hubcast):
         campaign = Campaign(name="Live launch", status="sending", channel_id=channel.id)
         s.add(campaign)
         s.commit()
-        s.add_all([CampaignRecipient(campaign_id=campaign.id, address=f"+3361234{i:04d}", status="sent",
-                                     message_id=f"wamid.e2e.{campaign.id}.{i}") for i in range(N)])
+        s.add_all(
+            [
+                CampaignRecipient(
+                    campaign_id=campaign.id,
+                    address=f"+3361234{i:04d}",
+                    status="sent",
+                    message_id=f"wamid.e2e.{campaign.id}.{i}",
+                )
+                for i in range(N)
+            ]
+        )
         s.commit()
         campaign_progress.refresh_counters(s, campaign.id)
         s.commit()
@@ -58,12 +67,32 @@ def live_campaign(hubcast):
 
 
 def post_statuses(hubcast, items: list[dict]) -> None:
-    raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
-                      "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": PNID,
-                                                                              "display_phone_number": "1555"},
-                                "statuses": items}}]}]}).encode()
-    response = httpx.post(f"{hubcast.base_url}/webhooks/whatsapp", content=raw,
-                          headers={HEADER: sign(raw, SECRET), "Content-Type": "application/json"}, timeout=10)
+    raw = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"phone_number_id": PNID, "display_phone_number": "1555"},
+                                "statuses": items,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    response = httpx.post(
+        f"{hubcast.base_url}/webhooks/whatsapp",
+        content=raw,
+        headers={HEADER: sign(raw, SECRET), "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -81,10 +110,12 @@ def test_counts_change_without_reload_on_the_list_and_the_detail_page(page, logi
     expect(page.locator("#campaigns-live")).to_be_visible()
     page.evaluate("window.__same_document = true")  # survives only if the page is never reloaded
 
-    post_statuses(hubcast, [status(cid, i, "delivered") for i in range(5)]
-                  + [status(cid, i, "read") for i in range(5, 8)]
-                  + [status(cid, i, "failed", errors=[{"code": 131026, "title": "Message undeliverable"}])
-                     for i in (8, 9)])
+    post_statuses(
+        hubcast,
+        [status(cid, i, "delivered") for i in range(5)]
+        + [status(cid, i, "read") for i in range(5, 8)]
+        + [status(cid, i, "failed", errors=[{"code": 131026, "title": "Message undeliverable"}]) for i in (8, 9)],
+    )
     # delivered includes read; sent includes both (funnel), failed ones left "sent".
     expect(page.locator(f"#campaign-{cid}-delivered")).to_have_text("8")
     expect(page.locator(f"#campaign-{cid}-read")).to_have_text("3")

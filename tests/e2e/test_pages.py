@@ -108,8 +108,13 @@ def test_templates_show_every_review_status(page, login_as, seeded):
 
 def test_channels_show_the_sandbox_connected_and_never_a_secret(page, login_as, seeded):
     frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on(
-        "framereceived", lambda payload: frames.append(payload if isinstance(payload, str) else payload.decode(errors="replace"))))
+    page.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framereceived",
+            lambda payload: frames.append(payload if isinstance(payload, str) else payload.decode(errors="replace")),
+        ),
+    )
     login_as(page, "admin")
     _open(page, "#nav-channels", "Channels")
     row = page.locator("#channels-table tbody tr").filter(has_text="Sandbox")
@@ -129,8 +134,9 @@ def _users_row(page, email: str):
     return page.locator("#users-table tbody tr").filter(has_text=email)
 
 
-def test_admin_creates_a_user_and_deactivating_them_ends_their_open_session(new_page, login_as, login, shoot,
-                                                                           submit_login):
+def test_admin_creates_a_user_and_deactivating_them_ends_their_open_session(
+    new_page, login_as, login, shoot, submit_login
+):
     admin = new_page()
     login_as(admin, "admin")
     _open(admin, "#nav-users", "Users")

@@ -18,10 +18,26 @@ AT_LOGIN = re.compile(r"/login/?$")  # also proves no credentials ended up in a 
 AT_CAMPAIGNS = re.compile(r"/campaigns/?$")
 COOKIE = "hubcast_session"
 ROLE_LABELS = {"admin": "Admin", "advanced": "Advanced user", "basic": "Basic user"}
-MENU_LINES = ["messaging", "social messaging", "all campaigns", "contacts", "contacts", "lists", "segments", "setup",
-              "templates", "channels"]
-NAV_LINKS = {"#nav-campaigns": "/campaigns", "#nav-contacts": "/contacts", "#nav-lists": "/lists",
-             "#nav-segments": "/segments", "#nav-templates": "/templates", "#nav-channels": "/channels"}
+MENU_LINES = [
+    "messaging",
+    "social messaging",
+    "all campaigns",
+    "contacts",
+    "contacts",
+    "lists",
+    "segments",
+    "setup",
+    "templates",
+    "channels",
+]
+NAV_LINKS = {
+    "#nav-campaigns": "/campaigns",
+    "#nav-contacts": "/contacts",
+    "#nav-lists": "/lists",
+    "#nav-segments": "/segments",
+    "#nav-templates": "/templates",
+    "#nav-channels": "/channels",
+}
 
 
 def _menu_lines(page) -> list[str]:
@@ -100,8 +116,13 @@ def _refused_handlers(database_url: str, email: str) -> set[str]:
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
-            return set(session.exec(select(AuditLog.target_id).where(
-                AuditLog.action == "permission.refused", AuditLog.actor_email == email)).all())
+            return set(
+                session.exec(
+                    select(AuditLog.target_id).where(
+                        AuditLog.action == "permission.refused", AuditLog.actor_email == email
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
 

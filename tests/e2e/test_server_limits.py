@@ -9,8 +9,12 @@ pytestmark = pytest.mark.e2e
 def test_upload_over_20_mb_is_refused_by_the_server(hubcast):
     # The browser's max_size is a courtesy; a script can post anything to Reflex's upload endpoint.
     body = b"phone\n" + b"+33612345678\n" * (21 * 1024 * 1024 // 13)
-    response = httpx.post(f"{hubcast.base_url}/_upload", content=body, timeout=60,
-                          headers={"content-type": "multipart/form-data; boundary=x"})
+    response = httpx.post(
+        f"{hubcast.base_url}/_upload",
+        content=body,
+        timeout=60,
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
     assert response.status_code == 413
     assert "limit is 20 MB" in response.text
 

@@ -25,16 +25,39 @@ pytestmark = pytest.mark.e2e
 
 TOKEN, SECRET = "e2e-setup-sandbox-token-0123456789", "e2e-setup-sandbox-app-secret"
 EXTRA = [
-    {"id": "7000000000000001", "name": "e2e_welcome", "language": "en_US", "status": "APPROVED",
-     "category": "MARKETING", "parameter_format": "POSITIONAL",
-     "components": [{"type": "BODY", "text": "Welcome {{1}}, enjoy {{2}} off today.",
-                     "example": {"body_text": [["Maria", "10%"]]}}]},
-    {"id": "7000000000000002", "name": "e2e_welcome", "language": "fr", "status": "PENDING",
-     "category": "MARKETING", "parameter_format": "POSITIONAL",
-     "components": [{"type": "BODY", "text": "Bienvenue {{1}} !", "example": {"body_text": [["Camille"]]}}]},
-    {"id": "7000000000000003", "name": "e2e_paused_offer", "language": "de", "status": "PAUSED",
-     "category": "UTILITY", "parameter_format": "POSITIONAL",
-     "components": [{"type": "BODY", "text": "Hallo, Ihr Angebot ist bereit."}]},
+    {
+        "id": "7000000000000001",
+        "name": "e2e_welcome",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Welcome {{1}}, enjoy {{2}} off today.",
+                "example": {"body_text": [["Maria", "10%"]]},
+            }
+        ],
+    },
+    {
+        "id": "7000000000000002",
+        "name": "e2e_welcome",
+        "language": "fr",
+        "status": "PENDING",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [{"type": "BODY", "text": "Bienvenue {{1}} !", "example": {"body_text": [["Camille"]]}}],
+    },
+    {
+        "id": "7000000000000003",
+        "name": "e2e_paused_offer",
+        "language": "de",
+        "status": "PAUSED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [{"type": "BODY", "text": "Hallo, Ihr Angebot ist bereit."}],
+    },
 ]
 
 
@@ -42,28 +65,55 @@ EXTRA = [
 def setup(hubcast, tmp_path_factory):
     engine = make_engine(hubcast.database_url)
     with engine.begin() as conn:
-        sandbox = conn.execute(text("SELECT id, phone_number_id, business_account_id, api_base_url, access_token, "
-                                    "app_secret FROM channels WHERE kind = 'sandbox'")).mappings().one()
+        sandbox = (
+            conn.execute(
+                text(
+                    "SELECT id, phone_number_id, business_account_id, api_base_url, access_token, "
+                    "app_secret FROM channels WHERE kind = 'sandbox'"
+                )
+            )
+            .mappings()
+            .one()
+        )
         channels_before = set(conn.execute(text("SELECT id FROM channels")).scalars())
         templates_before = set(conn.execute(text("SELECT id FROM templates")).scalars())
     workdir = tmp_path_factory.mktemp("setup-sandbox")
     catalogue = workdir / "catalogue.json"
     catalogue.write_text(json.dumps(demo_templates() + EXTRA))
-    extra = ("--phone-number-id", sandbox["phone_number_id"], "--waba-id", sandbox["business_account_id"],
-             "--templates-file", str(catalogue))
+    extra = (
+        "--phone-number-id",
+        sandbox["phone_number_id"],
+        "--waba-id",
+        sandbox["business_account_id"],
+        "--templates-file",
+        str(catalogue),
+    )
     with run_sandbox(workdir, token=TOKEN, secret=SECRET, extra=extra) as running:
         url = running.url
         with engine.begin() as conn:
-            conn.execute(text("UPDATE channels SET api_base_url = :url, access_token = :t, app_secret = :s "
-                              "WHERE id = :id"), {"url": url, "t": TOKEN, "s": SECRET, "id": sandbox["id"]})
+            conn.execute(
+                text("UPDATE channels SET api_base_url = :url, access_token = :t, app_secret = :s WHERE id = :id"),
+                {"url": url, "t": TOKEN, "s": SECRET, "id": sandbox["id"]},
+            )
         try:
-            yield {"url": url, "sandbox_id": sandbox["id"], "pnid": sandbox["phone_number_id"],
-                   "waba": sandbox["business_account_id"], "engine": engine}
+            yield {
+                "url": url,
+                "sandbox_id": sandbox["id"],
+                "pnid": sandbox["phone_number_id"],
+                "waba": sandbox["business_account_id"],
+                "engine": engine,
+            }
         finally:
             with engine.begin() as conn:
-                conn.execute(text("UPDATE channels SET api_base_url = :url, access_token = :t, app_secret = :s "
-                                  "WHERE id = :id"), {"url": sandbox["api_base_url"], "t": sandbox["access_token"],
-                                                      "s": sandbox["app_secret"], "id": sandbox["id"]})
+                conn.execute(
+                    text("UPDATE channels SET api_base_url = :url, access_token = :t, app_secret = :s WHERE id = :id"),
+                    {
+                        "url": sandbox["api_base_url"],
+                        "t": sandbox["access_token"],
+                        "s": sandbox["app_secret"],
+                        "id": sandbox["id"],
+                    },
+                )
                 new_templates = set(conn.execute(text("SELECT id FROM templates")).scalars()) - templates_before
                 for template_id in new_templates:
                     conn.execute(text("DELETE FROM templates WHERE id = :id"), {"id": template_id})
@@ -80,12 +130,17 @@ def _open(page, nav_id: str, title: str) -> None:
 
 def _frames(page) -> list[str]:
     frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on(
-        "framereceived", lambda p: frames.append(p if isinstance(p, str) else p.decode(errors="replace"))))
+    page.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framereceived", lambda p: frames.append(p if isinstance(p, str) else p.decode(errors="replace"))
+        ),
+    )
     return frames
 
 
 # --- Channels ------------------------------------------------------------------------------------
+
 
 def test_admin_connects_tests_edits_and_disconnects_a_number(page, login_as, setup, shoot):
     frames = _frames(page)
@@ -165,6 +220,7 @@ def test_admin_connects_tests_edits_and_disconnects_a_number(page, login_as, set
 
 # --- Templates -----------------------------------------------------------------------------------
 
+
 def test_admin_syncs_the_sandbox_templates(page, login_as, setup, shoot):
     login_as(page, "admin")
     _open(page, "#nav-templates", "Templates")
@@ -173,8 +229,9 @@ def test_admin_syncs_the_sandbox_templates(page, login_as, setup, shoot):
     expect(table.get_by_text("e2e_welcome", exact=True)).to_have_count(0)
 
     page.locator(f"#sync-templates-{setup['sandbox_id']}").click()
-    expect(page.get_by_text(re.compile(r"^Sandbox: \d+ templates fetched; 3 new, 0 updated, \d+ unchanged\.$"))
-           ).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^Sandbox: \d+ templates fetched; 3 new, 0 updated, \d+ unchanged\.$"))
+    ).to_be_visible()
     expect(table.get_by_text("e2e_welcome", exact=True)).to_have_count(2)
     paused = table.locator("tbody tr").filter(has_text="e2e_paused_offer")
     expect(paused.locator(".rt-Badge", has_text=re.compile("^PAUSED$"))).to_be_visible()

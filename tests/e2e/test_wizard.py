@@ -39,8 +39,9 @@ def no_campaigns_left(hubcast):
     engine = make_engine(hubcast.database_url)
     with Session(engine) as s:
         # Stop anything still going first, so the worker drops it instead of sending into deleted rows.
-        s.execute(update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused")))
-                  .values(status="cancelled"))
+        s.execute(
+            update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused"))).values(status="cancelled")
+        )
         s.commit()
         s.execute(delete(WebhookStatusEvent))
         s.execute(delete(CampaignRecipient))
@@ -110,8 +111,9 @@ def _recipients(hubcast, campaign_id: int) -> list[CampaignRecipient]:
     engine = _db(hubcast)
     try:
         with Session(engine) as s:
-            return list(s.execute(select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign_id))
-                        .scalars())
+            return list(
+                s.execute(select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign_id)).scalars()
+            )
     finally:
         engine.dispose()
 
@@ -120,8 +122,11 @@ def _sends_for(hubcast, campaign_id: int) -> list[dict]:
     """The Sandbox's accepted sends that belong to this campaign: each send carries our recipient row id
     (`biz_opaque_callback_data`), and the number must be that recipient's."""
     numbers = {str(r.id): _digits(r.address) for r in _recipients(hubcast, campaign_id)}
-    return [e for e in hubcast.sandbox_entries()
-            if numbers.get(str(e.get("biz_opaque_callback_data"))) == _digits(e["wa_id"])]
+    return [
+        e
+        for e in hubcast.sandbox_entries()
+        if numbers.get(str(e.get("biz_opaque_callback_data"))) == _digits(e["wa_id"])
+    ]
 
 
 def _digits(number: str) -> str:
@@ -145,8 +150,12 @@ def _assert_sent_once(hubcast, campaign_id: int) -> int:
     rows = _recipients(hubcast, campaign_id)
     with_wamid = {r.message_id for r in rows if r.message_id}
     missing = [(r.address, r.status, r.message_id) for r in rows if r.message_id not in {e["wamid"] for e in sends}]
-    assert {e["wamid"] for e in sends} == with_wamid, (len(sends), len(with_wamid), missing[:5],
-                                                        _campaign_by_id(hubcast, campaign_id).started_at)
+    assert {e["wamid"] for e in sends} == with_wamid, (
+        len(sends),
+        len(with_wamid),
+        missing[:5],
+        _campaign_by_id(hubcast, campaign_id).started_at,
+    )
     return len(sends)
 
 
@@ -287,11 +296,13 @@ def test_basic_user_schedules_a_campaign_to_a_segment_in_another_time_zone(new_p
     page.locator("#wizard-schedule-time").fill(local.strftime("%H:%M"))
     instant = local.replace(second=0, microsecond=0)
     expect(page.locator("#wizard-schedule-utc")).to_contain_text(
-        f"{instant.astimezone(ZoneInfo('UTC')):%Y-%m-%d %H:%M} UTC")
+        f"{instant.astimezone(ZoneInfo('UTC')):%Y-%m-%d %H:%M} UTC"
+    )
     expect(page.locator("#wizard-schedule-utc")).not_to_contain_text("in the past")
     # ... and in the user's own zone (the browser's), since the chosen zone is not theirs.
     expect(page.locator("#wizard-schedule-utc")).to_contain_text(
-        f"{instant.astimezone(ZoneInfo('Europe/Paris')):%Y-%m-%d %H:%M} Europe/Paris, your time zone")
+        f"{instant.astimezone(ZoneInfo('Europe/Paris')):%Y-%m-%d %H:%M} Europe/Paris, your time zone"
+    )
     expect(page.get_by_text("All contacts receive the message at the same moment")).to_be_visible()
     shoot(page, "wizard-3-schedule")
 
@@ -317,12 +328,13 @@ def test_basic_user_schedules_a_campaign_to_a_segment_in_another_time_zone(new_p
     assert _assert_sent_once(hubcast, campaign.id) == reach
 
 
-def test_advanced_user_imports_a_semicolon_csv_sends_now_and_watches_it_read(page, login_as, hubcast, shoot,
-                                                                             tmp_path):
+def test_advanced_user_imports_a_semicolon_csv_sends_now_and_watches_it_read(page, login_as, hubcast, shoot, tmp_path):
     csv_file = tmp_path / "customers.csv"
-    csv_file.write_text("phone;first_name;city\n+33612345678;Ana;Lyon\n+33612345679;Ben;Paris\n12;Bad;X\n"
-                        "+33612345678;Dup;Lyon\nnot-a-phone;Bad2;Y\n+4915112345670;Carl;Berlin\n",
-                        encoding="utf-8")
+    csv_file.write_text(
+        "phone;first_name;city\n+33612345678;Ana;Lyon\n+33612345679;Ben;Paris\n12;Bad;X\n"
+        "+33612345678;Dup;Lyon\nnot-a-phone;Bad2;Y\n+4915112345670;Carl;Berlin\n",
+        encoding="utf-8",
+    )
     login_as(page, "advanced")
     _start(page, "File launch")
     page.locator("#wizard-audience-csv").click()
@@ -358,7 +370,8 @@ def test_advanced_user_imports_a_semicolon_csv_sends_now_and_watches_it_read(pag
     expect(page.locator("#test-send-result")).to_contain_text("Test sent to")
     expect(page.locator("#test-send-result")).to_contain_text("not counted in the campaign")
     assert [e["template"] for e in hubcast.sandbox_entries() if _digits(e["wa_id"]) == _digits(test_number)] == [
-        "order_update"]
+        "order_update"
+    ]
     shoot(page, "wizard-csv-3-design-test-sent")
     page.locator("#wizard-next").click()
     expect(page.locator("#wizard-review-audience")).to_contain_text("customers.csv")
@@ -425,8 +438,7 @@ def test_draft_is_resumed_at_its_last_step_then_duplicated_and_deleted(page, log
     shoot(page, "wizard-draft-6-deleted")
 
 
-def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_list(new_page, login_as, hubcast,
-                                                                                   shoot):
+def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_list(new_page, login_as, hubcast, shoot):
     page = new_page(timezone_id="Europe/Paris")
     login_as(page, "basic")
     _to_review(page, "Autumn teaser", "list", "VIP customers")
@@ -460,8 +472,9 @@ def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_lis
     expect(page.locator("#reschedule-error")).to_have_text("Pick a time in the future.")
     shoot(page, "row-actions-3-reschedule-refused")
     assert _campaign_by_id(hubcast, campaign.id).scheduled_at == campaign.scheduled_at
-    later = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=3)).replace(hour=9, minute=30, second=0,
-                                                                                      microsecond=0)
+    later = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=3)).replace(
+        hour=9, minute=30, second=0, microsecond=0
+    )
     page.locator("#reschedule-date").fill(later.strftime("%Y-%m-%d"))
     page.locator("#reschedule-time").fill("09:30")
     expect(page.locator("#reschedule-error")).to_have_count(0)  # a new choice clears the refusal
@@ -491,8 +504,7 @@ def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_lis
     page.keyboard.press("Escape")
 
 
-def test_a_sending_campaign_is_paused_and_resumed_from_the_list_without_resending(page, login_as, hubcast,
-                                                                                  shoot):
+def test_a_sending_campaign_is_paused_and_resumed_from_the_list_without_resending(page, login_as, hubcast, shoot):
     login_as(page, "advanced")
     _to_review(page, "Newsletter drop", "list", "Newsletter subscribers")
     page.locator("#wizard-send").click()

@@ -43,8 +43,15 @@ async def _answered(client, timeout: float = 60.0) -> float:
 
 
 async def _fire(client, name: str, payload: dict, path: str) -> None:
-    await client.ns.on_event(client.sid, {"name": name, "payload": payload, "token": "x",
-                                          "router_data": {"pathname": path, "query": {}, "asPath": path}})
+    await client.ns.on_event(
+        client.sid,
+        {
+            "name": name,
+            "payload": payload,
+            "token": "x",
+            "router_data": {"pathname": path, "query": {}, "asPath": path},
+        },
+    )
 
 
 def test_login_flood_does_not_stall_a_signed_in_user(world, redis_client, reflex_backend):
@@ -68,8 +75,12 @@ def test_login_flood_does_not_stall_a_signed_in_user(world, redis_client, reflex
         async def flood(f, i):
             n = 0
             while not stop.is_set():
-                await _fire(f, submit, {"form": {"email": f"nobody{i}-{n}@example.com",
-                                                 "password": f"random password {n}"}}, "/login")
+                await _fire(
+                    f,
+                    submit,
+                    {"form": {"email": f"nobody{i}-{n}@example.com", "password": f"random password {n}"}},
+                    "/login",
+                )
                 try:
                     await _answered(f)
                 except TimeoutError:
@@ -96,14 +107,25 @@ def test_login_flood_does_not_stall_a_signed_in_user(world, redis_client, reflex
     started = time.monotonic()
     quiet, during, flood_answers, search_after = reflex_backend(scenario)
     with Session(get_engine()) as s:
-        checked = s.exec(select(func.count()).select_from(AuditLog).where(
-            AuditLog.action == "auth.login", AuditLog.outcome == "refused")).one()
+        checked = s.exec(
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "auth.login", AuditLog.outcome == "refused")
+        ).one()
     worst = max(during)
     ok = worst < 1.0 and search_after == "busy 4" and flood_answers >= FLOODERS
-    record("handlers", f"{FLOODERS} anonymous tabs flooding the login form while a signed-in user clicks",
-           ok=ok, checked=flood_answers + len(during), refused_correctly=flood_answers, allowed_correctly=len(during),
-           user_event_worst_s=round(worst, 3), user_event_quiet_s=round(max(quiet), 3),
-           login_refusals_logged=checked, duration_s=round(time.monotonic() - started, 1))
+    record(
+        "handlers",
+        f"{FLOODERS} anonymous tabs flooding the login form while a signed-in user clicks",
+        ok=ok,
+        checked=flood_answers + len(during),
+        refused_correctly=flood_answers,
+        allowed_correctly=len(during),
+        user_event_worst_s=round(worst, 3),
+        user_event_quiet_s=round(max(quiet), 3),
+        login_refusals_logged=checked,
+        duration_s=round(time.monotonic() - started, 1),
+    )
     assert flood_answers >= FLOODERS
     assert search_after == "busy 4"
     assert worst < 1.0, f"the signed-in user's event took {worst:.2f} s during the flood (quiet: {quiet})"
@@ -143,10 +165,18 @@ def test_ten_thousand_anonymous_refused_events_add_few_audit_rows(world, redis_c
         summaries = s.exec(select(AuditLog).where(AuditLog.action == "permission.refused")).all()
     counted = sum(int((a.detail or {}).get("count", 1)) for a in summaries)
     ok = added < 100 and all(v == "" for v in searches)
-    record("handlers", f"{ANONYMOUS_EVENTS:,} anonymous calls of a guarded handler (audit rows added)", ok=ok,
-           checked=ANONYMOUS_EVENTS, refused_correctly=ANONYMOUS_EVENTS if all(v == "" for v in searches) else 0,
-           allowed_correctly=0, audit_rows_added=added, refusals_counted_in_rows=counted,
-           redirects_to_login=redirects, duration_s=round(elapsed, 1))
+    record(
+        "handlers",
+        f"{ANONYMOUS_EVENTS:,} anonymous calls of a guarded handler (audit rows added)",
+        ok=ok,
+        checked=ANONYMOUS_EVENTS,
+        refused_correctly=ANONYMOUS_EVENTS if all(v == "" for v in searches) else 0,
+        allowed_correctly=0,
+        audit_rows_added=added,
+        refusals_counted_in_rows=counted,
+        redirects_to_login=redirects,
+        duration_s=round(elapsed, 1),
+    )
     assert all(v == "" for v in searches)  # refused: nothing ran
     assert added < 100, f"{added} audit rows for {ANONYMOUS_EVENTS} anonymous refusals"
     assert counted >= ANONYMOUS_EVENTS * 0.9  # still counted, within the rows' update interval
@@ -175,8 +205,12 @@ def _post_chunked(host: str, port: int, total: int, chunk: int = 64 * 1024) -> t
     answer = b""
     sent, piece = 0, b'{"entry":[' + b" " * (chunk - 10)
     with socket.create_connection((host, port), timeout=60) as sock:
-        sock.sendall((f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                      f"X-Hub-Signature-256: sha256={'0' * 64}\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"X-Hub-Signature-256: sha256={'0' * 64}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+        )
         try:
             while sent < total:
                 readable, _, _ = select.select([sock], [], [], 0)
@@ -224,9 +258,17 @@ def test_a_50_mb_chunked_webhook_is_refused_without_being_held_in_memory(databas
         after = _memory_kb(pid)
     growth_mb = max(peak[0] - before["VmRSS"], after["VmHWM"] - before["VmHWM"]) / 1024
     ok = status == 413 and growth_mb < 20
-    record("handlers", "50 MB chunked webhook body (no Content-Length)", ok=ok, checked=1,
-           refused_correctly=int(status == 413), allowed_correctly=0, status=status,
-           sent_mb_before_answer=round(sent / 1024 / 1024, 1), peak_rss_growth_mb=round(growth_mb, 1),
-           limit_mb=round(MAX_WEBHOOK_BYTES / 1024 / 1024, 1))
+    record(
+        "handlers",
+        "50 MB chunked webhook body (no Content-Length)",
+        ok=ok,
+        checked=1,
+        refused_correctly=int(status == 413),
+        allowed_correctly=0,
+        status=status,
+        sent_mb_before_answer=round(sent / 1024 / 1024, 1),
+        peak_rss_growth_mb=round(growth_mb, 1),
+        limit_mb=round(MAX_WEBHOOK_BYTES / 1024 / 1024, 1),
+    )
     assert status == 413
     assert growth_mb < 20, f"the server's peak memory grew {growth_mb:.1f} MB"

@@ -76,12 +76,20 @@ def test_fifty_wrong_passwords_do_not_lock_the_owner_out(world, redis_client, re
     reasons = _refusals()
     checked = reasons.count("bad_credentials")
     sessions_made = _sessions(owner.id) - before
-    ok = (not any(wrong) and from_elsewhere and known_device and checked <= 10 and bool(device))
-    record("handlers", "login lock-out: 50 wrong passwords from one IP, then the owner from another IP "
-                       "and from a known device at the attacker's IP", ok=ok, checked=52,
-           refused_correctly=50 - sum(wrong), allowed_correctly=int(from_elsewhere) + int(known_device),
-           passwords_checked_of_50=checked, new_browser_at_attacker_ip_signed_in=new_browser_same_ip,
-           throttled_audit_rows=reasons.count("throttled"), owner_sessions_created=sessions_made)
+    ok = not any(wrong) and from_elsewhere and known_device and checked <= 10 and bool(device)
+    record(
+        "handlers",
+        "login lock-out: 50 wrong passwords from one IP, then the owner from another IP "
+        "and from a known device at the attacker's IP",
+        ok=ok,
+        checked=52,
+        refused_correctly=50 - sum(wrong),
+        allowed_correctly=int(from_elsewhere) + int(known_device),
+        passwords_checked_of_50=checked,
+        new_browser_at_attacker_ip_signed_in=new_browser_same_ip,
+        throttled_audit_rows=reasons.count("throttled"),
+        owner_sessions_created=sessions_made,
+    )
     assert not any(wrong)
     assert from_elsewhere, "the owner, from another address, was locked out by someone else's wrong passwords"
     assert known_device, "the owner's known browser was refused at a shared address"

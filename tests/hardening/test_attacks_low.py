@@ -17,6 +17,7 @@ CSV_MAPPING = {**MAPPING, "body.1": {"source": "column", "key": "first_name"}}
 
 # --- 9: a CSV audience needs audiences:manage when the campaign is sent, not only when it is set up -----
 
+
 def _csv_campaign(session, make_user, tmp_path) -> tuple[Campaign, object]:
     advanced = make_user("advanced")
     channel = make_channel(session, "http://127.0.0.1:9")
@@ -24,12 +25,19 @@ def _csv_campaign(session, make_user, tmp_path) -> tuple[Campaign, object]:
     (tmp_path / "a.csv").write_bytes(b"phone,first_name\n+33612345678,Ana\n+33612345679,Bo\n")
     with open(tmp_path / "a.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="a.csv", purpose=drafts.UPLOAD_PURPOSE)
-    upload = drafts.register_upload(session=session, actor=advanced, path=str(stored.path), original_name="a.csv",
-                                    check=check_csv(stored.path))
+    upload = drafts.register_upload(
+        session=session, actor=advanced, path=str(stored.path), original_name="a.csv", check=check_csv(stored.path)
+    )
     session.flush()
-    campaign = Campaign(name="File campaign", audience_kind="csv", audience_upload_id=upload.id,
-                        channel_id=channel.id, template_id=template.id, variable_mapping=CSV_MAPPING,
-                        created_by_id=advanced.id)
+    campaign = Campaign(
+        name="File campaign",
+        audience_kind="csv",
+        audience_upload_id=upload.id,
+        channel_id=channel.id,
+        template_id=template.id,
+        variable_mapping=CSV_MAPPING,
+        created_by_id=advanced.id,
+    )
     session.add(campaign)
     session.commit()
     return campaign, advanced
@@ -43,8 +51,9 @@ def test_a_basic_user_cannot_send_a_duplicated_csv_campaign(session, make_user, 
     outcomes = {}
     for name, call in {
         "send now": lambda: lifecycle.start_campaign(session=session, actor=basic, campaign_id=copy.id),
-        "schedule": lambda: lifecycle.schedule_campaign(session=session, actor=basic, campaign_id=copy.id,
-                                                        tz="UTC", local_dt="2099-01-01 10:00"),
+        "schedule": lambda: lifecycle.schedule_campaign(
+            session=session, actor=basic, campaign_id=copy.id, tz="UTC", local_dt="2099-01-01 10:00"
+        ),
     }.items():
         try:
             call()
@@ -60,15 +69,22 @@ def test_a_basic_user_cannot_send_a_duplicated_csv_campaign(session, make_user, 
     # Control: the advanced user who may manage audiences sends the same copy.
     sent = lifecycle.start_campaign(session=session, actor=advanced, campaign_id=copy.id)
     ok = outcomes == {"send now": "refused", "schedule": "refused"} and sent.status == "sending"
-    record("handlers", "basic user sends a duplicated CSV campaign (send now, schedule)", ok=ok, checked=3,
-           refused_correctly=sum(v == "refused" for v in outcomes.values()),
-           allowed_correctly=int(sent.status == "sending"), outcomes=outcomes)
+    record(
+        "handlers",
+        "basic user sends a duplicated CSV campaign (send now, schedule)",
+        ok=ok,
+        checked=3,
+        refused_correctly=sum(v == "refused" for v in outcomes.values()),
+        allowed_correctly=int(sent.status == "sending"),
+        outcomes=outcomes,
+    )
     assert outcomes == {"send now": "refused", "schedule": "refused"}
     assert status_after_refusals == "draft"
     assert sent.status == "sending"
 
 
 # --- 10: email checks take linear time whatever the input ---------------------------------------------
+
 
 def test_crafted_long_emails_are_refused_at_once(session, make_user):
     import time
@@ -77,9 +93,11 @@ def test_crafted_long_emails_are_refused_at_once(session, make_user):
     from app.services.audiences import contacts
 
     admin = make_user("admin")
-    crafted = {"20,000 dots then a space": "a@" + "." * 20_000 + " ",
-               "20,000 dots then an @": "a@" + "." * 20_000 + "@",
-               "100,000 characters, no @": "x" * 100_000}
+    crafted = {
+        "20,000 dots then a space": "a@" + "." * 20_000 + " ",
+        "20,000 dots then an @": "a@" + "." * 20_000 + "@",
+        "100,000 characters, no @": "x" * 100_000,
+    }
     timings = {}
     for name, email in crafted.items():
         started = time.perf_counter()
@@ -97,13 +115,21 @@ def test_crafted_long_emails_are_refused_at_once(session, make_user):
     session.rollback()
     worst = max(t for t, _ in timings.values())
     ok = worst < 0.1 and all(r for _, r in timings.values())
-    record("handlers", "crafted long email addresses (user and contact forms)", ok=ok, checked=len(crafted),
-           refused_correctly=sum(r for _, r in timings.values()), allowed_correctly=0, worst_s=worst)
+    record(
+        "handlers",
+        "crafted long email addresses (user and contact forms)",
+        ok=ok,
+        checked=len(crafted),
+        refused_correctly=sum(r for _, r in timings.values()),
+        allowed_correctly=0,
+        worst_s=worst,
+    )
     assert all(r for _, r in timings.values()), timings
     assert worst < 0.1, timings
 
 
 # --- 14: malformed but signed webhooks answer 400 and are kept as rejected, never a 500 -----------------
+
 
 def _malformed_bodies() -> dict[str, bytes]:
     import json
@@ -132,8 +158,9 @@ def _malformed_bodies() -> dict[str, bytes]:
         "300-deep object inside a status": env_with({"statuses": [{**status_item("wamid.m.2", "sent"), "x": deep}]}),
         "top level is a list": b"[1, 2, 3]",
         "entry is a string": env_with(top_patch={"entry": "nope"}),
-        "changes is an object": json.dumps({"object": "whatsapp_business_account",
-                                            "entry": [{"id": "1", "changes": {"field": "messages"}}]}).encode(),
+        "changes is an object": json.dumps(
+            {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": {"field": "messages"}}]}
+        ).encode(),
         "value is a list": env_with(change_patch={"value": [1]}),
         "metadata is a string": env_with({"metadata": "x"}),
         "statuses is an object": env_with({"statuses": {"id": "wamid.m.3"}}),
@@ -163,19 +190,32 @@ def test_malformed_signed_webhooks_answer_400_and_are_kept_as_rejected(webhook_w
     async def post_all():
         transport = httpx.ASGITransport(app=build_http_api(), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://hubcast.test") as client:
-            return {name: (await client.post("/webhooks/whatsapp", content=raw,
-                                             headers={HEADER: sign(raw, SECRET)})).status_code
-                    for name, raw in bodies.items()}
+            return {
+                name: (
+                    await client.post("/webhooks/whatsapp", content=raw, headers={HEADER: sign(raw, SECRET)})
+                ).status_code
+                for name, raw in bodies.items()
+            }
 
     codes = asyncio.run(post_all())
     with Session(get_engine()) as s:
         rejected = s.exec(select(AuditLog).where(AuditLog.action == "webhook.rejected")).all()
-        stored = (s.exec(select(func.count()).select_from(WebhookStatusEvent)).one()
-                  + s.exec(select(func.count()).select_from(InboundMessage)).one())
+        stored = (
+            s.exec(select(func.count()).select_from(WebhookStatusEvent)).one()
+            + s.exec(select(func.count()).select_from(InboundMessage)).one()
+        )
     ok = all(c == 400 for c in codes.values()) and len(rejected) == len(bodies) and stored == 0
-    record("handlers", "malformed signed webhooks (bad JSON, deep nesting, wrong types)", ok=ok, checked=len(bodies),
-           refused_correctly=sum(c == 400 for c in codes.values()), allowed_correctly=0,
-           answers=sorted(set(codes.values())), kept_as_rejected=len(rejected), stored_events=stored)
+    record(
+        "handlers",
+        "malformed signed webhooks (bad JSON, deep nesting, wrong types)",
+        ok=ok,
+        checked=len(bodies),
+        refused_correctly=sum(c == 400 for c in codes.values()),
+        allowed_correctly=0,
+        answers=sorted(set(codes.values())),
+        kept_as_rejected=len(rejected),
+        stored_events=stored,
+    )
     assert codes == {name: 400 for name in bodies}
     assert len(rejected) == len(bodies)
     assert all(r.detail.get("reason") and r.detail.get("sha256") for r in rejected)
@@ -183,6 +223,7 @@ def test_malformed_signed_webhooks_answer_400_and_are_kept_as_rejected(webhook_w
 
 
 # --- 15: a campaign name in any script exports (RFC 6266 filename*) ----------------------------------------
+
 
 def test_export_of_a_campaign_with_a_non_latin_name(session, make_user, redis_client):
     import asyncio
@@ -195,7 +236,7 @@ def test_export_of_a_campaign_with_a_non_latin_name(session, make_user, redis_cl
     from tests.support.stores import PASSWORD
 
     user = make_user("basic")
-    names = ["Soldes d’été 🎉", "日本のセール", "Распродажа \"зима\"; x=1", 'Quote " and \\ back']
+    names = ["Soldes d’été 🎉", "日本のセール", 'Распродажа "зима"; x=1', 'Quote " and \\ back']
     campaigns = [Campaign(name=n, status="sent", created_by_id=user.id) for n in names]
     session.add_all(campaigns)
     session.commit()
@@ -203,8 +244,9 @@ def test_export_of_a_campaign_with_a_non_latin_name(session, make_user, redis_cl
 
     async def fetch_all():
         transport = httpx.ASGITransport(app=build_http_api(), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hubcast.test",
-                                     cookies={SESSION_COOKIE: secret}) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hubcast.test", cookies={SESSION_COOKIE: secret}
+        ) as client:
             return [await client.get(campaign_export_url(c.id)) for c in campaigns]
 
     responses = asyncio.run(fetch_all())
@@ -214,15 +256,21 @@ def test_export_of_a_campaign_with_a_non_latin_name(session, make_user, redis_cl
         star = header.split("filename*=UTF-8''", 1)[1].split(";")[0] if "filename*=UTF-8''" in header else ""
         fallback = header.split('filename="', 1)[1].split('"', 1)[0] if 'filename="' in header else ""
         letters = "".join(ch for ch in campaign.name if ch.isalnum())  # what the name says, in its own script
-        results.append((response.status_code, fallback.isascii() and bool(fallback),
-                        letters in unquote(star).replace("-", "")))
+        results.append(
+            (response.status_code, fallback.isascii() and bool(fallback), letters in unquote(star).replace("-", ""))
+        )
     ok = all(r == (200, True, True) for r in results)
-    record("input", "export of campaigns named in other scripts (emoji, Japanese, Cyrillic with quotes)", ok=ok,
-           detail=f"answers {[r[0] for r in results]}; ASCII fallback + UTF-8 filename* {[r[1:] for r in results]}")
+    record(
+        "input",
+        "export of campaigns named in other scripts (emoji, Japanese, Cyrillic with quotes)",
+        ok=ok,
+        detail=f"answers {[r[0] for r in results]}; ASCII fallback + UTF-8 filename* {[r[1:] for r in results]}",
+    )
     assert results == [(200, True, True)] * len(names), results
 
 
 # --- 16: a scheduled campaign does not go out once the user who scheduled it was deactivated ----------------
+
 
 def test_a_scheduled_campaign_of_a_deactivated_user_is_paused_not_sent(session, make_user, redis_client):
     from datetime import timedelta
@@ -249,9 +297,16 @@ def test_a_scheduled_campaign_of_a_deactivated_user_is_paused_not_sent(session, 
     # A person who may send resumes it: only then is the audience frozen and the campaign sent.
     resumed = lifecycle.resume_campaign(session=session, actor=admin, campaign_id=campaign.id)
     ok = started == [] and held[0] == "paused" and "deactivated" in held[1] and resumed.status in ("sending", "sent")
-    record("handlers", "scheduled campaign whose scheduler was deactivated (held, then resumed by an admin)",
-           ok=ok, checked=2, refused_correctly=int(started == [] and held[0] == "paused"),
-           allowed_correctly=int(resumed.status in ("sending", "sent")), status=held[0], reason=held[1])
+    record(
+        "handlers",
+        "scheduled campaign whose scheduler was deactivated (held, then resumed by an admin)",
+        ok=ok,
+        checked=2,
+        refused_correctly=int(started == [] and held[0] == "paused"),
+        allowed_correctly=int(resumed.status in ("sending", "sent")),
+        status=held[0],
+        reason=held[1],
+    )
     assert started == []
     assert held[0] == "paused" and held[2] is None, held
     assert "deactivated" in held[1] and leaver.email in held[1]

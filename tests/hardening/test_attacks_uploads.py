@@ -35,8 +35,10 @@ MB = 1024 * 1024
 LIMIT = 20 * MB
 FOREIGN = "https://evil.example"
 PART_TYPE = "multipart/form-data; boundary=hubcast-boundary"
-PART_HEAD = (b'--hubcast-boundary\r\nContent-Disposition: form-data; name="files"; filename="big.csv"\r\n'
-             b"Content-Type: text/csv\r\n\r\nphone\n")
+PART_HEAD = (
+    b'--hubcast-boundary\r\nContent-Disposition: form-data; name="files"; filename="big.csv"\r\n'
+    b"Content-Type: text/csv\r\n\r\nphone\n"
+)
 PART_TAIL = b"\r\n--hubcast-boundary--\r\n"
 
 
@@ -49,11 +51,13 @@ def reflex_uploads_dir(tmp_path, monkeypatch) -> Path:
 
 
 def assembled_app() -> Starlette:
-    inner = Starlette(routes=[
-        Route("/_upload", upload(RX_APP), methods=["POST"]),
-        Mount("/_upload", UploadedFilesHeadersMiddleware(StaticFiles(directory=get_upload_dir())), name="uploaded"),
-        Mount("", RX_APP._api),
-    ])
+    inner = Starlette(
+        routes=[
+            Route("/_upload", upload(RX_APP), methods=["POST"]),
+            Mount("/_upload", UploadedFilesHeadersMiddleware(StaticFiles(directory=get_upload_dir())), name="uploaded"),
+            Mount("", RX_APP._api),
+        ]
+    )
     outer = build_http_api()
     outer.mount("", inner)
     return outer
@@ -82,8 +86,10 @@ def test_uploads_over_20_mb_are_refused_before_being_stored(world, redis_client,
         await client.send(event_name(ContactImportState, "open_import"), {}, path="/contacts")
         headers = {"reflex-client-token": client.token, "reflex-event-handler": handler}
         results = {}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=assembled_app()),
-                                     base_url="http://hubcast.test", timeout=120) as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=assembled_app()), base_url="http://hubcast.test", timeout=120
+        ) as http:
+
             async def stream():  # a well-formed multipart body, 25 MB of file, sent without a length
                 yield PART_HEAD
                 for _ in range(25):
@@ -91,8 +97,9 @@ def test_uploads_over_20_mb_are_refused_before_being_stored(world, redis_client,
                 yield PART_TAIL
 
             attempts = {
-                "declared 21 MB": dict(content=PART_HEAD + b"9" * (21 * MB) + PART_TAIL,
-                                       headers={**headers, "content-type": PART_TYPE}),
+                "declared 21 MB": dict(
+                    content=PART_HEAD + b"9" * (21 * MB) + PART_TAIL, headers={**headers, "content-type": PART_TYPE}
+                ),
                 "streamed 25 MB, no length": dict(content=stream(), headers={**headers, "content-type": PART_TYPE}),
                 "20 MB + 1 byte file": dict(content=over, headers={**headers, "content-type": over_type}),
                 "a small file": dict(content=fine, headers={**headers, "content-type": fine_type}),
@@ -118,8 +125,15 @@ def test_uploads_over_20_mb_are_refused_before_being_stored(world, redis_client,
     status, _, error, step, files = results["a small file"]
     assert (status, error, step) == (200, "", "summary")  # the same path accepts a real file: the refusals can fail
     assert len(files) == 1 and files[0].suffix == ".csv" and len(files[0].stem) == 32
-    record("handlers", "uploads over 20 MB (declared, streamed, inside a small multipart)", ok=True, checked=4,
-           refused_correctly=3, allowed_correctly=1, statuses={k: v[0] for k, v in results.items()})
+    record(
+        "handlers",
+        "uploads over 20 MB (declared, streamed, inside a small multipart)",
+        ok=True,
+        checked=4,
+        refused_correctly=3,
+        allowed_correctly=1,
+        statuses={k: v[0] for k, v in results.items()},
+    )
 
 
 def test_uploaded_files_are_not_reachable_by_any_url(world, redis_client, reflex_backend, reflex_uploads_dir):
@@ -129,18 +143,37 @@ def test_uploaded_files_are_not_reachable_by_any_url(world, redis_client, reflex
     async def scenario(new_client):
         client = new_client()
         await client.connect(cookie, path="/contacts")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=assembled_app()),
-                                     base_url="http://hubcast.test") as http:
-            stored = await http.post("/_upload", content=body, headers={
-                "content-type": content_type, "reflex-client-token": client.token,
-                "reflex-event-handler": event_name(ContactImportState, "handle_upload")})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=assembled_app()), base_url="http://hubcast.test"
+        ) as http:
+            stored = await http.post(
+                "/_upload",
+                content=body,
+                headers={
+                    "content-type": content_type,
+                    "reflex-client-token": client.token,
+                    "reflex-event-handler": event_name(ContactImportState, "handle_upload"),
+                },
+            )
             await settle()
             [path] = _private_files()
             rel = path.relative_to(get_settings().upload_dir)
-            guesses = [f"/_upload/{path.name}", f"/_upload/{rel}", "/_upload/contacts.csv", f"/{rel}", f"/{path.name}",
-                       f"/_upload/../{rel}", f"/_upload/%2e%2e/{rel}", f"/_upload/..%2f{rel}",
-                       f"/_upload/{'../' * 8}{str(path).lstrip('/')}", f"/data/uploads/{rel}", f"/uploads/{rel}",
-                       f"/assets/{path.name}", f"/_event/{path.name}", "/exports/campaigns/1.csv"]
+            guesses = [
+                f"/_upload/{path.name}",
+                f"/_upload/{rel}",
+                "/_upload/contacts.csv",
+                f"/{rel}",
+                f"/{path.name}",
+                f"/_upload/../{rel}",
+                f"/_upload/%2e%2e/{rel}",
+                f"/_upload/..%2f{rel}",
+                f"/_upload/{'../' * 8}{str(path).lstrip('/')}",
+                f"/data/uploads/{rel}",
+                f"/uploads/{rel}",
+                f"/assets/{path.name}",
+                f"/_event/{path.name}",
+                "/exports/campaigns/1.csv",
+            ]
             answers = {g: await http.get(g) for g in guesses}
         await client.close()
         return stored.status_code, path, answers
@@ -149,10 +182,18 @@ def test_uploaded_files_are_not_reachable_by_any_url(world, redis_client, reflex
     assert status == 200
     leaks = {g: r.status_code for g, r in answers.items() if r.status_code == 200 or b"Secret Ann" in r.content}
     private = path.resolve()
-    outside = all(not private.is_relative_to(p.resolve()) for p in (
-        reflex_uploads_dir, PROJECT_ROOT / "assets", PROJECT_ROOT / ".web", PROJECT_ROOT / "build"))
-    record("handlers", "uploaded file fetched by URL (14 guesses, path traversal included)", ok=not leaks and outside,
-           checked=len(answers), refused_correctly=len(answers) - len(leaks), allowed_correctly=0)
+    outside = all(
+        not private.is_relative_to(p.resolve())
+        for p in (reflex_uploads_dir, PROJECT_ROOT / "assets", PROJECT_ROOT / ".web", PROJECT_ROOT / "build")
+    )
+    record(
+        "handlers",
+        "uploaded file fetched by URL (14 guesses, path traversal included)",
+        ok=not leaks and outside,
+        checked=len(answers),
+        refused_correctly=len(answers) - len(leaks),
+        allowed_correctly=0,
+    )
     assert leaks == {}
     assert outside  # the private dir is not inside anything a web server serves
     assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -163,13 +204,27 @@ async def _websocket_handshake(app, origin: str) -> list[dict]:
     sent: list[dict] = []
     inbox: asyncio.Queue = asyncio.Queue()
     await inbox.put({"type": "websocket.connect"})
-    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "http_version": "1.1",
-             "path": "/_event/", "raw_path": b"/_event/", "root_path": "",
-             "query_string": b"EIO=4&transport=websocket", "client": ("203.0.113.9", 5000),
-             "server": ("hubcast.test", 80), "subprotocols": [],
-             "headers": [(b"host", b"hubcast.test"), (b"origin", origin.encode()), (b"upgrade", b"websocket"),
-                         (b"connection", b"Upgrade"), (b"sec-websocket-version", b"13"),
-                         (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")]}
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "http_version": "1.1",
+        "path": "/_event/",
+        "raw_path": b"/_event/",
+        "root_path": "",
+        "query_string": b"EIO=4&transport=websocket",
+        "client": ("203.0.113.9", 5000),
+        "server": ("hubcast.test", 80),
+        "subprotocols": [],
+        "headers": [
+            (b"host", b"hubcast.test"),
+            (b"origin", origin.encode()),
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    }
 
     async def receive():
         return await inbox.get()
@@ -181,7 +236,7 @@ async def _websocket_handshake(app, origin: str) -> list[dict]:
 
     try:
         await asyncio.wait_for(app(scope, receive, send), timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     return sent
 
@@ -201,14 +256,24 @@ def test_a_foreign_origin_cannot_open_the_event_socket(world, reflex_backend, re
     polling, sockets = reflex_backend(scenario)
     foreign = polling[FOREIGN]
     kinds = {origin: [m["type"] for m in messages] for origin, messages in sockets.items()}
-    refused = (foreign.status_code == 400 and "not an accepted origin" in foreign.text
-               and not foreign.headers.get("access-control-allow-origin")
-               and all("websocket.accept" not in kinds[o] for o in (FOREIGN, "null")))
+    refused = (
+        foreign.status_code == 400
+        and "not an accepted origin" in foreign.text
+        and not foreign.headers.get("access-control-allow-origin")
+        and all("websocket.accept" not in kinds[o] for o in (FOREIGN, "null"))
+    )
     # (Reflex allows the websocket transport only, so a polling request from the app's own origin is refused
     # too, but for its transport, after the origin check passed.)
     allowed = "not an accepted origin" not in polling[own].text and "websocket.accept" in kinds[own]
-    record("handlers", "event socket from a foreign Origin (polling and websocket)", ok=refused and allowed, checked=5,
-           refused_correctly=3 if refused else 0, allowed_correctly=2 if allowed else 0, websocket=kinds)
+    record(
+        "handlers",
+        "event socket from a foreign Origin (polling and websocket)",
+        ok=refused and allowed,
+        checked=5,
+        refused_correctly=3 if refused else 0,
+        allowed_correctly=2 if allowed else 0,
+        websocket=kinds,
+    )
     assert foreign.status_code == 400 and "not an accepted origin" in foreign.text
     assert not foreign.headers.get("access-control-allow-origin")
     assert all("websocket.accept" not in kinds[o] for o in (FOREIGN, "null")), kinds

@@ -105,8 +105,11 @@ class Run:
         return self.log_path.read_text(errors="replace")
 
     def redis_url(self) -> str:
-        return next(line.split("embedded Redis started at ")[1].split()[0] for line in self.log().splitlines()
-                    if "embedded Redis started at " in line)
+        return next(
+            line.split("embedded Redis started at ")[1].split()[0]
+            for line in self.log().splitlines()
+            if "embedded Redis started at " in line
+        )
 
 
 class _SendsLog:
@@ -124,6 +127,7 @@ class _SendsLog:
 def _web_dir_lock():
     WEB_DIR.mkdir(parents=True, exist_ok=True)
     with open(WEB_DIR.parent / f".{WEB_DIR.name}.lock", "w") as handle:
+
         def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -201,22 +205,44 @@ def hubcast_run(tmp_path_factory):
         app_db._engine_for.cache_clear()
         user_id, campaigns, addresses = _prepare(data_dir, sandbox_port)
         _align_web_package_json()
-        env = {**os.environ, "PORT": str(port), "HUBCAST_ENV": "test", "PYTHONUNBUFFERED": "1",
-               "REFLEX_WEB_WORKDIR": str(WEB_DIR), "REFLEX_STATES_WORKDIR": str(data_dir / "states"),
-               # rows a killed worker held become `unknown` after 10 s, not 10 minutes
-               "HUBCAST_SEND_STUCK_GRACE_S": "10", "HUBCAST_SEND_TICK_INTERVAL_S": "1",
-               "HUBCAST_SEND_ALIVE_TTL_S": "10",
-               # the default 5 crashes in 5 minutes, with back-offs of 1 s then 2 s (not up to 60 s)
-               "HUBCAST_RESTART_BACKOFF_MAX_S": "2", "GRANIAN_WORKERS": "1"}
-        for name in ("HUBCAST_PUBLIC_URL", "HUBCAST_API_URL", "HUBCAST_EXTRA_ORIGINS", "HUBCAST_SANDBOX_LOG_FILE",
-                     "HUBCAST_RESTART_MAX_CRASHES", "HUBCAST_RESTART_WINDOW_S", "HUBCAST_RESTART_BACKOFF_S"):
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "HUBCAST_ENV": "test",
+            "PYTHONUNBUFFERED": "1",
+            "REFLEX_WEB_WORKDIR": str(WEB_DIR),
+            "REFLEX_STATES_WORKDIR": str(data_dir / "states"),
+            # rows a killed worker held become `unknown` after 10 s, not 10 minutes
+            "HUBCAST_SEND_STUCK_GRACE_S": "10",
+            "HUBCAST_SEND_TICK_INTERVAL_S": "1",
+            "HUBCAST_SEND_ALIVE_TTL_S": "10",
+            # the default 5 crashes in 5 minutes, with back-offs of 1 s then 2 s (not up to 60 s)
+            "HUBCAST_RESTART_BACKOFF_MAX_S": "2",
+            "GRANIAN_WORKERS": "1",
+        }
+        for name in (
+            "HUBCAST_PUBLIC_URL",
+            "HUBCAST_API_URL",
+            "HUBCAST_EXTRA_ORIGINS",
+            "HUBCAST_SANDBOX_LOG_FILE",
+            "HUBCAST_RESTART_MAX_CRASHES",
+            "HUBCAST_RESTART_WINDOW_S",
+            "HUBCAST_RESTART_BACKOFF_S",
+        ):
             env.pop(name, None)
         log_path = tmp / "hubcast-run.log"
         with log_path.open("w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--no-demo"], cwd=PROJECT_ROOT, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "run", "--no-demo"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         run = Run(proc, port, data_dir, log_path, user_id, campaigns, addresses)
         try:
+
             def serving() -> bool:
                 assert proc.poll() is None, f"hubcast run exited early:\n{run.log()[-4000:]}"
                 return "Hubcast is running" in run.log() and run.healthz()[0] == 200
@@ -247,8 +273,9 @@ def campaigns_page(hubcast_run, request):
         return
     from playwright.sync_api import expect
 
-    context = browser.new_context(base_url=f"http://localhost:{hubcast_run.port}",
-                                  viewport={"width": 1440, "height": 900})
+    context = browser.new_context(
+        base_url=f"http://localhost:{hubcast_run.port}", viewport={"width": 1440, "height": 900}
+    )
     context.set_default_timeout(20_000)
     page = context.new_page()
     try:
@@ -260,6 +287,7 @@ def campaigns_page(hubcast_run, request):
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
 
 def _start(run: Run, scenario: str) -> None:
     from app.models import User
@@ -295,8 +323,7 @@ def _kill_mid_campaign(run: Run, scenario: str, key: str, while_down=None) -> di
     """Start the scenario's campaign, SIGKILL `key` a quarter of the way, wait for the restart and the end.
     `while_down()` runs right after the kill."""
     _start(run, scenario)
-    wait_until(lambda: sum(run.per_recipient(scenario).values()) >= N // 4, 90, interval=0.2,
-               message="a quarter sent")
+    wait_until(lambda: sum(run.per_recipient(scenario).values()) >= N // 4, 90, interval=0.2, message="a quarter sent")
     at_kill = sum(run.per_recipient(scenario).values())
     old_pid, killed_at = _kill_child(run, key)
     if while_down is not None:
@@ -305,8 +332,14 @@ def _kill_mid_campaign(run: Run, scenario: str, key: str, while_down=None) -> di
     back_after = time.monotonic() - killed_at
     done = wait_until(lambda: _settled(run, scenario), 180, interval=0.5, message=f"the {scenario} campaign settled")
     fig = figures(_SendsLog(run, scenario), run.campaigns[scenario])
-    return {"done": done, "fig": fig, "at_kill": at_kill, "back_after_s": round(back_after, 1),
-            "recovery_s": round(time.monotonic() - killed_at, 1), "restarted": restarted}
+    return {
+        "done": done,
+        "fig": fig,
+        "at_kill": at_kill,
+        "back_after_s": round(back_after, 1),
+        "recovery_s": round(time.monotonic() - killed_at, 1),
+        "restarted": restarted,
+    }
 
 
 def _search_answers(page, run: Run, scenario: str) -> bool:
@@ -325,12 +358,21 @@ def _search_answers(page, run: Run, scenario: str) -> bool:
 
 def _record(name: str, ok: bool, result: dict, key: str, run: Run, **extra) -> None:
     fig = result["fig"]
-    record("fault", name, ok=ok, recovery_s=result["recovery_s"], restarted_after_s=result["back_after_s"],
-           sent_at_kill=result["at_kill"], healthz_said=sorted(run.seen.get(key, set())),
-           **{k: v for k, v in fig.items() if k != "statuses"}, **extra)
+    record(
+        "fault",
+        name,
+        ok=ok,
+        recovery_s=result["recovery_s"],
+        restarted_after_s=result["back_after_s"],
+        sent_at_kill=result["at_kill"],
+        healthz_said=sorted(run.seen.get(key, set())),
+        **{k: v for k, v in fig.items() if k != "statuses"},
+        **extra,
+    )
 
 
 # --- the scenarios ---------------------------------------------------------------------------------
+
 
 @pytest.mark.timeout(START_TIMEOUT + 300)
 def test_sigkill_the_worker_mid_campaign(hubcast_run, campaigns_page):
@@ -351,10 +393,21 @@ def test_sigkill_the_worker_mid_campaign(hubcast_run, campaigns_page):
         expect(banner).to_be_hidden()  # and stops saying so once the worker is back
     done, fig = result["done"], result["fig"]
     per = run.per_recipient("worker")
-    ok = (done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0
-          and set(fig["statuses"]) <= SETTLED and "restarting" in run.seen.get("worker", set()))
-    _record("hubcast run: SIGKILL the worker mid-campaign (restarted by the supervisor)", ok, result, "worker", run,
-            banner_checked_in_browser=banner is not None)
+    ok = (
+        done.status == "sent"
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+        and set(fig["statuses"]) <= SETTLED
+        and "restarting" in run.seen.get("worker", set())
+    )
+    _record(
+        "hubcast run: SIGKILL the worker mid-campaign (restarted by the supervisor)",
+        ok,
+        result,
+        "worker",
+        run,
+        banner_checked_in_browser=banner is not None,
+    )
     assert done.status == "sent", done.pause_reason
     assert fig["duplicated"] == 0 and fig["lost"] == 0 and fig["expected"] == N, fig
     assert set(fig["statuses"]) <= SETTLED, fig["statuses"]
@@ -371,8 +424,7 @@ def test_sigkill_the_sandbox_mid_campaign(hubcast_run):
     run = hubcast_run
     result = _kill_mid_campaign(run, "sandbox", "sandbox")
     done, fig = result["done"], result["fig"]
-    ok = (done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0
-          and set(fig["statuses"]) <= SETTLED)
+    ok = done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0 and set(fig["statuses"]) <= SETTLED
     _record("hubcast run: SIGKILL the Sandbox mid-campaign (restarted by the supervisor)", ok, result, "sandbox", run)
     assert done.status == "sent", done.pause_reason
     assert fig["duplicated"] == 0, "no message in flight was resent"
@@ -393,8 +445,14 @@ def test_sigkill_the_embedded_redis_mid_campaign(hubcast_run, campaigns_page):
     # The web app's Redis clients (its UI state, its locks) reconnected too: the open page still answers.
     ui_answers = _search_answers(page, run, "redis") if page is not None else None
     ok = done.status == "sent" and fig["duplicated"] == 0 and fig["lost"] == 0 and kept
-    _record("hubcast run: SIGKILL the embedded Redis mid-campaign (restarted with its data)", ok, result, "redis", run,
-            browser_page_answered_after=ui_answers)
+    _record(
+        "hubcast run: SIGKILL the embedded Redis mid-campaign (restarted with its data)",
+        ok,
+        result,
+        "redis",
+        run,
+        browser_page_answered_after=ui_answers,
+    )
     client.close()
     assert kept, "the restarted Redis came back with its data"
     assert done.status == "sent", done.pause_reason
@@ -427,9 +485,15 @@ def test_sigkill_the_web_app(hubcast_run, campaigns_page):
         expect(page.locator("#current-user-email")).to_have_text(EMAIL)
         reconnected = True
     ok = code == 200 and body.get("web") == "ok" and body.get("worker") == "ok"
-    record("fault", "hubcast run: SIGKILL the web app (restarted, /healthz answers again)", ok=ok,
-           recovery_s=back_after, healthz=body, web_pid_after=restarted.get("pid"),
-           browser_reconnected_signed_in=reconnected)
+    record(
+        "fault",
+        "hubcast run: SIGKILL the web app (restarted, /healthz answers again)",
+        ok=ok,
+        recovery_s=back_after,
+        healthz=body,
+        web_pid_after=restarted.get("pid"),
+        browser_reconnected_signed_in=reconnected,
+    )
     assert code == 200 and body.get("status") == "ok", body
     assert httpx.get(f"http://127.0.0.1:{run.port}/login", timeout=10, follow_redirects=True).status_code == 200
 
@@ -440,23 +504,38 @@ def test_a_worker_crashing_again_and_again_stops_everything(hubcast_run):
     kills = 0
     began = time.monotonic()
     while run.proc.poll() is None:
-        child = wait_until(lambda: run.child("worker").get("state") == "ok" and run.child("worker")
-                           or run.proc.poll() is not None, 60, message="a running worker to kill")
+        child = wait_until(
+            lambda: run.child("worker").get("state") == "ok" and run.child("worker") or run.proc.poll() is not None,
+            60,
+            message="a running worker to kill",
+        )
         if run.proc.poll() is not None:
             break
         with contextlib.suppress(ProcessLookupError):
             os.kill(child["pid"], signal.SIGKILL)
         kills += 1
-        wait_until(lambda pid=child["pid"]: run.child("worker").get("pid") != pid or run.proc.poll() is not None,
-                   30, message="the supervisor noticed")
+        wait_until(
+            lambda pid=child["pid"]: run.child("worker").get("pid") != pid or run.proc.poll() is not None,
+            30,
+            message="the supervisor noticed",
+        )
     code = run.proc.wait(timeout=60)
     last = run.log().strip().splitlines()[-1]
     log_path = run.data_dir / "logs" / "worker.log"
-    expected = (f"hubcast: error: The worker crashed 6 times within 5 minutes (last: it was killed by SIGKILL); "
-                f"gave up and stopped everything. Its log: {log_path}")
+    expected = (
+        f"hubcast: error: The worker crashed 6 times within 5 minutes (last: it was killed by SIGKILL); "
+        f"gave up and stopped everything. Its log: {log_path}"
+    )
     ok = code != 0 and last == expected
-    record("fault", "hubcast run: the worker crashes 6 times within 5 minutes (supervisor gives up)", ok=ok,
-           kills_by_this_test=kills, exit_code=code, seconds=round(time.monotonic() - began, 1), message=last)
+    record(
+        "fault",
+        "hubcast run: the worker crashes 6 times within 5 minutes (supervisor gives up)",
+        ok=ok,
+        kills_by_this_test=kills,
+        exit_code=code,
+        seconds=round(time.monotonic() - began, 1),
+        message=last,
+    )
     assert code != 0
     assert last == expected
     assert not (run.data_dir / "run" / "status.json").exists()

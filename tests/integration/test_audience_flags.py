@@ -28,7 +28,8 @@ def expected_flags(session: Session) -> dict[int, int]:
     """Each contact's flags computed in Python from its identities (the definition, independently)."""
     flags = dict.fromkeys(session.execute(select(Contact.id)).scalars(), 0)
     for cid, kind, subscribed in session.execute(
-            select(ContactIdentity.contact_id, ContactIdentity.channel_type, ContactIdentity.subscribed)):
+        select(ContactIdentity.contact_id, ContactIdentity.channel_type, ContactIdentity.subscribed)
+    ):
         bit = CHANNEL_BITS.get(kind, 0)
         flags[cid] |= bit if subscribed else bit << 4
     return flags
@@ -46,18 +47,38 @@ def assert_flags_right(session: Session) -> None:
 def random_base(session: Session, rng: random.Random, n: int) -> tuple[int, list[int]]:
     """n contacts with 0-4 identities each (sometimes two on one channel type), and a list of about half."""
     now = datetime.now(UTC)
-    session.execute(insert(Contact), [{
-        "first_name": f"F{i}", "last_name": f"L{rng.randrange(20)}", "email": f"u{i}@example.com",
-        "country": rng.choice(COUNTRIES), "city": "", "language": "",
-        "custom_fields": {"tier": rng.choice(TIERS)} if rng.random() < 0.7 else {},
-        "created_at": now - timedelta(days=rng.randrange(400)), "updated_at": now} for i in range(n)])
+    session.execute(
+        insert(Contact),
+        [
+            {
+                "first_name": f"F{i}",
+                "last_name": f"L{rng.randrange(20)}",
+                "email": f"u{i}@example.com",
+                "country": rng.choice(COUNTRIES),
+                "city": "",
+                "language": "",
+                "custom_fields": {"tier": rng.choice(TIERS)} if rng.random() < 0.7 else {},
+                "created_at": now - timedelta(days=rng.randrange(400)),
+                "updated_at": now,
+            }
+            for i in range(n)
+        ],
+    )
     ids = list(session.execute(select(Contact.id).order_by(Contact.id)).scalars())
     rows = []
     for cid in ids:
         for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3, 4])):
             kind = rng.choice(CHANNEL_TYPES)
-            rows.append({"contact_id": cid, "channel_type": kind, "address": f"{kind}-{cid}-{len(rows)}",
-                         "subscribed": rng.random() < 0.75, "subscription_changed_at": now, "created_at": now})
+            rows.append(
+                {
+                    "contact_id": cid,
+                    "channel_type": kind,
+                    "address": f"{kind}-{cid}-{len(rows)}",
+                    "subscribed": rng.random() < 0.75,
+                    "subscription_changed_at": now,
+                    "created_at": now,
+                }
+            )
     if rows:
         session.execute(insert(ContactIdentity), rows)
     contact_list = ContactList(name=f"random {rng.random()}")
@@ -65,8 +86,10 @@ def random_base(session: Session, rng: random.Random, n: int) -> tuple[int, list
     session.flush()
     members = [cid for cid in ids if rng.random() < 0.5]
     if members:
-        session.execute(insert(ListMembership), [{"list_id": contact_list.id, "contact_id": cid, "source": "import"}
-                                                 for cid in members])
+        session.execute(
+            insert(ListMembership),
+            [{"list_id": contact_list.id, "contact_id": cid, "source": "import"} for cid in members],
+        )
     session.commit()
     return contact_list.id, ids
 
@@ -87,13 +110,18 @@ def mutate(session: Session, rng: random.Random, ids: list[int]) -> None:
     """Every kind of writer: ORM, Core bulk UPDATE/DELETE, moving identities between contacts, cascades."""
     idents = list(session.execute(select(ContactIdentity.id)).scalars())
     flip = rng.sample(idents, min(len(idents), 15))
-    session.execute(update(ContactIdentity).where(ContactIdentity.id.in_(flip))
-                    .values(subscribed=~ContactIdentity.subscribed))  # a bulk UPDATE, as sending/outcomes.py does
-    session.execute(update(ContactIdentity).where(ContactIdentity.id.in_(rng.sample(idents, 5)))
-                    .values(channel_type=rng.choice(CHANNEL_TYPES), address=text("address || '-moved'")))
+    session.execute(
+        update(ContactIdentity).where(ContactIdentity.id.in_(flip)).values(subscribed=~ContactIdentity.subscribed)
+    )  # a bulk UPDATE, as sending/outcomes.py does
+    session.execute(
+        update(ContactIdentity)
+        .where(ContactIdentity.id.in_(rng.sample(idents, 5)))
+        .values(channel_type=rng.choice(CHANNEL_TYPES), address=text("address || '-moved'"))
+    )
     for ident_id in rng.sample(idents, 5):  # identities handed to another contact
-        session.execute(update(ContactIdentity).where(ContactIdentity.id == ident_id)
-                        .values(contact_id=rng.choice(ids)))
+        session.execute(
+            update(ContactIdentity).where(ContactIdentity.id == ident_id).values(contact_id=rng.choice(ids))
+        )
     for ident_id in rng.sample(idents, 3):  # ORM changes
         ident = session.get(ContactIdentity, ident_id)
         if ident is not None:
@@ -101,8 +129,11 @@ def mutate(session: Session, rng: random.Random, ids: list[int]) -> None:
             session.add(ident)
     session.flush()
     session.execute(delete(ContactIdentity).where(ContactIdentity.id.in_(rng.sample(idents, 10))))
-    session.execute(update(ContactIdentity).where(ContactIdentity.id.in_(rng.sample(idents, 10)))
-                    .values(created_at=datetime.now(UTC)))  # no flag changes: nothing to recompute
+    session.execute(
+        update(ContactIdentity)
+        .where(ContactIdentity.id.in_(rng.sample(idents, 10)))
+        .values(created_at=datetime.now(UTC))
+    )  # no flag changes: nothing to recompute
     gone = rng.sample(ids, 3)
     session.execute(delete(ListMembership).where(ListMembership.contact_id.in_(gone)))
     session.execute(delete(Contact).where(Contact.id.in_(gone)))  # identities go by cascade
@@ -137,17 +168,27 @@ def test_flags_and_summary_equal_the_reference_on_random_bases(session, seed):
 
 def test_services_keep_the_flags(session, make_user):
     admin = make_user("admin")
-    ann = contacts.create_contact(session=session, actor=admin, fields={"first_name": "Ann"},
-                                  identities={"whatsapp": "+61412345678", "instagram": "ann_ig"})
+    ann = contacts.create_contact(
+        session=session,
+        actor=admin,
+        fields={"first_name": "Ann"},
+        identities={"whatsapp": "+61412345678", "instagram": "ann_ig"},
+    )
     session.commit()
     assert_flags_right(session)
     assert session.get(Contact, ann.id).channel_flags == CHANNEL_BITS["whatsapp"] | CHANNEL_BITS["instagram"]
-    contacts.set_subscription(session=session, actor=admin, contact_id=ann.id, channel_type="whatsapp",
-                              subscribed=False)
+    contacts.set_subscription(
+        session=session, actor=admin, contact_id=ann.id, channel_type="whatsapp", subscribed=False
+    )
     session.commit()
     assert_flags_right(session)
-    contacts.update_contact(session=session, actor=admin, contact_id=ann.id, fields={"first_name": "Ann"},
-                            identities={"whatsapp": "+61412345678", "sms": "+61412345679"})
+    contacts.update_contact(
+        session=session,
+        actor=admin,
+        contact_id=ann.id,
+        fields={"first_name": "Ann"},
+        identities={"whatsapp": "+61412345678", "sms": "+61412345679"},
+    )
     session.commit()
     assert_flags_right(session)
     session.refresh(ann)
@@ -165,12 +206,16 @@ def test_contact_filters_equal_identity_lookups(session, make_user):
     random_base(session, rng, 200)
     admin = make_user("admin")
     expected = expected_flags(session)
-    idents = session.execute(select(ContactIdentity.contact_id, ContactIdentity.channel_type,
-                                    ContactIdentity.subscribed)).all()
+    idents = session.execute(
+        select(ContactIdentity.contact_id, ContactIdentity.channel_type, ContactIdentity.subscribed)
+    ).all()
 
     def having(channel: str, subscribed: bool | None) -> set[int]:
-        return {cid for cid, kind, sub in idents
-                if (not channel or kind == channel) and (subscribed is None or bool(sub) == subscribed)}
+        return {
+            cid
+            for cid, kind, sub in idents
+            if (not channel or kind == channel) and (subscribed is None or bool(sub) == subscribed)
+        }
 
     for channel in ["", *CHANNEL_TYPES]:
         for subscription in ["", "subscribed", "unsubscribed"]:
@@ -182,8 +227,9 @@ def test_contact_filters_equal_identity_lookups(session, make_user):
                 want = having(channel, None) if channel else set(expected)
             found, page = set(), 1
             while True:
-                result = contact_search.contacts_page(session=session, actor=admin, channel=channel,
-                                                      subscription=subscription, page=page, page_size=50)
+                result = contact_search.contacts_page(
+                    session=session, actor=admin, channel=channel, subscription=subscription, page=page, page_size=50
+                )
                 found |= {row["id"] for row in result.rows}
                 if page >= result.pages:
                     break
@@ -226,14 +272,22 @@ def test_migration_backfills_existing_identities(tmp_path):
     now = datetime.now(UTC).isoformat()
     with engine.begin() as conn:
         for i in range(1, 61):
-            conn.execute(text("INSERT INTO contacts (id, first_name, last_name, email, country, city, language, "
-                              "custom_fields, created_at, updated_at) VALUES (:i, 'a', 'b', '', '', '', '', '{}', "
-                              ":now, :now)"), {"i": i, "now": now})
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (id, first_name, last_name, email, country, city, language, "
+                    "custom_fields, created_at, updated_at) VALUES (:i, 'a', 'b', '', '', '', '', '{}', "
+                    ":now, :now)"
+                ),
+                {"i": i, "now": now},
+            )
             for n in range(rng.randrange(4)):
-                conn.execute(text("INSERT INTO contact_identities (contact_id, channel_type, address, subscribed, "
-                                  "subscription_changed_at, created_at) VALUES (:i, :k, :a, :s, :now, :now)"),
-                             {"i": i, "k": rng.choice(CHANNEL_TYPES), "a": f"x{i}-{n}", "s": rng.random() < 0.6,
-                              "now": now})
+                conn.execute(
+                    text(
+                        "INSERT INTO contact_identities (contact_id, channel_type, address, subscribed, "
+                        "subscription_changed_at, created_at) VALUES (:i, :k, :a, :s, :now, :now)"
+                    ),
+                    {"i": i, "k": rng.choice(CHANNEL_TYPES), "a": f"x{i}-{n}", "s": rng.random() < 0.6, "now": now},
+                )
     command.upgrade(cfg, "head")
     with Session(engine) as session:
         assert_flags_right(session)
@@ -253,17 +307,30 @@ def test_search_conditions_equal_the_plain_substring_match(session, make_user, m
     rng = random.Random(3)
     syllables = ["an", "na", "mü", "ll", "er", "o", " ", "_", "%", "jo", "hn"]
     now = datetime.now(UTC)
-    session.execute(insert(Contact), [{
-        "first_name": "".join(rng.choice(syllables) for _ in range(rng.randrange(1, 4))).strip(),
-        "last_name": "".join(rng.choice(syllables) for _ in range(rng.randrange(1, 4))).strip(),
-        "email": f"{rng.choice(['anna', 'jo', 'müller'])}{i}@example.com", "country": "", "city": "", "language": "",
-        "custom_fields": {}, "created_at": now, "updated_at": now} for i in range(160)])
+    session.execute(
+        insert(Contact),
+        [
+            {
+                "first_name": "".join(rng.choice(syllables) for _ in range(rng.randrange(1, 4))).strip(),
+                "last_name": "".join(rng.choice(syllables) for _ in range(rng.randrange(1, 4))).strip(),
+                "email": f"{rng.choice(['anna', 'jo', 'müller'])}{i}@example.com",
+                "country": "",
+                "city": "",
+                "language": "",
+                "custom_fields": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(160)
+        ],
+    )
     session.commit()
     admin = make_user("admin")
     monkeypatch.setattr(contact_search, "CONTACTS_COUNT_CAP", 15)
     monkeypatch.setattr(contact_search, "NAME_WALK_ROWS", 40)
-    everyone = list(session.execute(select(Contact.id).order_by(Contact.last_name, Contact.first_name,
-                                                                Contact.id)).scalars())
+    everyone = list(
+        session.execute(select(Contact.id).order_by(Contact.last_name, Contact.first_name, Contact.id)).scalars()
+    )
     for term in ["an", "anna", "na mü", "o an", "ll er", "jo_n", "an%na", "müller1", "@example", "anna mü", "nn"]:
         like = f"%{term}%"
         plain = [Contact.first_name.ilike(like), Contact.last_name.ilike(like)]

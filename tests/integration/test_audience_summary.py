@@ -39,8 +39,9 @@ def audience(session, make_user):
     au = [c.id for c in people if c.country == "AU"]
     contact_list = lists.create_list(session=session, actor=admin, name="Australians")
     lists.add_members(session=session, actor=admin, list_id=contact_list.id, contact_ids=au)
-    segment = segments.create_segment(session=session, actor=admin, name="AU",
-                                      rules=[{"field": "country", "op": "equals", "value": "AU"}])
+    segment = segments.create_segment(
+        session=session, actor=admin, name="AU", rules=[{"field": "country", "op": "equals", "value": "AU"}]
+    )
     sandbox = Channel(name="Sandbox", kind="sandbox", status="connected")
     session.add(sandbox)
     session.commit()
@@ -49,8 +50,9 @@ def audience(session, make_user):
 
 @pytest.mark.parametrize("kind", ["list", "segment"])
 def test_summary_counts_only_subscribed_contacts(session, make_user, audience, kind):
-    summary = audience_summary(session=session, actor=make_user("basic"), kind=kind, ref_id=audience[kind],
-                               channel_id=audience["channel"])
+    summary = audience_summary(
+        session=session, actor=make_user("basic"), kind=kind, ref_id=audience[kind], channel_id=audience["channel"]
+    )
     assert summary.total == 8
     assert summary.subscribed_by_channel == {"whatsapp": 3, "instagram": 2, "messenger": 1, "sms": 1}
     assert summary.reach == 3  # wa, wa+ig, two-wa (one of its numbers is still subscribed)
@@ -93,12 +95,15 @@ def test_empty_list_summary(session, make_user, audience):
     assert (summary.total, summary.reach, summary.suggested_channel_types) == (0, 0, [])
 
 
-@pytest.mark.parametrize("kind, ref_id, channel, message", [
-    ("list", 999, None, "That list no longer exists."),
-    ("segment", 999, None, "That segment no longer exists."),
-    ("group", 1, None, "Unknown audience kind 'group' (list or segment)."),
-    ("list", "abc", None, "Choose a list or a segment."),
-])
+@pytest.mark.parametrize(
+    "kind, ref_id, channel, message",
+    [
+        ("list", 999, None, "That list no longer exists."),
+        ("segment", 999, None, "That segment no longer exists."),
+        ("group", 1, None, "Unknown audience kind 'group' (list or segment)."),
+        ("list", "abc", None, "Choose a list or a segment."),
+    ],
+)
 def test_unknown_audience_or_channel_is_a_clear_error(session, make_user, audience, kind, ref_id, channel, message):
     with pytest.raises(AudienceError) as info:
         audience_summary(session=session, actor=make_user("basic"), kind=kind, ref_id=ref_id, channel_id=channel)
@@ -107,8 +112,9 @@ def test_unknown_audience_or_channel_is_a_clear_error(session, make_user, audien
 
 def test_missing_channel_is_a_clear_error(session, make_user, audience):
     with pytest.raises(AudienceError, match="That channel no longer exists."):
-        audience_summary(session=session, actor=make_user("basic"), kind="list", ref_id=audience["list"],
-                         channel_id=999)
+        audience_summary(
+            session=session, actor=make_user("basic"), kind="list", ref_id=audience["list"], channel_id=999
+        )
 
 
 def test_summary_requires_a_signed_in_user(session, audience):

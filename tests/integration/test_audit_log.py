@@ -11,8 +11,15 @@ from app.services.accounts import audit
 def test_admin_reads_the_log_newest_first_one_page_at_a_time(session, make_user):
     admin = make_user("admin")
     for n in range(7):
-        audit.record(session=session, actor=admin, action=f"test.step{n}", target_type="thing", target_id=n,
-                     detail={"n": n}, ip="198.51.100.4")
+        audit.record(
+            session=session,
+            actor=admin,
+            action=f"test.step{n}",
+            target_type="thing",
+            target_id=n,
+            detail={"n": n},
+            ip="198.51.100.4",
+        )
     session.commit()
     first = audit.audit_page(session=session, actor=admin, page=1, page_size=3)
     assert first.total >= 7 and first.pages == -(-first.total // 3)

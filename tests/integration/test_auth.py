@@ -24,8 +24,9 @@ PASSWORD = "correct horse battery"
 
 
 def _login(session, redis_client, email, password=PASSWORD, ip="", user_agent=""):
-    return auth.login(session=session, redis_client=redis_client, email=email, password=password, ip=ip,
-                      user_agent=user_agent)
+    return auth.login(
+        session=session, redis_client=redis_client, email=email, password=password, ip=ip, user_agent=user_agent
+    )
 
 
 def _fresh(session: Session):
@@ -59,6 +60,7 @@ def _db_fingerprint(session) -> dict[str, tuple[int, str]]:
 
 
 # --- login and sessions ------------------------------------------------------------------------
+
 
 def test_login_issues_a_new_random_secret_each_time(session, redis_client, make_user):
     user = make_user("basic")
@@ -208,10 +210,12 @@ def test_absolute_expiry_refuses_even_an_active_session(session, redis_client, m
 
 # --- throttling --------------------------------------------------------------------------------
 
+
 def _fail(session, redis_client, email, password="wrong password!!", ip="", device=""):
     with pytest.raises(LoginFailed) as exc:
-        auth.login(session=session, redis_client=redis_client, email=email, password=password, ip=ip,
-                   device_token=device)
+        auth.login(
+            session=session, redis_client=redis_client, email=email, password=password, ip=ip, device_token=device
+        )
     assert str(exc.value) == LOGIN_FAILED_MESSAGE
 
 
@@ -242,8 +246,8 @@ def test_failures_slow_that_address_only_and_never_lock_the_account(session, red
 
 def test_waits_grow_with_each_failure_and_are_capped():
     pair = [login_throttle.delay_after(login_throttle.PAIR, n) for n in range(1, 20)]
-    assert pair[:login_throttle.PAIR_FREE] == [0.0] * login_throttle.PAIR_FREE
-    grown = pair[login_throttle.PAIR_FREE:]
+    assert pair[: login_throttle.PAIR_FREE] == [0.0] * login_throttle.PAIR_FREE
+    grown = pair[login_throttle.PAIR_FREE :]
     assert grown[:4] == [1.0, 2.0, 4.0, 8.0] and grown == sorted(grown) and max(grown) == login_throttle.MAX_DELAY_S
     assert login_throttle.delay_after(login_throttle.IP, login_throttle.IP_FREE) == 0.0
     assert login_throttle.delay_after(login_throttle.IP, login_throttle.IP_FREE + 1) == 1.0
@@ -280,8 +284,14 @@ def test_a_known_device_signs_in_while_its_address_and_account_wait(session, red
     for _ in range(login_throttle.PAIR_FREE + 2):
         _fail(session, redis_client, owner.email, ip="1.2.3.4")
     _fail(session, redis_client, owner.email, password=PASSWORD, ip="1.2.3.4")  # a new browser there waits
-    again = auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
-                       ip="1.2.3.4", device_token=device)
+    again = auth.login(
+        session=session,
+        redis_client=redis_client,
+        email=owner.email,
+        password=PASSWORD,
+        ip="1.2.3.4",
+        device_token=device,
+    )
     assert again.user.id == owner.id and again.device_token == device  # kept, not reissued
 
 
@@ -305,8 +315,7 @@ def test_a_device_cookie_that_keeps_failing_loses_its_pass(session, redis_client
     assert _reasons(session)[-1] == "throttled"
 
 
-def test_many_addresses_guessing_one_account_slow_unknown_browsers_only(session, redis_client, make_user,
-                                                                         monkeypatch):
+def test_many_addresses_guessing_one_account_slow_unknown_browsers_only(session, redis_client, make_user, monkeypatch):
     monkeypatch.setattr(login_throttle, "ACCOUNT_FREE", 6)
     owner = make_user("admin")
     device = _login(session, redis_client, owner.email, ip="9.9.9.9").device_token
@@ -314,8 +323,17 @@ def test_many_addresses_guessing_one_account_slow_unknown_browsers_only(session,
         _fail(session, redis_client, owner.email, ip=f"10.0.0.{i}")
     assert _reasons(session).count("bad_credentials") == 7  # then the account waits for unknown browsers
     _fail(session, redis_client, owner.email, password=PASSWORD, ip="10.0.1.1")
-    assert auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
-                      ip="10.0.1.2", device_token=device).user.id == owner.id
+    assert (
+        auth.login(
+            session=session,
+            redis_client=redis_client,
+            email=owner.email,
+            password=PASSWORD,
+            ip="10.0.1.2",
+            device_token=device,
+        ).user.id
+        == owner.id
+    )
 
 
 def test_success_forgets_that_address_s_failures(session, redis_client, make_user):
@@ -337,8 +355,7 @@ def test_throttled_attempts_are_audited_once_a_minute_not_each(session, redis_cl
     assert _reasons(session).count("throttled") == 1
 
 
-def test_one_address_is_rate_limited_before_any_password_is_checked(session, redis_client, make_user,
-                                                                     monkeypatch):
+def test_one_address_is_rate_limited_before_any_password_is_checked(session, redis_client, make_user, monkeypatch):
     monkeypatch.setattr(login_throttle, "RATE_PER_IP", 3)
     owner = make_user("basic")
     device = _login(session, redis_client, owner.email, ip="4.4.4.4").device_token  # 1 of the 3
@@ -347,8 +364,17 @@ def test_one_address_is_rate_limited_before_any_password_is_checked(session, red
     _fail(session, redis_client, owner.email, password=PASSWORD, ip="4.4.4.4")  # the 4th this minute
     assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled", "scope": "rate-ip"}
     # A known browser is exempt; another address is not affected.
-    assert auth.login(session=session, redis_client=redis_client, email=owner.email, password=PASSWORD,
-                      ip="4.4.4.4", device_token=device).user.id == owner.id
+    assert (
+        auth.login(
+            session=session,
+            redis_client=redis_client,
+            email=owner.email,
+            password=PASSWORD,
+            ip="4.4.4.4",
+            device_token=device,
+        ).user.id
+        == owner.id
+    )
     assert _login(session, redis_client, owner.email, ip="4.4.4.5").user.id == owner.id
 
 
@@ -389,8 +415,12 @@ def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client
     make_user("basic")
     _fail(session, redis_client, "nobody@example.com", password=PASSWORD, ip="1.2.3.4")
     entry = _audit(session, "auth.login")[-1]
-    assert (entry.outcome, entry.actor_id, entry.actor_email, entry.ip) == ("refused", None, "nobody@example.com",
-                                                                            "1.2.3.4")
+    assert (entry.outcome, entry.actor_id, entry.actor_email, entry.ip) == (
+        "refused",
+        None,
+        "nobody@example.com",
+        "1.2.3.4",
+    )
     assert entry.detail == {"reason": "bad_credentials"}
     # Guessing against a non-existent account is slowed the same way (no oracle through a different behaviour).
     for _ in range(login_throttle.PAIR_FREE + 1):
@@ -398,8 +428,9 @@ def test_unknown_email_gets_the_same_message_and_is_logged(session, redis_client
     assert _audit(session, "auth.login")[-1].detail == {"reason": "throttled", "scope": "pair"}
 
 
-@pytest.mark.parametrize(("email", "password"), [("", PASSWORD), ("x@example.com", ""), ("a" * 255, PASSWORD),
-                                                 ("x@example.com", "p" * 257)])
+@pytest.mark.parametrize(
+    ("email", "password"), [("", PASSWORD), ("x@example.com", ""), ("a" * 255, PASSWORD), ("x@example.com", "p" * 257)]
+)
 def test_malformed_credentials_get_the_same_message(session, redis_client, email, password):
     _fail(session, redis_client, email, password=password)
 
@@ -420,14 +451,16 @@ def test_successful_login_is_audited_and_stamped(session, redis_client, make_use
 
 # --- user administration -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("role", [perm.BASIC, perm.ADVANCED])
 def test_only_admins_manage_users(session, make_user, role):
     admin = make_user("admin")
     actor = make_user(role)
     before = _db_fingerprint(session)
     calls = [
-        lambda: users_service.create_user(session=session, actor=actor, email="new@example.com", role="admin",
-                                          password="long-password-123"),
+        lambda: users_service.create_user(
+            session=session, actor=actor, email="new@example.com", role="admin", password="long-password-123"
+        ),
         lambda: users_service.list_users(session=session, actor=actor),
         lambda: users_service.change_role(session=session, actor=actor, user_id=admin.id, role="basic"),
         lambda: users_service.change_role(session=session, actor=actor, user_id=actor.id, role="admin"),
@@ -450,8 +483,9 @@ def test_inactive_or_missing_actor_is_refused(session, make_user):
 
 def test_admin_creates_users(session, make_user):
     admin = make_user("admin")
-    user, generated = users_service.create_user(session=session, actor=admin, email=" New@Example.com ",
-                                                role="Advanced", name=" New Person ")
+    user, generated = users_service.create_user(
+        session=session, actor=admin, email=" New@Example.com ", role="Advanced", name=" New Person "
+    )
     session.commit()
     assert (user.email, user.role, user.name) == ("new@example.com", perm.ADVANCED, "New Person")
     assert generated and len(generated) >= 16
@@ -459,8 +493,9 @@ def test_admin_creates_users(session, make_user):
     entry = _audit(session, "user.create")[-1]
     assert entry.actor_id == admin.id and entry.detail == {"email": "new@example.com", "role": perm.ADVANCED}
     assert generated not in str(entry.detail)
-    _, none_generated = users_service.create_user(session=session, actor=admin, email="two@example.com",
-                                                  role="basic", password="long-password-123")
+    _, none_generated = users_service.create_user(
+        session=session, actor=admin, email="two@example.com", role="basic", password="long-password-123"
+    )
     assert none_generated is None
 
 
@@ -470,19 +505,23 @@ def test_duplicate_email_refused_with_a_clear_message(session, make_user):
     before = _db_fingerprint(session)
     for email in ("taken@example.com", "  TAKEN@example.com "):
         with pytest.raises(users_service.UserError) as exc:
-            users_service.create_user(session=session, actor=admin, email=email, role="basic",
-                                      password="long-password-123")
+            users_service.create_user(
+                session=session, actor=admin, email=email, role="basic", password="long-password-123"
+            )
         assert str(exc.value) == "A user with email taken@example.com already exists."
         session.commit()
     assert _db_fingerprint(_fresh(session)) == before
 
 
-@pytest.mark.parametrize(("email", "role", "password", "message"), [
-    ("not-an-email", "basic", "long-password-123", "is not a valid email address"),
-    ("", "basic", "long-password-123", "An empty value is not a valid email address"),
-    ("ok@example.com", "superuser", "long-password-123", "Role must be one of"),
-    ("ok@example.com", "basic", "short", "at least 10 characters"),
-])
+@pytest.mark.parametrize(
+    ("email", "role", "password", "message"),
+    [
+        ("not-an-email", "basic", "long-password-123", "is not a valid email address"),
+        ("", "basic", "long-password-123", "An empty value is not a valid email address"),
+        ("ok@example.com", "superuser", "long-password-123", "Role must be one of"),
+        ("ok@example.com", "basic", "short", "at least 10 characters"),
+    ],
+)
 def test_invalid_new_users_refused(session, make_user, email, role, password, message):
     admin = make_user("admin")
     before = _db_fingerprint(session)

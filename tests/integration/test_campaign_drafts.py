@@ -24,16 +24,29 @@ def env(session, make_user, redis_client):
     channel = make_channel(session, "http://127.0.0.1:9")
     template = make_template(session, channel)
     clist = make_list(session, [number(i) for i in range(4)], first_name=lambda i: "" if i == 1 else f"Ana{i}")
-    return {"channel": channel, "template": template, "list": clist, "basic": make_user("basic"),
-            "advanced": make_user("advanced")}
+    return {
+        "channel": channel,
+        "template": template,
+        "list": clist,
+        "basic": make_user("basic"),
+        "advanced": make_user("advanced"),
+    }
 
 
 def _ready_draft(session, env, actor):
     draft = svc.create_draft(session=session, actor=actor, name="Spring sale")
-    svc.update_setup(session=session, actor=actor, campaign_id=draft.id, name="Spring sale",
-                     audience_kind="list", audience_ref=env["list"].id, channel_id=env["channel"].id)
-    svc.update_design(session=session, actor=actor, campaign_id=draft.id, template_id=env["template"].id,
-                      mapping=MAPPING)
+    svc.update_setup(
+        session=session,
+        actor=actor,
+        campaign_id=draft.id,
+        name="Spring sale",
+        audience_kind="list",
+        audience_ref=env["list"].id,
+        channel_id=env["channel"].id,
+    )
+    svc.update_design(
+        session=session, actor=actor, campaign_id=draft.id, template_id=env["template"].id, mapping=MAPPING
+    )
     session.commit()
     return draft
 
@@ -44,10 +57,19 @@ def test_draft_lifecycle_and_reasons_next_is_disabled(session, env):
     session.commit()
     assert draft.status == "draft" and draft.name == "Spring sale" and draft.created_by_id == user.id
     assert svc.step_problems(session=session, actor=user, campaign_id=draft.id, step=1) == [
-        "Choose the audience.", "Choose the WhatsApp channel to send from."]
+        "Choose the audience.",
+        "Choose the WhatsApp channel to send from.",
+    ]
 
-    svc.update_setup(session=session, actor=user, campaign_id=draft.id, name="Spring sale",
-                     audience_kind="list", audience_ref=env["list"].id, channel_id=env["channel"].id)
+    svc.update_setup(
+        session=session,
+        actor=user,
+        campaign_id=draft.id,
+        name="Spring sale",
+        audience_kind="list",
+        audience_ref=env["list"].id,
+        channel_id=env["channel"].id,
+    )
     svc.set_wizard_step(session=session, actor=user, campaign_id=draft.id, step=2)
     session.commit()
     assert svc.step_problems(session=session, actor=user, campaign_id=draft.id, step=1) == []
@@ -57,8 +79,13 @@ def test_draft_lifecycle_and_reasons_next_is_disabled(session, env):
     problems = svc.step_problems(session=session, actor=user, campaign_id=draft.id, step=2)
     assert problems and problems[0].startswith("Say where the value of {{1}}")
 
-    svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
-                      mapping={**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": ""}})
+    svc.update_design(
+        session=session,
+        actor=user,
+        campaign_id=draft.id,
+        template_id=env["template"].id,
+        mapping={**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": ""}},
+    )
     session.commit()
     assert svc.step_problems(session=session, actor=user, campaign_id=draft.id, step=3) == []
     preview = design_preview(session=session, actor=user, campaign_id=draft.id)
@@ -78,14 +105,31 @@ def test_bad_input_is_refused_and_changes_nothing(session, env):
     with pytest.raises(svc.CampaignError, match="Give the campaign a name"):
         svc.create_draft(session=session, actor=user, name="   ")
     with pytest.raises(svc.CampaignError, match="no longer exists"):
-        svc.update_setup(session=session, actor=user, campaign_id=draft.id, name="X", audience_kind="list",
-                         audience_ref=999999, channel_id=env["channel"].id)
+        svc.update_setup(
+            session=session,
+            actor=user,
+            campaign_id=draft.id,
+            name="X",
+            audience_kind="list",
+            audience_ref=999999,
+            channel_id=env["channel"].id,
+        )
     with pytest.raises(svc.CampaignError, match="no variable"):
-        svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
-                          mapping={"body.9": {"source": "text", "value": "x"}})
+        svc.update_design(
+            session=session,
+            actor=user,
+            campaign_id=draft.id,
+            template_id=env["template"].id,
+            mapping={"body.9": {"source": "text", "value": "x"}},
+        )
     with pytest.raises(svc.CampaignError, match="not a contact field"):
-        svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
-                          mapping={"body.1": {"source": "field", "key": "password"}})
+        svc.update_design(
+            session=session,
+            actor=user,
+            campaign_id=draft.id,
+            template_id=env["template"].id,
+            mapping={"body.1": {"source": "field", "key": "password"}},
+        )
     other = make_channel(session, "http://127.0.0.1:8")
     foreign = make_template(session, other, name="other_channel")
     with pytest.raises(svc.CampaignError, match="belongs to another channel"):
@@ -109,13 +153,21 @@ def test_basic_user_cannot_use_a_file_audience(session, env, tmp_path):
     check = check_csv(stored.path)
     with pytest.raises(PermissionDenied):
         svc.register_upload(session=session, actor=user, path=str(stored.path), original_name="a.csv", check=check)
-    upload = svc.register_upload(session=session, actor=env["advanced"], path=str(stored.path),
-                                 original_name="a.csv", check=check)
+    upload = svc.register_upload(
+        session=session, actor=env["advanced"], path=str(stored.path), original_name="a.csv", check=check
+    )
     session.commit()
     assert upload.delimiter == ";" and upload.valid_count == 1 and upload.columns == ["phone", "first_name"]
     with pytest.raises(PermissionDenied):
-        svc.update_setup(session=session, actor=user, campaign_id=draft.id, name="File", audience_kind="csv",
-                         audience_ref=upload.id, channel_id=env["channel"].id)
+        svc.update_setup(
+            session=session,
+            actor=user,
+            campaign_id=draft.id,
+            name="File",
+            audience_kind="csv",
+            audience_ref=upload.id,
+            channel_id=env["channel"].id,
+        )
 
 
 def test_csv_mapping_uses_columns(session, env, tmp_path):
@@ -123,17 +175,31 @@ def test_csv_mapping_uses_columns(session, env, tmp_path):
     (tmp_path / "b.csv").write_bytes(b"phone;city\n+33612345678;Lyon\n+33612345679;\nbad;x\n")
     with open(tmp_path / "b.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="b.csv", purpose=svc.UPLOAD_PURPOSE)
-    upload = svc.register_upload(session=session, actor=user, path=str(stored.path), original_name="b.csv",
-                                 check=check_csv(stored.path))
+    upload = svc.register_upload(
+        session=session, actor=user, path=str(stored.path), original_name="b.csv", check=check_csv(stored.path)
+    )
     draft = svc.create_draft(session=session, actor=user, name="CSV")
-    svc.update_setup(session=session, actor=user, campaign_id=draft.id, name="CSV", audience_kind="csv",
-                     audience_ref=upload.id, channel_id=env["channel"].id)
+    svc.update_setup(
+        session=session,
+        actor=user,
+        campaign_id=draft.id,
+        name="CSV",
+        audience_kind="csv",
+        audience_ref=upload.id,
+        channel_id=env["channel"].id,
+    )
     with pytest.raises(svc.CampaignError, match="no column"):
-        svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
-                          mapping={"body.1": {"source": "column", "key": "first_name"}})
+        svc.update_design(
+            session=session,
+            actor=user,
+            campaign_id=draft.id,
+            template_id=env["template"].id,
+            mapping={"body.1": {"source": "column", "key": "first_name"}},
+        )
     mapping = {**MAPPING, "body.1": {"source": "column", "key": "city", "fallback": ""}}
-    svc.update_design(session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id,
-                      mapping=mapping)
+    svc.update_design(
+        session=session, actor=user, campaign_id=draft.id, template_id=env["template"].id, mapping=mapping
+    )
     session.commit()
     preview = design_preview(session=session, actor=user, campaign_id=draft.id)
     assert preview.examined == 2 and preview.skipped == 1

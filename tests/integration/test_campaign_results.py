@@ -24,11 +24,22 @@ def results(session, make_user, redis_client):
     session.add(campaign)
     session.commit()
     rows = [
-        CampaignRecipient(campaign_id=campaign.id, address="+33612345601", status="read", message_id="wamid.1",
-                          variables={"first_name": "=HYPERLINK(\"http://evil\")"}),
+        CampaignRecipient(
+            campaign_id=campaign.id,
+            address="+33612345601",
+            status="read",
+            message_id="wamid.1",
+            variables={"first_name": '=HYPERLINK("http://evil")'},
+        ),
         CampaignRecipient(campaign_id=campaign.id, address="+33612345602", status="delivered", message_id="wamid.2"),
-        CampaignRecipient(campaign_id=campaign.id, address="+33612345603", status="failed", message_id="wamid.3",
-                          error_code=131026, error_title="@Message undeliverable"),
+        CampaignRecipient(
+            campaign_id=campaign.id,
+            address="+33612345603",
+            status="failed",
+            message_id="wamid.3",
+            error_code=131026,
+            error_title="@Message undeliverable",
+        ),
         CampaignRecipient(campaign_id=campaign.id, address="+44770090001", status="sent", message_id="wamid.4"),
         CampaignRecipient(campaign_id=campaign.id, address="+44770090002", status="queued"),
     ]
@@ -36,8 +47,9 @@ def results(session, make_user, redis_client):
     session.commit()
     campaign_progress.refresh_counters(session, campaign.id)
     session.commit()
-    secret = auth.login(session=session, redis_client=redis_client, email=user.email,
-                        password="correct horse battery").session_secret
+    secret = auth.login(
+        session=session, redis_client=redis_client, email=user.email, password="correct horse battery"
+    ).session_secret
     return {"user": user, "campaign": campaign, "secret": secret}
 
 
@@ -51,12 +63,14 @@ def test_recipients_are_filtered_searched_and_paged_on_the_server(session, resul
     args = {"session": session, "actor": results["user"], "campaign_id": results["campaign"].id}
     failed = campaign_results.recipients_page(**args, status="failed")
     assert [(r["number"], r["error_code"], r["error_title"]) for r in failed.rows] == [
-        ("+33612345603", 131026, "@Message undeliverable")]
+        ("+33612345603", 131026, "@Message undeliverable")
+    ]
     uk = campaign_results.recipients_page(**args, search="+44 7700")
     assert uk.total == 2
     paged = campaign_results.recipients_page(**args, page=2, page_size=2)
-    assert paged.total == 5 and paged.pages == 3 and [r["number"] for r in paged.rows] == ["+33612345603",
-                                                                                             "+44770090001"]
+    assert (
+        paged.total == 5 and paged.pages == 3 and [r["number"] for r in paged.rows] == ["+33612345603", "+44770090001"]
+    )
     with pytest.raises(ValueError):
         campaign_results.recipients_page(**args, status="draft")
     with pytest.raises(campaign_results.CampaignNotFound):
@@ -93,6 +107,5 @@ def test_csv_export_streams_every_row_with_formulas_neutralised(results):
     assert len(rows) == 6
     by_number = {r[0]: r for r in rows[1:]}
     assert by_number["'+33612345603"][3:5] == ["131026", "'@Message undeliverable"]
-    assert by_number["'+33612345601"][9] == "first_name==HYPERLINK(\"http://evil\")"  # not at the cell start
+    assert by_number["'+33612345601"][9] == 'first_name==HYPERLINK("http://evil")'  # not at the cell start
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
-

@@ -58,11 +58,15 @@ async def open_tab(client: CraftedClient, cookie: str, path: str, cls) -> None:
 
     from state.base import AppState
 
-    environ = {"QUERY_STRING": f"token={client.token}",
-               "asgi.scope": {"headers": [(b"user-agent", b"row-actions/1.0")], "client": (client.ip, 40000)}}
-    boot = {"name": event_name(State, "hydrate_and_load"),
-            "payload": {"vars": {f"{AppState.get_full_name()}.session_secret": cookie}},
-            "router_data": {"pathname": path, "query": {}, "asPath": path}}
+    environ = {
+        "QUERY_STRING": f"token={client.token}",
+        "asgi.scope": {"headers": [(b"user-agent", b"row-actions/1.0")], "client": (client.ip, 40000)},
+    }
+    boot = {
+        "name": event_name(State, "hydrate_and_load"),
+        "payload": {"vars": {f"{AppState.get_full_name()}.session_secret": cookie}},
+        "router_data": {"pathname": path, "query": {}, "asPath": path},
+    }
     await client.ns.on_connect(client.sid, environ, auth={"event": boot})
 
     async def loaded():
@@ -75,8 +79,15 @@ async def open_tab(client: CraftedClient, cookie: str, path: str, cls) -> None:
 async def act(client: CraftedClient, cls, handler: str, path: str, **payload) -> str:
     """Send one event and return the text of the toast(s) it answered with."""
     client.take()
-    await client.ns.on_event(client.sid, {"name": event_name(cls, handler), "payload": payload, "token": "x",
-                                          "router_data": {"pathname": path, "query": {}, "asPath": path}})
+    await client.ns.on_event(
+        client.sid,
+        {
+            "name": event_name(cls, handler),
+            "payload": payload,
+            "token": "x",
+            "router_data": {"pathname": path, "query": {}, "asPath": path},
+        },
+    )
 
     async def toast():
         out = client._recorder.get(client.sid)
@@ -91,15 +102,23 @@ async def act(client: CraftedClient, cls, handler: str, path: str, **payload) ->
 
 async def set_var(client: CraftedClient, cls, handler: str, path: str, **payload) -> None:
     """Setter events answer with a state delta, not a toast."""
-    await client.ns.on_event(client.sid, {"name": event_name(cls, handler), "payload": payload, "token": "x",
-                                          "router_data": {"pathname": path, "query": {}, "asPath": path}})
+    await client.ns.on_event(
+        client.sid,
+        {
+            "name": event_name(cls, handler),
+            "payload": payload,
+            "token": "x",
+            "router_data": {"pathname": path, "query": {}, "asPath": path},
+        },
+    )
     await asyncio.sleep(0.3)
     client.take()
 
 
 def login(session, redis_client, user) -> str:
-    return auth.login(session=session, redis_client=redis_client, email=user.email,
-                      password="correct horse battery").session_secret
+    return auth.login(
+        session=session, redis_client=redis_client, email=user.email, password="correct horse battery"
+    ).session_secret
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -116,15 +135,28 @@ def env(session, make_user, sb):
     channel = make_channel(session, sb.url)
     template = make_template(session, channel)
     clist = make_list(session, [number(i) for i in range(30)])
-    return {"channel": channel, "template": template, "list": clist, "basic": make_user("basic"),
-            "advanced": make_user("advanced"), "session": session}
+    return {
+        "channel": channel,
+        "template": template,
+        "list": clist,
+        "basic": make_user("basic"),
+        "advanced": make_user("advanced"),
+        "session": session,
+    }
 
 
 def _draft(env, user, name: str = "Spring") -> Campaign:
     s = env["session"]
     draft = drafts.create_draft(session=s, actor=user, name=name)
-    drafts.update_setup(session=s, actor=user, campaign_id=draft.id, name=name, audience_kind="list",
-                        audience_ref=env["list"].id, channel_id=env["channel"].id)
+    drafts.update_setup(
+        session=s,
+        actor=user,
+        campaign_id=draft.id,
+        name=name,
+        audience_kind="list",
+        audience_ref=env["list"].id,
+        channel_id=env["channel"].id,
+    )
     drafts.update_design(session=s, actor=user, campaign_id=draft.id, template_id=env["template"].id, mapping=MAPPING)
     drafts.set_wizard_step(session=s, actor=user, campaign_id=draft.id, step=3)
     s.commit()
@@ -133,10 +165,10 @@ def _draft(env, user, name: str = "Spring") -> Campaign:
 
 def _scheduled(env, user, name: str = "Spring") -> Campaign:
     draft = _draft(env, user, name)
-    when = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=1)).replace(hour=9, minute=0, second=0,
-                                                                                microsecond=0, tzinfo=None)
-    return schedule_campaign(session=env["session"], actor=user, campaign_id=draft.id, tz="Europe/Paris",
-                             local_dt=when)
+    when = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0, tzinfo=None
+    )
+    return schedule_campaign(session=env["session"], actor=user, campaign_id=draft.id, tz="Europe/Paris", local_dt=when)
 
 
 def _audit_actions(campaign_id: int) -> list[str]:
@@ -145,9 +177,13 @@ def _audit_actions(campaign_id: int) -> list[str]:
     from app.db import get_engine
 
     with Session(get_engine()) as s:
-        return list(s.exec(select(AuditLog.action).where(AuditLog.target_type == "campaign",
-                                                         AuditLog.target_id == str(campaign_id))
-                           .order_by(AuditLog.id)).all())
+        return list(
+            s.exec(
+                select(AuditLog.action)
+                .where(AuditLog.target_type == "campaign", AuditLog.target_id == str(campaign_id))
+                .order_by(AuditLog.id)
+            ).all()
+        )
 
 
 # --- row actions -----------------------------------------------------------------------------------
@@ -209,16 +245,24 @@ def test_reschedule_refuses_the_past_moves_the_run_time_and_starts_exactly_once(
     assert _audit_actions(campaign.id).count("campaign.send") == 1
 
 
-def test_pause_and_resume_from_the_list_during_a_real_send_never_resend(env, redis_client, redis_url, database_url,
-                                                                        reflex_backend, sb, tmp_path):
+def test_pause_and_resume_from_the_list_during_a_real_send_never_resend(
+    env, redis_client, redis_url, database_url, reflex_backend, sb, tmp_path
+):
     user, s = env["advanced"], env["session"]
     # 150 recipients at 25 messages a second: about six seconds of Sending, time to pause it.
     big = make_list(s, [number(1000 + i) for i in range(150)], name="Big")
     s.execute(update(Channel).where(Channel.id == env["channel"].id).values(messages_per_second=25))
     s.commit()
     draft = drafts.create_draft(session=s, actor=user, name="Big send")
-    drafts.update_setup(session=s, actor=user, campaign_id=draft.id, name="Big send", audience_kind="list",
-                        audience_ref=big.id, channel_id=env["channel"].id)
+    drafts.update_setup(
+        session=s,
+        actor=user,
+        campaign_id=draft.id,
+        name="Big send",
+        audience_kind="list",
+        audience_ref=big.id,
+        channel_id=env["channel"].id,
+    )
     drafts.update_design(session=s, actor=user, campaign_id=draft.id, template_id=env["template"].id, mapping=MAPPING)
     s.commit()
     cookie = login(s, redis_client, user)
@@ -287,14 +331,16 @@ def test_cancel_duplicate_and_delete_from_the_list(env, redis_client, reflex_bac
         out = {}
         out["cancel_draft"] = await act(tab, CampaignsState, "cancel_campaign", CAMPAIGNS, campaign_id=str(draft.id))
         out["cancel"] = await act(tab, CampaignsState, "cancel_campaign", CAMPAIGNS, campaign_id=str(scheduled.id))
-        out["cancel_again"] = await act(tab, CampaignsState, "cancel_campaign", CAMPAIGNS,
-                                        campaign_id=str(scheduled.id))
-        out["duplicate"] = await act(tab, CampaignsState, "duplicate_campaign", CAMPAIGNS,
-                                     campaign_id=str(scheduled.id))
-        out["duplicate_missing"] = await act(tab, CampaignsState, "duplicate_campaign", CAMPAIGNS,
-                                             campaign_id="999999")
-        out["delete_cancelled"] = await act(tab, CampaignsState, "open_delete", CAMPAIGNS,
-                                            campaign_id=str(scheduled.id))
+        out["cancel_again"] = await act(
+            tab, CampaignsState, "cancel_campaign", CAMPAIGNS, campaign_id=str(scheduled.id)
+        )
+        out["duplicate"] = await act(
+            tab, CampaignsState, "duplicate_campaign", CAMPAIGNS, campaign_id=str(scheduled.id)
+        )
+        out["duplicate_missing"] = await act(tab, CampaignsState, "duplicate_campaign", CAMPAIGNS, campaign_id="999999")
+        out["delete_cancelled"] = await act(
+            tab, CampaignsState, "open_delete", CAMPAIGNS, campaign_id=str(scheduled.id)
+        )
         out["confirm_without_choice"] = await act(tab, CampaignsState, "confirm_delete", CAMPAIGNS)
         await set_var(tab, CampaignsState, "open_delete", CAMPAIGNS, campaign_id=str(draft.id))
         out["delete_name"] = (await tab.substate(CampaignsState)).delete_name
@@ -347,11 +393,13 @@ def test_basic_user_cannot_create_a_segment_from_the_wizard(env, redis_client, r
     assert db_fingerprint() == before
     refused = env["session"].exec(select(AuditLog).where(AuditLog.action == "permission.refused")).all()
     assert [(a.target_id, a.actor_id, a.detail) for a in refused] == [  # typing the name is refused too
-        (f"SegmentEditorState.{h}", user.id, {"capability": perm.AUDIENCES_MANAGE}) for h in ("set_name", "save")]
+        (f"SegmentEditorState.{h}", user.id, {"capability": perm.AUDIENCES_MANAGE}) for h in ("set_name", "save")
+    ]
 
 
-def _wizard_send(env, redis_client, reflex_backend, user, campaign_id: int, *, schedule: bool = False,
-                 before_send=None):
+def _wizard_send(
+    env, redis_client, reflex_backend, user, campaign_id: int, *, schedule: bool = False, before_send=None
+):
     """Open the wizard on a ready draft (step 3), let `before_send` change the world, then send or schedule."""
     cookie = login(env["session"], redis_client, user)
     path = f"/campaigns/{campaign_id}/edit"
@@ -384,11 +432,13 @@ def test_sending_or_scheduling_needs_campaigns_send(env, redis_client, reflex_ba
     draft = _draft(env, user)
 
     def revoke():  # a role without the right to send (as a deployment could define), decided on the server
-        monkeypatch.setitem(perm.CAPABILITIES_BY_ROLE, perm.BASIC,
-                            perm.CAPABILITIES_BY_ROLE[perm.BASIC] - {perm.CAMPAIGNS_SEND})
+        monkeypatch.setitem(
+            perm.CAPABILITIES_BY_ROLE, perm.BASIC, perm.CAPABILITIES_BY_ROLE[perm.BASIC] - {perm.CAMPAIGNS_SEND}
+        )
 
-    text, redirects, fingerprint = _wizard_send(env, redis_client, reflex_backend, user, draft.id,
-                                                schedule=schedule, before_send=revoke)
+    text, redirects, fingerprint = _wizard_send(
+        env, redis_client, reflex_backend, user, draft.id, schedule=schedule, before_send=revoke
+    )
     assert "You don't have permission to do that." in text
     assert "/campaigns" not in redirects
     assert db_fingerprint() == fingerprint
@@ -400,6 +450,7 @@ def _template_paused(env):
         s = env["session"]
         s.execute(update(Template).where(Template.id == env["template"].id).values(status="PAUSED"))
         s.commit()
+
     return change
 
 
@@ -408,6 +459,7 @@ def _channel_disconnected(env):
         s = env["session"]
         s.execute(update(Channel).where(Channel.id == env["channel"].id).values(status="disconnected"))
         s.commit()
+
     return change
 
 
@@ -416,26 +468,42 @@ def _audience_emptied(env):
         s = env["session"]
         s.execute(update(ContactIdentity).values(subscribed=False))  # everyone unsubscribed meanwhile
         s.commit()
+
     return change
 
 
 # Scheduling an audience that is empty today is allowed (it may fill up before the run time): the run
 # itself refuses, says why and gives the draft back (test_scheduling covers that path).
-REVALIDATED = [
-    pytest.param(_template_paused, "is not approved by WhatsApp (status PAUSED)", schedule,
-                 id=f"template-not-approved-{'schedule' if schedule else 'send'}") for schedule in (False, True)
-] + [
-    pytest.param(_channel_disconnected, "is not connected", schedule,
-                 id=f"channel-disconnected-{'schedule' if schedule else 'send'}") for schedule in (False, True)
-] + [pytest.param(_audience_emptied, "The audience has no one to send to", False, id="audience-empty-send")]
+REVALIDATED = (
+    [
+        pytest.param(
+            _template_paused,
+            "is not approved by WhatsApp (status PAUSED)",
+            schedule,
+            id=f"template-not-approved-{'schedule' if schedule else 'send'}",
+        )
+        for schedule in (False, True)
+    ]
+    + [
+        pytest.param(
+            _channel_disconnected,
+            "is not connected",
+            schedule,
+            id=f"channel-disconnected-{'schedule' if schedule else 'send'}",
+        )
+        for schedule in (False, True)
+    ]
+    + [pytest.param(_audience_emptied, "The audience has no one to send to", False, id="audience-empty-send")]
+)
 
 
 @pytest.mark.parametrize("change, reason, schedule", REVALIDATED)
 def test_the_server_revalidates_at_send_time(env, redis_client, reflex_backend, change, reason, schedule):
     user = env["basic"]
     draft = _draft(env, user)
-    text, redirects, fingerprint = _wizard_send(env, redis_client, reflex_backend, user, draft.id,
-                                                schedule=schedule, before_send=change(env))
+    text, redirects, fingerprint = _wizard_send(
+        env, redis_client, reflex_backend, user, draft.id, schedule=schedule, before_send=change(env)
+    )
     assert reason in text, text
     assert "/campaigns" not in redirects
     assert db_fingerprint() == fingerprint  # nothing changed but the audit log

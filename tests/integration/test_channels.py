@@ -20,9 +20,17 @@ from tests.support.sandbox import ACCOUNT_TOKEN as TOKEN
 from tests.support.sandbox import ACCOUNT_WABA as WABA
 from tests.support.sandbox import run_account_sandbox as running_sandbox
 
-FORM = {"name": "Main shop", "phone_number_id": "106540352242922", "business_account_id": "102290129340398",
-        "access_token": "EAAG-real-looking-token-0001", "app_secret": "0123456789abcdef0123456789abcdef",
-        "verify_token": "", "api_base_url": "", "api_version": "", "messages_per_second": ""}
+FORM = {
+    "name": "Main shop",
+    "phone_number_id": "106540352242922",
+    "business_account_id": "102290129340398",
+    "access_token": "EAAG-real-looking-token-0001",
+    "app_secret": "0123456789abcdef0123456789abcdef",
+    "verify_token": "",
+    "api_base_url": "",
+    "api_version": "",
+    "messages_per_second": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +56,23 @@ def _connect(session, actor, **changes):
 
 # --- connect ---------------------------------------------------------------------------------
 
+
 def test_admin_connects_a_number_with_defaults_and_a_generated_verify_token(session, make_user):
     admin = make_user(perm.ADMIN)
     result = _connect(session, admin)
 
     channel = _channels(session)[0]
     assert (channel.name, channel.kind, channel.phone_number_id, channel.business_account_id) == (
-        "Main shop", "whatsapp_cloud", "106540352242922", "102290129340398")
+        "Main shop",
+        "whatsapp_cloud",
+        "106540352242922",
+        "102290129340398",
+    )
     assert (channel.api_base_url, channel.api_version, channel.messages_per_second) == (
-        "https://graph.facebook.com", "v23.0", 80)
+        "https://graph.facebook.com",
+        "v23.0",
+        80,
+    )
     assert channel.status == "disconnected" and channel.last_error == "Not tested yet."
     assert channel.access_token == FORM["access_token"] and channel.app_secret == FORM["app_secret"]
     assert result.generated_verify_token and len(result.generated_verify_token) >= 24
@@ -74,21 +90,24 @@ def test_a_verify_token_given_is_kept_and_not_generated(session, make_user):
     assert _channels(session)[0].verify_token == "my-own-verify-token"
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"name": ""}, "Enter a name for the channel"),
-    ({"phone_number_id": "10654-ABC"}, "The phone number ID must contain digits only."),
-    ({"business_account_id": ""}, "Enter the WhatsApp Business Account ID"),
-    ({"access_token": ""}, "Enter the access token"),
-    ({"app_secret": ""}, "Enter the app secret"),
-    ({"access_token": "two words"}, "The access token must be a single line without spaces"),
-    ({"messages_per_second": "0"}, "Messages per second must be a whole number from 1 to 1000"),
-    ({"messages_per_second": "1001"}, "Messages per second must be a whole number from 1 to 1000"),
-    ({"messages_per_second": "fast"}, "Messages per second must be a whole number from 1 to 1000"),
-    ({"api_base_url": "http://graph.example.com"}, "must use https (plain http is only allowed for localhost)"),
-    ({"api_base_url": "ftp://graph.facebook.com"}, "The API base URL must look like https://graph.facebook.com."),
-    ({"api_base_url": "https://user:pw@graph.facebook.com"}, "may not contain credentials"),
-    ({"api_version": "23"}, "The API version must look like v23.0."),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": ""}, "Enter a name for the channel"),
+        ({"phone_number_id": "10654-ABC"}, "The phone number ID must contain digits only."),
+        ({"business_account_id": ""}, "Enter the WhatsApp Business Account ID"),
+        ({"access_token": ""}, "Enter the access token"),
+        ({"app_secret": ""}, "Enter the app secret"),
+        ({"access_token": "two words"}, "The access token must be a single line without spaces"),
+        ({"messages_per_second": "0"}, "Messages per second must be a whole number from 1 to 1000"),
+        ({"messages_per_second": "1001"}, "Messages per second must be a whole number from 1 to 1000"),
+        ({"messages_per_second": "fast"}, "Messages per second must be a whole number from 1 to 1000"),
+        ({"api_base_url": "http://graph.example.com"}, "must use https (plain http is only allowed for localhost)"),
+        ({"api_base_url": "ftp://graph.facebook.com"}, "The API base URL must look like https://graph.facebook.com."),
+        ({"api_base_url": "https://user:pw@graph.facebook.com"}, "may not contain credentials"),
+        ({"api_version": "23"}, "The API version must look like v23.0."),
+    ],
+)
 def test_bad_input_is_refused_with_a_specific_message_and_nothing_written(session, make_user, changes, message):
     admin = make_user(perm.ADMIN)
     with pytest.raises(ChannelError) as info:
@@ -112,6 +131,7 @@ def test_localhost_http_is_allowed_for_a_local_api_and_names_are_unique(session,
 
 # --- edit, disconnect ------------------------------------------------------------------------
 
+
 def test_edit_keeps_secrets_left_empty_and_replaces_the_ones_given(session, make_user):
     admin = make_user(perm.ADMIN)
     channel = _connect(session, admin, verify_token="first-verify").channel
@@ -119,17 +139,25 @@ def test_edit_keeps_secrets_left_empty_and_replaces_the_ones_given(session, make
     assert form["access_token_set"] == "yes" and "access_token" not in form
     assert all(secret not in repr(form) for secret in (FORM["access_token"], FORM["app_secret"], "first-verify"))
 
-    saved = channels_service.update_channel(session=session, actor=admin, channel_id=channel.id,
-                                            form={**form, "messages_per_second": "200", "access_token": "",
-                                                  "app_secret": "", "verify_token": ""})
+    saved = channels_service.update_channel(
+        session=session,
+        actor=admin,
+        channel_id=channel.id,
+        form={**form, "messages_per_second": "200", "access_token": "", "app_secret": "", "verify_token": ""},
+    )
     session.commit()
     assert saved.changed == ("messages_per_second",) and not saved.connection_changed
     stored = _channels(session)[0]
     assert (stored.access_token, stored.app_secret, stored.verify_token, stored.messages_per_second) == (
-        FORM["access_token"], FORM["app_secret"], "first-verify", 200)
+        FORM["access_token"],
+        FORM["app_secret"],
+        "first-verify",
+        200,
+    )
 
-    saved = channels_service.update_channel(session=session, actor=admin, channel_id=channel.id,
-                                            form={**form, "access_token": "EAAG-new-token"})
+    saved = channels_service.update_channel(
+        session=session, actor=admin, channel_id=channel.id, form={**form, "access_token": "EAAG-new-token"}
+    )
     session.commit()
     assert saved.connection_changed and _channels(session)[0].access_token == "EAAG-new-token"
     entries = _audit(session, "channel.update")
@@ -137,8 +165,9 @@ def test_edit_keeps_secrets_left_empty_and_replaces_the_ones_given(session, make
     assert all("EAAG-new-token" not in repr(e.detail) for e in entries)
 
     with pytest.raises(ChannelError, match="digits only"):
-        channels_service.update_channel(session=session, actor=admin, channel_id=channel.id,
-                                        form={**form, "phone_number_id": "abc"})
+        channels_service.update_channel(
+            session=session, actor=admin, channel_id=channel.id, form={**form, "phone_number_id": "abc"}
+        )
     session.rollback()
     assert _channels(session)[0].phone_number_id == FORM["phone_number_id"]
 
@@ -147,8 +176,13 @@ def test_disconnect_stops_the_channel_and_says_which_campaigns_used_it(session, 
     admin = make_user(perm.ADMIN)
     channel = _connect(session, admin).channel
     channel.status = "connected"
-    session.add_all([channel, Campaign(name="Weekly", status="scheduled", channel_id=channel.id),
-                     Campaign(name="Old", status="sent", channel_id=channel.id)])
+    session.add_all(
+        [
+            channel,
+            Campaign(name="Weekly", status="scheduled", channel_id=channel.id),
+            Campaign(name="Old", status="sent", channel_id=channel.id),
+        ]
+    )
     session.commit()
 
     result = channels_service.disconnect_channel(session=session, actor=admin, channel_id=channel.id)
@@ -185,8 +219,9 @@ def test_only_admins_manage_channels(session, make_user, role):
     before = [(c.name, c.status, c.access_token) for c in _channels(session)]
     calls = [
         lambda: channels_service.connect_channel(session=session, actor=user, form={**FORM, "name": "Mine"}),
-        lambda: channels_service.update_channel(session=session, actor=user, channel_id=channel.id,
-                                                form={**FORM, "access_token": "stolen"}),
+        lambda: channels_service.update_channel(
+            session=session, actor=user, channel_id=channel.id, form={**FORM, "access_token": "stolen"}
+        ),
         lambda: channels_service.disconnect_channel(session=session, actor=user, channel_id=channel.id),
         lambda: channels_service.test_connection(session=session, actor=user, channel_id=channel.id),
         lambda: channels_service.channel_for_edit(session=session, actor=user, channel_id=channel.id),
@@ -200,9 +235,16 @@ def test_only_admins_manage_channels(session, make_user, role):
 
 # --- connection test over HTTP ---------------------------------------------------------------
 
+
 def _sandbox_backed(session, admin, sandbox_url, **changes) -> Channel:
-    values = {"phone_number_id": PNID, "business_account_id": WABA, "access_token": TOKEN, "app_secret": SECRET,
-              "api_base_url": sandbox_url, **changes}
+    values = {
+        "phone_number_id": PNID,
+        "business_account_id": WABA,
+        "access_token": TOKEN,
+        "app_secret": SECRET,
+        "api_base_url": sandbox_url,
+        **changes,
+    }
     return _connect(session, admin, **values).channel
 
 
@@ -257,15 +299,25 @@ def test_wrong_ids_and_an_unreachable_api_are_reported(session, make_user, sandb
 
 # --- secrets never reach the browser ---------------------------------------------------------
 
+
 def test_channel_secrets_never_reach_the_browser(session, make_user, redis_client, reflex_backend, sandbox_url):
     """Connect, edit, test and reload through Reflex's real event path: no var of any state, no delta
     and no frontend event carries a secret, except the generated verify token, written once into its
     input by a one-off set_value event."""
     admin = make_user(perm.ADMIN)
-    cookie = auth.login(session=session, redis_client=redis_client, email=admin.email,
-                        password="correct horse battery").session_secret
-    given = {**FORM, "phone_number_id": PNID, "business_account_id": WABA, "access_token": TOKEN,
-             "app_secret": SECRET, "verify_token": "", "api_base_url": sandbox_url, "name": "Via the UI"}
+    cookie = auth.login(
+        session=session, redis_client=redis_client, email=admin.email, password="correct horse battery"
+    ).session_secret
+    given = {
+        **FORM,
+        "phone_number_id": PNID,
+        "business_account_id": WABA,
+        "access_token": TOKEN,
+        "app_secret": SECRET,
+        "verify_token": "",
+        "api_base_url": sandbox_url,
+        "name": "Via the UI",
+    }
     new_token = "EAAG-replaced-token-42"
     name = lambda handler: event_name(ChannelsState, handler)
 
@@ -277,10 +329,13 @@ def test_channel_secrets_never_reach_the_browser(session, make_user, redis_clien
             outcomes.append(await client.send(name(handler), payload, path="/channels"))
             snapshots.append(await client.vars_snapshot())
         channel_id = (await client.substate(ChannelsState)).rows[-1]["id"]
-        for handler, payload in [("open_edit", {"channel_id": channel_id}),
-                                 ("save_channel", {"form": {**given, "access_token": new_token}}),
-                                 ("check_connection", {"channel_id": channel_id}), ("load", {}),
-                                 ("hide_setup", {})]:
+        for handler, payload in [
+            ("open_edit", {"channel_id": channel_id}),
+            ("save_channel", {"form": {**given, "access_token": new_token}}),
+            ("check_connection", {"channel_id": channel_id}),
+            ("load", {}),
+            ("hide_setup", {}),
+        ]:
             outcomes.append(await client.send(name(handler), payload, path="/channels"))
             snapshots.append(await client.vars_snapshot())
         sub = await client.substate(ChannelsState)

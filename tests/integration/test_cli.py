@@ -27,10 +27,21 @@ def hubcast(database_url, tmp_path):
     """hubcast(*args, stdin=None, db=None) -> CompletedProcess, against the test database."""
 
     def _run(*args: str, stdin: str | None = None, db: str | None = None) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DATABASE_URL": db or database_url, "HUBCAST_DATA_DIR": str(tmp_path / "data"),
-               "HUBCAST_ENV": "test"}
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, capture_output=True, text=True,
-                              env=env, cwd=PROJECT_ROOT, timeout=120)
+        env = {
+            **os.environ,
+            "DATABASE_URL": db or database_url,
+            "HUBCAST_DATA_DIR": str(tmp_path / "data"),
+            "HUBCAST_ENV": "test",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=PROJECT_ROOT,
+            timeout=120,
+        )
 
     return _run
 
@@ -57,8 +68,17 @@ def test_migrate_add_user_from_stdin_then_list(hubcast, database_url):
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
 
-    proc = hubcast("user", "add", "Ada@Example.com", "--role", "advanced", "--name", "Ada", "--password-stdin",
-                   stdin=PASSWORD + "\n")
+    proc = hubcast(
+        "user",
+        "add",
+        "Ada@Example.com",
+        "--role",
+        "advanced",
+        "--name",
+        "Ada",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ada@example.com" in proc.stdout
     assert PASSWORD not in proc.stdout  # a password given on stdin is never echoed
@@ -84,25 +104,30 @@ def test_migrate_creates_a_fresh_database(hubcast, tmp_path):
 
 
 def test_duplicate_email_is_one_clear_error(hubcast):
-    assert hubcast("user", "add", "dup@example.com", "--role", "basic", "--password-stdin",
-                   stdin=PASSWORD).returncode == 0
+    assert (
+        hubcast("user", "add", "dup@example.com", "--role", "basic", "--password-stdin", stdin=PASSWORD).returncode == 0
+    )
     proc = hubcast("user", "add", "DUP@example.com", "--role", "admin", "--password-stdin", stdin=PASSWORD)
     assert "already exists" in _one_error_line(proc)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("user", "add", "x@example.com", "--role", "boss"), "Role must be one of"),
-    (("user", "add", "not-an-email", "--role", "basic"), "not a valid email"),
-    (("user", "add", "x@example.com"), "--role"),  # argparse's own errors keep to one line too
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("user", "add", "x@example.com", "--role", "boss"), "Role must be one of"),
+        (("user", "add", "not-an-email", "--role", "basic"), "not a valid email"),
+        (("user", "add", "x@example.com"), "--role"),  # argparse's own errors keep to one line too
+    ],
+)
 def test_bad_input_is_one_line_and_creates_nothing(hubcast, database_url, args, expected):
     assert expected in _one_error_line(hubcast(*args))
     assert _user(database_url, "x@example.com") is None
 
 
 def test_short_password_from_stdin_is_refused(hubcast):
-    assert "at least" in _one_error_line(hubcast("user", "add", "s@example.com", "--role", "basic",
-                                                 "--password-stdin", stdin="short\n"))
+    assert "at least" in _one_error_line(
+        hubcast("user", "add", "s@example.com", "--role", "basic", "--password-stdin", stdin="short\n")
+    )
 
 
 def test_generated_password_is_printed_once_and_works(hubcast, database_url):
@@ -162,6 +187,7 @@ def test_sandbox_command_serves_the_stored_sandbox_channel(hubcast, database_url
                 return await client.get_phone_number()
 
         assert asyncio.run(phone())["id"] == channel.phone_number_id
-        wrong = httpx.get(f"{sandbox.url}/v23.0/{channel.phone_number_id}",
-                          headers={"Authorization": "Bearer not-the-channel-token"})
+        wrong = httpx.get(
+            f"{sandbox.url}/v23.0/{channel.phone_number_id}", headers={"Authorization": "Bearer not-the-channel-token"}
+        )
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == 190

@@ -11,8 +11,14 @@ from app.services.audiences import contact_search
 from app.services.audiences import contacts as svc
 from app.services.audiences.contacts import ContactError
 
-FIELDS = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "country": "", "city": "London",
-          "language": "en"}
+FIELDS = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "country": "",
+    "city": "London",
+    "language": "en",
+}
 
 
 def _identities(**given: str) -> dict[str, str]:
@@ -20,8 +26,13 @@ def _identities(**given: str) -> dict[str, str]:
 
 
 def _create(session, actor, number="+44 7400 123456", **fields):
-    contact = svc.create_contact(session=session, actor=actor, fields={**FIELDS, **fields},
-                                 custom_fields={"Loyalty tier": "gold"}, identities=_identities(whatsapp=number))
+    contact = svc.create_contact(
+        session=session,
+        actor=actor,
+        fields={**FIELDS, **fields},
+        custom_fields={"Loyalty tier": "gold"},
+        identities=_identities(whatsapp=number),
+    )
     session.commit()
     return contact
 
@@ -38,21 +49,27 @@ def test_create_normalises_the_number_and_derives_the_country(session, make_user
     assert contact.country == "GB"  # not typed: read from the number
     assert contact.custom_fields == {"loyalty_tier": "gold"}
     assert [(a.target_id, a.detail) for a in _audit(session, "contact.create")] == [
-        (str(contact.id), {"channels": ["whatsapp"]})]
+        (str(contact.id), {"channels": ["whatsapp"]})
+    ]
 
 
-@pytest.mark.parametrize(("fields", "identities", "message"), [
-    ({}, {"whatsapp": "07400 123456"}, "Country code missing"),
-    ({}, {"whatsapp": "+44 7400 1234564567"}, "WhatsApp number"),
-    ({}, {}, "at least one way to reach"),
-    ({"email": "not-an-email"}, {"whatsapp": "+447400123456"}, "not an email address"),
-    ({"country": "France"}, {"whatsapp": "+447400123456"}, "two-letter ISO code"),
-    ({}, {"instagram": "two words"}, "Instagram id"),
-])
+@pytest.mark.parametrize(
+    ("fields", "identities", "message"),
+    [
+        ({}, {"whatsapp": "07400 123456"}, "Country code missing"),
+        ({}, {"whatsapp": "+44 7400 1234564567"}, "WhatsApp number"),
+        ({}, {}, "at least one way to reach"),
+        ({"email": "not-an-email"}, {"whatsapp": "+447400123456"}, "not an email address"),
+        ({"country": "France"}, {"whatsapp": "+447400123456"}, "two-letter ISO code"),
+        ({}, {"instagram": "two words"}, "Instagram id"),
+    ],
+)
 def test_bad_input_is_refused_with_a_reason_and_nothing_is_written(session, make_user, fields, identities, message):
     admin = make_user("admin")
     with pytest.raises(ContactError, match=message):
-        svc.create_contact(session=session, actor=admin, fields={**FIELDS, **fields}, identities=_identities(**identities))
+        svc.create_contact(
+            session=session, actor=admin, fields={**FIELDS, **fields}, identities=_identities(**identities)
+        )
     session.rollback()
     assert session.exec(select(Contact)).all() == []
 
@@ -61,14 +78,22 @@ def test_an_address_belongs_to_one_contact_and_the_error_names_the_owner(session
     admin = make_user("advanced")
     ada = _create(session, admin)
     with pytest.raises(ContactError) as exc:
-        svc.create_contact(session=session, actor=admin, fields={**FIELDS, "first_name": "Grace", "last_name": "Hopper"},
-                           identities=_identities(whatsapp="0044 7400 123456"))
+        svc.create_contact(
+            session=session,
+            actor=admin,
+            fields={**FIELDS, "first_name": "Grace", "last_name": "Hopper"},
+            identities=_identities(whatsapp="0044 7400 123456"),
+        )
     assert str(exc.value) == f"WhatsApp +447400123456 already belongs to Ada Lovelace (contact #{ada.id})."
     session.rollback()
     assert len(session.exec(select(Contact)).all()) == 1
     # The same number on another channel type is another address.
-    other = svc.create_contact(session=session, actor=admin, fields={**FIELDS, "first_name": "Grace"},
-                               identities=_identities(sms="+447400123456"))
+    other = svc.create_contact(
+        session=session,
+        actor=admin,
+        fields={**FIELDS, "first_name": "Grace"},
+        identities=_identities(sms="+447400123456"),
+    )
     session.commit()
     assert other.id != ada.id
 
@@ -77,10 +102,14 @@ def test_edit_changes_fields_custom_fields_and_identities(session, make_user):
     admin = make_user("admin")
     ada = _create(session, admin)
     svc.set_subscription(session=session, actor=admin, contact_id=ada.id, channel_type="whatsapp", subscribed=False)
-    svc.update_contact(session=session, actor=admin, contact_id=ada.id,
-                       fields={**FIELDS, "city": "Paris", "country": "fr"},
-                       custom_fields={"loyalty_tier": "silver", "Signup date": "2024-02-01"},
-                       identities=_identities(whatsapp="+44 7400 123457", instagram="ada.codes"))
+    svc.update_contact(
+        session=session,
+        actor=admin,
+        contact_id=ada.id,
+        fields={**FIELDS, "city": "Paris", "country": "fr"},
+        custom_fields={"loyalty_tier": "silver", "Signup date": "2024-02-01"},
+        identities=_identities(whatsapp="+44 7400 123457", instagram="ada.codes"),
+    )
     session.commit()
     got = svc.get_contact(session=session, actor=admin, contact_id=ada.id)
     assert got["fields"]["city"] == "Paris" and got["fields"]["country"] == "FR"
@@ -90,8 +119,14 @@ def test_edit_changes_fields_custom_fields_and_identities(session, make_user):
     assert got["subscribed"] == {"whatsapp": False, "instagram": True, "messenger": None, "sms": None}
     assert _audit(session, "contact.update")[-1].detail == {"identities": ["~whatsapp", "+instagram"]}
 
-    svc.update_contact(session=session, actor=admin, contact_id=ada.id, fields=FIELDS, custom_fields={},
-                       identities=_identities(instagram="ada.codes"))
+    svc.update_contact(
+        session=session,
+        actor=admin,
+        contact_id=ada.id,
+        fields=FIELDS,
+        custom_fields={},
+        identities=_identities(instagram="ada.codes"),
+    )
     session.commit()
     assert svc.get_contact(session=session, actor=admin, contact_id=ada.id)["identities"]["whatsapp"] == ""
 
@@ -107,8 +142,14 @@ def test_subscribe_and_unsubscribe_are_audited_per_channel(session, make_user):
     session.commit()
     session.refresh(ident)
     assert ident.subscribed is True
-    logged = [(a.action, a.actor_id, a.target_id, a.detail) for a in session.exec(
-        select(AuditLog).where(AuditLog.action.in_(["contact.subscribe", "contact.unsubscribe"])).order_by(AuditLog.id))]
+    logged = [
+        (a.action, a.actor_id, a.target_id, a.detail)
+        for a in session.exec(
+            select(AuditLog)
+            .where(AuditLog.action.in_(["contact.subscribe", "contact.unsubscribe"]))
+            .order_by(AuditLog.id)
+        )
+    ]
     assert logged == [
         ("contact.unsubscribe", admin.id, str(ada.id), {"channel_type": "whatsapp", "addresses": ["+447400123456"]}),
         ("contact.subscribe", admin.id, str(ada.id), {"channel_type": "whatsapp", "addresses": ["+447400123456"]}),
@@ -122,11 +163,19 @@ def test_a_basic_user_changes_no_contact(session, make_user):
     ada = _create(session, admin)
     before = svc.get_contact(session=session, actor=basic, contact_id=ada.id)  # seeing is allowed
     for call in (
-        lambda: svc.create_contact(session=session, actor=basic, fields=FIELDS, identities=_identities(whatsapp="+33612345678")),
-        lambda: svc.update_contact(session=session, actor=basic, contact_id=ada.id, fields={**FIELDS, "city": "Nice"},
-                                   identities=_identities(whatsapp="+33612345678")),
-        lambda: svc.set_subscription(session=session, actor=basic, contact_id=ada.id, channel_type="whatsapp",
-                                     subscribed=False),
+        lambda: svc.create_contact(
+            session=session, actor=basic, fields=FIELDS, identities=_identities(whatsapp="+33612345678")
+        ),
+        lambda: svc.update_contact(
+            session=session,
+            actor=basic,
+            contact_id=ada.id,
+            fields={**FIELDS, "city": "Nice"},
+            identities=_identities(whatsapp="+33612345678"),
+        ),
+        lambda: svc.set_subscription(
+            session=session, actor=basic, contact_id=ada.id, channel_type="whatsapp", subscribed=False
+        ),
     ):
         with pytest.raises(PermissionDenied):
             call()
@@ -136,16 +185,23 @@ def test_a_basic_user_changes_no_contact(session, make_user):
 
 
 def _seed_for_search(session, admin):
-    people = [("Anna", "Müller", "DE", "+4915123456789", True), ("Bruno", "Silva", "BR", "+5511987654321", False),
-              ("Chloé", "Martin", "FR", "+33612345678", True), ("Dan", "Smith", "GB", "", True)]
+    people = [
+        ("Anna", "Müller", "DE", "+4915123456789", True),
+        ("Bruno", "Silva", "BR", "+5511987654321", False),
+        ("Chloé", "Martin", "FR", "+33612345678", True),
+        ("Dan", "Smith", "GB", "", True),
+    ]
     for first, last, country, number, subscribed in people:
-        c = svc.create_contact(session=session, actor=admin,
-                               fields={**FIELDS, "first_name": first, "last_name": last, "country": country,
-                                       "email": ""},
-                               identities=_identities(whatsapp=number, instagram=f"{first.lower()}.ig"))
+        c = svc.create_contact(
+            session=session,
+            actor=admin,
+            fields={**FIELDS, "first_name": first, "last_name": last, "country": country, "email": ""},
+            identities=_identities(whatsapp=number, instagram=f"{first.lower()}.ig"),
+        )
         if not subscribed:
-            svc.set_subscription(session=session, actor=admin, contact_id=c.id, channel_type="whatsapp",
-                                 subscribed=False)
+            svc.set_subscription(
+                session=session, actor=admin, contact_id=c.id, channel_type="whatsapp", subscribed=False
+            )
     session.commit()
 
 

@@ -30,10 +30,16 @@ def test_rows_stuck_sending_are_settled_from_webhooks_else_unknown(session, redi
         claimed = claim_rows(get_engine(), campaign.id, 10, utcnow())
         assert len(claimed) == 3
         # A "delivered" status arrived for the first row (matched by our callback data), nothing else.
-        session.add(WebhookStatusEvent(channel_id=campaign.channel_id, message_id="wamid.ABC", status="sent",
-                                       recipient_id=claimed[0].id))
-        session.add(WebhookStatusEvent(channel_id=campaign.channel_id, message_id="wamid.ABC", status="delivered",
-                                       recipient_id=claimed[0].id))
+        session.add(
+            WebhookStatusEvent(
+                channel_id=campaign.channel_id, message_id="wamid.ABC", status="sent", recipient_id=claimed[0].id
+            )
+        )
+        session.add(
+            WebhookStatusEvent(
+                channel_id=campaign.channel_id, message_id="wamid.ABC", status="delivered", recipient_id=claimed[0].id
+            )
+        )
         session.commit()
         config = SendingConfig(stuck_grace_s=60)
         assert sweep(config=config)["touched"] == []  # within the grace period nothing changes
@@ -47,8 +53,9 @@ def test_rows_stuck_sending_are_settled_from_webhooks_else_unknown(session, redi
     assert done.status == "sent" and done.delivered_count == 1 and done.unknown_count == 2
 
 
-def test_redis_flushed_mid_campaign_is_reenqueued_from_the_database(session, redis_client, redis_url, make_user,
-                                                                   tmp_path):
+def test_redis_flushed_mid_campaign_is_reenqueued_from_the_database(
+    session, redis_client, redis_url, make_user, tmp_path
+):
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:
         campaign = make_sandbox_campaign(session, sb, 30)
@@ -63,8 +70,9 @@ def test_redis_flushed_mid_campaign_is_reenqueued_from_the_database(session, red
         assert len(per) == 30 and set(per.values()) == {1}
 
 
-def test_stuck_rows_that_never_left_are_queued_again_and_sent_once(session, redis_client, redis_url, make_user,
-                                                                   tmp_path):
+def test_stuck_rows_that_never_left_are_queued_again_and_sent_once(
+    session, redis_client, redis_url, make_user, tmp_path
+):
     import time
 
     user = make_user("basic")

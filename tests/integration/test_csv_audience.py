@@ -23,30 +23,52 @@ def _stored_files() -> list:
 
 def test_a_checked_file_becomes_the_audience_of_a_new_draft(session, make_user):
     user = make_user("advanced")
-    attached = csv_audience.attach_csv(session=session, actor=user, source=io.BytesIO(GOOD),
-                                       original_name="spring.csv", campaign_id=None, name="Spring")
+    attached = csv_audience.attach_csv(
+        session=session,
+        actor=user,
+        source=io.BytesIO(GOOD),
+        original_name="spring.csv",
+        campaign_id=None,
+        name="Spring",
+    )
     session.commit()
     campaign = session.get(Campaign, attached.campaign_id)
     upload = session.get(AudienceUpload, attached.upload_id)
     assert campaign.name == "Spring" and campaign.audience_kind == "csv"
     assert campaign.audience_upload_id == upload.id and upload.original_filename == "spring.csv"
-    assert attached.summary == {"file": "spring.csv", "rows": "4", "reach": "2", "invalid": "1", "duplicates": "1",
-                                "delimiter": f"{attached.check.delimiter_name} (;)", "columns": "phone, first_name"}
+    assert attached.summary == {
+        "file": "spring.csv",
+        "rows": "4",
+        "reach": "2",
+        "invalid": "1",
+        "duplicates": "1",
+        "delimiter": f"{attached.check.delimiter_name} (;)",
+        "columns": "phone, first_name",
+    }
     assert [r["line"] for r in attached.invalid_rows] == ["4"]
     assert len(_stored_files()) == 1
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("people.xlsx", GOOD, "is not a CSV file"),
-    ("people.csv", b"name,city\nAna,Lyon\n", "phone"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("people.xlsx", GOOD, "is not a CSV file"),
+        ("people.csv", b"name,city\nAna,Lyon\n", "phone"),
+    ],
+)
 def test_a_refused_file_leaves_nothing_behind(session, make_user, name, content, message):
     user = make_user("advanced")
     draft = drafts.create_draft(session=session, actor=user, name="Kept as it was")
     session.commit()
     with pytest.raises(csv_audience.CsvAudienceRefused, match=message):
-        csv_audience.attach_csv(session=session, actor=user, source=io.BytesIO(content), original_name=name,
-                                campaign_id=draft.id, name="Kept as it was")
+        csv_audience.attach_csv(
+            session=session,
+            actor=user,
+            source=io.BytesIO(content),
+            original_name=name,
+            campaign_id=draft.id,
+            name="Kept as it was",
+        )
     assert _stored_files() == []
     assert session.exec(select(AudienceUpload)).all() == []
     assert session.get(Campaign, draft.id).audience_kind in ("", None)
@@ -55,8 +77,9 @@ def test_a_refused_file_leaves_nothing_behind(session, make_user, name, content,
 def test_a_basic_user_cannot_attach_a_file(session, make_user):
     user = make_user("basic")
     with pytest.raises(perm.PermissionDenied):
-        csv_audience.attach_csv(session=session, actor=user, source=io.BytesIO(GOOD), original_name="a.csv",
-                                campaign_id=None, name="Nope")
+        csv_audience.attach_csv(
+            session=session, actor=user, source=io.BytesIO(GOOD), original_name="a.csv", campaign_id=None, name="Nope"
+        )
     session.rollback()
     assert _stored_files() == []
     assert session.exec(select(Campaign).where(Campaign.name == "Nope")).all() == []

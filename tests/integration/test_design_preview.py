@@ -19,8 +19,18 @@ from tests.support.factories import MAPPING, make_channel, make_list, make_templ
 
 FIRST = ["Ana", "", "  ", "\t", "Bo\n", " \r\n ", "Cy", "", "Di", "Ed"]
 CITY = ["Lyon", "Nice", "", "Paris", "", "Rome", " ", "Oslo", "", "Kyiv"]
-CUSTOM = [{"Plan": "gold"}, {}, {"plan": ""}, {"plan": "x"}, {"PLAN": " "}, {"other": 1}, {"plan": "y"}, {}, {},
-          {"plan": "z"}]
+CUSTOM = [
+    {"Plan": "gold"},
+    {},
+    {"plan": ""},
+    {"plan": "x"},
+    {"PLAN": " "},
+    {"other": 1},
+    {"plan": "y"},
+    {},
+    {},
+    {"plan": "z"},
+]
 
 
 def _reference(session, campaign) -> tuple[int, int, list]:
@@ -45,8 +55,11 @@ def env(session, make_user, redis_client):
 
 LIST_MAPPINGS = {
     "first_name": {**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": ""}},
-    "first_name_or_city": {**MAPPING, "body.1": {"source": "field", "key": "first_name"},
-                           "body.2": {"source": "field", "key": "city"}},
+    "first_name_or_city": {
+        **MAPPING,
+        "body.1": {"source": "field", "key": "first_name"},
+        "body.2": {"source": "field", "key": "city"},
+    },
     "with_fallback": {**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": "friend"}},
     "blank_fallback": {**MAPPING, "body.1": {"source": "field", "key": "first_name", "fallback": " \t "}},
     "custom_field": {**MAPPING, "body.1": {"source": "field", "key": "custom.plan"}},
@@ -60,15 +73,24 @@ LIST_MAPPINGS = {
 
 @pytest.mark.parametrize("name", list(LIST_MAPPINGS))
 def test_list_audience_counts_match_resolving_every_recipient(session, env, name):
-    clist = make_list(session, [number(i) for i in range(10)], first_name=lambda i: FIRST[i],
-                      subscribed=lambda i: i != 8)
+    clist = make_list(
+        session, [number(i) for i in range(10)], first_name=lambda i: FIRST[i], subscribed=lambda i: i != 8
+    )
     with session.get_bind().begin() as conn:
         for i in range(10):
-            conn.execute(update(Contact).where(Contact.id == ContactIdentity.contact_id,
-                                               ContactIdentity.address == number(i))
-                         .values(city=CITY[i], custom_fields=CUSTOM[i]))
-    campaign = Campaign(name="P", audience_kind="list", audience_list_id=clist.id, channel_id=env["channel"].id,
-                        template_id=env["template"].id, variable_mapping=LIST_MAPPINGS[name])
+            conn.execute(
+                update(Contact)
+                .where(Contact.id == ContactIdentity.contact_id, ContactIdentity.address == number(i))
+                .values(city=CITY[i], custom_fields=CUSTOM[i])
+            )
+    campaign = Campaign(
+        name="P",
+        audience_kind="list",
+        audience_list_id=clist.id,
+        channel_id=env["channel"].id,
+        template_id=env["template"].id,
+        variable_mapping=LIST_MAPPINGS[name],
+    )
     session.add(campaign)
     session.commit()
     preview = dp.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
@@ -82,14 +104,19 @@ def test_list_audience_counts_match_resolving_every_recipient(session, env, name
         assert skipped == 9
 
 
-CSV = ("phone;First_Name;City\n+33612345678;Ana;Lyon\n+33612345679;;Nice\n+33612345680; ;\n"
-       "+33612345678;dup;dup\nbad;x;y\n+33612345681;Bo;\n+33612345682;Cy;Oslo\n+33612345683;\t;Rome\n")
+CSV = (
+    "phone;First_Name;City\n+33612345678;Ana;Lyon\n+33612345679;;Nice\n+33612345680; ;\n"
+    "+33612345678;dup;dup\nbad;x;y\n+33612345681;Bo;\n+33612345682;Cy;Oslo\n+33612345683;\t;Rome\n"
+)
 CSV_MAPPINGS = {
     "column": {**MAPPING, "body.1": {"source": "column", "key": "First_Name"}},
     "column_other_case": {**MAPPING, "body.1": {"source": "column", "key": "first_name"}},
     "field_means_column": {**MAPPING, "body.1": {"source": "field", "key": "city"}},
-    "both": {**MAPPING, "body.1": {"source": "column", "key": "First_Name"}, "body.2": {"source": "column",
-                                                                                         "key": "City"}},
+    "both": {
+        **MAPPING,
+        "body.1": {"source": "column", "key": "First_Name"},
+        "body.2": {"source": "column", "key": "City"},
+    },
     "fallback": {**MAPPING, "body.1": {"source": "column", "key": "City", "fallback": "there"}},
     "no_such_column": {**MAPPING, "body.1": {"source": "column", "key": "zip"}},
     "phone_column": {**MAPPING, "body.1": {"source": "column", "key": "phone"}},
@@ -101,11 +128,18 @@ def test_csv_audience_counts_match_resolving_every_row(session, env, tmp_path, n
     (tmp_path / "a.csv").write_text(CSV)
     with open(tmp_path / "a.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="a.csv", purpose=svc.UPLOAD_PURPOSE)
-    upload = svc.register_upload(session=session, actor=env["user"], path=str(stored.path), original_name="a.csv",
-                                 check=check_csv(stored.path))
+    upload = svc.register_upload(
+        session=session, actor=env["user"], path=str(stored.path), original_name="a.csv", check=check_csv(stored.path)
+    )
     make_list(session, ["+33612345682"], subscribed=lambda i: False)  # said STOP: not a recipient of the file
-    campaign = Campaign(name="F", audience_kind="csv", audience_upload_id=upload.id, channel_id=env["channel"].id,
-                        template_id=env["template"].id, variable_mapping=CSV_MAPPINGS[name])
+    campaign = Campaign(
+        name="F",
+        audience_kind="csv",
+        audience_upload_id=upload.id,
+        channel_id=env["channel"].id,
+        template_id=env["template"].id,
+        variable_mapping=CSV_MAPPINGS[name],
+    )
     session.add(campaign)
     session.commit()
     preview = dp.design_preview(session=session, actor=env["user"], campaign_id=campaign.id)
@@ -121,10 +155,17 @@ def test_csv_file_is_read_once_per_upload_then_each_change_only_sums(session, en
     (tmp_path / "a.csv").write_text(CSV)
     with open(tmp_path / "a.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="a.csv", purpose=svc.UPLOAD_PURPOSE)
-    upload = svc.register_upload(session=session, actor=env["user"], path=str(stored.path), original_name="a.csv",
-                                 check=check_csv(stored.path))
-    campaign = Campaign(name="F", audience_kind="csv", audience_upload_id=upload.id, channel_id=env["channel"].id,
-                        template_id=env["template"].id, variable_mapping=CSV_MAPPINGS["column"])
+    upload = svc.register_upload(
+        session=session, actor=env["user"], path=str(stored.path), original_name="a.csv", check=check_csv(stored.path)
+    )
+    campaign = Campaign(
+        name="F",
+        audience_kind="csv",
+        audience_upload_id=upload.id,
+        channel_id=env["channel"].id,
+        template_id=env["template"].id,
+        variable_mapping=CSV_MAPPINGS["column"],
+    )
     session.add(campaign)
     session.commit()
     calls = {"rows": 0, "samples": 0}

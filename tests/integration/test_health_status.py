@@ -29,13 +29,21 @@ def test_healthz_names_each_component_and_answers_200_while_the_worker_restarts(
     _status(redis="ok", worker="restarting", sandbox="ok", web="ok")
     code, body = _healthz()
     assert code == 200
-    assert body == {"status": "degraded", "web": "ok", "database": "ok", "redis": "ok", "worker": "restarting",
-                    "sandbox": "ok"}
+    assert body == {
+        "status": "degraded",
+        "web": "ok",
+        "database": "ok",
+        "redis": "ok",
+        "worker": "restarting",
+        "sandbox": "ok",
+    }
     assert health.worker_paused()  # the campaign pages show "Sending is paused while the worker restarts"
 
     _status(redis="ok", worker="ok", sandbox="ok", web="ok")
-    assert _healthz() == (200, {"status": "ok", "web": "ok", "database": "ok", "redis": "ok", "worker": "ok",
-                                "sandbox": "ok"})
+    assert _healthz() == (
+        200,
+        {"status": "ok", "web": "ok", "database": "ok", "redis": "ok", "worker": "ok", "sandbox": "ok"},
+    )
     assert not health.worker_paused()
 
 

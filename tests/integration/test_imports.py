@@ -24,13 +24,16 @@ EXISTING = "+33612345678"
 def base(session, make_user):
     """One advanced user and one contact already in the base, unsubscribed from WhatsApp."""
     actor = make_user("advanced")
-    ada = contacts.create_contact(session=session, actor=actor,
-                                  fields={"first_name": "Ada", "last_name": "Lovelace", "city": "Paris",
-                                          "country": "FR"},
-                                  custom_fields={"tier": "gold", "note": "keep"},
-                                  identities={"whatsapp": EXISTING})
-    contacts.set_subscription(session=session, actor=actor, contact_id=ada.id, channel_type="whatsapp",
-                              subscribed=False)
+    ada = contacts.create_contact(
+        session=session,
+        actor=actor,
+        fields={"first_name": "Ada", "last_name": "Lovelace", "city": "Paris", "country": "FR"},
+        custom_fields={"tier": "gold", "note": "keep"},
+        identities={"whatsapp": EXISTING},
+    )
+    contacts.set_subscription(
+        session=session, actor=actor, contact_id=ada.id, channel_type="whatsapp", subscribed=False
+    )
     session.commit()
     return {"actor": actor, "ada": ada}
 
@@ -89,7 +92,11 @@ def test_commit_upserts_by_whatsapp_number_into_a_new_list(session, base, tmp_pa
     assert identities["+4915123456789"].subscribed is True
     anna = session.get(Contact, identities["+4915123456789"].contact_id)
     assert (anna.first_name, anna.last_name, anna.country, anna.custom_fields) == (
-        "Anna", "Müller", "DE", {"loyalty_tier": "silver"})  # the first occurrence wins; country from the number
+        "Anna",
+        "Müller",
+        "DE",
+        {"loyalty_tier": "silver"},
+    )  # the first occurrence wins; country from the number
     assert session.get(Contact, identities["+5511987654321"].contact_id).city == "São Paulo"
     members = session.exec(select(ListMembership).where(ListMembership.list_id == result.list_id)).all()
     assert sorted(m.contact_id for m in members) == sorted(i.contact_id for i in identities.values())
@@ -116,12 +123,15 @@ def test_comma_file_with_the_id_column_into_an_existing_list(session, base, tmp_
     assert sorted(sources.values()) == ["import", "manual"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("+33612345678,Ada\n+4915123456789,Anna\n", "Header row missing"),
-    ("first_name,city\nAda,Paris\n", "No column named phone or id"),
-    ("phone\tname\n+33612345678\tAda\n", "comma or semicolon"),
-    ("phone,name\n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("+33612345678,Ada\n+4915123456789,Anna\n", "Header row missing"),
+        ("first_name,city\nAda,Paris\n", "No column named phone or id"),
+        ("phone\tname\n+33612345678\tAda\n", "comma or semicolon"),
+        ("phone,name\n", "no data rows"),
+    ],
+)
 def test_refused_files_change_nothing(session, base, tmp_path, body, message):
     path = _write(tmp_path, body)
     before = audience_fingerprint(session)
@@ -148,20 +158,36 @@ def _inject_failure_on_memberships(url: str) -> None:
     """A real database error in the last step of the commit (after contacts were inserted and updated)."""
     with get_engine().begin() as conn:
         if url.startswith("postgresql"):
-            conn.execute(text("CREATE OR REPLACE FUNCTION hubcast_test_fail() RETURNS trigger AS $$ BEGIN "
-                              "RAISE unique_violation USING MESSAGE = 'injected duplicate membership'; END $$ "
-                              "LANGUAGE plpgsql"))
-            conn.execute(text("CREATE TRIGGER hubcast_test_fail BEFORE INSERT ON list_memberships "
-                              "FOR EACH ROW EXECUTE FUNCTION hubcast_test_fail()"))
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION hubcast_test_fail() RETURNS trigger AS $$ BEGIN "
+                    "RAISE unique_violation USING MESSAGE = 'injected duplicate membership'; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER hubcast_test_fail BEFORE INSERT ON list_memberships "
+                    "FOR EACH ROW EXECUTE FUNCTION hubcast_test_fail()"
+                )
+            )
         else:
-            conn.execute(text("CREATE TRIGGER hubcast_test_fail BEFORE INSERT ON list_memberships "
-                              "BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: injected'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER hubcast_test_fail BEFORE INSERT ON list_memberships "
+                    "BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: injected'); END"
+                )
+            )
 
 
 def _remove_injected_failure(url: str) -> None:
     with get_engine().begin() as conn:
-        conn.execute(text("DROP TRIGGER IF EXISTS hubcast_test_fail" + (
-            " ON list_memberships" if url.startswith("postgresql") else "")))
+        conn.execute(
+            text(
+                "DROP TRIGGER IF EXISTS hubcast_test_fail"
+                + (" ON list_memberships" if url.startswith("postgresql") else "")
+            )
+        )
 
 
 def test_a_commit_that_fails_midway_leaves_the_base_unchanged(session, base, tmp_path, database_url):
@@ -185,8 +211,9 @@ def test_a_taken_list_name_is_refused_before_anything_is_written(session, base, 
     session.commit()
     before = audience_fingerprint(session)
     with pytest.raises(ContactError, match='A list named "vip" already exists'):
-        svc.commit_import(session=session, actor=base["actor"], path=_write(tmp_path, SEMICOLON_FILE),
-                          new_list_name="vip")
+        svc.commit_import(
+            session=session, actor=base["actor"], path=_write(tmp_path, SEMICOLON_FILE), new_list_name="vip"
+        )
     assert audience_fingerprint(session) == before
 
 

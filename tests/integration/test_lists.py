@@ -20,18 +20,23 @@ def people(session):
 def test_create_add_members_and_see_them(session, make_user, people):
     user = make_user("advanced")
     newsletter = lists.create_list(session=session, actor=user, name="Newsletter", description="Sign-ups")
-    assert lists.add_members(session=session, actor=user, list_id=newsletter.id, contact_ids=people[:2],
-                             source="import") == 2
+    assert (
+        lists.add_members(session=session, actor=user, list_id=newsletter.id, contact_ids=people[:2], source="import")
+        == 2
+    )
     assert lists.add_members(session=session, actor=user, list_id=newsletter.id, contact_ids=people) == 1
     session.commit()
     overview = lists.list_lists(session=session, actor=make_user("basic"))
     assert [(r["name"], r["members"], r["source"]) for r in overview] == [("Newsletter", 3, "Import, Manual")]
     page = lists.members_page(session=session, actor=make_user("basic"), list_id=newsletter.id, page_size=2)
-    assert page.total == 3 and [(r["name"], r["source"]) for r in page.rows] == [("Ann Doe", "Import"),
-                                                                                 ("Bob Doe", "Import")]
+    assert page.total == 3 and [(r["name"], r["source"]) for r in page.rows] == [
+        ("Ann Doe", "Import"),
+        ("Bob Doe", "Import"),
+    ]
     assert lists.members_page(session=session, actor=user, list_id=newsletter.id, search="cy").total == 1
-    actions = session.exec(select(AuditLog.action).where(AuditLog.action.startswith("list."))
-                           .order_by(AuditLog.id)).all()
+    actions = session.exec(
+        select(AuditLog.action).where(AuditLog.action.startswith("list.")).order_by(AuditLog.id)
+    ).all()
     assert actions == ["list.create", "list.add_members", "list.add_members"]
 
 
@@ -55,8 +60,9 @@ def test_rename_and_unique_names(session, make_user):
         lists.rename_list(session=session, actor=user, list_id=first.id, name="NEWSLETTER")
     with pytest.raises(ListError, match="Give the list a name"):
         lists.rename_list(session=session, actor=user, list_id=first.id, name="   ")
-    assert lists.rename_list(session=session, actor=user, list_id=first.id, name="Best customers").name == \
-        "Best customers"
+    assert (
+        lists.rename_list(session=session, actor=user, list_id=first.id, name="Best customers").name == "Best customers"
+    )
 
 
 def test_delete_removes_memberships_only(session, make_user, people):
@@ -70,11 +76,14 @@ def test_delete_removes_memberships_only(session, make_user, people):
     assert len(session.exec(select(Contact)).all()) == 3
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("1,2", "Choose the contacts to add or remove."),
-    (["x"], "Contact ids must be numbers."),
-    ([998, 999], "Those contacts no longer exist."),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("1,2", "Choose the contacts to add or remove."),
+        (["x"], "Contact ids must be numbers."),
+        ([998, 999], "Those contacts no longer exist."),
+    ],
+)
 def test_bad_member_input_is_refused(session, make_user, bad, message):
     user = make_user("advanced")
     target = lists.create_list(session=session, actor=user, name="T")

@@ -18,8 +18,15 @@ def test_json_formatter_keeps_extra_fields_and_tracebacks():
         raise ValueError("boom")
     except ValueError:
         record = logging.getLogger("hubcast.test").makeRecord(
-            "hubcast.test", logging.ERROR, __file__, 1, "sent %d to %s", (3, "Ana"), sys.exc_info(),
-            extra={"campaign_id": 7})
+            "hubcast.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "sent %d to %s",
+            (3, "Ana"),
+            sys.exc_info(),
+            extra={"campaign_id": 7},
+        )
     entry = json.loads(JsonFormatter("worker").format(record))
     assert entry["message"] == "sent 3 to Ana" and entry["level"] == "error" and entry["process"] == "worker"
     assert entry["campaign_id"] == 7 and "ValueError: boom" in entry["exc_info"]
@@ -30,10 +37,22 @@ def test_worker_log_lines_parse_as_json(redis_client, redis_url, database_url, t
     from rq import Queue
 
     Queue("default", connection=redis_client).enqueue("workers.jobs.ping")
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "HUBCAST_DATA_DIR": str(tmp_path),
-           "HUBCAST_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "worker", "--burst"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HUBCAST_DATA_DIR": str(tmp_path),
+        "HUBCAST_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert lines, "the worker logged nothing"

@@ -45,8 +45,13 @@ def test_metrics_are_refused_without_the_token(database_url, redis_client, monke
     assert ok.status_code == 200, ok.text
     assert ok.headers["content-type"].startswith("text/plain")
     names = {family.name for family in text_string_to_metric_families(ok.text)}
-    assert {"hubcast_messages", "hubcast_webhook_events_received", "hubcast_send_latency_seconds",
-            "hubcast_queue_jobs", "hubcast_webhook_events_unapplied"} <= names
+    assert {
+        "hubcast_messages",
+        "hubcast_webhook_events_received",
+        "hubcast_send_latency_seconds",
+        "hubcast_queue_jobs",
+        "hubcast_webhook_events_unapplied",
+    } <= names
     assert _get(app, f"/metrics?token={TOKEN}").status_code == 200
 
 
@@ -59,22 +64,42 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 @pytest.mark.timeout(150)
-def test_counters_after_a_sandbox_campaign(session, redis_client, redis_url, database_url, make_user, tmp_path,
-                                           monkeypatch):
+def test_counters_after_a_sandbox_campaign(
+    session, redis_client, redis_url, database_url, make_user, tmp_path, monkeypatch
+):
     n = 40
     monkeypatch.setenv("HUBCAST_METRICS_TOKEN", TOKEN)  # for the web process started below
     reset_settings_cache()
     user = make_user("basic")
-    with http_api_process(tmp_path / "web", database_url, redis_url) as web, \
-            run_sandbox(tmp_path / "sandbox", mps=200, extra=(
-                "--webhook-url", f"{web}/webhooks/whatsapp", "--sent-delay", "0.05,0.1",
-                "--delivered-delay", "0.1,0.2", "--read-ratio", "0", "--webhook-batch-window-ms", "20")) as sb:
+    with (
+        http_api_process(tmp_path / "web", database_url, redis_url) as web,
+        run_sandbox(
+            tmp_path / "sandbox",
+            mps=200,
+            extra=(
+                "--webhook-url",
+                f"{web}/webhooks/whatsapp",
+                "--sent-delay",
+                "0.05,0.1",
+                "--delivered-delay",
+                "0.1,0.2",
+                "--read-ratio",
+                "0",
+                "--webhook-batch-window-ms",
+                "20",
+            ),
+        ) as sb,
+    ):
         campaign = make_sandbox_campaign(session, sb, n, mps=200)
         start_campaign(session=session, actor=user, campaign_id=campaign.id)
         done = drive_until(redis_url, campaign.id, timeout=90)
         assert done.status == "sent", done.pause_reason
-        wait_until(lambda: campaign_row(campaign.id).delivered_count == n, timeout=60, interval=0.2,
-                   message="every delivered webhook applied")
+        wait_until(
+            lambda: campaign_row(campaign.id).delivered_count == n,
+            timeout=60,
+            interval=0.2,
+            message="every delivered webhook applied",
+        )
 
         def scrape():
             return httpx.get(f"{web}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)

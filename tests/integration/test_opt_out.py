@@ -13,12 +13,19 @@ from app.whatsapp.webhooks import InboundMessage as Parsed
 
 
 def inbound(text: str, wamid: str, sender: str = "33612345678", context: str | None = None, kind: str = "text"):
-    return Parsed(message_id=wamid, from_wa_id=sender, timestamp=datetime(2026, 1, 1, tzinfo=UTC), kind=kind,
-                  text=text, context_message_id=context)
+    return Parsed(
+        message_id=wamid,
+        from_wa_id=sender,
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        kind=kind,
+        text=text,
+        context_message_id=context,
+    )
 
 
-@pytest.mark.parametrize("text", ["STOP", "stop", "  Stop. ", "UNSUBSCRIBE", "arrêt", "ARRET!", "Stopp", "baja",
-                                  "S T O P"])
+@pytest.mark.parametrize(
+    "text", ["STOP", "stop", "  Stop. ", "UNSUBSCRIBE", "arrêt", "ARRET!", "Stopp", "baja", "S T O P"]
+)
 def test_opt_out_keywords_are_case_and_space_insensitive(text):
     assert opt_out.is_opt_out(text)
 
@@ -34,7 +41,9 @@ def test_configured_keywords_add_to_the_defaults(monkeypatch):
 
 
 def test_stop_from_an_unknown_number_creates_a_suppressed_contact(session):
-    outcome = opt_out.record_inbound(session=session, message=inbound("Baja", "wamid.a", "34600111222"), channel_id=None)
+    outcome = opt_out.record_inbound(
+        session=session, message=inbound("Baja", "wamid.a", "34600111222"), channel_id=None
+    )
     session.commit()
     assert outcome.unsubscribed and outcome.address == "+34600111222"
     identity = session.exec(select(ContactIdentity)).one()
@@ -50,8 +59,9 @@ def test_other_messages_are_stored_and_change_no_subscription(session):
     session.flush()
     session.add(ContactIdentity(contact_id=contact.id, channel_type="whatsapp", address="+33612345678"))
     session.commit()
-    outcome = opt_out.record_inbound(session=session, message=inbound("Is the sale on Sunday too?", "wamid.b"),
-                                     channel_id=None)
+    outcome = opt_out.record_inbound(
+        session=session, message=inbound("Is the sale on Sunday too?", "wamid.b"), channel_id=None
+    )
     session.commit()
     assert outcome.stored and not outcome.unsubscribed
     assert session.exec(select(ContactIdentity)).one().subscribed is True
@@ -65,14 +75,17 @@ def test_replies_to_a_campaign_message_count_once_per_recipient(session):
     campaign = Campaign(name="Spring", status="sent", channel_id=ours.id)
     session.add(campaign)
     session.flush()
-    session.add(CampaignRecipient(campaign_id=campaign.id, address="+33612345678", status="read",
-                                  message_id="wamid.campaign.1"))
+    session.add(
+        CampaignRecipient(campaign_id=campaign.id, address="+33612345678", status="read", message_id="wamid.campaign.1")
+    )
     session.commit()
     for wamid in ("wamid.r1", "wamid.r2", "wamid.r1"):  # two replies, one redelivered
-        opt_out.record_inbound(session=session, message=inbound("Nice!", wamid, context="wamid.campaign.1"),
-                               channel_id=ours.id)
-    opt_out.record_inbound(session=session, message=inbound("Hi", "wamid.r3", context="wamid.unrelated"),
-                           channel_id=ours.id)
+        opt_out.record_inbound(
+            session=session, message=inbound("Nice!", wamid, context="wamid.campaign.1"), channel_id=ours.id
+        )
+    opt_out.record_inbound(
+        session=session, message=inbound("Hi", "wamid.r3", context="wamid.unrelated"), channel_id=ours.id
+    )
     session.commit()
     session.refresh(campaign)
     assert campaign.replied_count == 1
@@ -86,11 +99,13 @@ def test_a_reply_through_another_channel_does_not_count_for_the_campaign(session
     campaign = Campaign(name="Spring", status="sent", channel_id=ours.id)
     session.add(campaign)
     session.flush()
-    session.add(CampaignRecipient(campaign_id=campaign.id, address="+33612345679", status="read",
-                                  message_id="wamid.campaign.2"))
+    session.add(
+        CampaignRecipient(campaign_id=campaign.id, address="+33612345679", status="read", message_id="wamid.campaign.2")
+    )
     session.commit()
-    outcome = opt_out.record_inbound(session=session, message=inbound("Hi", "wamid.x1", context="wamid.campaign.2"),
-                                     channel_id=other.id)
+    outcome = opt_out.record_inbound(
+        session=session, message=inbound("Hi", "wamid.x1", context="wamid.campaign.2"), channel_id=other.id
+    )
     session.commit()
     session.refresh(campaign)
     assert outcome.replied_campaign_id is None and campaign.replied_count == 0

@@ -22,12 +22,21 @@ from tests.support.wait import wait_until
 TOKEN = "it-access-token-0123456789"
 SECRET = "it-app-secret-abcdef"
 PNID, WABA = "100000000000001", "200000000000001"
-SPRING = [{"type": "header", "parameters": [{"type": "text", "text": "30%"}]},
-          {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "SPRING30"},
-                                          {"type": "text", "text": "May 2"}]}]
+SPRING = [
+    {"type": "header", "parameters": [{"type": "text", "text": "30%"}]},
+    {
+        "type": "body",
+        "parameters": [
+            {"type": "text", "text": "Ana"},
+            {"type": "text", "text": "SPRING30"},
+            {"type": "text", "text": "May 2"},
+        ],
+    },
+]
 
 
 # --- fixtures -----------------------------------------------------------------------------------
+
 
 class Receiver:
     """A tiny threaded webhook endpoint that records what it gets (and can fail the first N POSTs)."""
@@ -39,13 +48,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
                     failing = receiver.fail_next > 0
                     receiver.fail_next -= failing
                     if not failing:
-                        receiver.posts.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                        receiver.posts.append(
+                            {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                        )
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -65,12 +76,20 @@ class Receiver:
     def statuses(self, wamid: str | None = None):
         with self.lock:
             posts = list(self.posts)
-        return [s for p in posts for s in parse_webhook(json.loads(p["body"])).statuses
-                if wamid is None or s.message_id == wamid]
+        return [
+            s
+            for p in posts
+            for s in parse_webhook(json.loads(p["body"])).statuses
+            if wamid is None or s.message_id == wamid
+        ]
 
     def wait_for(self, predicate, timeout: float = 15.0):
-        return wait_until(predicate, timeout, interval=0.05, message="a webhook condition (posts received: "
-                          f"{len(self.posts)} when the wait began)")
+        return wait_until(
+            predicate,
+            timeout,
+            interval=0.05,
+            message=f"a webhook condition (posts received: {len(self.posts)} when the wait began)",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +102,27 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def sandbox(receiver, tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), token=TOKEN, secret=SECRET, extra=(
-            "--webhook-url", receiver.url, "--sent-delay", "0.05,0.1", "--delivered-delay", "0.15,0.2",
-            "--read-delay", "0.15,0.2", "--failed-delay", "0.05,0.1", "--read-ratio", "1",
-            "--webhook-batch-window-ms", "20")) as sb:
+    with run_sandbox(
+        tmp_path_factory.mktemp("sandbox"),
+        token=TOKEN,
+        secret=SECRET,
+        extra=(
+            "--webhook-url",
+            receiver.url,
+            "--sent-delay",
+            "0.05,0.1",
+            "--delivered-delay",
+            "0.15,0.2",
+            "--read-delay",
+            "0.15,0.2",
+            "--failed-delay",
+            "0.05,0.1",
+            "--read-ratio",
+            "1",
+            "--webhook-batch-window-ms",
+            "20",
+        ),
+    ) as sb:
         yield sb
 
 
@@ -117,6 +153,7 @@ def error_of(coro) -> WhatsAppApiError:
 
 # --- the Cloud API ------------------------------------------------------------------------------
 
+
 def test_send_template_returns_a_wamid_and_is_logged(sandbox):
     async def go():
         async with client(sandbox) as c:
@@ -136,9 +173,15 @@ def test_malformed_bodies_are_invalid_parameter(sandbox):
     url = f"{sandbox.url}/v23.0/{PNID}/messages"
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     not_json = httpx.post(url, content=b"{nope", headers=headers)
-    no_recipient = httpx.post(url, json={"messaging_product": "whatsapp", "type": "template",
-                                         "template": {"name": "spring_sale", "language": {"code": "en_US"}}},
-                              headers=headers)
+    no_recipient = httpx.post(
+        url,
+        json={
+            "messaging_product": "whatsapp",
+            "type": "template",
+            "template": {"name": "spring_sale", "language": {"code": "en_US"}},
+        },
+        headers=headers,
+    )
     for response in (not_json, no_recipient):
         assert response.status_code == 400
         error = response.json()["error"]
@@ -194,8 +237,9 @@ def test_rate_cap_rejects_the_excess_with_130429(sandbox):
     async def go():
         async with client(sandbox) as c:
             started = time.monotonic()
-            results = await asyncio.gather(*[send_spring(c, to=f"+3361234{i:03d}9") for i in range(20)],
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *[send_spring(c, to=f"+3361234{i:03d}9") for i in range(20)], return_exceptions=True
+            )
             return results, time.monotonic() - started
 
     results, elapsed = run(go())
@@ -214,14 +258,20 @@ def test_rate_cap_rejects_the_excess_with_130429(sandbox):
 def test_undeliverable_number_gets_a_signed_failed_webhook(sandbox, receiver):
     async def go():
         async with client(sandbox) as c:
-            return [await send_spring(c, to="+33612340000", opaque="r:100"),
-                    await send_spring(c, to="+33612340001", opaque="r:101")]
+            return [
+                await send_spring(c, to="+33612340000", opaque="r:100"),
+                await send_spring(c, to="+33612340001", opaque="r:101"),
+            ]
 
     undeliverable, unhealthy = run(go())  # both accepted: Meta reports these failures by webhook
     wanted = {undeliverable.message_id, unhealthy.message_id}
-    by_id = receiver.wait_for(lambda: (found := {s.message_id: s for s in receiver.statuses()
-                                                 if s.status == "failed" and s.message_id in wanted})
-                              and len(found) == 2 and found)
+    by_id = receiver.wait_for(
+        lambda: (
+            (found := {s.message_id: s for s in receiver.statuses() if s.status == "failed" and s.message_id in wanted})
+            and len(found) == 2
+            and found
+        )
+    )
     assert by_id[undeliverable.message_id].errors[0].code == 131026
     assert by_id[undeliverable.message_id].errors[0].title == "Message undeliverable"
     assert by_id[undeliverable.message_id].biz_opaque_callback_data == "r:100"
@@ -256,8 +306,9 @@ def test_many_statuses_are_batched_into_few_posts(sandbox, receiver):
 
     results = run(go())
     wamids = {r.message_id for r in results}
-    receiver.wait_for(lambda: len({(s.message_id, s.status) for s in receiver.statuses()
-                                   if s.message_id in wamids}) >= 300)
+    receiver.wait_for(
+        lambda: len({(s.message_id, s.status) for s in receiver.statuses() if s.message_id in wamids}) >= 300
+    )
     assert len(receiver.posts) < 200  # 300 statuses, batched
 
 
@@ -284,7 +335,9 @@ def test_list_templates_pages_through_all_templates(sandbox):
     templates = [t for page in pages for t in page]
     assert len(pages) >= 3 and len(templates) >= 66 and len({t["id"] for t in templates}) == len(templates)
     spring = next(t for t in templates if t["name"] == "spring_sale")
-    assert spring["language"] == "en_US" and spring["status"] == "APPROVED" and spring["components"][0]["type"] == "HEADER"
+    assert (
+        spring["language"] == "en_US" and spring["status"] == "APPROVED" and spring["components"][0]["type"] == "HEADER"
+    )
     assert set(spring) == {"id", "name", "language", "status", "category", "components", "parameter_format"}
 
 
@@ -320,6 +373,7 @@ def test_log_counts_sends_per_recipient(sandbox):
 
 # --- faults -------------------------------------------------------------------------------------
 
+
 def test_fault_429_and_5xx_windows_are_retryable(sandbox):
     async def go():
         async with client(sandbox) as c:
@@ -349,7 +403,9 @@ def test_accept_then_hang_is_an_ambiguous_timeout_that_webhooks_settle(sandbox, 
     assert exc.title == "Timeout" and exc.code is None and exc.ambiguous and exc.retryable
     log = sandbox.admin("GET", "/_sandbox/log")
     assert log["total"] == 1  # it was sent: resending would message this person twice
-    statuses = receiver.wait_for(lambda: [s for s in receiver.statuses() if s.biz_opaque_callback_data == "recipient:77"])
+    statuses = receiver.wait_for(
+        lambda: [s for s in receiver.statuses() if s.biz_opaque_callback_data == "recipient:77"]
+    )
     assert statuses[0].message_id == log["recent"][0]["wamid"]
 
 
@@ -386,14 +442,19 @@ def test_inbound_stop_is_posted_as_a_signed_message_webhook(sandbox, receiver):
     post, message = receiver.wait_for(inbound)
     assert verify(post["body"], post["headers"]["x-hub-signature-256"], SECRET)
     assert (message.message_id, message.text, message.from_wa_id, message.profile_name) == (
-        reply["id"], "STOP", "33612345678", "Ana")
+        reply["id"],
+        "STOP",
+        "33612345678",
+        "Ana",
+    )
 
 
 def test_admin_endpoints_need_the_token(sandbox):
     response = httpx.post(sandbox.url + "/_sandbox/config", json={"mps": 1})
     assert response.status_code == 401 and response.json()["error"]["code"] == 190
-    response = httpx.post(sandbox.url + "/_sandbox/config", json={"port": 1},
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+    response = httpx.post(
+        sandbox.url + "/_sandbox/config", json={"port": 1}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert response.status_code == 400
 
 

@@ -18,16 +18,18 @@ from tests.support.sandbox import free_port, run_sandbox
 def _send(channel: Channel, name: str) -> str:
     async def go():
         async with CloudApiClient.from_channel(channel) as client:
-            result = await client.send_template("+33612345678", name, "en_US", [
-                {"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}])
+            result = await client.send_template(
+                "+33612345678", name, "en_US", [{"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}]
+            )
             return result.message_id
 
     return asyncio.run(go())
 
 
 def _draft(name: str) -> TemplateDraft:
-    return TemplateDraft(name=name, body="Hello {{1}}, your order is ready.", examples={"body.1": "Ada"},
-                         category="UTILITY")
+    return TemplateDraft(
+        name=name, body="Hello {{1}}, your order is ready.", examples={"body.1": "Ada"}, category="UTILITY"
+    )
 
 
 def test_created_templates_are_sendable_live_and_after_a_restart(session, make_user, tmp_path):
@@ -42,14 +44,16 @@ def test_created_templates_are_sendable_live_and_after_a_restart(session, make_u
     database_url = str(session.get_bind().url.render_as_string(hide_password=False))
 
     # 1. Created while no Sandbox runs: stored, and loaded by the Sandbox when it starts.
-    templates_service.create_sandbox_template(session=session, actor=admin, channel_id=channel.id,
-                                              draft=_draft("order_ready_offline"))
+    templates_service.create_sandbox_template(
+        session=session, actor=admin, channel_id=channel.id, draft=_draft("order_ready_offline")
+    )
     session.commit()
     with run_sandbox(tmp_path / "sandbox", port=port, database_url=database_url, timeout=60):
         assert _send(channel, "order_ready_offline").startswith("wamid.")
         # 2. Created while the Sandbox runs: registered at once.
-        created = templates_service.create_sandbox_template(session=session, actor=admin, channel_id=channel.id,
-                                                            draft=_draft("order_ready_live"))
+        created = templates_service.create_sandbox_template(
+            session=session, actor=admin, channel_id=channel.id, draft=_draft("order_ready_live")
+        )
         session.commit()
         assert created.external_id
         assert _send(channel, "order_ready_live").startswith("wamid.")

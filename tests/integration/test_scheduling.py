@@ -35,8 +35,9 @@ def setup(session, redis_client, make_user, tmp_path):
 def test_schedule_stores_the_utc_instant_of_the_local_time(setup):
     s, user, campaign = setup["session"], setup["user"], setup["campaign"]
     now = datetime(2030, 3, 1, 12, 0, tzinfo=utcnow().tzinfo)
-    done = schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="Europe/Paris",
-                             local_dt="2030-07-14T09:30", now=now)
+    done = schedule_campaign(
+        session=s, actor=user, campaign_id=campaign.id, tz="Europe/Paris", local_dt="2030-07-14T09:30", now=now
+    )
     assert done.status == "scheduled" and done.timezone == "Europe/Paris"
     assert campaign_row(campaign.id).scheduled_at == datetime(2030, 7, 14, 7, 30, tzinfo=utcnow().tzinfo)  # CEST
     assert s.exec(select(AuditLog).where(AuditLog.action == "campaign.schedule")).first() is not None
@@ -45,21 +46,33 @@ def test_schedule_stores_the_utc_instant_of_the_local_time(setup):
 def test_schedule_refuses_past_and_impossible_times(setup):
     s, user, campaign = setup["session"], setup["user"], setup["campaign"]
     with pytest.raises(SendingError, match="future"):
-        schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="UTC",
-                          local_dt=(utcnow() - timedelta(minutes=1)).replace(tzinfo=None))
+        schedule_campaign(
+            session=s,
+            actor=user,
+            campaign_id=campaign.id,
+            tz="UTC",
+            local_dt=(utcnow() - timedelta(minutes=1)).replace(tzinfo=None),
+        )
     with pytest.raises(SendingError, match="does not exist"):
-        schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="Europe/Paris",
-                          local_dt="2031-03-30T02:30")  # the hour skipped when clocks go forward
+        schedule_campaign(
+            session=s, actor=user, campaign_id=campaign.id, tz="Europe/Paris", local_dt="2031-03-30T02:30"
+        )  # the hour skipped when clocks go forward
     with pytest.raises(SendingError, match="time zone"):
-        schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="Mars/Olympus",
-                          local_dt="2031-03-30T02:30")
+        schedule_campaign(
+            session=s, actor=user, campaign_id=campaign.id, tz="Mars/Olympus", local_dt="2031-03-30T02:30"
+        )
     assert campaign_row(campaign.id).status == "draft"
 
 
 def test_two_scheduler_ticks_racing_start_it_once(setup, redis_url):
     s, user, campaign, sb = setup["session"], setup["user"], setup["campaign"], setup["sb"]
-    schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="UTC",
-                      local_dt=(utcnow() + timedelta(hours=1)).replace(tzinfo=None))
+    schedule_campaign(
+        session=s,
+        actor=user,
+        campaign_id=campaign.id,
+        tz="UTC",
+        local_dt=(utcnow() + timedelta(hours=1)).replace(tzinfo=None),
+    )
     due_at = utcnow() + timedelta(hours=1, seconds=1)
     assert start_due_campaigns(now=due_at - timedelta(hours=2)) == []  # not due yet
     barrier = threading.Barrier(4)
@@ -87,13 +100,22 @@ def test_two_scheduler_ticks_racing_start_it_once(setup, redis_url):
 @pytest.mark.timeout(90)
 def test_scheduled_campaign_fires_once_with_two_worker_processes(setup, redis_url, database_url, tmp_path):
     s, user, campaign, sb = setup["session"], setup["user"], setup["campaign"], setup["sb"]
-    schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="UTC",
-                      local_dt=(utcnow() + timedelta(seconds=3)).replace(tzinfo=None))
+    schedule_campaign(
+        session=s,
+        actor=user,
+        campaign_id=campaign.id,
+        tz="UTC",
+        local_dt=(utcnow() + timedelta(seconds=3)).replace(tzinfo=None),
+    )
     env = {"HUBCAST_SEND_TICK_INTERVAL_S": "0.5"}
     workers = [worker_process(tmp_path, database_url, redis_url, f"w{i}", env) for i in range(2)]
     try:
-        done = wait_until(lambda: campaign_row(campaign.id).status == "sent" and campaign_row(campaign.id),
-                        timeout=60, interval=0.3, message="scheduled campaign sent")
+        done = wait_until(
+            lambda: campaign_row(campaign.id).status == "sent" and campaign_row(campaign.id),
+            timeout=60,
+            interval=0.3,
+            message="scheduled campaign sent",
+        )
     finally:
         for w in workers:
             stop_process(w)
@@ -107,8 +129,7 @@ def test_cancel_and_reschedule_before_it_starts(setup):
     s, user, campaign = setup["session"], setup["user"], setup["campaign"]
     later = (utcnow() + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
     schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="UTC", local_dt=later)
-    moved = reschedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="America/New_York",
-                                local_dt=later)
+    moved = reschedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="America/New_York", local_dt=later)
     assert moved.status == "scheduled" and moved.timezone == "America/New_York"
     assert campaign_row(campaign.id).scheduled_at > later.replace(tzinfo=utcnow().tzinfo)
     cancel_campaign(session=s, actor=user, campaign_id=campaign.id)
@@ -120,9 +141,15 @@ def test_cancel_and_reschedule_before_it_starts(setup):
 
 def test_a_scheduled_campaign_that_can_no_longer_go_out_returns_to_draft_with_the_reason(setup):
     s, user, campaign = setup["session"], setup["user"], setup["campaign"]
-    schedule_campaign(session=s, actor=user, campaign_id=campaign.id, tz="UTC",
-                      local_dt=(utcnow() + timedelta(hours=1)).replace(tzinfo=None))
+    schedule_campaign(
+        session=s,
+        actor=user,
+        campaign_id=campaign.id,
+        tz="UTC",
+        local_dt=(utcnow() + timedelta(hours=1)).replace(tzinfo=None),
+    )
     from app.models import Template
+
     template = s.get(Template, campaign.template_id)
     template.status = "PAUSED"
     s.add(template)

@@ -19,8 +19,9 @@ def add_contact(session, first, country, *, tier=None, phone=None, subscribed=Tr
     session.add(contact)
     session.flush()
     if phone:
-        session.add(ContactIdentity(contact_id=contact.id, channel_type="whatsapp", address=phone,
-                                    subscribed=subscribed))
+        session.add(
+            ContactIdentity(contact_id=contact.id, channel_type="whatsapp", address=phone, subscribed=subscribed)
+        )
     session.commit()
     return contact
 
@@ -29,8 +30,15 @@ def add_contact(session, first, country, *, tier=None, phone=None, subscribed=Tr
 def base(session):
     add_contact(session, "Ann", "AU", tier="gold", phone="+61412345001", city="Sydney")
     add_contact(session, "Bob", "AU", tier="silver", phone="+61412345002", city="Perth")
-    add_contact(session, "Chloé", "FR", tier="gold", phone="+33612345003", city="Paris",
-                created=datetime(2024, 1, 1, tzinfo=UTC))
+    add_contact(
+        session,
+        "Chloé",
+        "FR",
+        tier="gold",
+        phone="+33612345003",
+        city="Paris",
+        created=datetime(2024, 1, 1, tzinfo=UTC),
+    )
     add_contact(session, "Dora", "DE", phone="+4915112345004", city="Berlin")
     return session
 
@@ -60,14 +68,20 @@ def test_a_contact_added_later_that_matches_is_in_the_segment(base, make_user):
     assert members(base, segment.id) == ["Ann", "Eve"]
 
 
-@pytest.mark.parametrize("rules, match, expected", [
-    ([{"field": "city", "op": "contains", "value": "PER"}], "all", ["Bob"]),
-    ([{"field": "custom.tier", "op": "is_empty"}], "all", ["Dora"]),
-    ([{"field": "custom.tier", "op": "not_equals", "value": "gold"}], "all", ["Bob", "Dora"]),
-    ([{"field": "created_at", "op": "before", "value": "2025-01-01"}], "all", ["Chloé"]),
-    ([{"field": "country", "op": "equals", "value": "de"}, {"field": "city", "op": "equals", "value": "paris"}],
-     "any", ["Chloé", "Dora"]),
-])
+@pytest.mark.parametrize(
+    "rules, match, expected",
+    [
+        ([{"field": "city", "op": "contains", "value": "PER"}], "all", ["Bob"]),
+        ([{"field": "custom.tier", "op": "is_empty"}], "all", ["Dora"]),
+        ([{"field": "custom.tier", "op": "not_equals", "value": "gold"}], "all", ["Bob", "Dora"]),
+        ([{"field": "created_at", "op": "before", "value": "2025-01-01"}], "all", ["Chloé"]),
+        (
+            [{"field": "country", "op": "equals", "value": "de"}, {"field": "city", "op": "equals", "value": "paris"}],
+            "any",
+            ["Chloé", "Dora"],
+        ),
+    ],
+)
 def test_rules_run_as_sql_on_this_database(base, make_user, rules, match, expected):
     segment = segments.create_segment(session=base, actor=make_user("advanced"), name="S", rules=rules, match=match)
     assert members(base, segment.id) == expected
@@ -128,13 +142,15 @@ def test_basic_user_cannot_change_segments_and_nothing_changes(base, make_user, 
 def test_delete_and_overview(base, make_user):
     user = make_user("advanced")
     keep = segments.create_segment(session=base, actor=user, name="Gold AU", rules=GOLD_AU)
-    gone = segments.create_segment(session=base, actor=user, name="Germany",
-                                   rules=[{"field": "country", "op": "equals", "value": "DE"}])
+    gone = segments.create_segment(
+        session=base, actor=user, name="Germany", rules=[{"field": "country", "op": "equals", "value": "DE"}]
+    )
     base.commit()
     segments.delete_segment(session=base, actor=user, segment_id=gone.id)
     base.commit()
     rows = segments.list_segments(session=base, actor=make_user("basic"))
     assert [(r["id"], r["name"], r["contacts"], r["rules"]) for r in rows] == [
-        (keep.id, "Gold AU", 1, "tier equals Gold and Country is one of AU")]
+        (keep.id, "Gold AU", 1, "tier equals Gold and Country is one of AU")
+    ]
     with pytest.raises(SegmentError, match="no longer exists"):
         segments.delete_segment(session=base, actor=user, segment_id=gone.id)

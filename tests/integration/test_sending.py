@@ -165,8 +165,9 @@ def test_wrong_token_pauses_the_campaign_with_the_reason(env, sb, redis_url):
     done = drive_until(redis_url, campaign.id)
     assert done.status == "paused"
     assert "#190" in done.pause_reason
-    assert all(r.status == "queued" and r.attempts == 0 for r in recipients(campaign.id)), \
+    assert all(r.status == "queued" and r.attempts == 0 for r in recipients(campaign.id)), (
         "nothing was sent, so everyone is still to be sent on resume"
+    )
     assert sb.log()["total"] == 0
     entry = session.exec(select(AuditLog).where(AuditLog.action == "campaign.auto_pause")).first()
     assert entry is not None and entry.target_id == str(campaign.id)
@@ -248,9 +249,12 @@ def test_opted_out_error_unsubscribes_the_identity(env, sb, redis_url):
     start_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
     claimed = claim_rows(get_engine(), campaign.id, 10, utcnow())
     assert [c.address for c in claimed] == [number(1)]
-    store_outcomes(get_engine(), campaign.id, [Outcome(claimed[0], "failed", code=131050,
-                                                       title="User has stopped marketing messages",
-                                                       unsubscribe=True)], utcnow())
+    store_outcomes(
+        get_engine(),
+        campaign.id,
+        [Outcome(claimed[0], "failed", code=131050, title="User has stopped marketing messages", unsubscribe=True)],
+        utcnow(),
+    )
     identity = session.exec(select(ContactIdentity).where(ContactIdentity.address == number(1))).one()
     session.refresh(identity)
     assert identity.subscribed is False
@@ -260,6 +264,7 @@ def test_opted_out_error_unsubscribes_the_identity(env, sb, redis_url):
 
 
 # --- refusals ---------------------------------------------------------------------------------------
+
 
 def test_start_refused_for_template_not_approved(env, sb):
     session = env["session"]
@@ -292,8 +297,13 @@ def test_start_refused_for_empty_audience(env, sb):
 
 def test_start_refused_for_unmapped_variable(env, sb):
     session = env["session"]
-    campaign = make_campaign(session, env["channel"], env["template"], make_list(session, [number(1)]),
-                             mapping={"body.1": {"source": "field", "key": "first_name"}})
+    campaign = make_campaign(
+        session,
+        env["channel"],
+        env["template"],
+        make_list(session, [number(1)]),
+        mapping={"body.1": {"source": "field", "key": "first_name"}},
+    )
     with pytest.raises(SendingError, match=r"\{\{2\}\}"):
         start_campaign(session=session, actor=env["user"], campaign_id=campaign.id)
 

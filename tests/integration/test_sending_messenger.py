@@ -61,8 +61,9 @@ def _start(session, make_user, size: int):
 
 def test_a_job_sends_each_claimed_row_once_through_any_messenger(session, redis_client, redis_url, make_user):
     campaign = _start(session, make_user, 120)
-    messenger = RecordingMessenger({number(5): _error(131026, "Message undeliverable"),
-                                    number(7): _error(None, "Timeout", ambiguous=True)})
+    messenger = RecordingMessenger(
+        {number(5): _error(131026, "Message undeliverable"), number(7): _error(None, "Timeout", ambiguous=True)}
+    )
     assert isinstance(messenger, Messenger)
     ctx = load_context(get_engine(), campaign.id, SendingConfig(job_budget_s=5))
 
@@ -87,8 +88,9 @@ def test_a_job_sends_each_claimed_row_once_through_any_messenger(session, redis_
     assert again.claimed == 0 and len(messenger.sends) == 120, "nothing is ever sent twice"
 
 
-def test_an_error_that_stops_the_campaign_pauses_it_and_gives_every_row_back(session, redis_client, redis_url,
-                                                                            make_user):
+def test_an_error_that_stops_the_campaign_pauses_it_and_gives_every_row_back(
+    session, redis_client, redis_url, make_user
+):
     campaign = _start(session, make_user, 40)
     expired = _error(190, "Access token has expired")
     messenger = RecordingMessenger({number(i): expired for i in range(40)})
@@ -99,6 +101,7 @@ def test_an_error_that_stops_the_campaign_pauses_it_and_gives_every_row_back(ses
     assert "#190" in stats.stopped_reason
     paused = campaign_row(campaign.id)
     assert paused.status == "paused" and "#190" in paused.pause_reason
-    assert all(r.status == "queued" and r.attempts == 0 for r in recipients(campaign.id)), \
+    assert all(r.status == "queued" and r.attempts == 0 for r in recipients(campaign.id)), (
         "refused for the whole campaign: nobody used an attempt, resume sends to everyone"
+    )
     assert session.exec(select(AuditLog).where(AuditLog.action == "campaign.auto_pause")).first() is not None

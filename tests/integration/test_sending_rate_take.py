@@ -25,6 +25,7 @@ def test_two_takers_share_one_rate_and_mark_only_granted_rows(redis_client, redi
                 ids = [next(counter), next(counter)]
                 if await limiter.take_when_free(2, "posted", ids):
                     granted.extend(ids)
+
         try:
             started = time.monotonic()
             await asyncio.gather(taker(la), taker(lb))

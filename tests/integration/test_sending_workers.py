@@ -25,8 +25,9 @@ N = 5000
 
 
 @pytest.mark.timeout(150)
-def test_two_workers_share_a_campaign_at_the_capped_rate(session, redis_client, redis_url, database_url,
-                                                         make_user, tmp_path):
+def test_two_workers_share_a_campaign_at_the_capped_rate(
+    session, redis_client, redis_url, database_url, make_user, tmp_path
+):
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox", mps=CAP) as sb:
         channel = make_channel(session, sb.url, mps=CAP)
@@ -36,8 +37,12 @@ def test_two_workers_share_a_campaign_at_the_capped_rate(session, redis_client, 
         workers = [worker_process(tmp_path, database_url, redis_url, f"worker{i}") for i in range(2)]
         try:
             start_campaign(session=session, actor=user, campaign_id=campaign.id)
-            done = wait_until(lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused")
-                            and campaign_row(campaign.id), timeout=120, interval=0.5, message="campaign finished")
+            done = wait_until(
+                lambda: campaign_row(campaign.id).status in ("sent", "failed", "paused") and campaign_row(campaign.id),
+                timeout=120,
+                interval=0.5,
+                message="campaign finished",
+            )
         finally:
             for w in workers:
                 stop_process(w)

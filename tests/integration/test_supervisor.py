@@ -55,9 +55,16 @@ sys.exit(main(["run", "--no-demo"]))
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def _env(tmp_path: Path, port: int, redis_url: str | None = None, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PORT": str(port), "HUBCAST_DATA_DIR": str(tmp_path / "data"), "HUBCAST_ENV": "test",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'hubcast.db'}", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HUBCAST_DATA_DIR": str(tmp_path / "data"),
+        "HUBCAST_ENV": "test",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'hubcast.db'}",
+        "PYTHONUNBUFFERED": "1",
+    }
     for name in ("REDIS_URL", "HUBCAST_ADMIN_EMAIL", "HUBCAST_ADMIN_PASSWORD", "HUBCAST_PUBLIC_URL"):
         env.pop(name, None)
     if redis_url:
@@ -69,8 +76,9 @@ def _env(tmp_path: Path, port: int, redis_url: str | None = None, **extra: str) 
 def _start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     with log_path.open("w") as log:
         # Its own session, so a SIGINT to its group acts like a terminal's Ctrl-C.
-        return subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _wait_for_text(proc: subprocess.Popen, log_path: Path, text: str, timeout: float) -> str:
@@ -137,13 +145,17 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def _assert_all_gone(pids: set[int]) -> None:
-    wait_until(lambda: not [pid for pid in pids if _alive(pid)], timeout=5,  # orphans: reaped by init
-               message=f"every process of hubcast run gone: {sorted(pids)}")
+    wait_until(
+        lambda: not [pid for pid in pids if _alive(pid)],
+        timeout=5,  # orphans: reaped by init
+        message=f"every process of hubcast run gone: {sorted(pids)}",
+    )
     left = {pid: _cmdline(pid) for pid in pids if _alive(pid)}
     assert not left, f"outlived hubcast run: {left}"
 
 
 # --- fast: the supervision, with a stand-in web server ----------------------------------------
+
 
 def _child(status_file: Path, key: str) -> dict:
     try:
@@ -155,8 +167,14 @@ def _child(status_file: Path, key: str) -> dict:
 def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
     """SIGKILL the worker: restarted after a back-off, with the cause on the console and a log of its own;
     the sixth crash within the window stops everything and says which child, how often, and where its log is."""
-    env = _env(tmp_path, free_port(), HUBCAST_RESTART_BACKOFF_S="0.2", HUBCAST_RESTART_BACKOFF_MAX_S="0.4",
-               HUBCAST_RESTART_WINDOW_S="120", HUBCAST_RESTART_MAX_CRASHES="5")
+    env = _env(
+        tmp_path,
+        free_port(),
+        HUBCAST_RESTART_BACKOFF_S="0.2",
+        HUBCAST_RESTART_BACKOFF_MAX_S="0.4",
+        HUBCAST_RESTART_WINDOW_S="120",
+        HUBCAST_RESTART_MAX_CRASHES="5",
+    )
     log_path = tmp_path / "run.log"
     status_file = tmp_path / "data" / "run" / "status.json"
     worker_log = tmp_path / "data" / "logs" / "worker.log"
@@ -169,6 +187,7 @@ def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
         assert "admin@hubcast.local" in output and output.count("password:") == 1
         assert any("redis-server" in _cmdline(pid) for pid in _descendants(sup.pid))
         for crash in range(1, 7):
+
             def running_worker():
                 child = _child(status_file, "worker")
                 seen_states.add(child.get("state", ""))
@@ -179,8 +198,13 @@ def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
             pids |= _descendants(sup.pid)
             os.kill(worker["pid"], signal.SIGKILL)
             if crash <= 5:
-                _wait_for_text(sup, log_path, f"restarting it in {0.2 if crash == 1 else 0.4:g} s (crash {crash} "
-                                              "within 2 minutes; 5 restarts allowed)", timeout=30)
+                _wait_for_text(
+                    sup,
+                    log_path,
+                    f"restarting it in {0.2 if crash == 1 else 0.4:g} s (crash {crash} "
+                    "within 2 minutes; 5 restarts allowed)",
+                    timeout=30,
+                )
         assert sup.wait(timeout=30) != 0
     finally:
         _kill_tree(sup)
@@ -188,8 +212,10 @@ def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
     assert "the worker was killed by SIGKILL; restarting it in 0.2 s" in output
     assert {"restarting", "ok"} <= seen_states, seen_states  # what /healthz and the banner read
     last = output.strip().splitlines()[-1]
-    assert last == ("hubcast: error: The worker crashed 6 times within 2 minutes (last: it was killed by SIGKILL); "
-                    f"gave up and stopped everything. Its log: {worker_log}")
+    assert last == (
+        "hubcast: error: The worker crashed 6 times within 2 minutes (last: it was killed by SIGKILL); "
+        f"gave up and stopped everything. Its log: {worker_log}"
+    )
     # Its own log, appended across restarts; its output reached the console too, prefixed with its name.
     assert worker_log.read_text().count("hubcast: worker started") == 6
     assert " worker | " in output
@@ -220,15 +246,24 @@ def test_a_busy_port_is_one_line_and_starts_nothing(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "app.cli", "run", "--no-demo"], cwd=PROJECT_ROOT,
-                              env=_env(tmp_path, port), capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", "run", "--no-demo"],
+            cwd=PROJECT_ROOT,
+            env=_env(tmp_path, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode != 0
-    assert proc.stderr.strip() == f"hubcast: error: Port {port} is already in use (Address already in use); " \
-                                  "stop what uses it, or choose another with PORT or --port."
+    assert (
+        proc.stderr.strip() == f"hubcast: error: Port {port} is already in use (Address already in use); "
+        "stop what uses it, or choose another with PORT or --port."
+    )
     assert not (tmp_path / "data").exists()  # refused before touching anything
 
 
 # --- slow: the real Reflex app ----------------------------------------------------------------
+
 
 @pytest.mark.e2e
 @pytest.mark.timeout(START_TIMEOUT + 120)
@@ -238,6 +273,7 @@ def test_run_serves_the_app_and_ctrl_c_stops_every_child(tmp_path):
     env = _env(tmp_path, port, HUBCAST_ADMIN_EMAIL="owner@example.com")  # no REDIS_URL: the embedded one
     sup = _start([sys.executable, "-m", "app.cli", "run", "--no-demo"], env, log_path)
     try:
+
         def healthy() -> bool:
             assert sup.poll() is None, f"hubcast run exited early:\n{log_path.read_text()[-3000:]}"
             return _status(f"http://127.0.0.1:{port}/healthz") == 200

@@ -36,9 +36,17 @@ def sandbox_url(tmp_path_factory):
 
 @pytest.fixture()
 def sandbox_channel(session, sandbox_url) -> Channel:
-    channel = Channel(name="Sandbox", kind="sandbox", status="connected", phone_number_id=PNID,
-                      business_account_id=WABA, api_base_url=sandbox_url, access_token=TOKEN, app_secret=SECRET,
-                      verify_token="verify-me")
+    channel = Channel(
+        name="Sandbox",
+        kind="sandbox",
+        status="connected",
+        phone_number_id=PNID,
+        business_account_id=WABA,
+        api_base_url=sandbox_url,
+        access_token=TOKEN,
+        app_secret=SECRET,
+        verify_token="verify-me",
+    )
     session.add(channel)
     session.commit()
     return channel
@@ -46,18 +54,19 @@ def sandbox_channel(session, sandbox_url) -> Channel:
 
 def _templates(session, channel) -> dict[tuple[str, str], Template]:
     session.expire_all()
-    return {(t.name, t.language): t
-            for t in session.exec(select(Template).where(Template.channel_id == channel.id)).all()}
+    return {
+        (t.name, t.language): t for t in session.exec(select(Template).where(Template.channel_id == channel.id)).all()
+    }
 
 
 def _sync(session, actor, channel, **kw):
-    result = templates_service.sync_templates(session=session, actor=actor, channel_id=channel.id,
-                                              page_size=PAGE, **kw)
+    result = templates_service.sync_templates(session=session, actor=actor, channel_id=channel.id, page_size=PAGE, **kw)
     session.commit()
     return result
 
 
 # --- sync -------------------------------------------------------------------------------------
+
 
 def test_sync_pages_through_the_account_and_creates_every_template(session, make_user, sandbox_channel):
     catalogue = load_templates()
@@ -67,20 +76,32 @@ def test_sync_pages_through_the_account_and_creates_every_template(session, make
     result = _sync(session, admin, sandbox_channel)
 
     assert (result.fetched, result.created, result.updated, result.unchanged, result.removed) == (
-        len(catalogue), len(catalogue), 0, 0, 0)
+        len(catalogue),
+        len(catalogue),
+        0,
+        0,
+        0,
+    )
     stored = _templates(session, sandbox_channel)
     assert set(stored) == {(t["name"], t["language"]) for t in catalogue}
     by_key = {(t["name"], t["language"]): t for t in catalogue}
     for key, template in stored.items():
         remote = by_key[key]
         assert (template.status, template.category, template.components, template.external_id) == (
-            remote["status"], remote["category"], remote["components"], remote["id"])
+            remote["status"],
+            remote["category"],
+            remote["components"],
+            remote["id"],
+        )
         assert template.parameter_format == remote.get("parameter_format", "POSITIONAL")
         assert template.synced_at is not None
     assert Counter(t.status for t in stored.values()) == Counter(t["status"] for t in catalogue)
     audit = session.exec(select(AuditLog).where(AuditLog.action == "templates.sync")).one()
     assert audit.actor_id == admin.id and audit.detail["created"] == len(catalogue)
-    assert result.summary() == f"Sandbox: {len(catalogue)} templates fetched; {len(catalogue)} new, 0 updated, 0 unchanged."
+    assert (
+        result.summary()
+        == f"Sandbox: {len(catalogue)} templates fetched; {len(catalogue)} new, 0 updated, 0 unchanged."
+    )
 
 
 def test_a_second_sync_changes_nothing(session, make_user, sandbox_channel):
@@ -115,8 +136,13 @@ def test_status_changes_new_and_vanished_templates_are_applied(session, make_use
     in_use = stored[("spring_sale", "en_US")]
     session.add(Campaign(name="Uses spring_sale", channel_id=sandbox_channel.id, template_id=in_use.id))
     session.commit()
-    local = Template(channel_id=sandbox_channel.id, name="written_here", language="en_US", status="APPROVED",
-                     components=[{"type": "BODY", "text": "Hello"}])
+    local = Template(
+        channel_id=sandbox_channel.id,
+        name="written_here",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hello"}],
+    )
     session.add(local)
     session.commit()
 
@@ -124,9 +150,16 @@ def test_status_changes_new_and_vanished_templates_are_applied(session, make_use
     catalogue = [t for t in load_templates() if (t["name"], t["language"]) != ("spring_sale", "en_US")]
     paused = next(t for t in catalogue if t["status"] == "APPROVED" and t["name"].startswith("sandbox_"))
     paused["status"] = "PAUSED"
-    catalogue.append({"id": "5000000000000001", "name": "brand_new", "language": "de", "status": "PENDING",
-                      "category": "UTILITY", "components": [{"type": "BODY", "text": "Hallo {{1}}!",
-                                                             "example": {"body_text": [["Lea"]]}}]})
+    catalogue.append(
+        {
+            "id": "5000000000000001",
+            "name": "brand_new",
+            "language": "de",
+            "status": "PENDING",
+            "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hallo {{1}}!", "example": {"body_text": [["Lea"]]}}],
+        }
+    )
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps(catalogue))
     with running_sandbox(tmp_path / "changed", templates_file=path) as sandbox:
@@ -176,8 +209,9 @@ def test_basic_user_cannot_sync_or_create(session, make_user, sandbox_channel):
     with pytest.raises(perm.PermissionDenied):
         _sync(session, basic, sandbox_channel)
     with pytest.raises(perm.PermissionDenied):
-        templates_service.create_sandbox_template(session=session, actor=basic, channel_id=sandbox_channel.id,
-                                                  draft=_draft())
+        templates_service.create_sandbox_template(
+            session=session, actor=basic, channel_id=sandbox_channel.id, draft=_draft()
+        )
     assert _templates(session, sandbox_channel) == {}
 
 
@@ -185,8 +219,14 @@ def test_hubcast_templates_sync_cli(session, sandbox_channel, database_url, tmp_
     env = {**os.environ, "DATABASE_URL": database_url, "HUBCAST_DATA_DIR": str(tmp_path / "data")}
 
     def hubcast(*args):
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=env,
-                              cwd=PROJECT_ROOT, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=PROJECT_ROOT,
+            timeout=120,
+        )
 
     proc = hubcast("templates", "sync", "--channel", "Sandbox")
     assert proc.returncode == 0, proc.stderr
@@ -205,48 +245,70 @@ def test_hubcast_templates_sync_cli(session, sandbox_channel, database_url, tmp_
 
 # --- writing a Sandbox template ---------------------------------------------------------------
 
+
 def _draft(**changes) -> TemplateDraft:
-    base = dict(name="autumn_hello", language="en_US", category="MARKETING", body="Hi {{1}}, autumn is here!",
-                examples={"body.1": "Maria"})
+    base = dict(
+        name="autumn_hello",
+        language="en_US",
+        category="MARKETING",
+        body="Hi {{1}}, autumn is here!",
+        examples={"body.1": "Maria"},
+    )
     return TemplateDraft(**{**base, **changes})
 
 
 def test_advanced_user_writes_a_sandbox_template_approved_at_once(session, make_user, sandbox_channel):
     advanced = make_user(perm.ADVANCED)
-    draft = _draft(header="Autumn {{1}}", footer="Reply STOP to opt out", buttons=("Yes", "No"),
-                   examples={"header.1": "deals", "body.1": "Maria"})
-    template = templates_service.create_sandbox_template(session=session, actor=advanced,
-                                                         channel_id=sandbox_channel.id, draft=draft)
+    draft = _draft(
+        header="Autumn {{1}}",
+        footer="Reply STOP to opt out",
+        buttons=("Yes", "No"),
+        examples={"header.1": "deals", "body.1": "Maria"},
+    )
+    template = templates_service.create_sandbox_template(
+        session=session, actor=advanced, channel_id=sandbox_channel.id, draft=draft
+    )
     session.commit()
     stored = _templates(session, sandbox_channel)[("autumn_hello", "en_US")]
-    assert stored.id == template.id and stored.status == "APPROVED" and stored.external_id  # registered with the running Sandbox
+    assert (
+        stored.id == template.id and stored.status == "APPROVED" and stored.external_id
+    )  # registered with the running Sandbox
     assert [c["type"] for c in stored.components] == ["HEADER", "BODY", "FOOTER", "BUTTONS"]
     assert stored.components[1]["example"] == {"body_text": [["Maria"]]}
 
     detail = templates_service.template_detail(session=session, actor=make_user(perm.BASIC), template_id=stored.id)
     assert [(v["key"], v["name"], v["example"]) for v in detail["variables"]] == [
-        ("header.1", "{{1}}", "deals"), ("body.1", "{{1}}", "Maria")]
+        ("header.1", "{{1}}", "deals"),
+        ("body.1", "{{1}}", "Maria"),
+    ]
     assert detail["sendable"] and detail["channel"] == "Sandbox"
     entry = session.exec(select(AuditLog).where(AuditLog.action == "template.create")).one()
     assert entry.actor_id == advanced.id and entry.detail["name"] == "autumn_hello"
 
     with pytest.raises(TemplateError, match="already has a template autumn_hello in en_US"):
-        templates_service.create_sandbox_template(session=session, actor=advanced, channel_id=sandbox_channel.id,
-                                                  draft=draft)
+        templates_service.create_sandbox_template(
+            session=session, actor=advanced, channel_id=sandbox_channel.id, draft=draft
+        )
 
 
-@pytest.mark.parametrize(("draft", "message"), [
-    (_draft(name="Autumn Hello"), "may only contain lowercase letters, digits and underscores"),
-    (_draft(body="Hi {{1}}, see you on {{3}}, bye.", examples={"body.1": "A", "body.3": "C"}),
-     "numbered consecutively"),
-    (_draft(examples={}), "Give an example value for every variable"),
-])
+@pytest.mark.parametrize(
+    ("draft", "message"),
+    [
+        (_draft(name="Autumn Hello"), "may only contain lowercase letters, digits and underscores"),
+        (
+            _draft(body="Hi {{1}}, see you on {{3}}, bye.", examples={"body.1": "A", "body.3": "C"}),
+            "numbered consecutively",
+        ),
+        (_draft(examples={}), "Give an example value for every variable"),
+    ],
+)
 def test_invalid_templates_are_refused_and_nothing_is_written(session, make_user, sandbox_channel, draft, message):
     admin = make_user(perm.ADMIN)
     audit_before = len(session.exec(select(AuditLog)).all())
     with pytest.raises(TemplateError) as info:
-        templates_service.create_sandbox_template(session=session, actor=admin, channel_id=sandbox_channel.id,
-                                                  draft=draft)
+        templates_service.create_sandbox_template(
+            session=session, actor=admin, channel_id=sandbox_channel.id, draft=draft
+        )
     session.rollback()
     assert any(message in e for e in info.value.errors), info.value.errors
     assert _templates(session, sandbox_channel) == {}
@@ -254,10 +316,18 @@ def test_invalid_templates_are_refused_and_nothing_is_written(session, make_user
 
 
 def test_templates_of_a_real_number_are_not_written_in_hubcast(session, make_user):
-    real = Channel(name="Shop", kind="whatsapp_cloud", status="connected", phone_number_id="123",
-                   business_account_id="456", access_token="t", app_secret="s")
+    real = Channel(
+        name="Shop",
+        kind="whatsapp_cloud",
+        status="connected",
+        phone_number_id="123",
+        business_account_id="456",
+        access_token="t",
+        app_secret="s",
+    )
     session.add(real)
     session.commit()
     with pytest.raises(TemplateError, match="WhatsApp Manager"):
-        templates_service.create_sandbox_template(session=session, actor=make_user(perm.ADMIN), channel_id=real.id,
-                                                  draft=_draft())
+        templates_service.create_sandbox_template(
+            session=session, actor=make_user(perm.ADMIN), channel_id=real.id, draft=_draft()
+        )

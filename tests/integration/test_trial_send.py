@@ -1,4 +1,4 @@
-""""Send a test message" (issue 5, SPEC S10), the trial send: the real sending path to one number, never counted.
+""" "Send a test message" (issue 5, SPEC S10), the trial send: the real sending path to one number, never counted.
 
 Real database, real Redis, the Sandbox over HTTP (its own log is the witness of what was POSTed), and
 for statuses a real web server receiving the Sandbox's signed webhooks."""
@@ -29,8 +29,16 @@ from tests.support.processes import stop_process
 from tests.support.sandbox import free_port, run_sandbox
 from tests.support.wait import wait_until
 
-COUNTERS = ("status", "total_recipients", "queued_count", "sent_count", "delivered_count", "read_count",
-            "failed_count", "unknown_count")
+COUNTERS = (
+    "status",
+    "total_recipients",
+    "queued_count",
+    "sent_count",
+    "delivered_count",
+    "read_count",
+    "failed_count",
+    "unknown_count",
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +60,14 @@ def _world(session, make_user, url: str, **campaign_kw) -> dict:
     template = make_template(session, channel)
     clist = make_list(session, [number(i) for i in range(3)])
     campaign = make_campaign(session, channel, template, clist, **campaign_kw)
-    return {"user": user, "channel": channel, "template": template, "list": clist, "campaign": campaign,
-            "session": session}
+    return {
+        "user": user,
+        "channel": channel,
+        "template": template,
+        "list": clist,
+        "campaign": campaign,
+        "session": session,
+    }
 
 
 @pytest.fixture()
@@ -67,9 +81,6 @@ def stored_trials(campaign_id: int | None = None) -> list:
         if campaign_id is not None:
             query = query.where(models.TrialSend.campaign_id == campaign_id)
         return list(s.exec(query).all())
-
-
-
 
 
 def counters(campaign_id: int) -> tuple:
@@ -88,14 +99,17 @@ def send(env, to, **kw):
 
 # --- success ---------------------------------------------------------------------------------------
 
+
 def test_a_test_goes_out_once_with_the_first_recipients_values_and_is_not_counted(env, sb):
     cid = env["campaign"].id
     before = counters(cid)
     result = send(env, "+33 6 12 34 56 78")
 
     assert result.ok and result.status == "sent" and result.to == "+33612345678"
-    assert result.message == (f"Test sent to +33612345678 with the values of the first recipient ({number(0)}); "
-                              "it is not counted in the campaign.")
+    assert result.message == (
+        f"Test sent to +33612345678 with the values of the first recipient ({number(0)}); "
+        "it is not counted in the campaign."
+    )
     log = sb.log()
     assert log["total"] == 1 and log["per_recipient"] == {"+33612345678": 1}
     [entry] = sb.entries()
@@ -108,7 +122,12 @@ def test_a_test_goes_out_once_with_the_first_recipients_values_and_is_not_counte
 
     [row] = stored_trials(cid)
     assert (row.to, row.status, row.message_id, row.user_id, row.error) == (
-        "+33612345678", "sent", entry["wamid"], env["user"].id, "")
+        "+33612345678",
+        "sent",
+        entry["wamid"],
+        env["user"].id,
+        "",
+    )
     assert counters(cid) == before and recipient_rows() == 0  # the campaign is untouched
     assert campaign_row(cid).status == "draft"
     with Session(get_engine()) as s:
@@ -131,15 +150,19 @@ def test_a_test_waits_for_the_channels_shared_rate_like_a_campaign_job(env, sb, 
 
 # --- refusals: nothing sent, nothing stored -----------------------------------------------------------
 
-@pytest.mark.parametrize(("typed", "reason"), [
-    ("0612345678", "country code missing"),
-    ("+33 12", "too short"),
-    ("+33 6 12 34 56 78 99 99 99", "too long"),
-    ("call me", "not a valid phone number"),
-    ("+999 612345678", "unknown country code"),
-    ("", "Enter the phone number"),
-    ("   ", "Enter the phone number"),
-])
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("0612345678", "country code missing"),
+        ("+33 12", "too short"),
+        ("+33 6 12 34 56 78 99 99 99", "too long"),
+        ("call me", "not a valid phone number"),
+        ("+999 612345678", "unknown country code"),
+        ("", "Enter the phone number"),
+        ("   ", "Enter the phone number"),
+    ],
+)
 def test_a_bad_number_is_refused_and_nothing_is_sent_or_stored(env, sb, typed, reason):
     with pytest.raises(TrialSendError) as err:
         send(env, typed)
@@ -220,8 +243,7 @@ def test_at_most_five_tests_per_user_per_minute(env, sb, make_user):
     assert sb.log()["total"] == 5 and len(stored_trials()) == 5  # the sixth was neither sent nor stored
     # the limit is per user: a colleague can still test
     other = make_user("advanced")
-    assert send_trial_message(session=env["session"], actor=other, campaign_id=env["campaign"].id,
-                             to="+33612345679").ok
+    assert send_trial_message(session=env["session"], actor=other, campaign_id=env["campaign"].id, to="+33612345679").ok
     assert sb.log()["total"] == 6
 
 
@@ -245,6 +267,7 @@ def test_refused_without_a_session_a_deactivated_user_or_a_role_without_campaign
 
 
 # --- WhatsApp's refusals, in plain words --------------------------------------------------------------
+
 
 def test_a_whatsapp_server_error_is_shown_clearly_and_recorded(env, sb):
     cid = env["campaign"].id
@@ -270,8 +293,9 @@ def test_a_template_whatsapp_does_not_know_is_explained(session, redis_client, m
     env = {"user": user, "session": session, "campaign": make_campaign(session, channel, template, clist)}
     result = send(env, "+33612345678")
     assert not result.ok
-    assert result.message.startswith("WhatsApp refused the template or its values; the campaign would fail the "
-                                     "same way. (#132001")
+    assert result.message.startswith(
+        "WhatsApp refused the template or its values; the campaign would fail the same way. (#132001"
+    )
     assert stored_trials()[0].error_code == 132001
 
 
@@ -289,20 +313,47 @@ def test_a_wrong_access_token_is_explained(session, redis_client, make_user, sb)
 
 # --- statuses from webhooks ---------------------------------------------------------------------------
 
-def test_status_webhooks_move_the_test_to_delivered_then_read(session, redis_client, make_user, redis_url,
-                                                              database_url, tmp_path):
+
+def test_status_webhooks_move_the_test_to_delivered_then_read(
+    session, redis_client, make_user, redis_url, database_url, tmp_path
+):
     app_port = free_port()
-    env_vars = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                "HUBCAST_DATA_DIR": os.environ["HUBCAST_DATA_DIR"]}
-    log = open(tmp_path / "app.log", "wb")  # noqa: SIM115 -- the server writes to it; closed in the finally
+    env_vars = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "HUBCAST_DATA_DIR": os.environ["HUBCAST_DATA_DIR"],
+    }
+    log = open(tmp_path / "app.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from app.whatsapp.sandbox.server import serve; "
-         "from app.http_api import build_http_api; serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
-         str(app_port)], cwd=PROJECT_ROOT, env=env_vars, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    extra = ("--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/whatsapp", "--sent-delay", "0.05,0.1",
-             "--delivered-delay", "0.1,0.2", "--read-delay", "0.1,0.2", "--read-ratio", "1")
+        [
+            sys.executable,
+            "-c",
+            "import sys; from app.whatsapp.sandbox.server import serve; "
+            "from app.http_api import build_http_api; serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
+            str(app_port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env_vars,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    extra = (
+        "--webhook-url",
+        f"http://127.0.0.1:{app_port}/webhooks/whatsapp",
+        "--sent-delay",
+        "0.05,0.1",
+        "--delivered-delay",
+        "0.1,0.2",
+        "--read-delay",
+        "0.1,0.2",
+        "--read-ratio",
+        "1",
+    )
     try:
+
         def up():
             assert server.poll() is None, (tmp_path / "app.log").read_text()
             try:
@@ -324,19 +375,24 @@ def test_status_webhooks_move_the_test_to_delivered_then_read(session, redis_cli
         log.close()
 
 
-def test_a_file_audience_uses_the_row_of_that_number_else_the_first_row(session, redis_client, make_user, sb,
-                                                                         tmp_path):
+def test_a_file_audience_uses_the_row_of_that_number_else_the_first_row(session, redis_client, make_user, sb, tmp_path):
     user = make_user("advanced")
     channel = make_channel(session, sb.url)
     template = make_template(session, channel)
     (tmp_path / "a.csv").write_text("phone;name\nbad;x\n+33612345601;Zoe\n+33612345602;Yan\n")
     with open(tmp_path / "a.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="a.csv", purpose=svc.UPLOAD_PURPOSE)
-    upload = svc.register_upload(session=session, actor=user, path=str(stored.path), original_name="a.csv",
-                                 check=check_csv(stored.path))
-    campaign = Campaign(name="F", audience_kind="csv", audience_upload_id=upload.id, channel_id=channel.id,
-                        template_id=template.id,
-                        variable_mapping={**MAPPING, "body.1": {"source": "column", "key": "name"}})
+    upload = svc.register_upload(
+        session=session, actor=user, path=str(stored.path), original_name="a.csv", check=check_csv(stored.path)
+    )
+    campaign = Campaign(
+        name="F",
+        audience_kind="csv",
+        audience_upload_id=upload.id,
+        channel_id=channel.id,
+        template_id=template.id,
+        variable_mapping={**MAPPING, "body.1": {"source": "column", "key": "name"}},
+    )
     session.add(campaign)
     session.commit()
     env = {"user": user, "session": session, "campaign": campaign}

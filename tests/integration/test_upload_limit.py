@@ -24,8 +24,10 @@ def client(seen):
         seen.append(len(body))
         return PlainTextResponse("stored")
 
-    app = UploadSizeLimit(Starlette(routes=[Route("/_upload", upload, methods=["POST"]),
-                                            Route("/other", upload, methods=["POST"])]), max_bytes=LIMIT)
+    app = UploadSizeLimit(
+        Starlette(routes=[Route("/_upload", upload, methods=["POST"]), Route("/other", upload, methods=["POST"])]),
+        max_bytes=LIMIT,
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

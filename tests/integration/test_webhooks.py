@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # --- helpers (payload builders and readers: tests/support/webhook_payloads.py) -----------------------
 
+
 @pytest.fixture()
 def world(webhook_world, redis_client):  # the route counts what it stored in Redis (/metrics)
     return webhook_world
@@ -61,20 +62,27 @@ def world(webhook_world, redis_client):  # the route counts what it stored in Re
 
 # --- verification (GET) --------------------------------------------------------------------------
 
+
 def test_subscription_check_echoes_the_challenge_for_a_channel_token(world):
-    ok = request("GET", "/webhooks/whatsapp", params={"hub.mode": "subscribe", "hub.verify_token": VERIFY,
-                                                      "hub.challenge": "1158201444"})
+    ok = request(
+        "GET",
+        "/webhooks/whatsapp",
+        params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"},
+    )
     assert ok.status_code == 200 and ok.text == "1158201444"
     assert ok.headers["content-type"].startswith("text/plain")
 
 
-@pytest.mark.parametrize("params", [
-    {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-    {"hub.mode": "subscribe", "hub.verify_token": VERIFY[:-1], "hub.challenge": "1"},
-    {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY, "hub.challenge": "1"},
-    {"hub.mode": "subscribe", "hub.challenge": "1"},
-    {"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.verify_token": VERIFY[:-1], "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY, "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"},
+    ],
+)
 def test_subscription_check_refuses_anything_else(world, params):
     response = request("GET", "/webhooks/whatsapp", params=params)
     assert response.status_code == 403 and "1" not in response.text
@@ -82,11 +90,21 @@ def test_subscription_check_refuses_anything_else(world, params):
 
 # --- signatures -------------------------------------------------------------------------------------
 
+
 def test_unsigned_or_badly_signed_webhooks_are_refused_and_nothing_is_stored(world, session):
     [rid] = add_recipients(session, world["campaign"].id, 1)
-    payload = envelope([status_item(f"wamid.{world['campaign'].id}.0", "delivered")],
-                       messages=[{"from": "33612345678", "id": "wamid.in.1", "timestamp": "1750000000",
-                                  "type": "text", "text": {"body": "STOP"}}])
+    payload = envelope(
+        [status_item(f"wamid.{world['campaign'].id}.0", "delivered")],
+        messages=[
+            {
+                "from": "33612345678",
+                "id": "wamid.in.1",
+                "timestamp": "1750000000",
+                "type": "text",
+                "text": {"body": "STOP"},
+            }
+        ],
+    )
     raw = body_of(payload)
     reserialised = json.dumps(payload, indent=2).encode()  # same JSON, other bytes: the signature no longer fits
     attempts = [
@@ -115,6 +133,7 @@ def test_a_channel_without_an_app_secret_never_accepts(session, no_background):
 
 # --- statuses ----------------------------------------------------------------------------------------
 
+
 def test_duplicates_are_stored_once_and_counted_once(world, session):
     cid = world["campaign"].id
     add_recipients(session, cid, 2)
@@ -135,13 +154,17 @@ def test_out_of_order_statuses_end_read_with_every_timestamp(world, session):
     post_signed(envelope([status_item(wamid, "read", ts=1_750_000_030)]))
     apply_all()
     assert recipient(wamid).status == "read"
-    post_signed(envelope([status_item(wamid, "delivered", ts=1_750_000_020),
-                          status_item(wamid, "sent", ts=1_750_000_010)]))
+    post_signed(
+        envelope([status_item(wamid, "delivered", ts=1_750_000_020), status_item(wamid, "sent", ts=1_750_000_010)])
+    )
     apply_all()
     r = recipient(wamid)
     assert r.status == "read"  # never backwards
     assert (r.sent_at.timestamp(), r.delivered_at.timestamp(), r.read_at.timestamp()) == (
-        1_750_000_010, 1_750_000_020, 1_750_000_030)
+        1_750_000_010,
+        1_750_000_020,
+        1_750_000_030,
+    )
     assert campaign(cid).read_count == 1
 
 
@@ -181,8 +204,14 @@ def test_a_status_for_an_unknown_wamid_is_kept_and_applied_when_the_wamid_appear
 def test_callback_data_reconciles_a_row_stuck_in_sending_without_wamid(world, session):
     cid = world["campaign"].id
     [rid, other] = add_recipients(session, cid, 2, status="sending", wamid=False)
-    post_signed(envelope([status_item("wamid.recovered", "sent", opaque=str(rid)),
-                          status_item("wamid.recovered", "delivered", opaque=str(rid))]))
+    post_signed(
+        envelope(
+            [
+                status_item("wamid.recovered", "sent", opaque=str(rid)),
+                status_item("wamid.recovered", "delivered", opaque=str(rid)),
+            ]
+        )
+    )
     apply_all()
     r = recipient(rid)
     assert (r.status, r.message_id) == ("delivered", "wamid.recovered")
@@ -219,8 +248,9 @@ def test_ten_thousand_shuffled_statuses_end_in_the_right_states(world, session):
     n = 2500
     add_recipients(session, cid, n, status="sending", wamid=False)
     with Session(get_engine()) as s:  # the sender stored the wamids of the first 2,000 only (others: crash)
-        rows = s.exec(select(CampaignRecipient).where(CampaignRecipient.campaign_id == cid)
-                      .order_by(CampaignRecipient.id)).all()
+        rows = s.exec(
+            select(CampaignRecipient).where(CampaignRecipient.campaign_id == cid).order_by(CampaignRecipient.id)
+        ).all()
         for i, row in enumerate(rows[:2000]):
             row.message_id, row.status = f"wamid.bulk.{i}", "sent"
             s.add(row)
@@ -245,7 +275,7 @@ def test_ten_thousand_shuffled_statuses_end_in_the_right_states(world, session):
         transport = httpx.ASGITransport(app=build_http_api())
         async with httpx.AsyncClient(transport=transport, base_url="http://hubcast.test") as client:
             for start in range(0, len(items), 100):  # batches like the Sandbox's
-                raw = body_of(envelope(items[start:start + 100]))
+                raw = body_of(envelope(items[start : start + 100]))
                 response = await client.post("/webhooks/whatsapp", content=raw, headers={HEADER: sign(raw, SECRET)})
                 assert response.status_code == 200
 
@@ -258,18 +288,24 @@ def test_ten_thousand_shuffled_statuses_end_in_the_right_states(world, session):
         s.commit()
     assert passes >= 3  # applied in batches, not in one go
     with Session(get_engine()) as s:
-        final = dict(s.exec(select(CampaignRecipient.id, CampaignRecipient.status)
-                            .where(CampaignRecipient.campaign_id == cid)).all())
+        final = dict(
+            s.exec(
+                select(CampaignRecipient.id, CampaignRecipient.status).where(CampaignRecipient.campaign_id == cid)
+            ).all()
+        )
         assert final == expected
         assert s.exec(select(WebhookStatusEvent).where(WebhookStatusEvent.applied_at.is_(None))).all() == []
     c = campaign(cid)
     assert c.status == "sent"  # the last reconciled rows settled the campaign
     assert (c.read_count, c.delivered_count, c.failed_count) == (
-        sum(v == "read" for v in expected.values()), sum(v == "delivered" for v in expected.values()),
-        sum(v == "failed" for v in expected.values()))
+        sum(v == "read" for v in expected.values()),
+        sum(v == "delivered" for v in expected.values()),
+        sum(v == "failed" for v in expected.values()),
+    )
 
 
 # --- inbound messages ------------------------------------------------------------------------------
+
 
 def test_stop_unsubscribes_the_whatsapp_identity_and_is_audit_logged(world, session):
     contact = Contact(first_name="Ana")
@@ -277,8 +313,13 @@ def test_stop_unsubscribes_the_whatsapp_identity_and_is_audit_logged(world, sess
     session.commit()
     session.add(ContactIdentity(contact_id=contact.id, channel_type="whatsapp", address="+33612345678"))
     session.commit()
-    message = {"from": "33612345678", "id": "wamid.in.stop", "timestamp": "1750000000", "type": "text",
-               "text": {"body": " stop "}}
+    message = {
+        "from": "33612345678",
+        "id": "wamid.in.stop",
+        "timestamp": "1750000000",
+        "type": "text",
+        "text": {"body": " stop "},
+    }
     assert post_signed(envelope(messages=[message])).status_code == 200
     assert post_signed(envelope(messages=[message])).status_code == 200  # redelivered: recorded once
     with Session(get_engine()) as s:
@@ -291,6 +332,7 @@ def test_stop_unsubscribes_the_whatsapp_identity_and_is_audit_logged(world, sess
 
 
 # --- the real thing: Sandbox process -> signed webhooks -> a real server of the app ----------------
+
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     def up() -> bool:
@@ -314,36 +356,104 @@ def test_sandbox_webhooks_reach_a_real_server_and_are_applied(world, session, re
     cid = world["campaign"].id
     [rid, stuck] = add_recipients(session, cid, 2, status="sending", wamid=False)
     app_port, sandbox_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url,
-           "DATABASE_URL": os.environ["DATABASE_URL"], "HUBCAST_DATA_DIR": os.environ["HUBCAST_DATA_DIR"]}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "HUBCAST_DATA_DIR": os.environ["HUBCAST_DATA_DIR"],
+    }
     app_log, sandbox_log = tmp_path / "app.log", tmp_path / "sandbox.log"
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from app.whatsapp.sandbox.server import serve; "
-         "from app.http_api import build_http_api; serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
-         str(app_port)], cwd=ROOT, env=env, stdout=open(app_log, "wb"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from app.whatsapp.sandbox.server import serve; "
+            "from app.http_api import build_http_api; serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
+            str(app_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(app_log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(sandbox_port), "--app-secret", SECRET,
-         "--phone-number-id", PNID, "--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/whatsapp",
-         "--sent-delay", "0.05,0.1", "--delivered-delay", "0.1,0.2", "--read-delay", "0.1,0.2", "--read-ratio", "1",
-         "--duplicate-ratio", "0.5", "--reorder-ratio", "1", "--seed", "3", "--access-token", "tok"],
-        cwd=ROOT, env=env, stdout=open(sandbox_log, "wb"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "app.whatsapp.sandbox",
+            "--port",
+            str(sandbox_port),
+            "--app-secret",
+            SECRET,
+            "--phone-number-id",
+            PNID,
+            "--webhook-url",
+            f"http://127.0.0.1:{app_port}/webhooks/whatsapp",
+            "--sent-delay",
+            "0.05,0.1",
+            "--delivered-delay",
+            "0.1,0.2",
+            "--read-delay",
+            "0.1,0.2",
+            "--read-ratio",
+            "1",
+            "--duplicate-ratio",
+            "0.5",
+            "--reorder-ratio",
+            "1",
+            "--seed",
+            "3",
+            "--access-token",
+            "tok",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(sandbox_log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{app_port}/healthz", server, app_log)
         _wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", sandbox, sandbox_log)
         with httpx.Client(base_url=f"http://127.0.0.1:{sandbox_port}", timeout=5) as c:
-            sent = c.post(f"/v23.0/{PNID}/messages", headers={"Authorization": "Bearer tok"}, json={
-                "messaging_product": "whatsapp", "recipient_type": "individual", "to": "+33612345678",
-                "type": "template", "template": {"name": "spring_sale", "language": {"code": "en_US"}, "components": [
-                    {"type": "header", "parameters": [{"type": "text", "text": "30%"}]},
-                    {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "X"},
-                                                    {"type": "text", "text": "May 2"}]}]},
-                "biz_opaque_callback_data": str(rid)})
+            sent = c.post(
+                f"/v23.0/{PNID}/messages",
+                headers={"Authorization": "Bearer tok"},
+                json={
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": "+33612345678",
+                    "type": "template",
+                    "template": {
+                        "name": "spring_sale",
+                        "language": {"code": "en_US"},
+                        "components": [
+                            {"type": "header", "parameters": [{"type": "text", "text": "30%"}]},
+                            {
+                                "type": "body",
+                                "parameters": [
+                                    {"type": "text", "text": "Ana"},
+                                    {"type": "text", "text": "X"},
+                                    {"type": "text", "text": "May 2"},
+                                ],
+                            },
+                        ],
+                    },
+                    "biz_opaque_callback_data": str(rid),
+                },
+            )
             assert sent.status_code == 200, sent.text
-            c.post("/_sandbox/inbound", headers={"Authorization": "Bearer tok"},
-                   json={"from": "+33610000001", "text": "ARRÊT"})
+            c.post(
+                "/_sandbox/inbound",
+                headers={"Authorization": "Bearer tok"},
+                json={"from": "+33610000001", "text": "ARRÊT"},
+            )
         # The Sandbox's status delays, then the server's applier.
-        wait_until(lambda: recipient(rid).status == "read" and recipient(rid).delivered_at, 20,
-                   message="the read status applied")
+        wait_until(
+            lambda: recipient(rid).status == "read" and recipient(rid).delivered_at,
+            20,
+            message="the read status applied",
+        )
         r = recipient(rid)
         assert (r.status, r.message_id) == ("read", sent.json()["messages"][0]["id"])
         assert r.sent_at and r.delivered_at and r.read_at

@@ -35,11 +35,22 @@ def test_worker_process_runs_a_scheduled_job_when_due(redis_client, redis_url, t
     job = get_queue(DEFAULT).enqueue_in(timedelta(seconds=2), jobs.ping)
     assert job.get_status() == JobStatus.SCHEDULED
     env = {**os.environ, "REDIS_URL": redis_url, "HUBCAST_DATA_DIR": str(tmp_path / "data")}
-    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30, interval=0.2,
-                   message="the scheduled job run")
+        wait_until(
+            lambda: job.get_status(refresh=True) == JobStatus.FINISHED,
+            timeout=30,
+            interval=0.2,
+            message="the scheduled job run",
+        )
         assert job.return_value() == "pong"
         assert worker.poll() is None  # a normal worker keeps waiting for work
     finally:
@@ -62,6 +73,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_worker_and_cli_never_import_reflex():
-    code = ("import sys, app.cli, workers.worker, workers.jobs, workers.queues; "
-            "sys.exit(1 if 'reflex' in sys.modules else 0)")
+    code = (
+        "import sys, app.cli, workers.worker, workers.jobs, workers.queues; "
+        "sys.exit(1 if 'reflex' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, timeout=60).returncode == 0

@@ -177,7 +177,7 @@ def _prepare_database(database_url: str, sandbox_url: str) -> None:
 def _lock_web_dir():
     """One e2e session at a time per web dir: a second one waits instead of rebuilding under the first."""
     WEB_DIR.mkdir(parents=True, exist_ok=True)
-    handle = open(WEB_DIR.parent / f".{WEB_DIR.name}.lock", "w")  # noqa: SIM115 (held until the session ends)
+    handle = open(WEB_DIR.parent / f".{WEB_DIR.name}.lock", "w")
 
     def locked() -> bool:
         try:
@@ -283,7 +283,7 @@ def _server_env(*, port: int, data_dir: Path, database_url: str, redis_url: str)
 
 def _start_child(stack: contextlib.ExitStack, argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
     """A background process of the session in its own process group (stopped with everything it started)."""
-    log = stack.enter_context(open(ARTIFACTS / log_name, "w"))  # noqa: SIM115 (closed by the stack)
+    log = stack.enter_context(open(ARTIFACTS / log_name, "w"))
     proc = subprocess.Popen(
         argv,
         cwd=PROJECT_ROOT,

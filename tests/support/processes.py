@@ -55,7 +55,7 @@ def worker_process(tmp: Path, database_url: str, redis_url: str, name: str, env_
         "PYTHONUNBUFFERED": "1",
         **(env_extra or {}),
     }
-    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 (the child process writes it)
+    log = open(tmp / f"{name}.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
         cwd=PROJECT_ROOT,
@@ -97,7 +97,7 @@ def http_api_process(tmp: Path, database_url: str, redis_url: str):
         "PYTHONUNBUFFERED": "1",
     }
     tmp.mkdir(parents=True, exist_ok=True)
-    log = open(tmp / "http_api.log", "wb")  # noqa: SIM115 (the child process writes it)
+    log = open(tmp / "http_api.log", "wb")
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -122,7 +122,7 @@ def run_sandbox(
             *extra,
         ]
         env.update(DATABASE_URL=database_url, HUBCAST_DATA_DIR=str(tmp / "data"))
-    out, err = open(tmp / "sandbox.out", "wb"), open(tmp / "sandbox.err", "wb")  # noqa: SIM115 (the child process writes it)
+    out, err = open(tmp / "sandbox.out", "wb"), open(tmp / "sandbox.err", "wb")
     proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=out, stderr=err, env=env)
     url = f"http://127.0.0.1:{port}"
 

@@ -126,6 +126,7 @@ def tail(path: Path, lines: int = 30) -> str:
 
 # --- the front end ------------------------------------------------------------------------------------
 
+
 def _source_hash() -> str:
     digest = hashlib.sha256()
     files = [PROJECT_ROOT / "rxconfig.py", PROJECT_ROOT / "reflex.lock" / "package.json"]
@@ -151,11 +152,21 @@ def ensure_frontend(log_path: Path) -> float:
         if index.exists() and marker.exists() and marker.read_text() == wanted:
             return 0.0
         started = time.monotonic()
-        env = {**os.environ, "REFLEX_WEB_WORKDIR": str(WEB_DIR), "REFLEX_TELEMETRY_ENABLED": "false",
-               "HUBCAST_DATA_DIR": str(log_path.parent / "build-data")}
+        env = {
+            **os.environ,
+            "REFLEX_WEB_WORKDIR": str(WEB_DIR),
+            "REFLEX_TELEMETRY_ENABLED": "false",
+            "HUBCAST_DATA_DIR": str(log_path.parent / "build-data"),
+        }
         with open(log_path, "w") as log:
-            code = subprocess.call([sys.executable, "-m", "app.cli", "build"], cwd=PROJECT_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            code = subprocess.call(
+                [sys.executable, "-m", "app.cli", "build"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         if code != 0:
             raise AssertionError(f"`hubcast build` failed ({code}):\n{tail(log_path)}")
         marker.write_text(wanted)
@@ -163,6 +174,7 @@ def ensure_frontend(log_path: Path) -> float:
 
 
 # --- nginx ------------------------------------------------------------------------------------------
+
 
 def nginx_conf(prefix: Path, port: int, upstreams: list[int]) -> str:
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=30s;" for p in upstreams)
@@ -196,6 +208,7 @@ http {{
 
 
 # --- processes --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Proc:
@@ -244,9 +257,16 @@ class Topology:
 
     def start(self, name: str, argv: list[str], port: int | None = None, env: dict | None = None) -> Proc:
         log = self.root / f"{name}.log"
-        handle = open(log, "wb")  # noqa: SIM115 (the child writes it)
-        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**self.env, **(env or {})}, stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        handle = open(log, "wb")
+        proc = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env={**self.env, **(env or {})},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         handle.close()
         entry = Proc(name, proc, log, port)
         self.procs.append(entry)
@@ -254,8 +274,11 @@ class Topology:
 
     def web(self, index: int) -> Proc:
         port = self.web_ports[index]
-        return self.start(f"web{index + 1}", [sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1",
-                                              "--port", str(port)], port=port)
+        return self.start(
+            f"web{index + 1}",
+            [sys.executable, "-m", "app.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+            port=port,
+        )
 
     def worker(self, name: str) -> Proc:
         return self.start(name, [sys.executable, "-m", "app.cli", "worker"])
@@ -264,8 +287,10 @@ class Topology:
         def up():
             if not entry.alive():
                 raise AssertionError(f"{entry.name} exited with {entry.proc.returncode}:\n{tail(entry.log)}")
-            return http_status(f"http://127.0.0.1:{entry.port}/healthz") == 200 and \
-                http_status(f"http://127.0.0.1:{entry.port}/login/") == 200
+            return (
+                http_status(f"http://127.0.0.1:{entry.port}/healthz") == 200
+                and http_status(f"http://127.0.0.1:{entry.port}/login/") == 200
+            )
 
         wait_for(up, timeout, f"{entry.name} serving /healthz and /login/")
 
@@ -285,16 +310,26 @@ def prepare(root: Path) -> Topology:
     root.mkdir(parents=True, exist_ok=True)
     nginx_port, web_ports = free_port(), [free_port(), free_port()]
     venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ,
-           "DATABASE_URL": db_url, "REDIS_URL": redis_url, "HUBCAST_ENV": "production",
-           "HUBCAST_SECRET_KEY": SECRET_KEY, "HUBCAST_DATA_DIR": str(root / "data"),
-           "HUBCAST_UPLOAD_DIR": str(root / "data" / "uploads"), "HUBCAST_PUBLIC_URL": f"http://localhost:{nginx_port}",
-           "HUBCAST_METRICS_TOKEN": METRICS_TOKEN, "HUBCAST_LOG_FORMAT": "json", "HUBCAST_WEB_WORKERS": "1",
-           "REFLEX_WEB_WORKDIR": str(WEB_DIR), "REFLEX_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
-           "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-           # Each campaign keeps `lanes` workers busy while it sends (a SimpleWorker runs one job at a time): with
-           # the default 4 lanes, two campaigns need 8 workers to send at once. One lane sends 500 msg/s at 150 ms.
-           "HUBCAST_SEND_LANES": os.environ.get("HUBCAST_SEND_LANES", "1")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "HUBCAST_ENV": "production",
+        "HUBCAST_SECRET_KEY": SECRET_KEY,
+        "HUBCAST_DATA_DIR": str(root / "data"),
+        "HUBCAST_UPLOAD_DIR": str(root / "data" / "uploads"),
+        "HUBCAST_PUBLIC_URL": f"http://localhost:{nginx_port}",
+        "HUBCAST_METRICS_TOKEN": METRICS_TOKEN,
+        "HUBCAST_LOG_FORMAT": "json",
+        "HUBCAST_WEB_WORKERS": "1",
+        "REFLEX_WEB_WORKDIR": str(WEB_DIR),
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        # Each campaign keeps `lanes` workers busy while it sends (a SimpleWorker runs one job at a time): with
+        # the default 4 lanes, two campaigns need 8 workers to send at once. One lane sends 500 msg/s at 150 ms.
+        "HUBCAST_SEND_LANES": os.environ.get("HUBCAST_SEND_LANES", "1"),
+    }
     for name in ("HUBCAST_API_URL", "HUBCAST_EXTRA_ORIGINS", "PORT"):
         env.pop(name, None)
     return Topology(root, db_url, redis_url, nginx_port, web_ports, env)
@@ -314,8 +349,11 @@ def start_nginx(topo: Topology) -> Proc:
     if check.returncode != 0:
         raise AssertionError(f"nginx -t refused the config:\n{check.stderr}")
     entry = topo.start("nginx", [nginx, "-p", str(prefix), "-c", str(conf)], port=topo.nginx_port)
-    wait_for(lambda: http_status(f"http://127.0.0.1:{topo.nginx_port}/healthz") in (200, 502, 503, 504),
-             30, "nginx listening")
+    wait_for(
+        lambda: http_status(f"http://127.0.0.1:{topo.nginx_port}/healthz") in (200, 502, 503, 504),
+        30,
+        "nginx listening",
+    )
     return entry
 
 
@@ -336,6 +374,7 @@ def json_log_problems(paths: list[Path]) -> list[str]:
 
 # --- the Sandboxes and the data -----------------------------------------------------------------------
 
+
 class Sandbox:
     """One Sandbox process (one WhatsApp number with its own ids and secrets) and readers of what it accepted."""
 
@@ -346,8 +385,12 @@ class Sandbox:
     def summary(self, per_recipient: bool = True) -> dict:
         import httpx
 
-        return httpx.get(f"{self.url}/_sandbox/log", params={"per_recipient": "1" if per_recipient else "0"},
-                         headers={"Authorization": f"Bearer {self.token}"}, timeout=30).json()
+        return httpx.get(
+            f"{self.url}/_sandbox/log",
+            params={"per_recipient": "1" if per_recipient else "0"},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        ).json()
 
     def total(self) -> int:
         try:
@@ -370,12 +413,41 @@ def start_sandbox(topo: Topology, k: int, cap: int, latency_ms: int = 0) -> Sand
     token, secret = f"topology-token-{k}-0123456789", f"topology-secret-{k}-0123456789"
     log_file = topo.root / f"sandbox{k + 1}-sends.jsonl"
     log_file.unlink(missing_ok=True)
-    entry = topo.start(f"sandbox{k + 1}", [
-        sys.executable, "-m", "app.whatsapp.sandbox", "--port", str(port), "--app-secret", secret,
-        "--access-token", token, "--phone-number-id", pnid, "--waba-id", waba, "--mps", str(cap * 3),
-        "--latency-ms", str(latency_ms), "--seed", str(k + 1), "--log-file", str(log_file), "--read-ratio", "0",
-        "--webhook-url", f"{topo.base_url}/webhooks/whatsapp", "--sent-delay", "0.2,0.6",
-        "--delivered-delay", "0.5,1.5"], port=port)
+    entry = topo.start(
+        f"sandbox{k + 1}",
+        [
+            sys.executable,
+            "-m",
+            "app.whatsapp.sandbox",
+            "--port",
+            str(port),
+            "--app-secret",
+            secret,
+            "--access-token",
+            token,
+            "--phone-number-id",
+            pnid,
+            "--waba-id",
+            waba,
+            "--mps",
+            str(cap * 3),
+            "--latency-ms",
+            str(latency_ms),
+            "--seed",
+            str(k + 1),
+            "--log-file",
+            str(log_file),
+            "--read-ratio",
+            "0",
+            "--webhook-url",
+            f"{topo.base_url}/webhooks/whatsapp",
+            "--sent-delay",
+            "0.2,0.6",
+            "--delivered-delay",
+            "0.5,1.5",
+        ],
+        port=port,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -402,10 +474,19 @@ def seed(sandboxes: list[Sandbox], sizes: list[int], caps: list[int]) -> dict:
         create_user(session=session, actor=None, email=BASIC[0], role="basic", password=BASIC[1])
         channels, campaigns, offset = [], [], 0
         for k, (sb, n, cap) in enumerate(zip(sandboxes, sizes, caps, strict=True)):
-            channel = Channel(name=f"Line {k + 1}", kind="sandbox", status="connected", phone_number_id=sb.pnid,
-                              business_account_id=sb.waba, access_token=sb.token, app_secret=sb.secret,
-                              verify_token=f"verify-{k}", api_base_url=sb.url, api_version="v23.0",
-                              messages_per_second=cap)
+            channel = Channel(
+                name=f"Line {k + 1}",
+                kind="sandbox",
+                status="connected",
+                phone_number_id=sb.pnid,
+                business_account_id=sb.waba,
+                access_token=sb.token,
+                app_secret=sb.secret,
+                verify_token=f"verify-{k}",
+                api_base_url=sb.url,
+                api_version="v23.0",
+                messages_per_second=cap,
+            )
             session.add(channel)
             session.commit()
             template = make_template(session, channel)

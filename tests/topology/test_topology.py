@@ -114,8 +114,13 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
     topo = topology
     started = time.monotonic()
     built_s = harness.ensure_frontend(topo.root / "build.log")
-    migrate = __import__("subprocess").run([__import__("sys").executable, "-m", "app.cli", "migrate"],
-                                           cwd=harness.PROJECT_ROOT, env=topo.env, capture_output=True, text=True)
+    migrate = __import__("subprocess").run(
+        [__import__("sys").executable, "-m", "app.cli", "migrate"],
+        cwd=harness.PROJECT_ROOT,
+        env=topo.env,
+        capture_output=True,
+        text=True,
+    )
     assert migrate.returncode == 0, migrate.stderr
     sandboxes = [harness.start_sandbox(topo, 0, CAP1), harness.start_sandbox(topo, 1, CAP2)]
     world = harness.seed(sandboxes, [N1, N2], [CAP1, CAP2])
@@ -126,8 +131,9 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
     harness.start_nginx(topo)
     # Rows a SIGKILLed worker had claimed stay `sending` for the sweeper's grace period (600 s by default,
     # far longer than any request); shortened here as in tests/hardening, so the test need not wait 10 min.
-    topo.env.update({"HUBCAST_SEND_STUCK_GRACE_S": "20", "HUBCAST_SEND_ALIVE_TTL_S": "15",
-                     "HUBCAST_SEND_TICK_INTERVAL_S": "1"})
+    topo.env.update(
+        {"HUBCAST_SEND_STUCK_GRACE_S": "20", "HUBCAST_SEND_ALIVE_TTL_S": "15", "HUBCAST_SEND_TICK_INTERVAL_S": "1"}
+    )
     workers = [topo.worker(f"worker{i + 1}") for i in range(3)]
     ready_s = time.monotonic() - started
 
@@ -200,17 +206,25 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
 
         # A reconnects through nginx to the surviving backend, still signed in, its draft where it was.
         # (Playwright delivers the CDP events while it works: wait in the page, not in time.sleep.)
-        harness.wait_for(lambda: page_a.wait_for_timeout(200) or (len(shakes_a.upstreams) > handshakes_before
-                                                                   and shakes_a.current_port != port_a),
-                         60, "browser A's websocket reconnected to the other backend", interval=0)
+        harness.wait_for(
+            lambda: (
+                page_a.wait_for_timeout(200)
+                or (len(shakes_a.upstreams) > handshakes_before and shakes_a.current_port != port_a)
+            ),
+            60,
+            "browser A's websocket reconnected to the other backend",
+            interval=0,
+        )
         expect(page_a.locator("#current-user-email")).to_have_text(harness.ADMIN[0], timeout=UI_MS)
         assert page_a.url == draft_url
         expect(page_a.locator("#wizard-template")).to_be_visible(timeout=UI_MS)
         page_a.locator("#wizard-template").click()
         page_a.get_by_role("option", name="order_update · en_US", exact=True).click()
-        for key, option, fallback in (("body.1", "first_name", "friend"),
-                                      ("body.2", "The same text for everyone", "#48213"),
-                                      ("body.3", "The same text for everyone", "Friday")):
+        for key, option, fallback in (
+            ("body.1", "first_name", "friend"),
+            ("body.2", "The same text for everyone", "#48213"),
+            ("body.3", "The same text for everyone", "Friday"),
+        ):
             page_a.locator(f'[id="wizard-var-{key}"]').click()
             page_a.get_by_role("option", name=option, exact=True).click()
             page_a.locator(f'[id="wizard-fallback-{key}"]').fill(fallback)
@@ -224,18 +238,38 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         page_a.goto(f"/campaigns/{c1}")
         delivered_a = page_a.locator("#card-delivered")
         expect(page_a.locator("#campaign-name")).to_have_text("Topology 1", timeout=UI_MS)
-        seen_a = harness.wait_for(lambda: page_a.wait_for_timeout(200) or _digits(delivered_a.inner_text()), 30,
-                                  "campaign 1's page loaded", interval=0)
+        seen_a = harness.wait_for(
+            lambda: page_a.wait_for_timeout(200) or _digits(delivered_a.inner_text()),
+            30,
+            "campaign 1's page loaded",
+            interval=0,
+        )
         seen_b = _digits(page_b.locator(f"#campaign-{c1}-delivered").inner_text())
-        harness.wait_for(lambda: page_a.wait_for_timeout(300) or _digits(delivered_a.inner_text()) > seen_a, 60,
-                         "browser A sees campaign 1's counts move after the reconnect", interval=0)
-        harness.wait_for(lambda: page_b.wait_for_timeout(300)
-                         or _digits(page_b.locator(f"#campaign-{c1}-delivered").inner_text()) > seen_b, 60,
-                         "browser B sees campaign 1's counts move after the kill", interval=0)
+        harness.wait_for(
+            lambda: page_a.wait_for_timeout(300) or _digits(delivered_a.inner_text()) > seen_a,
+            60,
+            "browser A sees campaign 1's counts move after the reconnect",
+            interval=0,
+        )
+        harness.wait_for(
+            lambda: (
+                page_b.wait_for_timeout(300)
+                or _digits(page_b.locator(f"#campaign-{c1}-delivered").inner_text()) > seen_b
+            ),
+            60,
+            "browser B sees campaign 1's counts move after the kill",
+            interval=0,
+        )
 
-        harness.wait_for(lambda: _campaign(c1).status in ("sent", "failed", "paused")
-                         and _campaign(c2).status in ("sent", "failed", "paused"), 240, "both campaigns finished",
-                         interval=1.0)
+        harness.wait_for(
+            lambda: (
+                _campaign(c1).status in ("sent", "failed", "paused")
+                and _campaign(c2).status in ("sent", "failed", "paused")
+            ),
+            240,
+            "both campaigns finished",
+            interval=1.0,
+        )
         wall_s = time.monotonic() - send_started
         done1, done2 = _campaign(c1), _campaign(c2)
         assert (done1.status, done2.status) == ("sent", "sent"), (done1.pause_reason, done2.pause_reason)
@@ -243,8 +277,12 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         # the status webhooks (a backlog under load: reported, not awaited to the end, to bound the test's time).
         delivered_b = page_b.locator(f"#campaign-{c1}-delivered")
         with __import__("contextlib").suppress(AssertionError):
-            harness.wait_for(lambda: page_b.wait_for_timeout(500) or _digits(delivered_b.inner_text()) >= N1, 30,
-                             "browser B shows campaign 1 delivered", interval=0)
+            harness.wait_for(
+                lambda: page_b.wait_for_timeout(500) or _digits(delivered_b.inner_text()) >= N1,
+                30,
+                "browser B shows campaign 1 delivered",
+                interval=0,
+            )
         delivered_shown_b = _digits(delivered_b.inner_text())
     finally:
         for name, page in (("browser-a", locals().get("page_a")), ("browser-b", locals().get("page_b"))):
@@ -259,9 +297,14 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
     from tests.support.factories import recipients
     from tests.support.sandbox import max_per_window
 
-    report = {"built_s": round(built_s, 1), "ready_s": round(ready_s, 1), "send_wall_s": round(wall_s, 1),
-              "delivered_shown_in_b_at_end": delivered_shown_b,
-              "killed_web_after": killed_web_at, "killed_worker_after": killed_worker_at}
+    report = {
+        "built_s": round(built_s, 1),
+        "ready_s": round(ready_s, 1),
+        "send_wall_s": round(wall_s, 1),
+        "delivered_shown_in_b_at_end": delivered_shown_b,
+        "killed_web_after": killed_web_at,
+        "killed_worker_after": killed_worker_at,
+    }
     for k, (sb, n, cap, cid) in enumerate(((sandboxes[0], N1, CAP1, c1), (sandboxes[1], N2, CAP2, c2))):
         log, entries = sb.summary(), sb.entries()
         rows = recipients(cid)
@@ -269,10 +312,17 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         for row in rows:
             statuses[row.status] = statuses.get(row.status, 0) + 1
         busiest, busiest_5s = max_per_window(entries, 1.0), max_per_window(entries, 5.0)
-        report[f"channel{k + 1}"] = {"recipients": n, "accepted": log["total"], "distinct": len(log["per_recipient"]),
-                                     "duplicates": len(log["duplicates"]), "busiest_1s": busiest,
-                                     "busiest_5s": busiest_5s, "cap": cap, "load": round(os.getloadavg()[0], 1),
-                                     "statuses": statuses}
+        report[f"channel{k + 1}"] = {
+            "recipients": n,
+            "accepted": log["total"],
+            "distinct": len(log["per_recipient"]),
+            "duplicates": len(log["duplicates"]),
+            "busiest_1s": busiest,
+            "busiest_5s": busiest_5s,
+            "cap": cap,
+            "load": round(os.getloadavg()[0], 1),
+            "statuses": statuses,
+        }
         accepted = set(log["per_recipient"])
         # `unknown`: a worker was SIGKILLed after marking the row "may have been posted" and before its answer
         # was stored. Never resent (WhatsApp has no idempotency key); settled by its webhook if it was sent.
@@ -280,8 +330,9 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         report[f"channel{k + 1}"]["unknown_never_sent"] = len(unknown_unsent)
         assert not log["duplicates"], f"channel {k + 1}: a recipient was sent twice"
         assert log["total"] == len(accepted), f"channel {k + 1}: {log['total']} sends to {len(accepted)} people"
-        assert accepted | unknown_unsent == {r.address for r in rows} and len(rows) == n, \
+        assert accepted | unknown_unsent == {r.address for r in rows} and len(rows) == n, (
             f"channel {k + 1}: recipients lost"
+        )
         assert len(unknown_unsent) <= max(3, n // 1000), f"channel {k + 1}: {len(unknown_unsent)} left unknown"
         assert not statuses.get("queued") and not statuses.get("sending"), statuses
         # The limiter hands out at most cap x 0.985 tokens a second (GCRA, 10 ms burst). The Sandbox stamps a
@@ -294,8 +345,9 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
 
     # /metrics through nginx: refused without the token, and agreeing with the Sandboxes.
     assert httpx.get(f"{topo.base_url}/metrics", timeout=10).status_code == 401
-    scraped = httpx.get(f"{topo.base_url}/metrics", headers={"Authorization": f"Bearer {harness.METRICS_TOKEN}"},
-                        timeout=20)
+    scraped = httpx.get(
+        f"{topo.base_url}/metrics", headers={"Authorization": f"Bearer {harness.METRICS_TOKEN}"}, timeout=20
+    )
     assert scraped.status_code == 200, scraped.text
     for k, (channel, n) in enumerate(zip(world["channels"], (N1, N2), strict=True)):
         labels = f'channel="{channel.name}",channel_id="{channel.id}",status="posted"'

@@ -9,18 +9,43 @@ import pytest
 
 from app.domain import campaign_status as cs
 from app.domain.campaign_status import (
-    CAMPAIGN_STATUSES, CANCELLED, DRAFT, FAILED, PAUSED, R_DELIVERED, R_FAILED, R_QUEUED, R_READ, R_SENDING,
-    R_SENT, R_SKIPPED, R_UNKNOWN, SCHEDULED, SENDING, SENT, IllegalTransition, can_transition, check_transition,
+    CAMPAIGN_STATUSES,
+    CANCELLED,
+    DRAFT,
+    FAILED,
+    PAUSED,
+    R_DELIVERED,
+    R_FAILED,
+    R_QUEUED,
+    R_READ,
+    R_SENDING,
+    R_SENT,
+    R_SKIPPED,
+    R_UNKNOWN,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    IllegalTransition,
+    can_transition,
+    check_transition,
     recipient_moves_forward,
 )
 
 # The whole legal table, written out independently of the module's own table.
 LEGAL = {
-    (DRAFT, SCHEDULED), (DRAFT, SENDING),
-    (SCHEDULED, DRAFT), (SCHEDULED, SENDING), (SCHEDULED, CANCELLED),
+    (DRAFT, SCHEDULED),
+    (DRAFT, SENDING),
+    (SCHEDULED, DRAFT),
+    (SCHEDULED, SENDING),
+    (SCHEDULED, CANCELLED),
     (SCHEDULED, PAUSED),  # held at its time: its scheduler was deactivated (issue 13 item 16)
-    (SENDING, PAUSED), (SENDING, SENT), (SENDING, FAILED), (SENDING, CANCELLED),
-    (PAUSED, SENDING), (PAUSED, CANCELLED), (PAUSED, FAILED),
+    (SENDING, PAUSED),
+    (SENDING, SENT),
+    (SENDING, FAILED),
+    (SENDING, CANCELLED),
+    (PAUSED, SENDING),
+    (PAUSED, CANCELLED),
+    (PAUSED, FAILED),
 }
 ALL_PAIRS = list(itertools.product(CAMPAIGN_STATUSES, repeat=2))
 ILLEGAL = [pair for pair in ALL_PAIRS if pair not in LEGAL]

@@ -12,8 +12,18 @@ import pytest
 from app.services.audiences import csv_parallel
 from app.services.audiences.csv_reader import CsvRefused, check_csv
 
-FIELDS = ("rows", "valid", "invalid", "duplicates", "invalid_rows", "sample", "columns", "delimiter", "id_column",
-          "size_bytes")
+FIELDS = (
+    "rows",
+    "valid",
+    "invalid",
+    "duplicates",
+    "invalid_rows",
+    "sample",
+    "columns",
+    "delimiter",
+    "id_column",
+    "size_bytes",
+)
 
 
 def sequential(path: Path, monkeypatch) -> object:
@@ -66,8 +76,13 @@ def test_a_big_file_is_checked_in_parallel_with_the_sequential_result(tmp_path, 
 def test_a_number_repeated_in_two_ranges_is_one_duplicate_and_lines_are_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(csv_parallel, "PARALLEL_MIN_BYTES", 100)
     path = tmp_path / "dup.csv"
-    body = ["phone,name"] + [f"+3361234{i:04d},n{i}" for i in range(200)] + ["oops,bad"] \
-        + [f"+3361234{i:04d},again{i}" for i in range(50)] + ["+33612399999,last"]
+    body = (
+        ["phone,name"]
+        + [f"+3361234{i:04d},n{i}" for i in range(200)]
+        + ["oops,bad"]
+        + [f"+3361234{i:04d},again{i}" for i in range(50)]
+        + ["+33612399999,last"]
+    )
     path.write_text("\n".join(body) + "\n", encoding="utf-8")
     header, ranges = csv_parallel.plan(path, 2)
     assert len(ranges) == 2 and ranges[1][2] > 100  # the second range starts deep in the file
@@ -88,12 +103,15 @@ def test_windows_line_breaks_give_the_same_result(tmp_path, monkeypatch):
     assert_same(parallel, sequential(path, monkeypatch))
 
 
-@pytest.mark.parametrize("content", [
-    # A quoted value holding a line break: a byte split could land inside it.
-    'phone,note\n' + "".join(f'+3361234{i:04d},"line one\nline two"\n' for i in range(300)),
-    # A lone carriage return ends a line for the csv module but not for a split on \n.
-    "phone,name\r" + "".join(f"+3361234{i:04d},n{i}\r" for i in range(300)),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        # A quoted value holding a line break: a byte split could land inside it.
+        "phone,note\n" + "".join(f'+3361234{i:04d},"line one\nline two"\n' for i in range(300)),
+        # A lone carriage return ends a line for the csv module but not for a split on \n.
+        "phone,name\r" + "".join(f"+3361234{i:04d},n{i}\r" for i in range(300)),
+    ],
+)
 def test_files_a_byte_split_could_misread_go_through_the_sequential_reader(tmp_path, monkeypatch, content):
     monkeypatch.setattr(csv_parallel, "PARALLEL_MIN_BYTES", 100)
     path = tmp_path / "quoted.csv"

@@ -53,8 +53,10 @@ def test_semicolon_file_whose_values_contain_commas(tmp_path):
 
 
 def test_tab_separated_file_is_refused(tmp_path):
-    assert refusal(write(tmp_path, "phone\tname\n+61412345678\tAnn\n")) == \
-        "Only comma or semicolon separators are supported (found tabs)"
+    assert (
+        refusal(write(tmp_path, "phone\tname\n+61412345678\tAnn\n"))
+        == "Only comma or semicolon separators are supported (found tabs)"
+    )
 
 
 def test_file_without_header_is_refused(tmp_path):
@@ -109,8 +111,10 @@ def test_row_with_a_different_number_of_values_is_invalid(tmp_path):
     path = write(tmp_path, "phone,name\n+61412345678,Ann,extra\n+442079460958\n+33612345678,Zoé\n")
     check = check_csv(path)
     assert (check.valid, check.invalid) == (1, 2)
-    assert [r.reason for r in check.invalid_rows] == ["Row has 3 values; the header has 2",
-                                                      "Row has 1 values; the header has 2"]
+    assert [r.reason for r in check.invalid_rows] == [
+        "Row has 3 values; the header has 2",
+        "Row has 1 values; the header has 2",
+    ]
 
 
 def test_file_over_20_mb_is_refused_before_reading(tmp_path):
@@ -137,8 +141,9 @@ def test_a_smaller_limit_can_be_given(tmp_path):
 
 def test_latin1_file_is_refused_with_a_clear_message(tmp_path):
     path = write(tmp_path, "phone,name\n+61412345678,Ann\n+33612345678,Zoé\n".encode("latin-1"))
-    assert refusal(path) == ('The file is not UTF-8 text (first bad character on line 3); '
-                             'save it as "CSV UTF-8" and upload it again')
+    assert refusal(path) == (
+        'The file is not UTF-8 text (first bad character on line 3); save it as "CSV UTF-8" and upload it again'
+    )
 
 
 def test_utf16_file_is_refused(tmp_path):
@@ -160,17 +165,20 @@ def test_progress_is_reported_to_the_end(tmp_path):
     assert seen[-1] == (path.stat().st_size, path.stat().st_size) and len(seen) > 1
 
 
-@pytest.mark.parametrize("value, safe", [
-    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
-    ("+61412345678", "'+61412345678"),
-    ("-2+3", "'-2+3"),
-    ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tcmd", "'\tcmd"),
-    ("\rcmd", "'\rcmd"),
-    ("Ann", "Ann"),
-    ("", ""),
-    (None, ""),
-    (5, "5"),
-])
+@pytest.mark.parametrize(
+    "value, safe",
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+61412345678", "'+61412345678"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("Ann", "Ann"),
+        ("", ""),
+        (None, ""),
+        (5, "5"),
+    ],
+)
 def test_export_safe_neutralises_spreadsheet_formulas(value, safe):
     assert export_safe(value) == safe

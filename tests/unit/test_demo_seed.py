@@ -59,8 +59,10 @@ def test_templates(engine, seeded):
     assert {t.status for t in templates} >= {"APPROVED", "PENDING", "REJECTED"}
 
     def has_header_variable(t):
-        return any(c["type"] == "HEADER" and c.get("format") == "TEXT" and "{{1}}" in c["text"]
-                   and c["example"]["header_text"] for c in t.components)
+        return any(
+            c["type"] == "HEADER" and c.get("format") == "TEXT" and "{{1}}" in c["text"] and c["example"]["header_text"]
+            for c in t.components
+        )
 
     def has_quick_reply(t):
         return any(b["type"] == "QUICK_REPLY" for c in t.components if c["type"] == "BUTTONS" for b in c["buttons"])
@@ -151,9 +153,12 @@ def test_deterministic_people(tmp_path):
         with Session(eng) as session:
             seed_demo(session=session)
             session.commit()
-            rows.append(session.exec(
-                select(Contact.first_name, Contact.last_name, Contact.country, ContactIdentity.address)
-                .join(ContactIdentity, ContactIdentity.contact_id == Contact.id).order_by(Contact.id, ContactIdentity.id)
-            ).all())
+            rows.append(
+                session.exec(
+                    select(Contact.first_name, Contact.last_name, Contact.country, ContactIdentity.address)
+                    .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+                    .order_by(Contact.id, ContactIdentity.id)
+                ).all()
+            )
         eng.dispose()
     assert rows[0] == rows[1]

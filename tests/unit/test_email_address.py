@@ -14,8 +14,24 @@ def test_addresses(value):
     assert is_email(value)
 
 
-@pytest.mark.parametrize("value", ["", "a", "a@b", "a@.b", "a@b.", "a b@c.d", "a@@b.c", "@b.c", "a@b.c\n",
-                                   "x" * 65 + "@b.c", "a@" + "b" * 251 + ".c", None, 42])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a",
+        "a@b",
+        "a@.b",
+        "a@b.",
+        "a b@c.d",
+        "a@@b.c",
+        "@b.c",
+        "a@b.c\n",
+        "x" * 65 + "@b.c",
+        "a@" + "b" * 251 + ".c",
+        None,
+        42,
+    ],
+)
 def test_not_addresses(value):
     assert not is_email(value)
 

@@ -6,7 +6,12 @@ import pytest
 
 from app.domain import passwords
 from app.domain.passwords import (
-    MIN_LENGTH, check_password_rules, generate_password, hash_password, needs_rehash, verify_password,
+    MIN_LENGTH,
+    check_password_rules,
+    generate_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
 )
 
 

@@ -7,32 +7,38 @@ from app.domain import phone
 from app.domain.phone import normalise_phone
 
 
-@pytest.mark.parametrize("raw, e164", [
-    ("+61412345678", "+61412345678"),
-    ("+61 412 345 678", "+61412345678"),
-    ("0061 412 345 678", "+61412345678"),  # the "00" international prefix
-    ("+1 (650) 253-0000", "+16502530000"),
-    ("+33.6.12.34.56.78", "+33612345678"),
-    ("  +44 20 7946 0958  ", "+442079460958"),
-    ("+49-30-901820", "+4930901820"),
-])
+@pytest.mark.parametrize(
+    "raw, e164",
+    [
+        ("+61412345678", "+61412345678"),
+        ("+61 412 345 678", "+61412345678"),
+        ("0061 412 345 678", "+61412345678"),  # the "00" international prefix
+        ("+1 (650) 253-0000", "+16502530000"),
+        ("+33.6.12.34.56.78", "+33612345678"),
+        ("  +44 20 7946 0958  ", "+442079460958"),
+        ("+49-30-901820", "+4930901820"),
+    ],
+)
 def test_numbers_with_country_code_are_normalised_to_e164(raw, e164):
     assert normalise_phone(raw) == (e164, None)
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("", phone.MISSING),
-    ("   ", phone.MISSING),
-    (None, phone.MISSING),
-    ("0412345678", phone.NO_COUNTRY_CODE),
-    ("412 345 678", phone.NO_COUNTRY_CODE),
-    ("call me", phone.NOT_A_NUMBER),
-    ("+61412345678 ext 5", phone.NOT_A_NUMBER),
-    ("+6141234567891234567", phone.TOO_LONG),
-    ("+12", phone.TOO_SHORT),
-    ("+999 1234567", phone.UNKNOWN_COUNTRY_CODE),
-    ("+61 000 000", phone.NOT_A_NUMBER),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("", phone.MISSING),
+        ("   ", phone.MISSING),
+        (None, phone.MISSING),
+        ("0412345678", phone.NO_COUNTRY_CODE),
+        ("412 345 678", phone.NO_COUNTRY_CODE),
+        ("call me", phone.NOT_A_NUMBER),
+        ("+61412345678 ext 5", phone.NOT_A_NUMBER),
+        ("+6141234567891234567", phone.TOO_LONG),
+        ("+12", phone.TOO_SHORT),
+        ("+999 1234567", phone.UNKNOWN_COUNTRY_CODE),
+        ("+61 000 000", phone.NOT_A_NUMBER),
+    ],
+)
 def test_unusable_numbers_get_a_clear_reason(raw, reason):
     assert normalise_phone(raw) == (None, reason)
 

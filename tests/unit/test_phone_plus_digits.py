@@ -20,16 +20,29 @@ def _numbers() -> list[str]:
         if example is None:
             continue
         digits = f"{example.country_code}{phonenumbers.national_significant_number(example)}"
-        out += ["+" + digits, "+" + digits[:-2], "+" + digits + "12",
-                "+" + digits[:-3] + "".join(rng.choice("0123456789") for _ in range(3))]
+        out += [
+            "+" + digits,
+            "+" + digits[:-2],
+            "+" + digits + "12",
+            "+" + digits[:-3] + "".join(rng.choice("0123456789") for _ in range(3)),
+        ]
     return out
 
 
-EDGE = ["+", "+0", "+1", "+12345", "+1234567890123456", "+0033612345678", "+33 612345678",
-        "+\uff13\uff13\uff16\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",  # fullwidth digits (Unicode Nd)
-        "+\u0663\u0663\u0666\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",  # Arabic-Indic digits (Nd)
-        "+33\u00b2612345678",  # a superscript two: a digit for isdigit(), not a decimal
-        "+33612345678x", "++33612345678"]
+EDGE = [
+    "+",
+    "+0",
+    "+1",
+    "+12345",
+    "+1234567890123456",
+    "+0033612345678",
+    "+33 612345678",
+    "+\uff13\uff13\uff16\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",  # fullwidth digits (Unicode Nd)
+    "+\u0663\u0663\u0666\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",  # Arabic-Indic digits (Nd)
+    "+33\u00b2612345678",  # a superscript two: a digit for isdigit(), not a decimal
+    "+33612345678x",
+    "++33612345678",
+]
 
 
 @pytest.mark.parametrize("value", _numbers() + EDGE)

@@ -29,6 +29,7 @@ def test_a_crowd_is_spaced_at_the_rate_after_a_small_burst():
 
 def test_no_one_second_window_exceeds_rate_plus_burst():
     import random
+
     rng = random.Random(3)
     arrivals = sorted(10 * US + rng.randrange(0, 5 * US) for _ in range(3000))
     sent = sorted(simulate(200, 0.02, arrivals))

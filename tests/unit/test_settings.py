@@ -5,8 +5,18 @@ from app.settings import SettingsError, load_settings
 
 @pytest.fixture()
 def clean_env(monkeypatch, tmp_path):
-    for name in ("DATABASE_URL", "REDIS_URL", "HUBCAST_SECRET_KEY", "HUBCAST_ENV", "HUBCAST_ALLOW_SQLITE", "PORT",
-                 "HUBCAST_PUBLIC_URL", "HUBCAST_ADMIN_EMAIL", "HUBCAST_ADMIN_PASSWORD", "HUBCAST_UPLOAD_DIR"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "HUBCAST_SECRET_KEY",
+        "HUBCAST_ENV",
+        "HUBCAST_ALLOW_SQLITE",
+        "PORT",
+        "HUBCAST_PUBLIC_URL",
+        "HUBCAST_ADMIN_EMAIL",
+        "HUBCAST_ADMIN_PASSWORD",
+        "HUBCAST_UPLOAD_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HUBCAST_DATA_DIR", str(tmp_path))
     return tmp_path

@@ -29,8 +29,12 @@ def _constants(tree: ast.Module) -> dict[str, str]:
 
 
 def _is_environ(node: ast.AST) -> bool:
-    return isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name) \
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "environ"
+        and isinstance(node.value, ast.Name)
         and node.value.id == "os"
+    )
 
 
 def variables_read(path: Path) -> set[str]:
@@ -98,8 +102,11 @@ def test_every_variable_read_is_in_the_readme_table_and_back():
     documented = readme_variables(README.read_text(), families)
     assert read, "no environment read found in app/settings.py: has the way it reads them changed?"
     # A family read one variable per field may be documented as `PREFIX<FIELD>` or name by name.
-    missing = {n for n in read - documented
-               if not (n.endswith("<FIELD>") and any(d.startswith(n.removesuffix("<FIELD>")) for d in documented))}
+    missing = {
+        n
+        for n in read - documented
+        if not (n.endswith("<FIELD>") and any(d.startswith(n.removesuffix("<FIELD>")) for d in documented))
+    }
     assert sorted(missing) == [], "read in app/settings.py but missing from README's Configuration table"
     unknown = {n for n in documented - read if not any(n.startswith(f) for f in families)}
     assert sorted(unknown) == [], "in README's Configuration table but not read in app/settings.py"
@@ -107,10 +114,14 @@ def test_every_variable_read_is_in_the_readme_table_and_back():
 
 def test_the_scan_sees_each_kind_of_read(tmp_path):
     source = tmp_path / "s.py"
-    source.write_text('import os\nNAME = "C_VAR"\nP_ENV_PREFIX = "P_"\n'
-                      'a = os.environ.get("A_VAR", "")\nb = os.environ["B_VAR"]\nc = os.getenv(NAME)\n'
-                      'd = env_with_prefix(P_ENV_PREFIX)\n')
+    source.write_text(
+        'import os\nNAME = "C_VAR"\nP_ENV_PREFIX = "P_"\n'
+        'a = os.environ.get("A_VAR", "")\nb = os.environ["B_VAR"]\nc = os.getenv(NAME)\n'
+        "d = env_with_prefix(P_ENV_PREFIX)\n"
+    )
     assert variables_read(source) == {"A_VAR", "B_VAR", "C_VAR", "P_<FIELD>"}
-    table = ("## Configuration\n\n| variable | default |\n|---|---|\n| `A_VAR` / `B_VAR` | x |\n"
-             "| `P_<OPTION>` | `not_a_name` |\n| `Q_ONE_X` / `_TWO` | |\n\n## Next\n| `Z` | |\n")
+    table = (
+        "## Configuration\n\n| variable | default |\n|---|---|\n| `A_VAR` / `B_VAR` | x |\n"
+        "| `P_<OPTION>` | `not_a_name` |\n| `Q_ONE_X` / `_TWO` | |\n\n## Next\n| `Z` | |\n"
+    )
     assert readme_variables(table, {"Q_"}) == {"A_VAR", "B_VAR", "P_<FIELD>", "Q_ONE_X", "Q_TWO"}

@@ -6,10 +6,12 @@ CONTACT = {"first_name": "Ana", "last_name": "", "city": "Lyon", "custom_fields"
 
 
 def test_fields_columns_and_text():
-    mapping = {"body.1": {"source": "field", "key": "first_name"},
-               "body.2": {"source": "column", "key": "coupon"},
-               "body.3": {"source": "text", "value": "Friday"},
-               "header.1": {"source": "field", "key": "custom.plan"}}
+    mapping = {
+        "body.1": {"source": "field", "key": "first_name"},
+        "body.2": {"source": "column", "key": "coupon"},
+        "body.3": {"source": "text", "value": "Friday"},
+        "header.1": {"source": "field", "key": "custom.plan"},
+    }
     r = resolve(["header.1", "body.1", "body.2", "body.3"], mapping, contact=CONTACT, row={"Coupon": "X1"})
     assert r.ok and r.values == {"header.1": "gold", "body.1": "Ana", "body.2": "X1", "body.3": "Friday"}
 
@@ -51,6 +53,9 @@ def test_labels_name_the_placeholder_people_see():
 
 
 def test_unmapped_keys_before_start():
-    mapping = {"body.1": {"source": "field", "key": "first_name"}, "body.2": {"source": "text", "value": ""},
-               "body.3": {"source": "bogus"}}
+    mapping = {
+        "body.1": {"source": "field", "key": "first_name"},
+        "body.2": {"source": "text", "value": ""},
+        "body.3": {"source": "bogus"},
+    }
     assert unmapped_keys(["body.1", "body.2", "body.3", "body.4"], mapping) == ["body.2", "body.3", "body.4"]

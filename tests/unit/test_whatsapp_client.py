@@ -25,9 +25,13 @@ def run(coro):
 
 
 def send(client: CloudApiClient, **kw):
-    args = dict(to="+33612345678", template_name="spring_sale", language_code="en_US",
-                components=[{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
-                biz_opaque_callback_data="r:42")
+    args = dict(
+        to="+33612345678",
+        template_name="spring_sale",
+        language_code="en_US",
+        components=[{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
+        biz_opaque_callback_data="r:42",
+    )
     args.update(kw)
 
     async def go():
@@ -38,8 +42,10 @@ def send(client: CloudApiClient, **kw):
 
 
 def graph_error(status: int, code: int, message: str, **extra) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"message": message, "type": "OAuthException", "code": code,
-                                                  "fbtrace_id": "Ab", **extra}})
+    return httpx.Response(
+        status,
+        json={"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "Ab", **extra}},
+    )
 
 
 def test_send_template_posts_exactly_metas_body_with_bearer_token():
@@ -47,9 +53,14 @@ def test_send_template_posts_exactly_metas_body_with_bearer_token():
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen["request"] = request
-        return httpx.Response(200, json={"messaging_product": "whatsapp",
-                                         "contacts": [{"input": "+33612345678", "wa_id": "33612345678"}],
-                                         "messages": [{"id": "wamid.ABC", "message_status": "accepted"}]})
+        return httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "+33612345678", "wa_id": "33612345678"}],
+                "messages": [{"id": "wamid.ABC", "message_status": "accepted"}],
+            },
+        )
 
     result = send(make_client(handler))
     assert result == SendResult(message_id="wamid.ABC", wa_id="33612345678", message_status="accepted")
@@ -58,9 +69,15 @@ def test_send_template_posts_exactly_metas_body_with_bearer_token():
     assert request.headers["authorization"] == "Bearer tok-123"
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": "+33612345678", "type": "template",
-        "template": {"name": "spring_sale", "language": {"code": "en_US"},
-                     "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]},
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+33612345678",
+        "type": "template",
+        "template": {
+            "name": "spring_sale",
+            "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
+        },
         "biz_opaque_callback_data": "r:42",
     }
 
@@ -76,17 +93,41 @@ def test_send_without_components_or_callback_data_omits_them():
     assert "components" not in bodies[0]["template"] and "biz_opaque_callback_data" not in bodies[0]
 
 
-@pytest.mark.parametrize("response,code,kind,flag", [
-    (graph_error(400, 130429, "(#130429) Rate limit hit", error_data={"details": "Cloud API message throughput "
-                                                                                 "has been reached."}),
-     130429, "retryable", "rate_limited"),
-    (graph_error(400, 132001, "(#132001) Template name does not exist in the translation",
-                 error_data={"details": "template name (x) does not exist in en_US"}), 132001, "permanent", None),
-    (graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token"), 190, "stop_campaign", None),
-    (graph_error(400, 131056, "(#131056) pair rate limit hit"), 131056, "retryable", "recipient_only_backoff"),
-    (graph_error(400, 131050, "(#131050) User has stopped marketing messages"), 131050, "permanent",
-     "unsubscribe_contact"),
-])
+@pytest.mark.parametrize(
+    "response,code,kind,flag",
+    [
+        (
+            graph_error(
+                400,
+                130429,
+                "(#130429) Rate limit hit",
+                error_data={"details": "Cloud API message throughput has been reached."},
+            ),
+            130429,
+            "retryable",
+            "rate_limited",
+        ),
+        (
+            graph_error(
+                400,
+                132001,
+                "(#132001) Template name does not exist in the translation",
+                error_data={"details": "template name (x) does not exist in en_US"},
+            ),
+            132001,
+            "permanent",
+            None,
+        ),
+        (graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token"), 190, "stop_campaign", None),
+        (graph_error(400, 131056, "(#131056) pair rate limit hit"), 131056, "retryable", "recipient_only_backoff"),
+        (
+            graph_error(400, 131050, "(#131050) User has stopped marketing messages"),
+            131050,
+            "permanent",
+            "unsubscribe_contact",
+        ),
+    ],
+)
 def test_graph_errors_are_parsed_and_classified(response, code, kind, flag):
     with pytest.raises(WhatsAppApiError) as info:
         send(make_client(lambda request: response))
@@ -111,18 +152,22 @@ def test_http_429_and_non_json_5xx_are_retryable():
 def raising(exc: Exception):
     def handler(request):
         raise exc
+
     return handler
 
 
-@pytest.mark.parametrize("exc,title,ambiguous", [
-    (httpx.ConnectError("refused"), "Connection error", False),
-    (httpx.ConnectTimeout("connect"), "Timeout", False),
-    (httpx.PoolTimeout("pool"), "Timeout", False),
-    (httpx.ReadTimeout("read"), "Timeout", True),  # the body may have reached Meta
-    (httpx.WriteTimeout("write"), "Timeout", True),
-    (httpx.RemoteProtocolError("server disconnected"), "Connection error", True),
-    (httpx.ReadError("reset"), "Connection error", True),
-])
+@pytest.mark.parametrize(
+    "exc,title,ambiguous",
+    [
+        (httpx.ConnectError("refused"), "Connection error", False),
+        (httpx.ConnectTimeout("connect"), "Timeout", False),
+        (httpx.PoolTimeout("pool"), "Timeout", False),
+        (httpx.ReadTimeout("read"), "Timeout", True),  # the body may have reached Meta
+        (httpx.WriteTimeout("write"), "Timeout", True),
+        (httpx.RemoteProtocolError("server disconnected"), "Connection error", True),
+        (httpx.ReadError("reset"), "Connection error", True),
+    ],
+)
 def test_network_failures_are_retryable_with_honest_ambiguity(exc, title, ambiguous):
     with pytest.raises(WhatsAppApiError) as info:
         send(make_client(raising(exc)))
@@ -145,15 +190,21 @@ class _Key:
     host, port, ssl, is_ssl = "127.0.0.1", 9, None, False
 
 
-@pytest.mark.parametrize("exc,title,ambiguous", [
-    # httpx-aiohttp maps all of these to httpx.ConnectTimeout: the aiohttp cause decides.
-    (_mapped(aiohttp.ClientConnectorError(_Key(), ConnectionRefusedError(111, "refused")), httpx.ConnectTimeout),
-     "Connection error", False),
-    (_mapped(aiohttp.ServerDisconnectedError(), httpx.ConnectTimeout), "Connection error", True),
-    (_mapped(aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout), "Timeout", True),
-    (_mapped(aiohttp.ConnectionTimeoutError("connect"), httpx.ConnectTimeout), "Timeout", False),
-    (_mapped(aiohttp.ClientPayloadError("truncated"), httpx.ReadError), "Connection error", True),
-])
+@pytest.mark.parametrize(
+    "exc,title,ambiguous",
+    [
+        # httpx-aiohttp maps all of these to httpx.ConnectTimeout: the aiohttp cause decides.
+        (
+            _mapped(aiohttp.ClientConnectorError(_Key(), ConnectionRefusedError(111, "refused")), httpx.ConnectTimeout),
+            "Connection error",
+            False,
+        ),
+        (_mapped(aiohttp.ServerDisconnectedError(), httpx.ConnectTimeout), "Connection error", True),
+        (_mapped(aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout), "Timeout", True),
+        (_mapped(aiohttp.ConnectionTimeoutError("connect"), httpx.ConnectTimeout), "Timeout", False),
+        (_mapped(aiohttp.ClientPayloadError("truncated"), httpx.ReadError), "Connection error", True),
+    ],
+)
 def test_aiohttp_transport_failures_use_the_original_exception(exc, title, ambiguous):
     error = transport_failure(exc)
     assert error.title == title and error.ambiguous is ambiguous and error.retryable
@@ -205,8 +256,13 @@ def test_list_templates_uses_the_after_cursor_without_next_and_never_sends_the_t
         hosts.append(request.url.host)
         after = request.url.params.get("after")
         if after is None:  # a foreign `next` must not be followed: fall back to the cursor
-            return httpx.Response(200, json={"data": _templates(2), "paging": {
-                "cursors": {"after": "c1"}, "next": "https://evil.example/steal?after=c1"}})
+            return httpx.Response(
+                200,
+                json={
+                    "data": _templates(2),
+                    "paging": {"cursors": {"after": "c1"}, "next": "https://evil.example/steal?after=c1"},
+                },
+            )
         if after == "c1":  # a full page without `next`: ask once more with the cursor
             return httpx.Response(200, json={"data": _templates(2, 2), "paging": {"cursors": {"after": "c2"}}})
         return httpx.Response(200, json={"data": []})
@@ -221,8 +277,13 @@ def test_list_templates_uses_the_after_cursor_without_next_and_never_sends_the_t
 
 def test_list_templates_stops_on_a_repeated_cursor():
     def handler(request):
-        return httpx.Response(200, json={"data": _templates(1), "paging": {"cursors": {"after": "same"},
-                                                                           "next": f"{BASE}/v23.0/2222/x?after=same"}})
+        return httpx.Response(
+            200,
+            json={
+                "data": _templates(1),
+                "paging": {"cursors": {"after": "same"}, "next": f"{BASE}/v23.0/2222/x?after=same"},
+            },
+        )
 
     async def go():
         async with make_client(handler) as client:
@@ -236,8 +297,15 @@ def test_get_phone_number_asks_for_the_connection_test_fields():
 
     def handler(request):
         seen["request"] = request
-        return httpx.Response(200, json={"id": "1111", "display_phone_number": "+1 555-010-0000",
-                                         "verified_name": "Shop", "quality_rating": "GREEN"})
+        return httpx.Response(
+            200,
+            json={
+                "id": "1111",
+                "display_phone_number": "+1 555-010-0000",
+                "verified_name": "Shop",
+                "quality_rating": "GREEN",
+            },
+        )
 
     async def go():
         async with make_client(handler) as client:
@@ -247,7 +315,12 @@ def test_get_phone_number_asks_for_the_connection_test_fields():
     assert info["verified_name"] == "Shop"
     request = seen["request"]
     assert request.url.path == "/v23.0/1111"
-    assert request.url.params["fields"].split(",")[:4] == ["id", "display_phone_number", "verified_name", "quality_rating"]
+    assert request.url.params["fields"].split(",")[:4] == [
+        "id",
+        "display_phone_number",
+        "verified_name",
+        "quality_rating",
+    ]
 
 
 def test_get_errors_are_never_ambiguous():

@@ -20,24 +20,60 @@ def err(code, http_status=400, **kw):
     return WhatsAppError(code=code, title="t", http_status=http_status, **kw)
 
 
-@pytest.mark.parametrize("code,http_status,kind", [
-    # retryable
-    (130429, 400, RETRYABLE), (131056, 400, RETRYABLE), (131000, 500, RETRYABLE), (131000, 400, RETRYABLE),
-    (4, 400, RETRYABLE), (80007, 400, RETRYABLE), (131057, 400, RETRYABLE), (131016, 503, RETRYABLE),
-    (1, 500, RETRYABLE), (2, 503, RETRYABLE), (999999, 502, RETRYABLE), (None, 503, RETRYABLE),
-    (None, None, RETRYABLE), (999999, 429, RETRYABLE),
-    # permanent for this recipient
-    (131026, 400, PERMANENT), (131047, 400, PERMANENT), (131051, 400, PERMANENT), (132000, 400, PERMANENT),
-    (132001, 404, PERMANENT), (132012, 400, PERMANENT), (131050, 400, PERMANENT), (100, 400, PERMANENT),
-    (131008, 400, PERMANENT), (131009, 400, PERMANENT), (132005, 400, PERMANENT), (132007, 400, PERMANENT),
-    (132015, 400, PERMANENT), (132016, 400, PERMANENT), (131049, 400, PERMANENT), (132018, 400, PERMANENT),
-    # unknown codes (131001/131002 are not Meta codes) default to permanent: never resend blindly
-    (131001, 400, PERMANENT), (131002, 400, PERMANENT), (123456, 400, PERMANENT), (None, 400, PERMANENT),
-    # everyone else would fail the same way
-    (131048, 400, STOP_CAMPAIGN), (368, 400, STOP_CAMPAIGN), (190, 401, STOP_CAMPAIGN),
-    (131042, 400, STOP_CAMPAIGN), (131031, 400, STOP_CAMPAIGN), (10, 403, STOP_CAMPAIGN), (200, 403, STOP_CAMPAIGN),
-    (294, 403, STOP_CAMPAIGN), (0, 401, STOP_CAMPAIGN), (133010, 400, STOP_CAMPAIGN), (None, 401, STOP_CAMPAIGN),
-])
+@pytest.mark.parametrize(
+    "code,http_status,kind",
+    [
+        # retryable
+        (130429, 400, RETRYABLE),
+        (131056, 400, RETRYABLE),
+        (131000, 500, RETRYABLE),
+        (131000, 400, RETRYABLE),
+        (4, 400, RETRYABLE),
+        (80007, 400, RETRYABLE),
+        (131057, 400, RETRYABLE),
+        (131016, 503, RETRYABLE),
+        (1, 500, RETRYABLE),
+        (2, 503, RETRYABLE),
+        (999999, 502, RETRYABLE),
+        (None, 503, RETRYABLE),
+        (None, None, RETRYABLE),
+        (999999, 429, RETRYABLE),
+        # permanent for this recipient
+        (131026, 400, PERMANENT),
+        (131047, 400, PERMANENT),
+        (131051, 400, PERMANENT),
+        (132000, 400, PERMANENT),
+        (132001, 404, PERMANENT),
+        (132012, 400, PERMANENT),
+        (131050, 400, PERMANENT),
+        (100, 400, PERMANENT),
+        (131008, 400, PERMANENT),
+        (131009, 400, PERMANENT),
+        (132005, 400, PERMANENT),
+        (132007, 400, PERMANENT),
+        (132015, 400, PERMANENT),
+        (132016, 400, PERMANENT),
+        (131049, 400, PERMANENT),
+        (132018, 400, PERMANENT),
+        # unknown codes (131001/131002 are not Meta codes) default to permanent: never resend blindly
+        (131001, 400, PERMANENT),
+        (131002, 400, PERMANENT),
+        (123456, 400, PERMANENT),
+        (None, 400, PERMANENT),
+        # everyone else would fail the same way
+        (131048, 400, STOP_CAMPAIGN),
+        (368, 400, STOP_CAMPAIGN),
+        (190, 401, STOP_CAMPAIGN),
+        (131042, 400, STOP_CAMPAIGN),
+        (131031, 400, STOP_CAMPAIGN),
+        (10, 403, STOP_CAMPAIGN),
+        (200, 403, STOP_CAMPAIGN),
+        (294, 403, STOP_CAMPAIGN),
+        (0, 401, STOP_CAMPAIGN),
+        (133010, 400, STOP_CAMPAIGN),
+        (None, 401, STOP_CAMPAIGN),
+    ],
+)
 def test_classification_table(code, http_status, kind):
     assert classify(err(code, http_status)).kind is kind
 
@@ -74,17 +110,32 @@ def test_unknown_code_flagged_transient_is_retried():
 
 
 def test_parse_graph_error_envelope():
-    payload = {"error": {"message": "(#131026) Message Undeliverable.", "type": "OAuthException", "code": 131026,
-                         "error_subcode": 2494010, "error_data": {"messaging_product": "whatsapp",
-                                                                  "details": "Message Undeliverable."},
-                         "fbtrace_id": "AbCdEf", "is_transient": False}}
+    payload = {
+        "error": {
+            "message": "(#131026) Message Undeliverable.",
+            "type": "OAuthException",
+            "code": 131026,
+            "error_subcode": 2494010,
+            "error_data": {"messaging_product": "whatsapp", "details": "Message Undeliverable."},
+            "fbtrace_id": "AbCdEf",
+            "is_transient": False,
+        }
+    }
     e = parse_error_response(payload, 400)
-    assert (e.code, e.title, e.details, e.http_status) == (131026, "Message Undeliverable.", "Message Undeliverable.", 400)
+    assert (e.code, e.title, e.details, e.http_status) == (
+        131026,
+        "Message Undeliverable.",
+        "Message Undeliverable.",
+        400,
+    )
     assert (e.type, e.subcode, e.fbtrace_id, e.is_transient) == ("OAuthException", 2494010, "AbCdEf", False)
 
 
 def test_title_prefers_title_then_user_title_then_message():
-    assert parse_error_object({"code": 131049, "title": "Not delivered", "message": "(#131049) x"}).title == "Not delivered"
+    assert (
+        parse_error_object({"code": 131049, "title": "Not delivered", "message": "(#131049) x"}).title
+        == "Not delivered"
+    )
     assert parse_error_object({"code": 100, "error_user_title": "Bad phone", "message": "m"}).title == "Bad phone"
     assert parse_error_object({"code": 100, "message": "(#100) Invalid parameter"}).title == "Invalid parameter"
     assert parse_error_object({"code": 131000}).title == "Something went wrong"
@@ -92,11 +143,21 @@ def test_title_prefers_title_then_user_title_then_message():
 
 
 def test_parse_status_webhook_error():
-    e = parse_error_object({"code": 131050, "title": "User has stopped marketing messages",
-                            "message": "User has stopped marketing messages",
-                            "error_data": {"details": "Unable to deliver the message."}, "href": "https://..."})
-    assert (e.code, e.title, e.details, e.http_status) == (131050, "User has stopped marketing messages",
-                                                           "Unable to deliver the message.", None)
+    e = parse_error_object(
+        {
+            "code": 131050,
+            "title": "User has stopped marketing messages",
+            "message": "User has stopped marketing messages",
+            "error_data": {"details": "Unable to deliver the message."},
+            "href": "https://...",
+        }
+    )
+    assert (e.code, e.title, e.details, e.http_status) == (
+        131050,
+        "User has stopped marketing messages",
+        "Unable to deliver the message.",
+        None,
+    )
 
 
 @pytest.mark.parametrize("payload", [None, {}, {"error": "nope"}, ["x"], {"message": "not graph"}])

@@ -5,10 +5,17 @@ from __future__ import annotations
 from app.domain.template_rules import TemplateDraft, build_components
 from app.domain.whatsapp_markup import EMPTY_PREVIEW, empty_preview, preview_parts, styled_chunks
 
-GOOD = TemplateDraft(name="spring_sale_2025", language="en_US", category="MARKETING", header="Spring sale: {{1}} off",
-                     body="Hi {{1}}, use code {{2}} before {{3}}. See you!", footer="Reply STOP to opt out",
-                     buttons=("Yes please", "Stop promotions"),
-                     examples={"header.1": "25%", "body.1": "Maria", "body.2": "SPRING25", "body.3": "March 31"})
+GOOD = TemplateDraft(
+    name="spring_sale_2025",
+    language="en_US",
+    category="MARKETING",
+    header="Spring sale: {{1}} off",
+    body="Hi {{1}}, use code {{2}} before {{3}}. See you!",
+    footer="Reply STOP to opt out",
+    buttons=("Yes please", "Stop promotions"),
+    examples={"header.1": "25%", "body.1": "Maria", "body.2": "SPRING25", "body.3": "March 31"},
+)
+
 
 def _text(segments) -> str:
     return "".join(s["text"] for s in segments)
@@ -32,16 +39,26 @@ def test_preview_applies_whatsapp_formatting_and_survives_odd_json():
     styles = [(s["text"], s["style"]) for s in parts["body"]]
     assert ("Ana", "bold") in styles and ("soon", "italic") in styles and ("old", "strike") in styles
     assert ("code", "mono") in styles
-    assert preview_parts([None, "x", {"type": "BUTTONS", "buttons": [None, {"type": "URL", "text": "Open"}]}],  # type: ignore[list-item]
-                         None)["buttons"] == [{"text": "Open", "icon": "external-link"}]
+    assert preview_parts(
+        [None, "x", {"type": "BUTTONS", "buttons": [None, {"type": "URL", "text": "Open"}]}],  # type: ignore[list-item]
+        None,
+    )["buttons"] == [{"text": "Open", "icon": "external-link"}]
     media = preview_parts([{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "x"}])
     assert media["media"] == [{"kind": "image", "icon": "image"}] and media["header"] == []
 
 
 def test_markup_pieces_keep_their_order_and_unclosed_markers_stay_text():
     assert styled_chunks("a *b* _c_ ~d~ ```e f``` g") == [
-        ("a ", ""), ("b", "bold"), (" ", ""), ("c", "italic"), (" ", ""), ("d", "strike"), (" ", ""),
-        ("e f", "mono"), (" g", "")]
+        ("a ", ""),
+        ("b", "bold"),
+        (" ", ""),
+        ("c", "italic"),
+        (" ", ""),
+        ("d", "strike"),
+        (" ", ""),
+        ("e f", "mono"),
+        (" g", ""),
+    ]
     assert styled_chunks("5 * 3 = 15, snake_case") == [("5 * 3 = 15, snake_case", "")]
     assert styled_chunks("*two\nlines*") == [("*two\nlines*", "")]  # WhatsApp styles within one line
     assert styled_chunks("") == []

@@ -17,10 +17,17 @@ CATALOG = Catalog(load_templates())
 
 def body(name="spring_sale", lang="en_US", components=None, **extra):
     if components is None:
-        components = build_send_components(CATALOG.find("spring_sale", "en_US")["components"],
-                                           {"header.1": "30%", "body.1": "Ana", "body.2": "X1", "body.3": "May"})
-    data = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "+33 6 12 34 56 78",
-            "type": "template", "template": {"name": name, "language": {"code": lang}, "components": components}}
+        components = build_send_components(
+            CATALOG.find("spring_sale", "en_US")["components"],
+            {"header.1": "30%", "body.1": "Ana", "body.2": "X1", "body.3": "May"},
+        )
+    data = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+33 6 12 34 56 78",
+        "type": "template",
+        "template": {"name": name, "language": {"code": lang}, "components": components},
+    }
     data.update(extra)
     return data
 
@@ -43,22 +50,25 @@ def test_demo_and_generated_templates_are_served():
     assert len(CATALOG.templates) >= 66  # three pages at limit=25
 
 
-@pytest.mark.parametrize("mutate,code", [
-    (lambda b: b.pop("messaging_product"), 100),
-    (lambda b: b.pop("to"), 100),
-    (lambda b: b.update(to="call me"), 100),
-    (lambda b: b.update(type="sticker"), 100),
-    (lambda b: b["template"].pop("language"), 100),
-    (lambda b: b.update(biz_opaque_callback_data="x" * 513), 100),
-    (lambda b: b["template"]["components"].append({"type": "footer"}), 100),
-    (lambda b: b["template"].update(name="nope"), 132001),
-    (lambda b: b["template"].update(language={"code": "de"}), 132001),
-    (lambda b: b["template"].update(name="summer_preview"), 132001),  # PENDING
-    (lambda b: b["template"]["components"][1]["parameters"].pop(), 132000),
-    (lambda b: b["template"]["components"].pop(0), 132000),  # header variable missing
-    (lambda b: b["template"]["components"][1]["parameters"][0].update(text="  "), 131008),
-    (lambda b: b["template"]["components"][1]["parameters"][0].update(text="a\nb"), 132018),
-])
+@pytest.mark.parametrize(
+    "mutate,code",
+    [
+        (lambda b: b.pop("messaging_product"), 100),
+        (lambda b: b.pop("to"), 100),
+        (lambda b: b.update(to="call me"), 100),
+        (lambda b: b.update(type="sticker"), 100),
+        (lambda b: b["template"].pop("language"), 100),
+        (lambda b: b.update(biz_opaque_callback_data="x" * 513), 100),
+        (lambda b: b["template"]["components"].append({"type": "footer"}), 100),
+        (lambda b: b["template"].update(name="nope"), 132001),
+        (lambda b: b["template"].update(language={"code": "de"}), 132001),
+        (lambda b: b["template"].update(name="summer_preview"), 132001),  # PENDING
+        (lambda b: b["template"]["components"][1]["parameters"].pop(), 132000),
+        (lambda b: b["template"]["components"].pop(0), 132000),  # header variable missing
+        (lambda b: b["template"]["components"][1]["parameters"][0].update(text="  "), 131008),
+        (lambda b: b["template"]["components"][1]["parameters"][0].update(text="a\nb"), 132018),
+    ],
+)
 def test_invalid_requests_get_metas_codes(mutate, code):
     payload = copy.deepcopy(body())
     mutate(payload)
@@ -66,8 +76,9 @@ def test_invalid_requests_get_metas_codes(mutate, code):
 
 
 def test_named_parameters_must_match_names():
-    components = build_send_components(CATALOG.find("event_invite", "en_US")["components"],
-                                       {"body.first_name": "Ana", "body.event_date": "May 2"})
+    components = build_send_components(
+        CATALOG.find("event_invite", "en_US")["components"], {"body.first_name": "Ana", "body.event_date": "May 2"}
+    )
     assert validate_send(body("event_invite", components=components), CATALOG).text.startswith("You're invited\nHi Ana")
     components[0]["parameters"][0]["parameter_name"] = "last_name"
     assert code_of(body("event_invite", components=components)) == 131008
@@ -81,9 +92,14 @@ def test_paused_and_disabled_templates():
 
 
 def test_url_button_parameter_is_required():
-    template = next(t for t in generated_templates(60) if any(c["type"] == "BUTTONS" and c["buttons"][0]["type"] == "URL"
-                                                             for c in t["components"]) and t["status"] == "APPROVED")
+    template = next(
+        t
+        for t in generated_templates(60)
+        if any(c["type"] == "BUTTONS" and c["buttons"][0]["type"] == "URL" for c in t["components"])
+        and t["status"] == "APPROVED"
+    )
     from app.whatsapp.components import template_variables
+
     values = {v.key: "v" for v in template_variables(template["components"])}
     components = build_send_components(template["components"], values)
     assert validate_send(body(template["name"], template["language"], components=components), CATALOG)
@@ -101,8 +117,10 @@ def test_token_bucket_allows_a_burst_then_the_rate():
 
 
 def test_settings_from_env_and_args_and_runtime_updates():
-    config = parse_args(["--port", "9100", "--sent-delay", "0.1,0.2", "--failure-rules", "0000:131026,0002:131050"],
-                        environ={"HUBCAST_SANDBOX_MPS": "5", "HUBCAST_SANDBOX_PORT": "1", "HUBCAST_SANDBOX_SEED": "7"})
+    config = parse_args(
+        ["--port", "9100", "--sent-delay", "0.1,0.2", "--failure-rules", "0000:131026,0002:131050"],
+        environ={"HUBCAST_SANDBOX_MPS": "5", "HUBCAST_SANDBOX_PORT": "1", "HUBCAST_SANDBOX_SEED": "7"},
+    )
     assert (config.port, config.mps, config.sent_delay, config.seed) == (9100, 5.0, (0.1, 0.2), 7)
     assert config.failure_rules == {"0000": 131026, "0002": 131050}
     config.update({"mps": "12", "read_ratio": 1, "failure_rules": {"9999": 131049}})

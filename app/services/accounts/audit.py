@@ -51,8 +51,9 @@ def _due(count: int) -> bool:
     return count % _UPDATE_EVERY == 0 or (count < _UPDATE_EVERY and count & (count - 1) == 0)
 
 
-def record_stranger_refusal(*, session: Session, redis_client: redis.Redis, handler: str, capability: str,
-                            ip: str) -> AuditLog | None:
+def record_stranger_refusal(
+    *, session: Session, redis_client: redis.Redis, handler: str, capability: str, ip: str
+) -> AuditLog | None:
     """A guarded handler called by a stranger (no session cookie, or one that never was a session).
 
     Anyone can send such events by the thousand, and one row and one commit each let them fill the
@@ -69,12 +70,27 @@ def record_stranger_refusal(*, session: Session, redis_client: redis.Redis, hand
         count = int(pipe.execute()[0])
         row_id = None if count == 1 else redis_client.hget(key, "row")
     except redis.RedisError:
-        return record(session=session, actor=None, action="permission.refused", outcome="refused",
-                      target_type="handler", target_id=handler, detail={"capability": capability}, ip=ip)
+        return record(
+            session=session,
+            actor=None,
+            action="permission.refused",
+            outcome="refused",
+            target_type="handler",
+            target_id=handler,
+            detail={"capability": capability},
+            ip=ip,
+        )
     if count == 1:
-        entry = record(session=session, actor=None, action="permission.refused", outcome="refused",
-                       target_type="handler", target_id=handler, ip=ip,
-                       detail={"capability": capability, "anonymous": True, "minute": minute, "count": 1})
+        entry = record(
+            session=session,
+            actor=None,
+            action="permission.refused",
+            outcome="refused",
+            target_type="handler",
+            target_id=handler,
+            ip=ip,
+            detail={"capability": capability, "anonymous": True, "minute": minute, "count": 1},
+        )
         session.flush()
         redis_client.hset(key, "row", entry.id)
         return entry
@@ -91,18 +107,27 @@ def record_stranger_refusal(*, session: Session, redis_client: redis.Redis, hand
 AUDIT_PAGE_SIZE = 50
 
 
-def audit_page(*, session: Session, actor: User | None, page: int = 1,
-               page_size: int = AUDIT_PAGE_SIZE) -> Page:
+def audit_page(*, session: Session, actor: User | None, page: int = 1, page_size: int = AUDIT_PAGE_SIZE) -> Page:
     """The audit log, newest first, one page at a time (it only grows: never read whole). Admins only."""
     access.require(session, actor, perm.AUDIT_VIEW)
     page, page_size = paging(page, page_size)
     total = session.exec(select(func.count()).select_from(AuditLog)).one()
     pages = max(1, -(-total // page_size))
     page = min(page, pages)
-    entries = session.exec(select(AuditLog).order_by(AuditLog.id.desc())
-                           .offset((page - 1) * page_size).limit(page_size)).all()
-    rows = [{"id": str(e.id), "at": fmt_time(e.at), "actor": e.actor_email or "—", "action": e.action,
-             "outcome": e.outcome, "target": f"{e.target_type} {e.target_id}".strip(), "ip": e.ip,
-             "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.detail or {}).items()))[:300]}
-            for e in entries]
+    entries = session.exec(
+        select(AuditLog).order_by(AuditLog.id.desc()).offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    rows = [
+        {
+            "id": str(e.id),
+            "at": fmt_time(e.at),
+            "actor": e.actor_email or "—",
+            "action": e.action,
+            "outcome": e.outcome,
+            "target": f"{e.target_type} {e.target_id}".strip(),
+            "ip": e.ip,
+            "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.detail or {}).items()))[:300],
+        }
+        for e in entries
+    ]
     return Page(rows=rows, total=total, page=page, page_size=page_size)

@@ -49,8 +49,16 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def login(*, session: Session, redis_client: redis.Redis, email: str, password: str, ip: str = "",
-          user_agent: str = "", device_token: str = "") -> LoginResult:
+def login(
+    *,
+    session: Session,
+    redis_client: redis.Redis,
+    email: str,
+    password: str,
+    ip: str = "",
+    user_agent: str = "",
+    device_token: str = "",
+) -> LoginResult:
     """Check the credentials and open a session; LoginFailed (one generic message) otherwise.
 
     Blocking (Argon2id takes tens of milliseconds of CPU): the login form calls it off the event loop."""
@@ -60,19 +68,34 @@ def login(*, session: Session, redis_client: redis.Redis, email: str, password: 
     user = session.exec(select(User).where(User.email == email)).first()
     trusted = login_throttle.device_is_trusted(redis_client, device_token, user.id if user else None)
     # Waits first (refusing costs nothing), then the rate limits that keep password checks affordable.
-    waiting = (login_throttle.waiting_scope(redis_client, email, ip, trusted=trusted)
-               or login_throttle.admit(redis_client, ip, trusted=trusted))
+    waiting = login_throttle.waiting_scope(redis_client, email, ip, trusted=trusted) or login_throttle.admit(
+        redis_client, ip, trusted=trusted
+    )
     if waiting is not None:
         if login_throttle.first_refusal_this_minute(redis_client, email, ip, waiting):
-            audit.record(session=session, actor=None, actor_email=email, action="auth.login", outcome="refused",
-                         detail={"reason": "throttled", "scope": waiting}, ip=ip)
+            audit.record(
+                session=session,
+                actor=None,
+                actor_email=email,
+                action="auth.login",
+                outcome="refused",
+                detail={"reason": "throttled", "scope": waiting},
+                ip=ip,
+            )
             session.commit()
         raise LoginFailed()
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         login_throttle.note_failure(redis_client, email, ip, device_token if trusted else "")
-        audit.record(session=session, actor=user, actor_email=email, action="auth.login", outcome="refused",
-                     detail={"reason": "inactive" if (ok and user) else "bad_credentials"}, ip=ip)
+        audit.record(
+            session=session,
+            actor=user,
+            actor_email=email,
+            action="auth.login",
+            outcome="refused",
+            detail={"reason": "inactive" if (ok and user) else "bad_credentials"},
+            ip=ip,
+        )
         session.commit()
         raise LoginFailed()
     login_throttle.note_success(redis_client, email, ip, device_token if trusted else "")
@@ -83,10 +106,17 @@ def login(*, session: Session, redis_client: redis.Redis, email: str, password: 
     secret = secrets.token_urlsafe(32)
     now = utcnow()
     settings = get_settings()
-    session.add(UserSession(
-        token_hash=token_hash(secret), user_id=user.id, created_at=now, last_seen_at=now,
-        expires_at=now + timedelta(hours=settings.session_absolute_hours), ip=ip[:64], user_agent=user_agent[:255],
-    ))
+    session.add(
+        UserSession(
+            token_hash=token_hash(secret),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=settings.session_absolute_hours),
+            ip=ip[:64],
+            user_agent=user_agent[:255],
+        )
+    )
     user.last_login_at = now
     session.add(user)
     audit.record(session=session, actor=user, action="auth.login", ip=ip)
@@ -118,23 +148,43 @@ def resolve_session(*, session: Session, secret: str) -> User | None:
     return user
 
 
-def record_refused_call(*, session: Session, user: User | None, secret: str, handler: str, capability: str,
-                        ip: str, redis_client: redis.Redis | None = None) -> None:
+def record_refused_call(
+    *,
+    session: Session,
+    user: User | None,
+    secret: str,
+    handler: str,
+    capability: str,
+    ip: str,
+    redis_client: redis.Redis | None = None,
+) -> None:
     """Audit a refused handler call (caller commits). A stranger's (no session cookie, or one that never
     was a session) is only counted per minute: `audit.record_stranger_refusal` (a row each without Redis)."""
-    stranger = user is None and (not secret or len(secret) > 200 or session.exec(
-        select(UserSession.id).where(UserSession.token_hash == token_hash(secret))).first() is None)
+    stranger = user is None and (
+        not secret
+        or len(secret) > 200
+        or session.exec(select(UserSession.id).where(UserSession.token_hash == token_hash(secret))).first() is None
+    )
     if stranger and redis_client is None:
         try:
             redis_client = get_redis()
         except Exception:  # no Redis configured: fall back to a row per refusal below
             redis_client = None
     if stranger and redis_client is not None:
-        audit.record_stranger_refusal(session=session, redis_client=redis_client, handler=handler,
-                                      capability=capability, ip=ip)
+        audit.record_stranger_refusal(
+            session=session, redis_client=redis_client, handler=handler, capability=capability, ip=ip
+        )
         return
-    audit.record(session=session, actor=user, action="permission.refused", outcome="refused",
-                 target_type="handler", target_id=handler, detail={"capability": capability}, ip=ip)
+    audit.record(
+        session=session,
+        actor=user,
+        action="permission.refused",
+        outcome="refused",
+        target_type="handler",
+        target_id=handler,
+        detail={"capability": capability},
+        ip=ip,
+    )
 
 
 def logout(*, session: Session, secret: str) -> None:
@@ -150,8 +200,9 @@ def logout(*, session: Session, secret: str) -> None:
 
 
 def revoke_all_sessions(*, session: Session, user_id: int) -> int:
-    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id,
-                                                  UserSession.revoked_at.is_(None))).all()
+    rows = session.exec(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    ).all()
     now = utcnow()
     for row in rows:
         row.revoked_at = now

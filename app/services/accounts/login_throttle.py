@@ -63,8 +63,13 @@ def _digest(*parts: str) -> str:
 
 def scopes(email: str, ip: str, device: str = "") -> dict[str, str]:
     """{scope: digest} of the counters one attempt touches."""
-    out = {PAIR: _digest("pair", email, ip), IP: _digest("ip", ip), ACCOUNT: _digest("account", email),
-           RATE_IP: _digest("ip", ip), RATE_ALL: "all"}
+    out = {
+        PAIR: _digest("pair", email, ip),
+        IP: _digest("ip", ip),
+        ACCOUNT: _digest("account", email),
+        RATE_IP: _digest("ip", ip),
+        RATE_ALL: "all",
+    }
     if device:
         out[DEVICE] = _digest("device", device)
     return out
@@ -95,6 +100,7 @@ def delay_after(scope: str, failures: int) -> float:
 
 # --- device cookies ----------------------------------------------------------------------------------
 
+
 def _device_mac(user_id: int, nonce: str) -> str:
     key = hashlib.sha256(b"hubcast-device-cookie\x00" + get_settings().secret_key.encode()).digest()
     return hmac.new(key, f"{user_id}.{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -124,6 +130,7 @@ def device_is_trusted(r: redis.Redis, token: str, user_id: int | None) -> bool:
 
 # --- rate limits ------------------------------------------------------------------------------------
 
+
 def admit(r: redis.Redis, ip: str, *, trusted: bool) -> str | None:
     """Count this attempt against the rate limits; the limit it is over (RATE_IP / RATE_ALL), or None.
 
@@ -147,6 +154,7 @@ def admit(r: redis.Redis, ip: str, *, trusted: bool) -> str | None:
 
 
 # --- the throttle -----------------------------------------------------------------------------------
+
 
 def waiting_scope(r: redis.Redis, email: str, ip: str, *, trusted: bool) -> str | None:
     """The scope that must still wait before this attempt may be checked, or None."""

@@ -35,27 +35,43 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def _sign_in_blocking(*, email: str, password: str, ip: str, user_agent: str, device_token: str,
-                      previous_secret: str) -> auth.LoginResult:
+def _sign_in_blocking(
+    *, email: str, password: str, ip: str, user_agent: str, device_token: str, previous_secret: str
+) -> auth.LoginResult:
     try:
         with session_scope() as session:
             # End whatever session this browser had: a login always starts a fresh one.
             if previous_secret:
                 auth.logout(session=session, secret=previous_secret)
-            return auth.login(session=session, redis_client=get_redis(), email=email, password=password, ip=ip,
-                              user_agent=user_agent, device_token=device_token)
+            return auth.login(
+                session=session,
+                redis_client=get_redis(),
+                email=email,
+                password=password,
+                ip=ip,
+                user_agent=user_agent,
+                device_token=device_token,
+            )
     finally:
         _slots.release()
 
 
-async def sign_in(*, email: str, password: str, ip: str = "", user_agent: str = "", device_token: str = "",
-                  previous_secret: str = "") -> auth.LoginResult:
+async def sign_in(
+    *, email: str, password: str, ip: str = "", user_agent: str = "", device_token: str = "", previous_secret: str = ""
+) -> auth.LoginResult:
     """`auth.login` in the bounded pool; LoginFailed (the generic message) when it is full."""
     if not _slots.acquire(blocking=False):
         raise auth.LoginFailed()
     try:
-        future = _pool().submit(_sign_in_blocking, email=email, password=password, ip=ip, user_agent=user_agent,
-                                device_token=device_token, previous_secret=previous_secret)
+        future = _pool().submit(
+            _sign_in_blocking,
+            email=email,
+            password=password,
+            ip=ip,
+            user_agent=user_agent,
+            device_token=device_token,
+            previous_secret=previous_secret,
+        )
     except BaseException:
         _slots.release()
         raise

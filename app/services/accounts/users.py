@@ -23,8 +23,9 @@ def _target_user(session: Session, user_id) -> User:
     return get_or_raise(session, User, user_id, UserError, "That user no longer exists.")
 
 
-def create_user(*, session: Session, actor: User | None, email: str, role: str, name: str = "",
-                password: str | None = None) -> tuple[User, str | None]:
+def create_user(
+    *, session: Session, actor: User | None, email: str, role: str, name: str = "", password: str | None = None
+) -> tuple[User, str | None]:
     """Returns the user and, when no password was given, the generated one (shown once)."""
     if actor is not None:  # None = the operator's CLI, which runs with shell access to the server
         actor = require(session, actor, perm.USERS_MANAGE)
@@ -47,8 +48,15 @@ def create_user(*, session: Session, actor: User | None, email: str, role: str, 
     user = User(email=email, name=name.strip()[:120], role=role, password_hash=hash_password(password))
     session.add(user)
     session.flush()
-    audit.record(session=session, actor=actor, actor_email="cli" if actor is None else "", action="user.create",
-                 target_type="user", target_id=user.id, detail={"email": email, "role": role})
+    audit.record(
+        session=session,
+        actor=actor,
+        actor_email="cli" if actor is None else "",
+        action="user.create",
+        target_type="user",
+        target_id=user.id,
+        detail={"email": email, "role": role},
+    )
     return user, generated
 
 
@@ -73,8 +81,14 @@ def change_role(*, session: Session, actor: User, user_id: int, role: str) -> Us
     old = user.role
     user.role, user.updated_at = role, utcnow()
     session.add(user)
-    audit.record(session=session, actor=actor, action="user.role", target_type="user", target_id=user.id,
-                 detail={"from": old, "to": role})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="user.role",
+        target_type="user",
+        target_id=user.id,
+        detail={"from": old, "to": role},
+    )
     return user
 
 
@@ -88,8 +102,14 @@ def set_active(*, session: Session, actor: User, user_id: int, active: bool) -> 
     user.is_active, user.updated_at = active, utcnow()
     session.add(user)
     ended = 0 if active else revoke_all_sessions(session=session, user_id=user.id)
-    audit.record(session=session, actor=actor, action="user.activate" if active else "user.deactivate",
-                 target_type="user", target_id=user.id, detail={"sessions_ended": ended})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        target_type="user",
+        target_id=user.id,
+        detail={"sessions_ended": ended},
+    )
     return user
 
 
@@ -97,5 +117,11 @@ def ensure_first_admin(*, session: Session, email: str | None, password: str | N
     """Create the first admin when there is no user at all. Returns (user, generated password) or None."""
     if session.exec(select(func.count()).select_from(User)).one() > 0:
         return None
-    return create_user(session=session, actor=None, email=email or "admin@hubcast.local", role=perm.ADMIN,
-                       name="Admin", password=password)
+    return create_user(
+        session=session,
+        actor=None,
+        email=email or "admin@hubcast.local",
+        role=perm.ADMIN,
+        name="Admin",
+        password=password,
+    )

@@ -140,8 +140,10 @@ def _chunks(rows: Iterable[_ImportRow], size: int = IMPORT_CHUNK) -> Iterator[li
 def _existing_whatsapp(session: Session, addresses: list[str]) -> dict[str, int]:
     """address -> contact id for the WhatsApp numbers already in the base (uq_identity_type_address)."""
     rows = session.connection().execute(
-        sa_select(ContactIdentity.address, ContactIdentity.contact_id)
-        .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.address.in_(addresses)))
+        sa_select(ContactIdentity.address, ContactIdentity.contact_id).where(
+            ContactIdentity.channel_type == "whatsapp", ContactIdentity.address.in_(addresses)
+        )
+    )
     return {address: contact_id for address, contact_id in rows}
 
 
@@ -171,18 +173,29 @@ def preview_import(*, session: Session, actor: User, path) -> ImportPreview:
         updated += sum(1 for r in chunk if r.e164 in known)
         new += sum(1 for r in chunk if r.e164 not in known)
     return ImportPreview(
-        rows=check.rows, new=new, updated=updated, invalid=check.invalid + len(bad_fields),
-        duplicates=check.duplicates, invalid_rows=_sorted_invalid(check, bad_fields), delimiter=check.delimiter,
-        columns=list(check.columns), id_column=check.id_column, field_columns=list(mapping.fields.values()),
-        custom_columns=list(mapping.custom.values()), ignored_columns=mapping.ignored, size_bytes=check.size_bytes)
+        rows=check.rows,
+        new=new,
+        updated=updated,
+        invalid=check.invalid + len(bad_fields),
+        duplicates=check.duplicates,
+        invalid_rows=_sorted_invalid(check, bad_fields),
+        delimiter=check.delimiter,
+        columns=list(check.columns),
+        id_column=check.id_column,
+        field_columns=list(mapping.fields.values()),
+        custom_columns=list(mapping.custom.values()),
+        ignored_columns=mapping.ignored,
+        size_bytes=check.size_bytes,
+    )
 
 
 def _target_list(session: Session, actor: User, list_id, new_list_name) -> tuple[int, str] | None:
     """(id, name) of the list the import fills, created in the import's transaction when new."""
     try:
         if str(new_list_name or "").strip():
-            created = lists.create_list(session=session, actor=actor, name=new_list_name,
-                                        description="Created by a contact import")
+            created = lists.create_list(
+                session=session, actor=actor, name=new_list_name, description="Created by a contact import"
+            )
             return created.id, created.name
         if list_id in (None, "", 0, "0"):
             return None
@@ -201,32 +214,67 @@ def _apply_chunk(session: Session, chunk: list[_ImportRow], now) -> tuple[list[i
     known_rows = [r for r in chunk if r.e164 in known]
     ids: list[int] = []
     if known_rows:
-        current = {row.id: row for row in conn.execute(
-            sa_select(contacts.c.id, *[contacts.c[n] for n in CONTACT_FIELDS], contacts.c.custom_fields)
-            .where(contacts.c.id.in_({known[r.e164] for r in known_rows})))}
+        current = {
+            row.id: row
+            for row in conn.execute(
+                sa_select(contacts.c.id, *[contacts.c[n] for n in CONTACT_FIELDS], contacts.c.custom_fields).where(
+                    contacts.c.id.in_({known[r.e164] for r in known_rows})
+                )
+            )
+        }
         params = []
         for r in known_rows:
             cid = known[r.e164]
             base = current[cid]
             values = {n: r.fields.get(n, getattr(base, n) or "") for n in CONTACT_FIELDS}
-            params.append({"cid": cid, **{f"v_{n}": v for n, v in values.items()},
-                           "v_custom_fields": {**(base.custom_fields or {}), **r.custom}, "v_updated_at": now})
+            params.append(
+                {
+                    "cid": cid,
+                    **{f"v_{n}": v for n, v in values.items()},
+                    "v_custom_fields": {**(base.custom_fields or {}), **r.custom},
+                    "v_updated_at": now,
+                }
+            )
             ids.append(cid)
-        conn.execute(update(contacts).where(contacts.c.id == bindparam("cid")).values(
-            **{n: bindparam(f"v_{n}") for n in (*CONTACT_FIELDS, "custom_fields", "updated_at")}), params)
+        conn.execute(
+            update(contacts)
+            .where(contacts.c.id == bindparam("cid"))
+            .values(**{n: bindparam(f"v_{n}") for n in (*CONTACT_FIELDS, "custom_fields", "updated_at")}),
+            params,
+        )
     if fresh:
         # channel_flags: what the contact_identities trigger (migration 0005) computes for the one subscribed
         # WhatsApp identity inserted below; written up front, the trigger finds nothing to change and does not
         # rewrite every new contact row (a second row version per contact on PostgreSQL).
-        params = [{**{n: r.fields.get(n, "") for n in CONTACT_FIELDS}, "custom_fields": r.custom,
-                   "channel_flags": CHANNEL_BITS["whatsapp"], "created_at": now, "updated_at": now} for r in fresh]
+        params = [
+            {
+                **{n: r.fields.get(n, "") for n in CONTACT_FIELDS},
+                "custom_fields": r.custom,
+                "channel_flags": CHANNEL_BITS["whatsapp"],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for r in fresh
+        ]
         for p, r in zip(params, fresh, strict=True):
             p["country"] = p["country"] or country_of(r.e164)
-        new_ids = list(conn.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
-                                    params).scalars())
-        conn.execute(insert(identities), [
-            {"contact_id": cid, "channel_type": "whatsapp", "address": r.e164, "subscribed": True,
-             "subscription_changed_at": now, "created_at": now} for cid, r in zip(new_ids, fresh, strict=True)])
+        new_ids = list(
+            conn.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True), params).scalars()
+        )
+        conn.execute(
+            insert(identities),
+            [
+                {
+                    "contact_id": cid,
+                    "channel_type": "whatsapp",
+                    "address": r.e164,
+                    "subscribed": True,
+                    "subscription_changed_at": now,
+                    "created_at": now,
+                }
+                for cid, r in zip(new_ids, fresh, strict=True)
+            ],
+        )
         ids.extend(new_ids)
     return ids, len(fresh), len(known_rows)
 
@@ -235,10 +283,16 @@ def _add_memberships(session: Session, list_id: int, contact_ids: list[int], now
     conn = session.connection()
     members = ListMembership.__table__
     wanted = list(dict.fromkeys(contact_ids))
-    already = set(conn.execute(sa_select(members.c.contact_id).where(
-        members.c.list_id == list_id, members.c.contact_id.in_(wanted))).scalars())
-    rows = [{"list_id": list_id, "contact_id": cid, "source": "import", "added_at": now}
-            for cid in wanted if cid not in already]
+    already = set(
+        conn.execute(
+            sa_select(members.c.contact_id).where(members.c.list_id == list_id, members.c.contact_id.in_(wanted))
+        ).scalars()
+    )
+    rows = [
+        {"list_id": list_id, "contact_id": cid, "source": "import", "added_at": now}
+        for cid in wanted
+        if cid not in already
+    ]
     if rows:
         conn.execute(insert(members), rows)
     return len(rows)
@@ -264,14 +318,32 @@ def commit_import(*, session: Session, actor: User, path, list_id=None, new_list
             created, updated = created + n_new, updated + n_known
             if target is not None:
                 added += _add_memberships(session, target[0], ids, now)
-        result = ImportResult(created=created, updated=updated, invalid=check.invalid + len(bad_fields),
-                              duplicates=check.duplicates, list_id=target[0] if target else None,
-                              list_name=target[1] if target else "", added_to_list=added)
-        audit.record(session=session, actor=actor, action="contacts.import", target_type="list" if target else "",
-                     target_id=target[0] if target else "",
-                     detail={"rows": check.rows, "created": created, "updated": updated, "invalid": result.invalid,
-                             "duplicates": check.duplicates, "added_to_list": added, "file_bytes": check.size_bytes,
-                             "delimiter": check.delimiter})
+        result = ImportResult(
+            created=created,
+            updated=updated,
+            invalid=check.invalid + len(bad_fields),
+            duplicates=check.duplicates,
+            list_id=target[0] if target else None,
+            list_name=target[1] if target else "",
+            added_to_list=added,
+        )
+        audit.record(
+            session=session,
+            actor=actor,
+            action="contacts.import",
+            target_type="list" if target else "",
+            target_id=target[0] if target else "",
+            detail={
+                "rows": check.rows,
+                "created": created,
+                "updated": updated,
+                "invalid": result.invalid,
+                "duplicates": check.duplicates,
+                "added_to_list": added,
+                "file_bytes": check.size_bytes,
+                "delimiter": check.delimiter,
+            },
+        )
         session.commit()
         return result
     except ContactError:
@@ -279,5 +351,6 @@ def commit_import(*, session: Session, actor: User, path, list_id=None, new_list
         raise
     except (SQLAlchemyError, CsvRefused, OSError) as exc:
         session.rollback()
-        raise ContactError("The import failed and nothing was changed. "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+        raise ContactError(
+            f"The import failed and nothing was changed. ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from exc

@@ -39,8 +39,7 @@ def _channel_condition(channel: str, subscription: str):
     if subscription == "subscribed":
         return flags_where(lambda f: subscribed_on(f, channel) if channel else subscribed_anywhere(f))
     if subscription == "unsubscribed":
-        return flags_where(lambda f: unsubscribed_on(f, channel) if channel
-                           else f != 0 and not subscribed_anywhere(f))
+        return flags_where(lambda f: unsubscribed_on(f, channel) if channel else f != 0 and not subscribed_anywhere(f))
     if channel:
         return flags_where(lambda f: has_identity_on(f, channel))
     return None
@@ -58,9 +57,14 @@ def _number_prefix_match(term: str):
     range scan whatever the database collation, instead of a LIKE over every identity."""
     prefix = "+" + re.sub(r"\D", "", term)
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return Contact.id.in_(select(ContactIdentity.contact_id).where(
-        ContactIdentity.channel_type.in_(_PHONE_CHANNELS), ContactIdentity.address >= prefix,
-        ContactIdentity.address < upper, ContactIdentity.address.like(prefix + "%")))
+    return Contact.id.in_(
+        select(ContactIdentity.contact_id).where(
+            ContactIdentity.channel_type.in_(_PHONE_CHANNELS),
+            ContactIdentity.address >= prefix,
+            ContactIdentity.address < upper,
+            ContactIdentity.address.like(prefix + "%"),
+        )
+    )
 
 
 _PLAIN_RUN = re.compile(r"[^\s%_\\]+")  # characters that match only themselves in a LIKE pattern
@@ -86,8 +90,11 @@ def _text_match(session: Session, term: str):
     if "@" in term:
         conds.append(Contact.email.ilike(like))
     # An Instagram or Messenger id, typed whole: an index lookup, not a scan.
-    handles = session.exec(select(ContactIdentity.contact_id).where(
-        ContactIdentity.channel_type.in_(_HANDLE_CHANNELS), ContactIdentity.address == term)).all()
+    handles = session.exec(
+        select(ContactIdentity.contact_id).where(
+            ContactIdentity.channel_type.in_(_HANDLE_CHANNELS), ContactIdentity.address == term
+        )
+    ).all()
     if handles:
         conds.append(Contact.id.in_(sorted(set(handles))))
     return or_(*conds)
@@ -97,8 +104,11 @@ def _contact_conditions(session: Session, search: str, country: str, channel: st
     conds = []
     term = (search or "").strip()[:200]
     if term:
-        conds.append(_number_prefix_match(term) if _NUMBER_TERM.match(term) and sum(c.isdigit() for c in term) >= 3
-                     else _text_match(session, term))
+        conds.append(
+            _number_prefix_match(term)
+            if _NUMBER_TERM.match(term) and sum(c.isdigit() for c in term) >= 3
+            else _text_match(session, term)
+        )
     if country:
         conds.append(Contact.country == country)
     flags = _channel_condition(channel, subscription)
@@ -113,9 +123,13 @@ def _contact_row(contact: Contact, idents: list[ContactIdentity]) -> dict:
         by_type.setdefault(ident.channel_type, ident)
     wa = by_type.get("whatsapp")
     row = {
-        "id": contact.id, "name": f"{contact.first_name} {contact.last_name}".strip() or "(no name)",
-        "email": contact.email, "country": contact.country, "city": contact.city,
-        "whatsapp": wa.address if wa else "", "subscribed": bool(wa and wa.subscribed),
+        "id": contact.id,
+        "name": f"{contact.first_name} {contact.last_name}".strip() or "(no name)",
+        "email": contact.email,
+        "country": contact.country,
+        "city": contact.city,
+        "whatsapp": wa.address if wa else "",
+        "subscribed": bool(wa and wa.subscribed),
         "channels": ", ".join(CHANNEL_LABELS[t] for t in CHANNEL_TYPES if t in by_type),
     }
     for t in CHANNEL_TYPES:  # "subscribed" | "unsubscribed" | "" (no identity there): one badge per channel
@@ -129,18 +143,32 @@ def _page_in_name_prefix(session: Session, conds: list, order: tuple, page: int,
     Exact, not a guess: the matches among a prefix of the name order are the first matches overall, so a
     full page found there is the page. The prefix ends at the name NAME_WALK_ROWS rows in (read from
     ix_contacts_last_first alone), so the walk is bounded however rare the matches turn out to be."""
-    boundary = session.exec(select(Contact.last_name, Contact.first_name).order_by(Contact.last_name,
-                            Contact.first_name).offset(NAME_WALK_ROWS - 1).limit(1)).first()
+    boundary = session.exec(
+        select(Contact.last_name, Contact.first_name)
+        .order_by(Contact.last_name, Contact.first_name)
+        .offset(NAME_WALK_ROWS - 1)
+        .limit(1)
+    ).first()
     if boundary is None:
         return []  # a small base: ordering every match is cheap anyway
     within = tuple_(Contact.last_name, Contact.first_name) <= tuple_(*boundary)
-    contacts = session.exec(select(Contact).where(within, *conds).order_by(*order)
-                            .offset((page - 1) * page_size).limit(page_size)).all()
+    contacts = session.exec(
+        select(Contact).where(within, *conds).order_by(*order).offset((page - 1) * page_size).limit(page_size)
+    ).all()
     return contacts if len(contacts) == page_size else []
 
 
-def contacts_page(*, session: Session, actor: User, search: str = "", country: str = "", channel: str = "",
-                  subscription: str = "", page: int = 1, page_size: int = 50) -> Page:
+def contacts_page(
+    *,
+    session: Session,
+    actor: User,
+    search: str = "",
+    country: str = "",
+    channel: str = "",
+    subscription: str = "",
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
     """One page of contacts, filtered and ordered by name; identities are read for that page only.
 
     Built to stay quick with 1,000,000 contacts (bench/contacts_search.py): the unfiltered total is one
@@ -173,11 +201,13 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
         if hits and not contacts:
             chosen = Contact.id.in_(hits) if total <= CONTACTS_COUNT_CAP else and_(*conds)
             order = (Contact.last_name if total <= CONTACTS_COUNT_CAP else Contact.last_name.concat(""), *order[1:])
-            contacts = session.exec(select(Contact).where(chosen).order_by(*order)
-                                    .offset((page - 1) * page_size).limit(page_size)).all()
+            contacts = session.exec(
+                select(Contact).where(chosen).order_by(*order).offset((page - 1) * page_size).limit(page_size)
+            ).all()
     else:
-        contacts = session.exec(select(Contact).where(*conds).order_by(*order)
-                                .offset((page - 1) * page_size).limit(page_size)).all()
+        contacts = session.exec(
+            select(Contact).where(*conds).order_by(*order).offset((page - 1) * page_size).limit(page_size)
+        ).all()
         if page == 1 and len(contacts) < page_size:
             total = len(contacts)  # the first page says it all: no second pass to count
         elif conds:
@@ -188,7 +218,8 @@ def contacts_page(*, session: Session, actor: User, search: str = "", country: s
     identities: dict[int, list[ContactIdentity]] = {}
     if contacts:
         page_ids = [c.id for c in contacts]
-        for ident in session.exec(select(ContactIdentity).where(ContactIdentity.contact_id.in_(page_ids))
-                                  .order_by(ContactIdentity.id)).all():
+        for ident in session.exec(
+            select(ContactIdentity).where(ContactIdentity.contact_id.in_(page_ids)).order_by(ContactIdentity.id)
+        ).all():
             identities.setdefault(ident.contact_id, []).append(ident)
     return Page([_contact_row(c, identities.get(c.id, [])) for c in contacts], total, page, page_size)

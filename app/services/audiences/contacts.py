@@ -31,8 +31,14 @@ from app.timeutil import utcnow
 PHONE_CHANNELS = frozenset({"whatsapp", "sms"})  # addresses are phone numbers, stored in E.164
 
 CONTACT_FIELDS: tuple[str, ...] = CONTACT_TEXT_FIELDS  # the one list: app.domain.variables
-FIELD_LABELS = {"first_name": "First name", "last_name": "Last name", "email": "Email", "country": "Country",
-                "city": "City", "language": "Language"}
+FIELD_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "email": "Email",
+    "country": "Country",
+    "city": "City",
+    "language": "Language",
+}
 FIELD_LIMITS = {"first_name": 120, "last_name": 120, "email": 254, "country": 2, "city": 120, "language": 16}
 CUSTOM_VALUE_LIMIT = 500
 MAX_CUSTOM_FIELDS = 50
@@ -55,6 +61,7 @@ def _contact(session: Session, contact_id) -> Contact:
 
 
 # --- validation (shared by the form and the import) -----------------------------------------------
+
 
 def custom_key(name: str) -> str:
     """'Loyalty Tier' -> 'loyalty_tier'; '' when the name cannot be a key."""
@@ -99,8 +106,10 @@ def clean_custom_fields(custom) -> dict[str, str]:
             continue
         key = custom_key(raw_key)
         if not key:
-            raise ContactError(f"Custom field name {str(raw_key)[:40]!r} must start with a letter and use only "
-                               "letters, digits and underscores.")
+            raise ContactError(
+                f"Custom field name {str(raw_key)[:40]!r} must start with a letter and use only "
+                "letters, digits and underscores."
+            )
         if key in CONTACT_FIELDS or key in IDENTIFIER_COLUMNS:
             raise ContactError(f"{key!r} is a built-in field; give the custom field another name.")
         if len(value) > CUSTOM_VALUE_LIMIT:
@@ -157,22 +166,27 @@ def _check_addresses_free(session: Session, contact_id: int | None, addresses: d
         if not address:
             continue
         other = session.exec(
-            select(Contact).join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+            select(Contact)
+            .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
             .where(ContactIdentity.channel_type == channel_type, ContactIdentity.address == address)
         ).first()
         if other is not None and other.id != contact_id:
-            raise ContactError(f"{CHANNEL_LABELS[channel_type]} {address} already belongs to "
-                               f"{display_name(other)} (contact #{other.id}).")
+            raise ContactError(
+                f"{CHANNEL_LABELS[channel_type]} {address} already belongs to "
+                f"{display_name(other)} (contact #{other.id})."
+            )
 
 
 # --- create, edit, consent ---------------------------------------------------------------------
+
 
 def get_contact(*, session: Session, actor: User, contact_id: int) -> dict:
     """A contact for the edit form: fields, custom fields, and one identity per channel type."""
     require(session, actor, perm.AUDIENCES_VIEW)
     contact = _contact(session, contact_id)
-    idents = session.exec(select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
-                          .order_by(ContactIdentity.id)).all()
+    idents = session.exec(
+        select(ContactIdentity).where(ContactIdentity.contact_id == contact.id).order_by(ContactIdentity.id)
+    ).all()
     by_type: dict[str, ContactIdentity] = {}
     for ident in idents:
         by_type.setdefault(ident.channel_type, ident)
@@ -185,8 +199,9 @@ def get_contact(*, session: Session, actor: User, contact_id: int) -> dict:
     }
 
 
-def create_contact(*, session: Session, actor: User, fields: dict, custom_fields: dict | None = None,
-                   identities: dict) -> Contact:
+def create_contact(
+    *, session: Session, actor: User, fields: dict, custom_fields: dict | None = None, identities: dict
+) -> Contact:
     actor = require(session, actor, perm.AUDIENCES_MANAGE)
     values = clean_fields(fields)
     custom = clean_custom_fields(custom_fields)
@@ -195,8 +210,9 @@ def create_contact(*, session: Session, actor: User, fields: dict, custom_fields
         raise ContactError("Add at least one way to reach this contact (a WhatsApp number, for example).")
     _check_addresses_free(session, None, addresses)
     if not values["country"]:
-        values["country"] = country_of(addresses["whatsapp"] or addresses["sms"]) if (
-            addresses["whatsapp"] or addresses["sms"]) else ""
+        values["country"] = (
+            country_of(addresses["whatsapp"] or addresses["sms"]) if (addresses["whatsapp"] or addresses["sms"]) else ""
+        )
     contact = Contact(**values, custom_fields=custom)
     session.add(contact)
     session.flush()
@@ -204,13 +220,20 @@ def create_contact(*, session: Session, actor: User, fields: dict, custom_fields
         if address:
             session.add(ContactIdentity(contact_id=contact.id, channel_type=channel_type, address=address))
     session.flush()
-    audit.record(session=session, actor=actor, action="contact.create", target_type="contact", target_id=contact.id,
-                 detail={"channels": [t for t, a in addresses.items() if a]})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="contact.create",
+        target_type="contact",
+        target_id=contact.id,
+        detail={"channels": [t for t, a in addresses.items() if a]},
+    )
     return contact
 
 
-def update_contact(*, session: Session, actor: User, contact_id: int, fields: dict,
-                   custom_fields: dict | None = None, identities: dict) -> Contact:
+def update_contact(
+    *, session: Session, actor: User, contact_id: int, fields: dict, custom_fields: dict | None = None, identities: dict
+) -> Contact:
     """Replace the contact's fields and custom fields; add, change or remove one identity per channel.
 
     A changed address keeps its subscription state; a removed one is deleted (and so leaves the audience)."""
@@ -220,8 +243,10 @@ def update_contact(*, session: Session, actor: User, contact_id: int, fields: di
     custom = clean_custom_fields(custom_fields)
     addresses = clean_identities(identities)
     if not any(addresses.values()):
-        raise ContactError("A contact needs at least one channel; remove the contact's identities one at a "
-                           "time only while another remains.")
+        raise ContactError(
+            "A contact needs at least one channel; remove the contact's identities one at a "
+            "time only while another remains."
+        )
     _check_addresses_free(session, contact.id, addresses)
     for name, value in values.items():
         setattr(contact, name, value)
@@ -244,20 +269,30 @@ def update_contact(*, session: Session, actor: User, contact_id: int, fields: di
             session.add(mine[0])
             changed.append(f"~{channel_type}")
     session.flush()
-    audit.record(session=session, actor=actor, action="contact.update", target_type="contact", target_id=contact.id,
-                 detail={"identities": changed} if changed else {})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="contact.update",
+        target_type="contact",
+        target_id=contact.id,
+        detail={"identities": changed} if changed else {},
+    )
     return contact
 
 
-def set_subscription(*, session: Session, actor: User, contact_id: int, channel_type: str,
-                     subscribed: bool) -> ContactIdentity:
+def set_subscription(
+    *, session: Session, actor: User, contact_id: int, channel_type: str, subscribed: bool
+) -> ContactIdentity:
     """Subscribe or unsubscribe a contact on one channel type; recorded in the audit log."""
     actor = require(session, actor, perm.AUDIENCES_MANAGE)
     if channel_type not in CHANNEL_TYPES:
         raise ContactError(f"Unknown channel {str(channel_type)[:20]!r}.")
     contact = _contact(session, contact_id)
-    idents = session.exec(select(ContactIdentity).where(ContactIdentity.contact_id == contact.id,
-                                                        ContactIdentity.channel_type == channel_type)).all()
+    idents = session.exec(
+        select(ContactIdentity).where(
+            ContactIdentity.contact_id == contact.id, ContactIdentity.channel_type == channel_type
+        )
+    ).all()
     if not idents:
         raise ContactError(f"{display_name(contact)} has no {CHANNEL_LABELS[channel_type]} identity.")
     subscribed = bool(subscribed)
@@ -268,17 +303,28 @@ def set_subscription(*, session: Session, actor: User, contact_id: int, channel_
             ident.subscription_changed_at = now
             session.add(ident)
     session.flush()
-    audit.record(session=session, actor=actor, action="contact.subscribe" if subscribed else "contact.unsubscribe",
-                 target_type="contact", target_id=contact.id,
-                 detail={"channel_type": channel_type, "addresses": [i.address for i in idents]})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="contact.subscribe" if subscribed else "contact.unsubscribe",
+        target_type="contact",
+        target_id=contact.id,
+        detail={"channel_type": channel_type, "addresses": [i.address for i in idents]},
+    )
     return idents[0]
 
 
 def countries_in_use(*, session: Session, actor: User) -> list[str]:
     """The countries contacts have, for the filter (an index scan on contacts.country)."""
     require(session, actor, perm.AUDIENCES_VIEW)
-    return [c for c in session.exec(sa_select(Contact.country).where(Contact.country != "").distinct()
-                                    .order_by(Contact.country)).scalars().all()]
+    return [
+        c
+        for c in session.exec(
+            sa_select(Contact.country).where(Contact.country != "").distinct().order_by(Contact.country)
+        )
+        .scalars()
+        .all()
+    ]
 
 
 def custom_field_keys(*, session: Session, actor: User, sample: int = 2000) -> list[str]:

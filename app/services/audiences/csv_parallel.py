@@ -53,6 +53,7 @@ def workers() -> int:
 @dataclass
 class _Part:
     """What a worker reports for one byte range; line numbers are already the file's own."""
+
     rows: int
     invalid: int
     valid_rows: int
@@ -117,8 +118,9 @@ def plan(path: Path, parts: int) -> tuple[bytes, list[tuple[int, int, int]]] | N
     return data[:header_end], ranges
 
 
-def check_csv_parallel(path: Path, *, max_bytes: int | None = None,
-                       on_progress: Callable[[int, int], None] | None = None) -> CsvCheck | None:
+def check_csv_parallel(
+    path: Path, *, max_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None
+) -> CsvCheck | None:
     """The CsvCheck of `path` computed on every core, or None when the sequential reader must do it
     (small file, one core, quotes, problems in the file). Whole-file refusals of the header step are raised."""
     path = Path(path)
@@ -144,8 +146,13 @@ def check_csv_parallel(path: Path, *, max_bytes: int | None = None,
     return _merge(header, parts)
 
 
-def _run(path: Path, header_bytes: bytes, ranges: list[tuple[int, int, int]], size: int,
-         on_progress: Callable[[int, int], None] | None) -> list[_Part]:
+def _run(
+    path: Path,
+    header_bytes: bytes,
+    ranges: list[tuple[int, int, int]],
+    size: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> list[_Part]:
     """Range 0 here, the others in fresh interpreters (`python -m app.services.audiences.csv_parallel`), one per range.
 
     Fresh processes rather than a fork of this one: the app calls us from a thread of an asyncio server,
@@ -154,9 +161,23 @@ def _run(path: Path, header_bytes: bytes, ranges: list[tuple[int, int, int]], si
     children = []
     try:
         for start, end, line in ranges[1:]:
-            child = subprocess.Popen([sys.executable, "-m", __name__, str(path), str(len(header_bytes)), str(start),
-                                      str(end), str(line), tmp_dir], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=_ROOT)
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    str(path),
+                    str(len(header_bytes)),
+                    str(start),
+                    str(end),
+                    str(line),
+                    tmp_dir,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                cwd=_ROOT,
+            )
             children.append(child)
         first = _check_range(str(path), header_bytes, *ranges[0], tmp_dir)
         if on_progress is not None:
@@ -178,8 +199,9 @@ def _run(path: Path, header_bytes: bytes, ranges: list[tuple[int, int, int]], si
 
 
 def _merge(header, parts: list[_Part]) -> CsvCheck | None:
-    check = CsvCheck(delimiter=header.delimiter, columns=header.columns, id_column=header.id_column,
-                     size_bytes=header.size)
+    check = CsvCheck(
+        delimiter=header.delimiter, columns=header.columns, id_column=header.id_column, size_bytes=header.size
+    )
     seen: set[str] = set()
     valid_rows = 0
     for part in parts:

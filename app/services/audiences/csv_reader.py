@@ -26,13 +26,20 @@ from app.services.audiences.csv_scan import (
 )
 
 __all__ = [
-    "MAX_CSV_BYTES", "MAX_INVALID_ROWS_KEPT", "CsvCheck", "CsvRefused", "InvalidRow",
-    "check_csv", "export_safe", "iter_valid_rows",
+    "MAX_CSV_BYTES",
+    "MAX_INVALID_ROWS_KEPT",
+    "CsvCheck",
+    "CsvRefused",
+    "InvalidRow",
+    "check_csv",
+    "export_safe",
+    "iter_valid_rows",
 ]
 
 
-def check_csv(path: Path, *, max_bytes: int | None = None,
-              on_progress: Callable[[int, int], None] | None = None) -> CsvCheck:
+def check_csv(
+    path: Path, *, max_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None
+) -> CsvCheck:
     """Stream the file once and summarise it; raises CsvRefused for whole-file problems."""
     path = Path(path)
     parallel = check_csv_parallel(path, max_bytes=max_bytes, on_progress=on_progress)  # big files: all cores

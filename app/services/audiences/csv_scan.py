@@ -88,9 +88,10 @@ def _refuse_size(size: int, limit: int) -> None:
 
 def _check_encoding_start(head: bytes) -> None:
     # UTF-16 without a BOM pairs every ASCII character with a NUL byte: it would "decode" as UTF-8 full of NULs.
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (len(head) == 4 and (
-            head[1::2] == b"\0\0" or head[0::2] == b"\0\0")):
-        raise CsvRefused("The file is UTF-16 text; save it as \"CSV UTF-8\" and upload it again")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        len(head) == 4 and (head[1::2] == b"\0\0" or head[0::2] == b"\0\0")
+    ):
+        raise CsvRefused('The file is UTF-16 text; save it as "CSV UTF-8" and upload it again')
 
 
 @contextmanager
@@ -114,8 +115,10 @@ def _first_bad_line(path: Path) -> int:
 
 
 def _not_utf8(path: Path) -> CsvRefused:
-    return CsvRefused(f"The file is not UTF-8 text (first bad character on line {_first_bad_line(path)}); "
-                      "save it as \"CSV UTF-8\" and upload it again")
+    return CsvRefused(
+        f"The file is not UTF-8 text (first bad character on line {_first_bad_line(path)}); "
+        'save it as "CSV UTF-8" and upload it again'
+    )
 
 
 def _detect_delimiter(header_line: str) -> str:
@@ -140,19 +143,21 @@ def _header(columns: list[str]) -> tuple[list[str], str]:
     seen: set[str] = set()
     for name in lowered:
         if name and name in seen:
-            raise CsvRefused(f"The header names the column \"{name}\" twice; column names must be unique")
+            raise CsvRefused(f'The header names the column "{name}" twice; column names must be unique')
         seen.add(name)
     for wanted in ID_COLUMNS:
         if wanted in lowered:
             return columns, wanted
     if any(normalise_phone(c)[0] or (c.strip().lstrip("+").replace(" ", "").isdigit()) for c in columns):
-        raise CsvRefused("Header row missing: the first line holds data; add a first line naming the columns, "
-                         "with one named phone or id")
+        raise CsvRefused(
+            "Header row missing: the first line holds data; add a first line naming the columns, "
+            "with one named phone or id"
+        )
     shown = ", ".join(c for c in columns if c)[:200] or "none"
     raise CsvRefused(f"No column named phone or id (columns found: {shown})")
 
 
-_NUL_MESSAGE = "the file holds a NUL character (binary data, not text); save it as \"CSV UTF-8\" and upload it again"
+_NUL_MESSAGE = 'the file holds a NUL character (binary data, not text); save it as "CSV UTF-8" and upload it again'
 
 
 class _NulFound(Exception):
@@ -231,8 +236,9 @@ def scan_rows(path: Path, *, max_bytes: int | None, on_progress: Callable[[int, 
             on_progress(size, size)
 
 
-def check_sequential(path: Path, *, max_bytes: int | None = None,
-                     on_progress: Callable[[int, int], None] | None = None) -> CsvCheck:
+def check_sequential(
+    path: Path, *, max_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None
+) -> CsvCheck:
     """Stream the file once, in order, and summarise it; raises CsvRefused for whole-file problems."""
     path = Path(path)
     scan = scan_rows(path, max_bytes=max_bytes, on_progress=on_progress)

@@ -47,6 +47,7 @@ class Recipient(NamedTuple):
 
 # --- list / segment ------------------------------------------------------------------------------
 
+
 def _audience_ref(campaign: Campaign) -> Any:
     return campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
 
@@ -59,22 +60,34 @@ def recipient_select(session: Session, campaign: Campaign, *columns: Any) -> Sel
         select(*columns)
         .select_from(ContactIdentity)
         .join(Contact, Contact.id == ContactIdentity.contact_id)
-        .where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(True),
-               ContactIdentity.contact_id.in_(ids.scalar_subquery()))
+        .where(
+            ContactIdentity.channel_type == "whatsapp",
+            ContactIdentity.subscribed.is_(True),
+            ContactIdentity.contact_id.in_(ids.scalar_subquery()),
+        )
     )
 
 
-def contact_rows(session: Session, campaign: Campaign, fields: Iterable[str] = CONTACT_COLUMNS, *,
-                 address: str | None = None, limit: int | None = None, stream: bool = False,
-                 after: int | None = None, keyed: bool = False) -> Iterator[Row]:
+def contact_rows(
+    session: Session,
+    campaign: Campaign,
+    fields: Iterable[str] = CONTACT_COLUMNS,
+    *,
+    address: str | None = None,
+    limit: int | None = None,
+    stream: bool = False,
+    after: int | None = None,
+    keyed: bool = False,
+) -> Iterator[Row]:
     """(address, contact id, *fields) per recipient of a list/segment audience, in recipient order.
 
     `stream` reads in batches (a long scan that may stop early); without it the database driver hands
     over the whole result. `keyed` adds the recipient's key (its identity id, which orders recipients) as
     a last column and `after` starts after a key: the streaming freeze reads page by page that way."""
     keys = (ContactIdentity.id,) if keyed else ()
-    query = recipient_select(session, campaign, ContactIdentity.address, Contact.id,
-                             *(getattr(Contact, f) for f in fields), *keys).order_by(ContactIdentity.id)
+    query = recipient_select(
+        session, campaign, ContactIdentity.address, Contact.id, *(getattr(Contact, f) for f in fields), *keys
+    ).order_by(ContactIdentity.id)
     if after is not None:
         query = query.where(ContactIdentity.id > after)
     if address is not None:
@@ -93,6 +106,7 @@ def has_recipients(session: Session, campaign: Campaign) -> bool:
 
 # --- CSV -------------------------------------------------------------------------------------------
 
+
 def csv_path(upload: AudienceUpload) -> Path:
     path = Path(upload.stored_path)
     if not path.is_absolute() and not path.exists():
@@ -110,15 +124,17 @@ def csv_upload(session: Session, campaign: Campaign) -> AudienceUpload:
 
 def unsubscribed_numbers(session: Session, addresses: list[str] | None) -> set[str]:
     """Unsubscribed WhatsApp numbers among `addresses` (None: all of them)."""
-    query = select(ContactIdentity.address).where(ContactIdentity.channel_type == "whatsapp",
-                                                 ContactIdentity.subscribed.is_(False))
+    query = select(ContactIdentity.address).where(
+        ContactIdentity.channel_type == "whatsapp", ContactIdentity.subscribed.is_(False)
+    )
     if addresses is not None:
         query = query.where(ContactIdentity.address.in_(addresses))
     return set(session.execute(query).scalars())
 
 
-def csv_rows(session: Session, upload: AudienceUpload, *, address: str | None = None,
-             limit: int | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+def csv_rows(
+    session: Session, upload: AudienceUpload, *, address: str | None = None, limit: int | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """(E.164, row) per recipient of an uploaded file, in file order (CsvRefused if it changed on disk).
 
     Reading the whole file, the unsubscribed numbers are loaded once; reading only the first few (a
@@ -146,13 +162,18 @@ def csv_rows(session: Session, upload: AudienceUpload, *, address: str | None = 
 
 def _valid_rows(upload: AudienceUpload) -> Iterator[tuple[int, str, dict[str, str]]]:
     # The upload's recorded facts stand in for a second check of the whole file before reading it.
-    check = CsvCheck(delimiter=upload.delimiter, columns=list(upload.columns), id_column=upload.id_column,
-                     size_bytes=upload.size_bytes)
+    check = CsvCheck(
+        delimiter=upload.delimiter,
+        columns=list(upload.columns),
+        id_column=upload.id_column,
+        size_bytes=upload.size_bytes,
+    )
     return iter_valid_rows(csv_path(upload), check)
 
 
-def keyed_csv_rows(session: Session, upload: AudienceUpload, *, after_line: int = 0
-                   ) -> Iterator[tuple[int, str, dict[str, str]]]:
+def keyed_csv_rows(
+    session: Session, upload: AudienceUpload, *, after_line: int = 0
+) -> Iterator[tuple[int, str, dict[str, str]]]:
     """(line, E.164, row) per recipient of an uploaded file after file line `after_line`, in file order: the
     same recipients as `csv_rows`, keyed by their line (the streaming freeze resumes after one). The first
     occurrence of a number still wins over the whole file, and the numbers unsubscribed now are left out."""
@@ -164,9 +185,16 @@ def keyed_csv_rows(session: Session, upload: AudienceUpload, *, after_line: int 
 
 # --- any audience ----------------------------------------------------------------------------------
 
-def iter_recipients(session: Session, campaign: Campaign, *, fields: Iterable[str] = CONTACT_COLUMNS,
-                    address: str | None = None, limit: int | None = None,
-                    stream: bool = False) -> Iterator[Recipient]:
+
+def iter_recipients(
+    session: Session,
+    campaign: Campaign,
+    *,
+    fields: Iterable[str] = CONTACT_COLUMNS,
+    address: str | None = None,
+    limit: int | None = None,
+    stream: bool = False,
+) -> Iterator[Recipient]:
     """The campaign's recipients (at most `limit`; only `address` if given), in the order they are sent to.
 
     Raises AudienceError when the audience is gone (a segment deleted, the file missing)."""
@@ -177,8 +205,9 @@ def iter_recipients(session: Session, campaign: Campaign, *, fields: Iterable[st
     if campaign.audience_kind not in ("list", "segment"):
         raise AudienceError("Choose the audience: a contact list, a segment or a file.")
     fields = tuple(fields)
-    for address_, contact_id, *values in contact_rows(session, campaign, fields, address=address, limit=limit,
-                                                      stream=stream):
+    for address_, contact_id, *values in contact_rows(
+        session, campaign, fields, address=address, limit=limit, stream=stream
+    ):
         contact = dict(zip(fields, values, strict=True))
         contact["phone"] = address_
         yield Recipient(address_, contact_id, contact, None)

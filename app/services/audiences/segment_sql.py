@@ -19,7 +19,7 @@ from app.models import Contact
 
 def _column(name: str) -> ColumnElement:
     if name.startswith(CUSTOM_PREFIX):
-        return Contact.custom_fields[name[len(CUSTOM_PREFIX):]].as_string()
+        return Contact.custom_fields[name[len(CUSTOM_PREFIX) :]].as_string()
     return getattr(Contact, name)
 
 

@@ -37,7 +37,7 @@ def _clean_name(session: Session, name, exclude_id: int | None = None) -> str:
     if exclude_id is not None:
         query = query.where(Segment.id != exclude_id)
     if session.execute(query).first() is not None:
-        raise SegmentError(f"A segment named \"{text}\" already exists; choose another name.")
+        raise SegmentError(f'A segment named "{text}" already exists; choose another name.')
     return text
 
 
@@ -63,8 +63,9 @@ def _get(session: Session, segment_id) -> Segment:
     return get_or_raise(session, Segment, segment_id, SegmentError, "That segment no longer exists.")
 
 
-def create_segment(*, session: Session, actor: User, name: str, rules: list, match: str = "all",
-                   description: str = "") -> Segment:
+def create_segment(
+    *, session: Session, actor: User, name: str, rules: list, match: str = "all", description: str = ""
+) -> Segment:
     actor = require(session, actor, perm.AUDIENCES_MANAGE)
     name = _clean_name(session, name)
     description = _clean_description(description)
@@ -72,29 +73,49 @@ def create_segment(*, session: Session, actor: User, name: str, rules: list, mat
     segment = Segment(name=name, description=description, match=match, rules=clean, created_by_id=actor.id)
     session.add(segment)
     session.flush()
-    audit.record(session=session, actor=actor, action="segment.create", target_type="segment",
-                 target_id=segment.id, detail={"name": name, "match": match, "rules": clean})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="segment.create",
+        target_type="segment",
+        target_id=segment.id,
+        detail={"name": name, "match": match, "rules": clean},
+    )
     return segment
 
 
-def update_segment(*, session: Session, actor: User, segment_id: int, name: str | None = None,
-                   rules: list | None = None, match: str | None = None, description: str | None = None) -> Segment:
+def update_segment(
+    *,
+    session: Session,
+    actor: User,
+    segment_id: int,
+    name: str | None = None,
+    rules: list | None = None,
+    match: str | None = None,
+    description: str | None = None,
+) -> Segment:
     """Change what is given; None leaves a part as it is. All checks pass before anything changes."""
     actor = require(session, actor, perm.AUDIENCES_MANAGE)
     segment = _get(session, segment_id)
     new_name = segment.name if name is None else _clean_name(session, name, exclude_id=segment.id)
     new_description = segment.description if description is None else _clean_description(description)
-    new_rules, new_match = _clean_rules(segment.rules if rules is None else rules,
-                                        segment.match if match is None else match)
+    new_rules, new_match = _clean_rules(
+        segment.rules if rules is None else rules, segment.match if match is None else match
+    )
     before = {"name": segment.name, "match": segment.match, "rules": segment.rules}
     segment.name, segment.description, segment.match = new_name, new_description, new_match
     segment.rules = new_rules  # a new list object, so the JSON column is seen as changed
     segment.updated_at = utcnow()
     session.add(segment)
     session.flush()
-    audit.record(session=session, actor=actor, action="segment.update", target_type="segment",
-                 target_id=segment.id, detail={"before": before,
-                                               "after": {"name": new_name, "match": new_match, "rules": new_rules}})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="segment.update",
+        target_type="segment",
+        target_id=segment.id,
+        detail={"before": before, "after": {"name": new_name, "match": new_match, "rules": new_rules}},
+    )
     return segment
 
 
@@ -103,10 +124,17 @@ def delete_segment(*, session: Session, actor: User, segment_id: int) -> None:
     segment = _get(session, segment_id)
     used = session.execute(select(Campaign.name).where(Campaign.audience_segment_id == segment.id)).scalars().all()
     if used:
-        raise SegmentError(f"This segment is the audience of {len(used)} campaign(s) (e.g. \"{used[0]}\"); "
-                           "it cannot be deleted.")
-    audit.record(session=session, actor=actor, action="segment.delete", target_type="segment", target_id=segment.id,
-                 detail={"name": segment.name, "match": segment.match, "rules": segment.rules})
+        raise SegmentError(
+            f'This segment is the audience of {len(used)} campaign(s) (e.g. "{used[0]}"); it cannot be deleted.'
+        )
+    audit.record(
+        session=session,
+        actor=actor,
+        action="segment.delete",
+        target_type="segment",
+        target_id=segment.id,
+        detail={"name": segment.name, "match": segment.match, "rules": segment.rules},
+    )
     session.delete(segment)
     session.flush()
 
@@ -124,8 +152,14 @@ def count_segment(*, session: Session, actor: User, rules: list, match: str = "a
 def get_segment(*, session: Session, actor: User, segment_id: int) -> dict:
     require(session, actor, perm.AUDIENCES_VIEW)
     s = _get(session, segment_id)
-    return {"id": s.id, "name": s.name, "description": s.description, "match": s.match, "rules": list(s.rules),
-            "summary": _rules_text(s)}
+    return {
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "match": s.match,
+        "rules": list(s.rules),
+        "summary": _rules_text(s),
+    }
 
 
 def _rules_text(segment: Segment) -> str:
@@ -141,11 +175,22 @@ def list_segments(*, session: Session, actor: User, with_counts: bool = True) ->
         count: int | str = ""
         if with_counts:
             try:
-                count = int(session.execute(select(func.count()).select_from(
-                    segment_contact_ids(s.rules, s.match).subquery())).scalar_one())
+                count = int(
+                    session.execute(
+                        select(func.count()).select_from(segment_contact_ids(s.rules, s.match).subquery())
+                    ).scalar_one()
+                )
             except SegmentRuleError:
                 count = ""  # a rule saved by an older version that no longer validates: show no count
-        rows.append({"id": s.id, "name": s.name, "description": s.description, "match": s.match,
-                     "rules": _rules_text(s), "contacts": count,
-                     "updated": fmt_time(s.updated_at)})
+        rows.append(
+            {
+                "id": s.id,
+                "name": s.name,
+                "description": s.description,
+                "match": s.match,
+                "rules": _rules_text(s),
+                "contacts": count,
+                "updated": fmt_time(s.updated_at),
+            }
+        )
     return rows

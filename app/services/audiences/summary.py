@@ -122,8 +122,9 @@ def _per_contact_totals(audience, bounds: tuple[int, int] | None) -> Select:
         # Bounding both sides lets each part's merge join start at its own range of the identity index.
         on = and_(on, ContactIdentity.contact_id.between(*bounds))
         query = query.where(audience.c.id.between(*bounds))
-    per_contact = query.select_from(audience.outerjoin(ContactIdentity, on)).group_by(audience.c.id) \
-        .subquery("per_contact")
+    per_contact = (
+        query.select_from(audience.outerjoin(ContactIdentity, on)).group_by(audience.c.id).subquery("per_contact")
+    )
     c = per_contact.c
     others = c.instagram + c.messenger + c.sms
     total_sum = lambda expr: func.coalesce(func.sum(expr), 0)
@@ -186,8 +187,13 @@ def _contacts_condition(ids: Select):
     so callers can read other contact columns with it instead of joining contacts to itself; else None."""
     if len(ids.selected_columns) != 1 or ids.get_final_froms() != [Contact.__table__]:
         return None
-    if (ids._group_by_clauses or ids._having_criteria or ids._distinct or ids._limit_clause is not None
-            or ids._offset_clause is not None):
+    if (
+        ids._group_by_clauses
+        or ids._having_criteria
+        or ids._distinct
+        or ids._limit_clause is not None
+        or ids._offset_clause is not None
+    ):
         return None
     column = ids.selected_columns[0]
     column = getattr(column, "element", column)  # through a label
@@ -275,24 +281,39 @@ def _suggested(counts: dict[str, int]) -> list[str]:
     return [t for t in sorted(CHANNEL_TYPES, key=lambda t: (-counts[t], CHANNEL_TYPES.index(t))) if counts[t] > 0]
 
 
-def summarise_ids(*, session: Session, ids: Select, kind: str = "segment", ref_id: int | None = None,
-                  name: str = "", channel: Channel | None = None) -> AudienceSummary:
+def summarise_ids(
+    *,
+    session: Session,
+    ids: Select,
+    kind: str = "segment",
+    ref_id: int | None = None,
+    name: str = "",
+    channel: Channel | None = None,
+) -> AudienceSummary:
     """The summary of any SELECT of contact ids (used for saved audiences and unsaved rules alike)."""
     row = counts_from_flags(flags_histogram(session, ids))
     counts = {t: row[t] for t in CHANNEL_TYPES}
     can_send = channel is None or channel.kind in WHATSAPP_CHANNEL_KINDS
     return AudienceSummary(
-        kind=kind, ref_id=ref_id, name=name, total=row["total"], subscribed_by_channel=counts,
-        reach=counts["whatsapp"] if can_send else 0, not_reachable=row["not_reachable"],
-        unsubscribed=row["unsubscribed"], no_channel=row["no_channel"],
+        kind=kind,
+        ref_id=ref_id,
+        name=name,
+        total=row["total"],
+        subscribed_by_channel=counts,
+        reach=counts["whatsapp"] if can_send else 0,
+        not_reachable=row["not_reachable"],
+        unsubscribed=row["unsubscribed"],
+        no_channel=row["no_channel"],
         variable_fields=list(CONTACT_VARIABLE_FIELDS) + [f"custom.{k}" for k in _custom_keys(session, ids)],
-        suggested_channel_types=_suggested(counts), channel_id=channel.id if channel else None,
+        suggested_channel_types=_suggested(counts),
+        channel_id=channel.id if channel else None,
         channel_can_send=can_send,
     )
 
 
-def audience_summary(*, session: Session, actor: User, kind: str, ref_id: int,
-                     channel_id: int | None = None) -> AudienceSummary:
+def audience_summary(
+    *, session: Session, actor: User, kind: str, ref_id: int, channel_id: int | None = None
+) -> AudienceSummary:
     """Total, subscribed per channel type, WhatsApp reach, not reachable, variable fields (S15)."""
     require(session, actor, perm.AUDIENCES_VIEW)
     ref = _ref_id(ref_id)
@@ -314,7 +335,14 @@ def csv_audience_summary(check, *, name: str = "") -> AudienceSummary:
     counts = dict.fromkeys(CHANNEL_TYPES, 0)
     counts["whatsapp"] = check.valid
     return AudienceSummary(
-        kind="csv", ref_id=None, name=name, total=check.rows, subscribed_by_channel=counts, reach=check.valid,
-        invalid=check.invalid, duplicates=check.duplicates, variable_fields=list(check.columns),
+        kind="csv",
+        ref_id=None,
+        name=name,
+        total=check.rows,
+        subscribed_by_channel=counts,
+        reach=check.valid,
+        invalid=check.invalid,
+        duplicates=check.duplicates,
+        variable_fields=list(check.columns),
         suggested_channel_types=["whatsapp"] if check.valid else [],
     )

@@ -43,13 +43,14 @@ def _limit_text(limit: int) -> str:
     return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit:,} bytes"
 
 
-def store_upload(source: BinaryIO, *, original_name: str, purpose: str = "imports",
-                 max_bytes: int | None = None) -> StoredUpload:
+def store_upload(
+    source: BinaryIO, *, original_name: str, purpose: str = "imports", max_bytes: int | None = None
+) -> StoredUpload:
     """Copy `source` to <upload_dir>/<purpose>/<random>.csv, refusing more than `max_bytes` while reading."""
     limit = get_settings().max_csv_bytes if max_bytes is None else max_bytes
     name = os.path.basename(str(original_name or "").replace("\\", "/"))[:255] or "upload.csv"
     if not name.lower().endswith(".csv"):
-        raise UploadRefused(f"\"{name}\" is not a CSV file; export the sheet as CSV (.csv) and upload that.")
+        raise UploadRefused(f'"{name}" is not a CSV file; export the sheet as CSV (.csv) and upload that.')
     path = _folder(purpose) / f"{secrets.token_hex(16)}.csv"
     digest, size = hashlib.sha256(), 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -58,8 +59,10 @@ def store_upload(source: BinaryIO, *, original_name: str, purpose: str = "import
             while chunk := source.read(CHUNK_BYTES):
                 size += len(chunk)
                 if size > limit:
-                    raise UploadRefused(f"\"{name}\" is larger than {_limit_text(limit)}, the limit for a CSV file; "
-                                        "split it into smaller files.")
+                    raise UploadRefused(
+                        f'"{name}" is larger than {_limit_text(limit)}, the limit for a CSV file; '
+                        "split it into smaller files."
+                    )
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:
@@ -67,7 +70,7 @@ def store_upload(source: BinaryIO, *, original_name: str, purpose: str = "import
         raise
     if size == 0:
         path.unlink(missing_ok=True)
-        raise UploadRefused(f"\"{name}\" is empty.")
+        raise UploadRefused(f'"{name}" is empty.')
     return StoredUpload(path=path, original_name=name, size_bytes=size, sha256=digest.hexdigest())
 
 

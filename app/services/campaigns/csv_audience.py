@@ -36,8 +36,16 @@ class CsvAudience:
     invalid_rows: list[dict[str, str]] = field(default_factory=list)  # {"line", "value", "reason"}, all kept
 
 
-def attach_csv(*, session: Session, actor: User | None, source: BinaryIO, original_name: str,
-               campaign_id: int | None, name: str, channel_id: Any = None) -> CsvAudience:
+def attach_csv(
+    *,
+    session: Session,
+    actor: User | None,
+    source: BinaryIO,
+    original_name: str,
+    campaign_id: int | None,
+    name: str,
+    channel_id: Any = None,
+) -> CsvAudience:
     """Store, check and register `source` as the audience of draft `campaign_id` (created, named `name`,
     when None). Raises CsvAudienceRefused for the file, or the draft services' errors (nothing is kept)."""
     try:
@@ -52,17 +60,37 @@ def attach_csv(*, session: Session, actor: User | None, source: BinaryIO, origin
     try:
         if campaign_id is None:
             campaign_id = drafts.create_draft(session=session, actor=actor, name=name).id
-        upload_row = drafts.register_upload(session=session, actor=actor, path=str(stored.path),
-                                            original_name=stored.original_name, check=check)
-        drafts.update_setup(session=session, actor=actor, campaign_id=campaign_id, name=name,
-                            audience_kind="csv", audience_ref=upload_row.id, channel_id=channel_id or None)
+        upload_row = drafts.register_upload(
+            session=session, actor=actor, path=str(stored.path), original_name=stored.original_name, check=check
+        )
+        drafts.update_setup(
+            session=session,
+            actor=actor,
+            campaign_id=campaign_id,
+            name=name,
+            audience_kind="csv",
+            audience_ref=upload_row.id,
+            channel_id=channel_id or None,
+        )
         session.flush()
     except BaseException:
         uploads.discard(stored.path, drafts.UPLOAD_PURPOSE)
         raise
     invalid = [{"line": str(r.line), "value": r.value, "reason": r.reason} for r in check.invalid_rows]
-    summary = {"file": stored.original_name, "rows": f"{check.rows:,}", "reach": f"{check.valid:,}",
-               "invalid": f"{check.invalid:,}", "duplicates": f"{check.duplicates:,}",
-               "delimiter": f"{check.delimiter_name} ({check.delimiter})", "columns": ", ".join(check.columns)}
-    return CsvAudience(campaign_id=campaign_id, upload_id=upload_row.id, file_name=stored.original_name,
-                       check=check, summary=summary, invalid_rows=invalid)
+    summary = {
+        "file": stored.original_name,
+        "rows": f"{check.rows:,}",
+        "reach": f"{check.valid:,}",
+        "invalid": f"{check.invalid:,}",
+        "duplicates": f"{check.duplicates:,}",
+        "delimiter": f"{check.delimiter_name} ({check.delimiter})",
+        "columns": ", ".join(check.columns),
+    }
+    return CsvAudience(
+        campaign_id=campaign_id,
+        upload_id=upload_row.id,
+        file_name=stored.original_name,
+        check=check,
+        summary=summary,
+        invalid_rows=invalid,
+    )

@@ -52,6 +52,7 @@ class DesignPreview:
 
 # --- what the mapping needs from each recipient ---------------------------------------------------
 
+
 def _needs(keys: list[str], mapping: dict) -> tuple[bool, list[str]]:
     """(everyone misses a value, the recipient values whose emptiness skips a recipient).
 
@@ -73,6 +74,7 @@ def _needs(keys: list[str], mapping: dict) -> tuple[bool, list[str]]:
 
 
 # --- list / segment ----------------------------------------------------------------------------------
+
 
 def _blank(column):
     """SQL for clean_parameter_text(column) == "": new lines and tabs count as spaces, then trim."""
@@ -146,6 +148,7 @@ def _csv_skips(session: Session, upload: AudienceUpload, needs: list[str], every
 
 
 # --- the preview -------------------------------------------------------------------------------------------
+
 
 def design_preview(*, session: Session, actor: User | None, campaign_id: Any, samples: int = SAMPLES) -> DesignPreview:
     """The first recipients' real values, and how many recipients would be skipped for a missing value."""

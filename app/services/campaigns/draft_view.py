@@ -36,8 +36,13 @@ FIXED_TEXT = "__text__"  # the "same text for everyone" choice of a variable's s
 # What the wizard shows as the refusal of a draft change (the message of any of these).
 DRAFT_ERRORS = (drafts.CampaignError, SendingError, audience_service.AudienceError, perm.PermissionDenied)
 
-_TEST_STATUS_WORDS = {"sent": "sent", "delivered": "delivered to the phone", "read": "read",
-                      "failed": "not delivered", "unknown": "not confirmed by WhatsApp yet"}
+_TEST_STATUS_WORDS = {
+    "sent": "sent",
+    "delivered": "delivered to the phone",
+    "read": "read",
+    "failed": "not delivered",
+    "unknown": "not confirmed by WhatsApp yet",
+}
 _AUDIENCE_LABELS = {"list": "Contact list", "segment": "Segment", "csv": "File"}
 
 
@@ -64,23 +69,35 @@ class DraftView:
 
 def wizard_options(*, session: Session, actor: User | None) -> WizardOptions:
     lists = [{"id": str(r["id"]), "name": r["name"]} for r in lists_service.list_lists(session=session, actor=actor)]
-    segments = [{"id": str(r["id"]), "name": r["name"]}
-                for r in segments_service.list_segments(session=session, actor=actor, with_counts=False)]
-    channels = [{"id": str(c.id), "name": c.name + (" (Sandbox)" if c.kind == "sandbox"
-                                                    and "sandbox" not in c.name.lower() else "")}
-                for c in drafts.usable_channels(session=session, actor=actor)]
+    segments = [
+        {"id": str(r["id"]), "name": r["name"]}
+        for r in segments_service.list_segments(session=session, actor=actor, with_counts=False)
+    ]
+    channels = [
+        {
+            "id": str(c.id),
+            "name": c.name + (" (Sandbox)" if c.kind == "sandbox" and "sandbox" not in c.name.lower() else ""),
+        }
+        for c in drafts.usable_channels(session=session, actor=actor)
+    ]
     return WizardOptions(lists=lists, segments=segments, channels=channels)
 
 
 def open_draft(*, session: Session, actor: User | None, campaign_id: Any) -> dict[str, Any]:
     """The saved choices of a draft, as the wizard's vars (ids as strings, "" for none)."""
     campaign = drafts.get_draft(session=session, actor=actor, campaign_id=campaign_id)
-    return {"campaign_id": str(campaign.id), "name": campaign.name,
-            "audience_kind": campaign.audience_kind or "segment",
-            "list_id": str(campaign.audience_list_id or ""), "segment_id": str(campaign.audience_segment_id or ""),
-            "upload_id": str(campaign.audience_upload_id or ""), "channel_id": str(campaign.channel_id or ""),
-            "template_id": str(campaign.template_id or ""), "timezone": campaign.timezone or "",
-            "step": campaign.wizard_step if campaign.wizard_step in drafts.STEPS else 1}
+    return {
+        "campaign_id": str(campaign.id),
+        "name": campaign.name,
+        "audience_kind": campaign.audience_kind or "segment",
+        "list_id": str(campaign.audience_list_id or ""),
+        "segment_id": str(campaign.audience_segment_id or ""),
+        "upload_id": str(campaign.audience_upload_id or ""),
+        "channel_id": str(campaign.channel_id or ""),
+        "template_id": str(campaign.template_id or ""),
+        "timezone": campaign.timezone or "",
+        "step": campaign.wizard_step if campaign.wizard_step in drafts.STEPS else 1,
+    }
 
 
 def draft_view(*, session: Session, actor: User | None, campaign_id: int | None, step: int) -> DraftView:
@@ -106,32 +123,48 @@ def _summary(session: Session, actor: User | None, campaign: Campaign, view: Dra
             upload = session.get(AudienceUpload, campaign.audience_upload_id) if campaign.audience_upload_id else None
             if upload is None:
                 return
-            view.summary = {"name": upload.original_filename, "total": f"{upload.row_count:,}",
-                            "reach": f"{upload.valid_count:,}", "invalid": f"{upload.invalid_count:,}",
-                            "duplicates": f"{upload.duplicate_count:,}", "not_reachable": "0",
-                            "unsubscribed": "0", "kind": "csv"}
+            view.summary = {
+                "name": upload.original_filename,
+                "total": f"{upload.row_count:,}",
+                "reach": f"{upload.valid_count:,}",
+                "invalid": f"{upload.invalid_count:,}",
+                "duplicates": f"{upload.duplicate_count:,}",
+                "not_reachable": "0",
+                "unsubscribed": "0",
+                "kind": "csv",
+            }
             view.field_options = list(upload.columns)
             return
         ref = campaign.audience_list_id if campaign.audience_kind == "list" else campaign.audience_segment_id
         if ref is None:
             return
-        s = audience_service.audience_summary(session=session, actor=actor, kind=campaign.audience_kind,
-                                              ref_id=ref, channel_id=campaign.channel_id)
+        s = audience_service.audience_summary(
+            session=session, actor=actor, kind=campaign.audience_kind, ref_id=ref, channel_id=campaign.channel_id
+        )
     except DRAFT_ERRORS as exc:
         view.summary = {"error": str(exc)}
         return
-    view.summary = {"name": s.name, "total": f"{s.total:,}", "reach": f"{s.reach:,}",
-                    "not_reachable": f"{s.not_reachable:,}", "unsubscribed": f"{s.unsubscribed:,}",
-                    "no_channel": f"{s.no_channel:,}", "invalid": "0", "duplicates": "0", "kind": s.kind}
+    view.summary = {
+        "name": s.name,
+        "total": f"{s.total:,}",
+        "reach": f"{s.reach:,}",
+        "not_reachable": f"{s.not_reachable:,}",
+        "unsubscribed": f"{s.unsubscribed:,}",
+        "no_channel": f"{s.no_channel:,}",
+        "invalid": "0",
+        "duplicates": "0",
+        "kind": s.kind,
+    }
     view.field_options = [f for f in s.variable_fields if f in CONTACT_FIELDS or f.startswith("custom.")]
 
 
 def _design(session: Session, actor: User | None, campaign: Campaign, view: DraftView) -> None:
     if not campaign.channel_id:
         return
-    view.template_options = [{"id": str(t.id), "name": f"{t.name} · {t.language}"}
-                             for t in drafts.sendable_templates(session=session, actor=actor,
-                                                                channel_id=campaign.channel_id)]
+    view.template_options = [
+        {"id": str(t.id), "name": f"{t.name} · {t.language}"}
+        for t in drafts.sendable_templates(session=session, actor=actor, channel_id=campaign.channel_id)
+    ]
     template = session.get(Template, campaign.template_id) if campaign.template_id else None
     if template is None:
         return
@@ -141,8 +174,16 @@ def _design(session: Session, actor: User | None, campaign: Campaign, view: Draf
         spec = mapping.get(v.key) or {}
         ref = FIXED_TEXT if spec.get("source") == "text" else str(spec.get("key") or "")
         fallback = str(spec.get("value") or "") if ref == FIXED_TEXT else str(spec.get("fallback") or "")
-        view.variables.append({"key": v.key, "label": placeholder_label(v.key), "component": v.component,
-                               "ref": ref, "fallback": fallback, "example": v.example})
+        view.variables.append(
+            {
+                "key": v.key,
+                "label": placeholder_label(v.key),
+                "component": v.component,
+                "ref": ref,
+                "fallback": fallback,
+                "example": v.example,
+            }
+        )
     preview = design_preview(session=session, actor=actor, campaign_id=campaign.id)
     view.samples, view.skipped = list(preview.samples), preview.skipped
 
@@ -151,12 +192,21 @@ def _review(session: Session, campaign: Campaign, view: DraftView) -> None:
     channel = session.get(Channel, campaign.channel_id) if campaign.channel_id else None
     template = session.get(Template, campaign.template_id) if campaign.template_id else None
     audience_label = _AUDIENCE_LABELS.get(campaign.audience_kind, "")
-    view.review = {"name": campaign.name, "audience": f"{audience_label}: {view.summary.get('name', '—')}",
-                   "reach": view.summary.get("reach", "0"), "channel": channel.name if channel else "—",
-                   "template": f"{template.name} · {template.language}" if template else "—"}
-    view.mapping_rows = [{"label": v["label"],
-                          "source": ("Text: " + v["fallback"]) if v["ref"] == FIXED_TEXT else (v["ref"] or "—"),
-                          "fallback": "" if v["ref"] == FIXED_TEXT else v["fallback"]} for v in view.variables]
+    view.review = {
+        "name": campaign.name,
+        "audience": f"{audience_label}: {view.summary.get('name', '—')}",
+        "reach": view.summary.get("reach", "0"),
+        "channel": channel.name if channel else "—",
+        "template": f"{template.name} · {template.language}" if template else "—",
+    }
+    view.mapping_rows = [
+        {
+            "label": v["label"],
+            "source": ("Text: " + v["fallback"]) if v["ref"] == FIXED_TEXT else (v["ref"] or "—"),
+            "fallback": "" if v["ref"] == FIXED_TEXT else v["fallback"],
+        }
+        for v in view.variables
+    ]
 
 
 def mapping_from_rows(rows: list[dict[str, str]], audience_kind: str) -> dict[str, dict[str, str]]:
@@ -171,8 +221,9 @@ def mapping_from_rows(rows: list[dict[str, str]], audience_kind: str) -> dict[st
     return mapping
 
 
-def trial_status(*, session: Session, actor: User | None, campaign_id: int | None,
-                 trial_send_id: Any) -> tuple[bool, str] | None:
+def trial_status(
+    *, session: Session, actor: User | None, campaign_id: int | None, trial_send_id: Any
+) -> tuple[bool, str] | None:
     """(delivered or not, the sentence to show) for a trial message of this campaign; None if it is not one."""
     access.require(session, actor, perm.CAMPAIGNS_EDIT)
     row = latest_status(session, trial_send_id)

@@ -44,6 +44,7 @@ class CampaignError(ValueError):
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def _int(value: Any, message: str) -> int:
     try:
         return int(str(value).strip())
@@ -77,13 +78,20 @@ def _touch(campaign: Campaign) -> None:
 
 # --- drafts ---------------------------------------------------------------------------------------
 
+
 def create_draft(*, session: Session, actor: User | None, name: Any) -> Campaign:
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = Campaign(name=_clean_name(name), status=DRAFT, wizard_step=1, created_by_id=user.id)
     session.add(campaign)
     session.flush()
-    audit.record(session=session, actor=user, action="campaign.create", target_type="campaign",
-                 target_id=campaign.id, detail={"name": campaign.name})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.create",
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"name": campaign.name},
+    )
     return campaign
 
 
@@ -103,8 +111,13 @@ def _check_audience(session: Session, user: User, kind: str, ref_id: Any) -> int
     ref = _int(ref_id, "Choose the audience: a contact list, a segment or a file.")
     model = {"list": ContactList, "segment": Segment, "csv": AudienceUpload}[kind]
     if session.get(model, ref) is None:
-        raise CampaignError({"list": "That list no longer exists.", "segment": "That segment no longer exists.",
-                             "csv": "That file is gone; upload it again."}[kind])
+        raise CampaignError(
+            {
+                "list": "That list no longer exists.",
+                "segment": "That segment no longer exists.",
+                "csv": "That file is gone; upload it again.",
+            }[kind]
+        )
     if kind == "csv":
         perm.require(user.role, perm.AUDIENCES_MANAGE)
     return ref
@@ -123,8 +136,16 @@ def _check_channel(session: Session, channel_id: Any) -> int | None:
     return channel.id
 
 
-def update_setup(*, session: Session, actor: User | None, campaign_id: Any, name: Any, audience_kind: Any = "",
-                 audience_ref: Any = None, channel_id: Any = None) -> Campaign:
+def update_setup(
+    *,
+    session: Session,
+    actor: User | None,
+    campaign_id: Any,
+    name: Any,
+    audience_kind: Any = "",
+    audience_ref: Any = None,
+    channel_id: Any = None,
+) -> Campaign:
     """Step 1: name, audience (list / segment / uploaded file) and channel. All or nothing."""
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _draft(session, campaign_id)
@@ -142,8 +163,14 @@ def update_setup(*, session: Session, actor: User | None, campaign_id: Any, name
     campaign.audience_upload_id = ref if kind == "csv" else None
     campaign.channel_id = channel
     _touch(campaign)
-    audit.record(session=session, actor=user, action="campaign.setup", target_type="campaign",
-                 target_id=campaign.id, detail={"audience": kind, "ref": ref, "channel_id": channel})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.setup",
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"audience": kind, "ref": ref, "channel_id": channel},
+    )
     return campaign
 
 
@@ -159,16 +186,29 @@ def register_upload(*, session: Session, actor: User | None, path: str, original
         while chunk := fh.read(1024 * 1024):
             digest.update(chunk)
     upload = AudienceUpload(
-        original_filename=str(original_name)[:255], stored_path=str(owned), size_bytes=check.size_bytes,
-        sha256=digest.hexdigest(), delimiter=check.delimiter, id_column=check.id_column,
-        columns=list(check.columns), row_count=check.rows, valid_count=check.valid,
-        invalid_count=check.invalid, duplicate_count=check.duplicates, uploaded_by_id=user.id,
+        original_filename=str(original_name)[:255],
+        stored_path=str(owned),
+        size_bytes=check.size_bytes,
+        sha256=digest.hexdigest(),
+        delimiter=check.delimiter,
+        id_column=check.id_column,
+        columns=list(check.columns),
+        row_count=check.rows,
+        valid_count=check.valid,
+        invalid_count=check.invalid,
+        duplicate_count=check.duplicates,
+        uploaded_by_id=user.id,
     )
     session.add(upload)
     session.flush()
-    audit.record(session=session, actor=user, action="campaign.upload", target_type="audience_upload",
-                 target_id=upload.id, detail={"file": upload.original_filename, "rows": check.rows,
-                                              "valid": check.valid, "invalid": check.invalid})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.upload",
+        target_type="audience_upload",
+        target_id=upload.id,
+        detail={"file": upload.original_filename, "rows": check.rows, "valid": check.valid, "invalid": check.invalid},
+    )
     return upload
 
 
@@ -204,8 +244,11 @@ def _clean_mapping(session: Session, campaign: Campaign, template: Template, map
             source = "column"  # a file audience has columns, not contact fields
         if source == "column" and value.lower() not in columns:
             raise CampaignError(f"The file has no column “{value}” ({placeholder_label(key)}).")
-        out[key] = {"source": source, "value": value, "fallback": fallback} if source == "text" \
+        out[key] = (
+            {"source": source, "value": value, "fallback": fallback}
+            if source == "text"
             else {"source": source, "key": value, "fallback": fallback}
+        )
     return out
 
 
@@ -220,8 +263,9 @@ def _sendable_template(session: Session, campaign: Campaign, template_id: Any) -
     return template
 
 
-def update_design(*, session: Session, actor: User | None, campaign_id: Any, template_id: Any,
-                  mapping: Any = None) -> Campaign:
+def update_design(
+    *, session: Session, actor: User | None, campaign_id: Any, template_id: Any, mapping: Any = None
+) -> Campaign:
     """Step 2: the template (APPROVED, of the campaign's channel) and where each variable comes from."""
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
     campaign = _draft(session, campaign_id)
@@ -232,9 +276,14 @@ def update_design(*, session: Session, actor: User | None, campaign_id: Any, tem
         campaign.variable_mapping = _clean_mapping(session, campaign, template, mapping)
         campaign.template_id = template.id
     _touch(campaign)
-    audit.record(session=session, actor=user, action="campaign.design", target_type="campaign",
-                 target_id=campaign.id, detail={"template_id": campaign.template_id,
-                                                "variables": sorted(campaign.variable_mapping)})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.design",
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"template_id": campaign.template_id, "variables": sorted(campaign.variable_mapping)},
+    )
     return campaign
 
 
@@ -254,16 +303,29 @@ def duplicate_campaign(*, session: Session, actor: User | None, campaign_id: Any
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
     source = _campaign(session, campaign_id)
     copy = Campaign(
-        name=("Copy of " + source.name)[:MAX_NAME], status=DRAFT, wizard_step=1,
-        audience_kind=source.audience_kind, audience_list_id=source.audience_list_id,
-        audience_segment_id=source.audience_segment_id, audience_upload_id=source.audience_upload_id,
-        channel_id=source.channel_id, template_id=source.template_id,
-        variable_mapping=dict(source.variable_mapping or {}), timezone=source.timezone, created_by_id=user.id,
+        name=("Copy of " + source.name)[:MAX_NAME],
+        status=DRAFT,
+        wizard_step=1,
+        audience_kind=source.audience_kind,
+        audience_list_id=source.audience_list_id,
+        audience_segment_id=source.audience_segment_id,
+        audience_upload_id=source.audience_upload_id,
+        channel_id=source.channel_id,
+        template_id=source.template_id,
+        variable_mapping=dict(source.variable_mapping or {}),
+        timezone=source.timezone,
+        created_by_id=user.id,
     )
     session.add(copy)
     session.flush()
-    audit.record(session=session, actor=user, action="campaign.duplicate", target_type="campaign",
-                 target_id=copy.id, detail={"from": source.id})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.duplicate",
+        target_type="campaign",
+        target_id=copy.id,
+        detail={"from": source.id},
+    )
     return copy
 
 
@@ -289,13 +351,20 @@ def delete_draft(*, session: Session, actor: User | None, campaign_id: Any) -> N
     campaign = _campaign(session, campaign_id)
     if campaign.status != DRAFT:
         raise CampaignError(f"Only drafts can be deleted; “{campaign.name}” is {campaign.status}.")
-    audit.record(session=session, actor=user, action="campaign.delete", target_type="campaign",
-                 target_id=campaign.id, detail={"name": campaign.name})
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.delete",
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"name": campaign.name},
+    )
     session.delete(campaign)
     session.flush()
 
 
 # --- what the wizard shows -----------------------------------------------------------------------
+
 
 def step_problems(*, session: Session, actor: User | None, campaign_id: Any, step: Any) -> list[str]:
     """Why "Next" (step 1, 2) or "Send"/"Schedule" (step 3) is disabled; empty when it is enabled."""
@@ -314,8 +383,11 @@ def sendable_templates(*, session: Session, actor: User | None, channel_id: Any)
     if channel_id in (None, ""):
         return []
     cid = _int(channel_id, "Choose a channel.")
-    query = select(Template).where(Template.channel_id == cid, Template.status.in_(tuple(SENDABLE_STATUSES))) \
+    query = (
+        select(Template)
+        .where(Template.channel_id == cid, Template.status.in_(tuple(SENDABLE_STATUSES)))
         .order_by(Template.name, Template.language)
+    )
     return list(session.exec(query).all())
 
 

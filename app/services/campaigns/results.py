@@ -29,8 +29,18 @@ LIVE_STATUSES = (SENDING, SCHEDULED)
 # Delivery and read receipts keep arriving after the last message went out: keep pages live that long.
 RECENT_ACTIVITY = timedelta(minutes=2)
 RECIPIENT_FILTERS = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped")
-EXPORT_COLUMNS = ["number", "status", "wamid", "error_code", "error_title", "sent_at", "delivered_at", "read_at",
-                  "failed_at", "variables"]
+EXPORT_COLUMNS = [
+    "number",
+    "status",
+    "wamid",
+    "error_code",
+    "error_title",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "variables",
+]
 
 
 class CampaignNotFound(LookupError):
@@ -52,26 +62,38 @@ def progress(c: Campaign) -> dict:
     total = c.total_recipients
     done = total - c.queued_count
     return {
-        "total": total, "sent": sent, "delivered": delivered, "read": read, "failed": c.failed_count,
-        "unknown": c.unknown_count, "replied": c.replied_count, "queued": c.queued_count,
+        "total": total,
+        "sent": sent,
+        "delivered": delivered,
+        "read": read,
+        "failed": c.failed_count,
+        "unknown": c.unknown_count,
+        "replied": c.replied_count,
+        "queued": c.queued_count,
         "progress": int(done * 100 / total) if total else 0,
-        "sent_rate": _pct(sent, total), "delivered_rate": _pct(delivered, total), "read_rate": _pct(read, total),
-        "failed_rate": _pct(c.failed_count, total), "unknown_rate": _pct(c.unknown_count, total),
+        "sent_rate": _pct(sent, total),
+        "delivered_rate": _pct(delivered, total),
+        "read_rate": _pct(read, total),
+        "failed_rate": _pct(c.failed_count, total),
+        "unknown_rate": _pct(c.unknown_count, total),
         "replied_rate": _pct(c.replied_count, total),
         "waiting_note": f"{c.queued_count:,} waiting to send" if c.queued_count else "none waiting",
     }
 
 
 def is_live(c: Campaign) -> bool:
-    return c.status in LIVE_STATUSES or (c.status != DRAFT and c.updated_at is not None
-                                         and utcnow() - c.updated_at < RECENT_ACTIVITY)
+    return c.status in LIVE_STATUSES or (
+        c.status != DRAFT and c.updated_at is not None and utcnow() - c.updated_at < RECENT_ACTIVITY
+    )
 
 
 def anything_live(*, session: Session, actor) -> bool:
     """Whether some campaign is sending, scheduled, or still receiving statuses: pages keep polling."""
     require(session, actor, perm.CAMPAIGNS_VIEW)
-    cond = or_(Campaign.status.in_(LIVE_STATUSES),
-               (Campaign.status != DRAFT) & (Campaign.updated_at > utcnow() - RECENT_ACTIVITY))
+    cond = or_(
+        Campaign.status.in_(LIVE_STATUSES),
+        (Campaign.status != DRAFT) & (Campaign.updated_at > utcnow() - RECENT_ACTIVITY),
+    )
     return session.execute(select(Campaign.id).where(cond).limit(1)).first() is not None
 
 
@@ -85,10 +107,18 @@ def campaign_summary(*, session: Session, actor, campaign_id) -> dict:
     channel = session.get(Channel, c.channel_id) if c.channel_id else None
     template = session.get(Template, c.template_id) if c.template_id else None
     return {
-        "id": c.id, "name": c.name, "status": c.status, "status_label": STATUS_LABELS.get(c.status, c.status),
-        "channel": channel.name if channel else "", "template": template.name if template else "",
-        "started": fmt_time(c.started_at), "finished": fmt_time(c.finished_at), "scheduled": fmt_time(c.scheduled_at),
-        "pause_reason": c.pause_reason, "live": is_live(c), **progress(c),
+        "id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "status_label": STATUS_LABELS.get(c.status, c.status),
+        "channel": channel.name if channel else "",
+        "template": template.name if template else "",
+        "started": fmt_time(c.started_at),
+        "finished": fmt_time(c.finished_at),
+        "scheduled": fmt_time(c.scheduled_at),
+        "pause_reason": c.pause_reason,
+        "live": is_live(c),
+        **progress(c),
     }
 
 
@@ -102,8 +132,9 @@ def _recipient_query(campaign_id: int, status: str, search: str):
     return query
 
 
-def recipients_page(*, session: Session, actor, campaign_id, status: str = "", search: str = "", page: int = 1,
-                    page_size: int = 50) -> Page:
+def recipients_page(
+    *, session: Session, actor, campaign_id, status: str = "", search: str = "", page: int = 1, page_size: int = 50
+) -> Page:
     require(session, actor, perm.CAMPAIGNS_VIEW)
     c = _campaign(session, campaign_id)
     if status and status not in RECIPIENT_FILTERS:
@@ -111,13 +142,28 @@ def recipients_page(*, session: Session, actor, campaign_id, status: str = "", s
     page, page_size = paging(page, page_size)
     query = _recipient_query(c.id, status, search)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.order_by(CampaignRecipient.id).offset((page - 1) * page_size)
-                           .limit(page_size)).scalars().all()
-    return Page([{
-        "id": r.id, "number": r.address, "status": r.status, "wamid": r.message_id or "",
-        "error_code": "" if r.error_code is None else r.error_code, "error_title": r.error_title,
-        "updated": fmt_time(r.read_at or r.delivered_at or r.sent_at or r.failed_at or r.updated_at),
-    } for r in rows], total, page, page_size)
+    rows = (
+        session.execute(query.order_by(CampaignRecipient.id).offset((page - 1) * page_size).limit(page_size))
+        .scalars()
+        .all()
+    )
+    return Page(
+        [
+            {
+                "id": r.id,
+                "number": r.address,
+                "status": r.status,
+                "wamid": r.message_id or "",
+                "error_code": "" if r.error_code is None else r.error_code,
+                "error_title": r.error_title,
+                "updated": fmt_time(r.read_at or r.delivered_at or r.sent_at or r.failed_at or r.updated_at),
+            }
+            for r in rows
+        ],
+        total,
+        page,
+        page_size,
+    )
 
 
 def _iso(dt) -> str:
@@ -140,14 +186,35 @@ def export_csv(*, session: Session, actor, campaign_id, chunk_rows: int = 2000) 
     writer.writerow(EXPORT_COLUMNS)
     last_id = 0
     while True:
-        batch = session.execute(select(CampaignRecipient).where(CampaignRecipient.campaign_id == c.id,
-                                                                CampaignRecipient.id > last_id)
-                                .order_by(CampaignRecipient.id).limit(chunk_rows)).scalars().all()
+        batch = (
+            session.execute(
+                select(CampaignRecipient)
+                .where(CampaignRecipient.campaign_id == c.id, CampaignRecipient.id > last_id)
+                .order_by(CampaignRecipient.id)
+                .limit(chunk_rows)
+            )
+            .scalars()
+            .all()
+        )
         for r in batch:
             variables = "; ".join(f"{k}={v}" for k, v in sorted((r.variables or {}).items()))
-            writer.writerow([export_safe(v) for v in (
-                r.address, r.status, r.message_id or "", "" if r.error_code is None else r.error_code,
-                r.error_title, _iso(r.sent_at), _iso(r.delivered_at), _iso(r.read_at), _iso(r.failed_at), variables)])
+            writer.writerow(
+                [
+                    export_safe(v)
+                    for v in (
+                        r.address,
+                        r.status,
+                        r.message_id or "",
+                        "" if r.error_code is None else r.error_code,
+                        r.error_title,
+                        _iso(r.sent_at),
+                        _iso(r.delivered_at),
+                        _iso(r.read_at),
+                        _iso(r.failed_at),
+                        variables,
+                    )
+                ]
+            )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -1,4 +1,4 @@
-""""Send a test message to one number" from the wizard's Design step (SPEC S10, issue 5): the trial send.
+""" "Send a test message to one number" from the wizard's Design step (SPEC S10, issue 5): the trial send.
 
 (Named "trial" in the code so that neither pytest nor a reader takes it for a test; the UI still says
 "Send a test message", and the table keeps its name `test_sends`.)
@@ -89,17 +89,20 @@ class TrialSendResult:
 
 # --- checks ---------------------------------------------------------------------------------------
 
+
 def normalise_trial_number(raw: Any) -> str:
     """E.164 for the typed number, or a TrialSendError saying what is wrong with it."""
     if not isinstance(raw, str) or not raw.strip():
-        raise TrialSendError(f"Enter the phone number to send the test to, with its country code "
-                             f"(e.g. {EXAMPLE_NUMBER}).")
+        raise TrialSendError(
+            f"Enter the phone number to send the test to, with its country code (e.g. {EXAMPLE_NUMBER})."
+        )
     if len(raw) > 40:
         raise TrialSendError("That is not a phone number: at most 15 digits after the + and the country code.")
     e164, reason = normalise_phone(raw)
     if e164 is None:
-        raise TrialSendError(f"“{raw.strip()}” cannot receive a test: {reason[0].lower() + reason[1:]} "
-                             f"(e.g. {EXAMPLE_NUMBER}).")
+        raise TrialSendError(
+            f"“{raw.strip()}” cannot receive a test: {reason[0].lower() + reason[1:]} (e.g. {EXAMPLE_NUMBER})."
+        )
     return e164
 
 
@@ -118,34 +121,52 @@ def _ready(session: Session, campaign: Campaign) -> tuple[Channel, Template]:
 
 # --- whose values ---------------------------------------------------------------------------------
 
+
 def _recipient(session: Session, campaign: Campaign, to: str) -> Recipient | None:
     """The audience's recipient with this number, else its first recipient (None: nobody)."""
     try:
-        return next(iter_recipients(session, campaign, address=to, limit=1), None) \
-            or next(iter_recipients(session, campaign, limit=1), None)
+        return next(iter_recipients(session, campaign, address=to, limit=1), None) or next(
+            iter_recipients(session, campaign, limit=1), None
+        )
     except (AudienceError, CsvRefused) as exc:  # the audience vanished, or the file changed on disk
         raise TrialSendError(str(exc)) from None
 
 
-def values_for_trial(session: Session, campaign: Campaign, template: Template,
-                     to: str) -> tuple[dict[str, str], str]:
+def values_for_trial(session: Session, campaign: Campaign, template: Template, to: str) -> tuple[dict[str, str], str]:
     """(values by variable key, whose values they are) for a trial send to `to`."""
     found = _recipient(session, campaign, to)
-    whose = "" if found is None else ("this number's values from the audience" if found.address == to
-                                      else f"the values of the first recipient ({found.address})")
-    resolution = resolve(template_keys(template), campaign.variable_mapping or {},
-                         contact=found.contact if found else None, row=found.row if found else None)
+    whose = (
+        ""
+        if found is None
+        else (
+            "this number's values from the audience"
+            if found.address == to
+            else f"the values of the first recipient ({found.address})"
+        )
+    )
+    resolution = resolve(
+        template_keys(template),
+        campaign.variable_mapping or {},
+        contact=found.contact if found else None,
+        row=found.row if found else None,
+    )
     if not resolution.ok:
         labels = ", ".join(placeholder_label(k) for k in resolution.missing)
-        who = "The audience has no recipient to take values from" if found is None \
-            else f"The {'recipient with this number' if found.address == to else 'first recipient'} " \
-                 f"({found.address}) has no value for {labels}"
-        raise TrialSendError(f"{who}, and {labels} has no fallback: add a fallback text, or the campaign "
-                             f"will skip recipients like this one.")
+        who = (
+            "The audience has no recipient to take values from"
+            if found is None
+            else f"The {'recipient with this number' if found.address == to else 'first recipient'} "
+            f"({found.address}) has no value for {labels}"
+        )
+        raise TrialSendError(
+            f"{who}, and {labels} has no fallback: add a fallback text, or the campaign "
+            f"will skip recipients like this one."
+        )
     return resolution.values, whose
 
 
 # --- throttle -------------------------------------------------------------------------------------
+
 
 def _throttle_key(user_id: int) -> str:
     return f"hubcast:test-send:{user_id}"
@@ -153,20 +174,24 @@ def _throttle_key(user_id: int) -> str:
 
 def take_throttle_slot(redis_client, user_id: int) -> None:
     try:
-        wait = int(redis_client.eval(_THROTTLE, 1, _throttle_key(user_id), MAX_PER_WINDOW, WINDOW_S * 1_000_000,
-                                     "t"))
+        wait = int(redis_client.eval(_THROTTLE, 1, _throttle_key(user_id), MAX_PER_WINDOW, WINDOW_S * 1_000_000, "t"))
     except Exception as exc:  # Redis down: the rate limiter needs it too, so no test can be sent
-        raise TrialSendError("Test messages cannot be sent right now (the queue service is not reachable); "
-                             "try again in a minute.") from exc
+        raise TrialSendError(
+            "Test messages cannot be sent right now (the queue service is not reachable); try again in a minute."
+        ) from exc
     if wait > 0:
-        raise TrialSendError(f"You have sent {MAX_PER_WINDOW} test messages in the last minute; "
-                             f"wait {wait} second{'s' if wait != 1 else ''} before sending another.")
+        raise TrialSendError(
+            f"You have sent {MAX_PER_WINDOW} test messages in the last minute; "
+            f"wait {wait} second{'s' if wait != 1 else ''} before sending another."
+        )
 
 
 # --- the send -------------------------------------------------------------------------------------
 
-async def post_trial(channel: Any, template: Any, to: str, components: list, callback: str,
-                     config: SendingConfig, url: str) -> SendResult:
+
+async def post_trial(
+    channel: Any, template: Any, to: str, components: list, callback: str, config: SendingConfig, url: str
+) -> SendResult:
     """One POST on the real path: the channel's shared rate limiter, then the Cloud API client."""
     aredis = aioredis.Redis.from_url(url)
     client = CloudApiClient.from_channel(channel, timeout=config.request_timeout_s, max_connections=1)
@@ -174,8 +199,9 @@ async def post_trial(channel: Any, template: Any, to: str, components: list, cal
         limiter = channel_limiter(aredis, channel, config)
         await limiter.wait(1, max_late=config.max_late_s)
         try:
-            return await client.send_template(to, template.name, template.language, components,
-                                              biz_opaque_callback_data=callback)
+            return await client.send_template(
+                to, template.name, template.language, components, biz_opaque_callback_data=callback
+            )
         except WhatsAppApiError as exc:
             if not exc.ambiguous and exc.classification.rate_limited:  # as a campaign job does: everyone waits
                 await limiter.cool_down(exc.retry_after or config.rate_limit_cooldown_s)
@@ -190,13 +216,17 @@ def plain_error(exc: WhatsAppApiError) -> str:
     c, error = exc.classification, exc.error
     meta = str(error)[:300]  # "#131026 Message undeliverable: details"
     if exc.ambiguous:
-        return (f"WhatsApp did not answer in time ({error.title}). The test may still arrive; check the phone "
-                f"before sending another.")
+        return (
+            f"WhatsApp did not answer in time ({error.title}). The test may still arrive; check the phone "
+            f"before sending another."
+        )
     if error.code == 190 or error.http_status == 401:
         return f"WhatsApp refused the channel's access token; reconnect the channel in Channels. ({meta})"
     if c.stops_campaign:
-        return (f"WhatsApp refused to send from this channel; a campaign would be refused the same way. "
-                f"Check the channel in WhatsApp Manager. ({meta})")
+        return (
+            f"WhatsApp refused to send from this channel; a campaign would be refused the same way. "
+            f"Check the channel in WhatsApp Manager. ({meta})"
+        )
     if c.rate_limited:
         return f"WhatsApp is limiting how fast this number sends right now; try again in a minute. ({meta})"
     if c.template_issue:
@@ -210,8 +240,15 @@ def plain_error(exc: WhatsAppApiError) -> str:
     return f"WhatsApp refused the test message. ({meta})"
 
 
-def send_trial_message(*, session: Session, actor: User | None, campaign_id: Any, to: Any,
-                       redis_client=None, config: SendingConfig | None = None) -> TrialSendResult:
+def send_trial_message(
+    *,
+    session: Session,
+    actor: User | None,
+    campaign_id: Any,
+    to: Any,
+    redis_client=None,
+    config: SendingConfig | None = None,
+) -> TrialSendResult:
     """Send the campaign's message to one number as a trial. Commits (the row exists before the POST
     leaves, so a crash mid-send still shows what may have been sent). Raises TrialSendError (nothing
     stored or sent) or PermissionDenied; WhatsApp's refusals come back as a failed result."""
@@ -222,8 +259,7 @@ def send_trial_message(*, session: Session, actor: User | None, campaign_id: Any
     campaign = _campaign(session, campaign_id)
     channel, template = _ready(session, campaign)
     if unsubscribed_numbers(session, [number]):
-        raise TrialSendError(f"{number} has unsubscribed from your WhatsApp messages; send the test to another "
-                             f"number.")
+        raise TrialSendError(f"{number} has unsubscribed from your WhatsApp messages; send the test to another number.")
     values, whose = values_for_trial(session, campaign, template, number)
     try:
         components = build_send_components(template.components or [], values, template.parameter_format)
@@ -233,34 +269,55 @@ def send_trial_message(*, session: Session, actor: User | None, campaign_id: Any
     take_throttle_slot(redis_client if redis_client is not None else get_redis(), user.id)
 
     # Plain copies: nothing from the ORM is touched while the request is in flight.
-    facts = SimpleNamespace(id=channel.id, messages_per_second=channel.messages_per_second,
-                            api_base_url=channel.api_base_url, api_version=channel.api_version,
-                            phone_number_id=channel.phone_number_id,
-                            business_account_id=channel.business_account_id, access_token=channel.access_token)
+    facts = SimpleNamespace(
+        id=channel.id,
+        messages_per_second=channel.messages_per_second,
+        api_base_url=channel.api_base_url,
+        api_version=channel.api_version,
+        phone_number_id=channel.phone_number_id,
+        business_account_id=channel.business_account_id,
+        access_token=channel.access_token,
+    )
     tmpl = SimpleNamespace(name=template.name, language=template.language)
     row = TrialSend(campaign_id=campaign.id, user_id=user.id, to=number, status="sending")
     session.add(row)
     session.flush()
-    audit.record(session=session, actor=user, action="campaign.test_send", target_type="campaign",
-                 target_id=campaign.id, detail={"to": number, "test_send_id": row.id})  # the audit log's key
+    audit.record(
+        session=session,
+        actor=user,
+        action="campaign.test_send",
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"to": number, "test_send_id": row.id},
+    )  # the audit log's key
     session.commit()
     trial_id = row.id
 
     try:
-        result = run_async(lambda: post_trial(facts, tmpl, number, components, f"{CALLBACK_PREFIX}{trial_id}",
-                                              config, redis_url()))
+        result = run_async(
+            lambda: post_trial(facts, tmpl, number, components, f"{CALLBACK_PREFIX}{trial_id}", config, redis_url())
+        )
     except WhatsAppApiError as exc:
         status = "unknown" if exc.ambiguous else "failed"
         message = plain_error(exc)
-        session.execute(update(TrialSend).where(TrialSend.id == trial_id).values(
-            status=status, error_code=exc.code, error=message[:500], updated_at=utcnow()))
+        session.execute(
+            update(TrialSend)
+            .where(TrialSend.id == trial_id)
+            .values(status=status, error_code=exc.code, error=message[:500], updated_at=utcnow())
+        )
         session.commit()
         return TrialSendResult(False, number, message, status, trial_id)
-    session.execute(update(TrialSend).where(TrialSend.id == trial_id, TrialSend.status == "sending").values(
-        status="sent", message_id=result.message_id, updated_at=utcnow()))
+    session.execute(
+        update(TrialSend)
+        .where(TrialSend.id == trial_id, TrialSend.status == "sending")
+        .values(status="sent", message_id=result.message_id, updated_at=utcnow())
+    )
     session.commit()
-    message = f"Test sent to {number} with {whose}; it is not counted in the campaign." if whose \
+    message = (
+        f"Test sent to {number} with {whose}; it is not counted in the campaign."
+        if whose
         else f"Test sent to {number}; it is not counted in the campaign."
+    )
     return TrialSendResult(True, number, message, "sent", trial_id, result.message_id)
 
 
@@ -271,6 +328,7 @@ def latest_status(session: Session, trial_send_id: Any) -> TrialSend | None:
 
 # --- status webhooks --------------------------------------------------------------------------------
 
+
 def apply_trial_statuses(session: Session, limit: int) -> int:
     """Apply stored status events whose wamid is a trial send's (called by the webhook applier, inside
     its write transaction). Returns how many events were stamped applied."""
@@ -278,12 +336,21 @@ def apply_trial_statuses(session: Session, limit: int) -> int:
     # Only statuses that came through the trial's own channel (issue 13: another channel's secret
     # cannot vouch for this one's messages).
     rows = session.execute(
-        select(events.c.id, events.c.status, events.c.error_code, events.c.error_title, trials.c.id.label("tid"),
-               trials.c.status.label("tstatus"))
+        select(
+            events.c.id,
+            events.c.status,
+            events.c.error_code,
+            events.c.error_title,
+            trials.c.id.label("tid"),
+            trials.c.status.label("tstatus"),
+        )
         .join(trials, trials.c.message_id == events.c.message_id)
         .join(campaigns, campaigns.c.id == trials.c.campaign_id)
         .where(campaigns.c.channel_id == events.c.channel_id)
-        .where(events.c.applied_at.is_(None)).order_by(events.c.id).limit(max(1, int(limit)))).all()
+        .where(events.c.applied_at.is_(None))
+        .order_by(events.c.id)
+        .limit(max(1, int(limit)))
+    ).all()
     if not rows:
         return 0
     now = utcnow()
@@ -296,8 +363,10 @@ def apply_trial_statuses(session: Session, limit: int) -> int:
             current[row.tid] = row.status
             values = {"status": row.status, "updated_at": now}
             if row.status == R_FAILED:
-                values.update(error_code=row.error_code,
-                              error=f"WhatsApp could not deliver it: #{row.error_code} {row.error_title}"[:500])
+                values.update(
+                    error_code=row.error_code,
+                    error=f"WhatsApp could not deliver it: #{row.error_code} {row.error_title}"[:500],
+                )
             changes[row.tid] = {**changes.get(row.tid, {}), **values}
     for tid, values in changes.items():
         session.execute(update(TrialSend).where(TrialSend.id == tid).values(**values))

@@ -85,6 +85,7 @@ class DisconnectResult:
 
 # --- helpers shared with the template sync -----------------------------------------------------
 
+
 def run_async(factory: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine from synchronous service code, also when called inside a running event loop
     (a Reflex handler): then it runs on a short-lived thread with its own loop."""
@@ -99,9 +100,13 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
 def connection_facts(channel: Channel) -> SimpleNamespace:
     """A plain copy of what the client needs, read before any network call, so no ORM object is
     touched from the thread/loop that does the HTTP."""
-    return SimpleNamespace(api_base_url=channel.api_base_url, api_version=channel.api_version,
-                           phone_number_id=channel.phone_number_id,
-                           business_account_id=channel.business_account_id, access_token=channel.access_token)
+    return SimpleNamespace(
+        api_base_url=channel.api_base_url,
+        api_version=channel.api_version,
+        phone_number_id=channel.phone_number_id,
+        business_account_id=channel.business_account_id,
+        access_token=channel.access_token,
+    )
 
 
 def client_for(facts: Any, *, timeout: float = CONNECTION_TEST_TIMEOUT_S) -> CloudApiClient:
@@ -127,6 +132,7 @@ def _channel(session: Session, channel_id: Any) -> Channel:
 
 
 # --- validation ----------------------------------------------------------------------------------
+
 
 def _text(form: Mapping[str, Any], key: str, limit: int = 2000) -> str:
     value = form.get(key)
@@ -169,7 +175,7 @@ def _parse_form(form: Any, *, creating: bool) -> tuple[dict[str, Any], dict[str,
     fields: dict[str, Any] = {}
     name = _text(form, "name", 500)
     if not name:
-        errors.append("Enter a name for the channel (for example \"Main shop number\").")
+        errors.append('Enter a name for the channel (for example "Main shop number").')
     elif len(name) > 120:
         errors.append("The name is too long (at most 120 characters).")
     fields["name"] = name
@@ -222,6 +228,7 @@ def _name_taken(session: Session, name: str, except_id: int | None = None) -> bo
 
 # --- operations ----------------------------------------------------------------------------------
 
+
 def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -> SaveResult:
     """Store a new WhatsApp Cloud API number. Its status stays "disconnected" until a connection test
     passes (the UI runs one right away)."""
@@ -229,8 +236,13 @@ def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -
     fields, given, errors = _parse_form(form, creating=True)
     if not errors and _name_taken(session, fields["name"]):
         errors.append(f"A channel named {fields['name']} already exists.")
-    if not errors and session.exec(select(Channel.id).where(Channel.phone_number_id == fields["phone_number_id"],
-                                                            Channel.kind == KIND_CLOUD)).first() is not None:
+    if (
+        not errors
+        and session.exec(
+            select(Channel.id).where(Channel.phone_number_id == fields["phone_number_id"], Channel.kind == KIND_CLOUD)
+        ).first()
+        is not None
+    ):
         errors.append(f"Phone number ID {fields['phone_number_id']} is already connected.")
     if errors:
         raise ChannelError(" ".join(errors))
@@ -240,9 +252,18 @@ def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -
     channel = Channel(kind=KIND_CLOUD, status=DISCONNECTED, last_error="Not tested yet.", **fields, **given)
     session.add(channel)
     session.flush()
-    audit.record(session=session, actor=actor, action="channel.connect", target_type="channel", target_id=channel.id,
-                 detail={"name": channel.name, "phone_number_id": channel.phone_number_id,
-                         "verify_token_generated": generated is not None})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="channel.connect",
+        target_type="channel",
+        target_id=channel.id,
+        detail={
+            "name": channel.name,
+            "phone_number_id": channel.phone_number_id,
+            "verify_token_generated": generated is not None,
+        },
+    )
     return SaveResult(channel, tuple(fields) + tuple(given), generated)
 
 
@@ -251,14 +272,24 @@ def update_channel(*, session: Session, actor: User, channel_id: Any, form: Mapp
     actor = require(session, actor, perm.CHANNELS_MANAGE)
     channel = _channel(session, channel_id)
     if channel.kind == KIND_SANDBOX:
-        raise ChannelError("The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
-                           "cannot be edited here.")
+        raise ChannelError(
+            "The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
+            "cannot be edited here."
+        )
     fields, given, errors = _parse_form(form, creating=False)
     if not errors and _name_taken(session, fields["name"], except_id=channel.id):
         errors.append(f"A channel named {fields['name']} already exists.")
-    if not errors and session.exec(select(Channel.id).where(
-            Channel.phone_number_id == fields["phone_number_id"], Channel.kind == KIND_CLOUD,
-            Channel.id != channel.id)).first() is not None:
+    if (
+        not errors
+        and session.exec(
+            select(Channel.id).where(
+                Channel.phone_number_id == fields["phone_number_id"],
+                Channel.kind == KIND_CLOUD,
+                Channel.id != channel.id,
+            )
+        ).first()
+        is not None
+    ):
         errors.append(f"Phone number ID {fields['phone_number_id']} is already connected as another channel.")
     if errors:
         raise ChannelError(" ".join(errors))
@@ -269,8 +300,14 @@ def update_channel(*, session: Session, actor: User, channel_id: Any, form: Mapp
     if changed:
         channel.updated_at = utcnow()
         session.add(channel)
-        audit.record(session=session, actor=actor, action="channel.update", target_type="channel",
-                     target_id=channel.id, detail={"name": channel.name, "changed": sorted(changed)})
+        audit.record(
+            session=session,
+            actor=actor,
+            action="channel.update",
+            target_type="channel",
+            target_id=channel.id,
+            detail={"name": channel.name, "changed": sorted(changed)},
+        )
     return SaveResult(channel, tuple(changed), None)
 
 
@@ -283,13 +320,22 @@ def disconnect_channel(*, session: Session, actor: User, channel_id: Any) -> Dis
         raise ChannelError("The Sandbox simulator is always available and cannot be disconnected.")
     if channel.status == DISCONNECTED:
         raise ChannelError(f"{channel.name} is already disconnected.")
-    active = session.exec(select(func.count()).select_from(Campaign).where(
-        Campaign.channel_id == channel.id, Campaign.status.in_(_ACTIVE_CAMPAIGN_STATES))).one()
+    active = session.exec(
+        select(func.count())
+        .select_from(Campaign)
+        .where(Campaign.channel_id == channel.id, Campaign.status.in_(_ACTIVE_CAMPAIGN_STATES))
+    ).one()
     channel.status, channel.updated_at = DISCONNECTED, utcnow()
     channel.last_error = "Disconnected by an admin."
     session.add(channel)
-    audit.record(session=session, actor=actor, action="channel.disconnect", target_type="channel",
-                 target_id=channel.id, detail={"name": channel.name, "active_campaigns": int(active)})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="channel.disconnect",
+        target_type="channel",
+        target_id=channel.id,
+        detail={"name": channel.name, "active_campaigns": int(active)},
+    )
     return DisconnectResult(channel, int(active))
 
 
@@ -306,8 +352,11 @@ async def _probe(channel: SimpleNamespace) -> tuple[dict, str]:
         except StopAsyncIteration:
             pass
         except WhatsAppApiError as exc:
-            return info, f"The phone number works, but WhatsApp Business Account ID " \
-                         f"{channel.business_account_id} does not: {describe_api_error(exc)}"
+            return (
+                info,
+                f"The phone number works, but WhatsApp Business Account ID "
+                f"{channel.business_account_id} does not: {describe_api_error(exc)}",
+            )
         finally:
             await pages.aclose()
         return info, ""
@@ -331,9 +380,15 @@ def test_connection(*, session: Session, actor: User, channel_id: Any) -> Connec
     if display:
         channel.display_phone_number = display
     session.add(channel)
-    audit.record(session=session, actor=actor, action="channel.test", outcome="ok" if ok else "error",
-                 target_type="channel", target_id=channel.id,
-                 detail={"name": channel.name, "error": channel.last_error} if not ok else {"name": channel.name})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="channel.test",
+        outcome="ok" if ok else "error",
+        target_type="channel",
+        target_id=channel.id,
+        detail={"name": channel.name, "error": channel.last_error} if not ok else {"name": channel.name},
+    )
     message = str(info.get("verified_name") or channel.display_phone_number or channel.name) if ok else problem
     return ConnectionResult(ok, channel.status, message, channel.display_phone_number)
 
@@ -346,10 +401,22 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
     actor = require(session, actor, perm.CHANNELS_MANAGE)
     channel = _channel(session, channel_id)
     if channel.kind == KIND_SANDBOX:
-        raise ChannelError("The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
-                           "cannot be edited here.")
-    out = {k: str(getattr(channel, k)) for k in ("id", "name", "phone_number_id", "business_account_id",
-                                                 "api_base_url", "api_version", "messages_per_second")}
+        raise ChannelError(
+            "The Sandbox is Hubcast's simulator: its settings match the local Sandbox process and "
+            "cannot be edited here."
+        )
+    out = {
+        k: str(getattr(channel, k))
+        for k in (
+            "id",
+            "name",
+            "phone_number_id",
+            "business_account_id",
+            "api_base_url",
+            "api_version",
+            "messages_per_second",
+        )
+    }
     out.update({f"{k}_set": "yes" if getattr(channel, k) else "" for k in _SECRET_FIELDS})
     return out
 
@@ -357,10 +424,24 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
 def channels_overview(*, session: Session, actor: User) -> list[dict]:
     """Channel facts safe to show: secrets appear only as whether they are set."""
     require(session, actor, perm.CHANNELS_VIEW)
-    return [{"id": c.id, "name": c.name, "kind": "Sandbox" if c.kind == "sandbox" else "WhatsApp Cloud API",
-             "sandbox": c.kind == "sandbox", "phone": c.display_phone_number, "phone_number_id": c.phone_number_id,
-             "business_account_id": c.business_account_id, "api_base_url": c.api_base_url,
-             "api_version": c.api_version, "status": c.status, "last_error": c.last_error,
-             "mps": c.messages_per_second, "token_set": bool(c.access_token), "secret_set": bool(c.app_secret),
-             "verify_set": bool(c.verify_token), "checked": fmt_time(c.last_checked_at)}
-            for c in session.exec(select(Channel).order_by(Channel.name)).all()]
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "kind": "Sandbox" if c.kind == "sandbox" else "WhatsApp Cloud API",
+            "sandbox": c.kind == "sandbox",
+            "phone": c.display_phone_number,
+            "phone_number_id": c.phone_number_id,
+            "business_account_id": c.business_account_id,
+            "api_base_url": c.api_base_url,
+            "api_version": c.api_version,
+            "status": c.status,
+            "last_error": c.last_error,
+            "mps": c.messages_per_second,
+            "token_set": bool(c.access_token),
+            "secret_set": bool(c.app_secret),
+            "verify_set": bool(c.verify_token),
+            "checked": fmt_time(c.last_checked_at),
+        }
+        for c in session.exec(select(Channel).order_by(Channel.name)).all()
+    ]

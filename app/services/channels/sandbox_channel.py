@@ -23,16 +23,20 @@ def sandbox_channel(*, session: Session) -> Channel | None:
 def sandbox_argv(channel: Channel, *, public_url: str) -> list[str]:
     api = urlparse(channel.api_base_url)
     return [
-        "--host", api.hostname or "127.0.0.1",
-        "--port", str(api.port or 8001),
+        "--host",
+        api.hostname or "127.0.0.1",
+        "--port",
+        str(api.port or 8001),
         # `--name=value`: a stored value may begin with "-" (a generated token does one time in 64), which
         # argparse would take for an option and refuse, so the Sandbox would not start.
         f"--access-token={channel.access_token}",
         f"--app-secret={channel.app_secret}",
         f"--phone-number-id={channel.phone_number_id}",
         f"--waba-id={channel.business_account_id}",
-        "--mps", str(channel.messages_per_second),
-        "--webhook-url", f"{public_url.rstrip('/')}/webhooks/whatsapp",
+        "--mps",
+        str(channel.messages_per_second),
+        "--webhook-url",
+        f"{public_url.rstrip('/')}/webhooks/whatsapp",
     ]
 
 
@@ -43,9 +47,17 @@ def write_sandbox_catalogue(*, session: Session, channel: Channel, path: Path) -
     known = {(t["name"], t["language"]) for t in templates}
     for row in session.exec(select(Template).where(Template.channel_id == channel.id)).all():
         if (row.name, row.language) not in known:
-            templates.append({"id": row.external_id or None, "name": row.name, "language": row.language,
-                              "status": row.status, "category": row.category,
-                              "parameter_format": row.parameter_format, "components": row.components})
+            templates.append(
+                {
+                    "id": row.external_id or None,
+                    "name": row.name,
+                    "language": row.language,
+                    "status": row.status,
+                    "category": row.category,
+                    "parameter_format": row.parameter_format,
+                    "components": row.components,
+                }
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(templates), encoding="utf-8")
     return path

@@ -69,8 +69,10 @@ class SyncResult:
     skipped: list[str] = field(default_factory=list)  # malformed entries, with the reason
 
     def summary(self) -> str:
-        text = (f"{self.channel}: {self.fetched} templates fetched; {self.created} new, {self.updated} updated, "
-                f"{self.unchanged} unchanged")
+        text = (
+            f"{self.channel}: {self.fetched} templates fetched; {self.created} new, {self.updated} updated, "
+            f"{self.unchanged} unchanged"
+        )
         if self.removed:
             text += f", {self.removed} no longer on the account (kept as DELETED)"
         if self.skipped:
@@ -80,8 +82,17 @@ class SyncResult:
 
 # --- reading -----------------------------------------------------------------------------------------
 
-def templates_page(*, session: Session, actor: User, status: str = "", channel_id: Any = None, search: str = "",
-                   page: int = 1, page_size: int = 50) -> Page:
+
+def templates_page(
+    *,
+    session: Session,
+    actor: User,
+    status: str = "",
+    channel_id: Any = None,
+    search: str = "",
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
     """The Templates table, filtered and paged on the server."""
     require(session, actor, perm.TEMPLATES_VIEW)
     page, page_size = paging(page, page_size)
@@ -100,23 +111,48 @@ def templates_page(*, session: Session, actor: User, status: str = "", channel_i
     for cond in conditions:
         query, count = query.where(cond), count.where(cond)
     total = session.exec(count).one()
-    rows = session.exec(query.order_by(Template.name, Template.language, Template.id)
-                        .offset((page - 1) * page_size).limit(page_size)).all()
-    return Page([{"id": t.id, "channel": ch, "sandbox": kind == KIND_SANDBOX, "name": t.name,
-                  "language": t.language, "category": t.category, "status": t.status,
-                  "parameter_format": t.parameter_format, "synced": fmt_time(t.synced_at)}
-                 for t, ch, kind in rows], total, page, page_size)
+    rows = session.exec(
+        query.order_by(Template.name, Template.language, Template.id).offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    return Page(
+        [
+            {
+                "id": t.id,
+                "channel": ch,
+                "sandbox": kind == KIND_SANDBOX,
+                "name": t.name,
+                "language": t.language,
+                "category": t.category,
+                "status": t.status,
+                "parameter_format": t.parameter_format,
+                "synced": fmt_time(t.synced_at),
+            }
+            for t, ch, kind in rows
+        ],
+        total,
+        page,
+        page_size,
+    )
 
 
 def template_channels(*, session: Session, actor: User) -> list[dict]:
     """Channels for the filter and the per-channel sync buttons, with template counts."""
     require(session, actor, perm.TEMPLATES_VIEW)
     counts = dict(session.exec(select(Template.channel_id, func.count()).group_by(Template.channel_id)).all())
-    synced = dict(session.exec(select(Template.channel_id, func.max(Template.synced_at))
-                               .group_by(Template.channel_id)).all())
-    return [{"id": c.id, "name": c.name, "sandbox": c.kind == KIND_SANDBOX, "status": c.status,
-             "templates": counts.get(c.id, 0), "synced": fmt_time(synced.get(c.id))}
-            for c in session.exec(select(Channel).order_by(Channel.name)).all()]
+    synced = dict(
+        session.exec(select(Template.channel_id, func.max(Template.synced_at)).group_by(Template.channel_id)).all()
+    )
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "sandbox": c.kind == KIND_SANDBOX,
+            "status": c.status,
+            "templates": counts.get(c.id, 0),
+            "synced": fmt_time(synced.get(c.id)),
+        }
+        for c in session.exec(select(Channel).order_by(Channel.name)).all()
+    ]
 
 
 def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[str, Any]:
@@ -129,25 +165,42 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
         variables = template_variables(components, template.parameter_format)
     except (AttributeError, TypeError, ValueError, IndexError):  # odd JSON from an account: still show the rest
         variables = []
-    campaigns = session.exec(select(func.count()).select_from(Campaign)
-                             .where(Campaign.template_id == template.id)).one()
+    campaigns = session.exec(
+        select(func.count()).select_from(Campaign).where(Campaign.template_id == template.id)
+    ).one()
     sections = {"header": "Header", "body": "Body", "button": "Button"}
     return {
-        "id": template.id, "name": template.name, "language": template.language,
-        "language_label": rules.LANGUAGES.get(template.language, template.language), "category": template.category,
-        "status": template.status, "sendable": template.status in rules.SENDABLE_STATUSES,
-        "parameter_format": template.parameter_format, "channel": channel.name if channel else "",
-        "sandbox": bool(channel and channel.kind == KIND_SANDBOX), "external_id": template.external_id,
-        "synced": fmt_time(template.synced_at), "updated": fmt_time(template.updated_at), "campaigns": int(campaigns),
+        "id": template.id,
+        "name": template.name,
+        "language": template.language,
+        "language_label": rules.LANGUAGES.get(template.language, template.language),
+        "category": template.category,
+        "status": template.status,
+        "sendable": template.status in rules.SENDABLE_STATUSES,
+        "parameter_format": template.parameter_format,
+        "channel": channel.name if channel else "",
+        "sandbox": bool(channel and channel.kind == KIND_SANDBOX),
+        "external_id": template.external_id,
+        "synced": fmt_time(template.synced_at),
+        "updated": fmt_time(template.updated_at),
+        "campaigns": int(campaigns),
         "components": components,
-        "variables": [{"key": v.key, "component": sections.get(v.component, v.component.title())
-                       + (f" {v.button_index + 1}" if v.button_index is not None else ""),
-                       "name": "{{" + v.name + "}}" if v.kind == "text" else v.name, "kind": v.kind,
-                       "example": v.example} for v in variables],
+        "variables": [
+            {
+                "key": v.key,
+                "component": sections.get(v.component, v.component.title())
+                + (f" {v.button_index + 1}" if v.button_index is not None else ""),
+                "name": "{{" + v.name + "}}" if v.kind == "text" else v.name,
+                "kind": v.kind,
+                "example": v.example,
+            }
+            for v in variables
+        ],
     }
 
 
 # --- writing a template for the Sandbox -------------------------------------------------------------
+
 
 def sandbox_channel_of(session: Session) -> Channel | None:
     return sandbox_channel(session=session)
@@ -159,32 +212,58 @@ def create_sandbox_template(*, session: Session, actor: User, channel_id: Any, d
     actor = require(session, actor, perm.TEMPLATES_MANAGE)
     channel = get_or_raise(session, Channel, channel_id, TemplateError, "Unknown channel.")
     if channel.kind != KIND_SANDBOX:
-        raise TemplateError(f"Templates for {channel.name} are written and reviewed in Meta's WhatsApp Manager; "
-                            "use \"Sync templates\" to bring them here. Only the Sandbox accepts templates "
-                            "written in Hubcast.")
+        raise TemplateError(
+            f"Templates for {channel.name} are written and reviewed in Meta's WhatsApp Manager; "
+            'use "Sync templates" to bring them here. Only the Sandbox accepts templates '
+            "written in Hubcast."
+        )
     try:
         components = rules.build_components(draft)
     except TemplateRuleError as exc:
         raise TemplateError(exc.errors) from None
-    duplicate = session.exec(select(Template.id).where(Template.channel_id == channel.id,
-                                                       Template.name == draft.name,
-                                                       Template.language == draft.language)).first()
+    duplicate = session.exec(
+        select(Template.id).where(
+            Template.channel_id == channel.id, Template.name == draft.name, Template.language == draft.language
+        )
+    ).first()
     if duplicate is not None:
-        raise TemplateError(f"{channel.name} already has a template {draft.name} in {draft.language}: choose "
-                            "another name, or another language for a translation.")
+        raise TemplateError(
+            f"{channel.name} already has a template {draft.name} in {draft.language}: choose "
+            "another name, or another language for a translation."
+        )
     now = utcnow()
-    template = Template(channel_id=channel.id, name=draft.name, language=draft.language, category=draft.category,
-                        status=rules.APPROVED, parameter_format=draft.parameter_format, components=components,
-                        external_id="", synced_at=None, created_at=now, updated_at=now)
+    template = Template(
+        channel_id=channel.id,
+        name=draft.name,
+        language=draft.language,
+        category=draft.category,
+        status=rules.APPROVED,
+        parameter_format=draft.parameter_format,
+        components=components,
+        external_id="",
+        synced_at=None,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(template)
     try:
         session.flush()
     except IntegrityError:  # a concurrent create of the same (channel, name, language)
         session.rollback()
         raise TemplateError(f"{channel.name} already has a template {draft.name} in {draft.language}.") from None
-    audit.record(session=session, actor=actor, action="template.create", target_type="template",
-                 target_id=template.id, detail={"channel": channel.name, "name": template.name,
-                                                "language": template.language, "category": template.category})
+    audit.record(
+        session=session,
+        actor=actor,
+        action="template.create",
+        target_type="template",
+        target_id=template.id,
+        detail={
+            "channel": channel.name,
+            "name": template.name,
+            "language": template.language,
+            "category": template.category,
+        },
+    )
     _register_with_sandbox(channel, template)
     return template
 
@@ -197,18 +276,22 @@ def _register_with_sandbox(channel: Channel, template: Template) -> None:
 
     async def create() -> dict:
         async with client_for(facts, timeout=10) as client:
-            return await client.create_template(name=template.name, language=template.language,
-                                                category=template.category, components=template.components,
-                                                parameter_format=template.parameter_format)
+            return await client.create_template(
+                name=template.name,
+                language=template.language,
+                category=template.category,
+                components=template.components,
+                parameter_format=template.parameter_format,
+            )
 
     try:
         template.external_id = str(run_async(create).get("id", ""))[:64]
     except Exception as exc:
-        log.info("sandbox: template %s not registered now (%s); it loads at the next Sandbox start",
-                 template.name, exc)
+        log.info("sandbox: template %s not registered now (%s); it loads at the next Sandbox start", template.name, exc)
 
 
 # --- sync from the WhatsApp Business Account ---------------------------------------------------------
+
 
 async def _fetch_all(facts: Any, page_size: int) -> list[dict]:
     out: list[dict] = []
@@ -216,8 +299,10 @@ async def _fetch_all(facts: Any, page_size: int) -> list[dict]:
         async for page in client.template_pages(limit=page_size):
             out.extend(page)
             if len(out) > MAX_REMOTE_TEMPLATES:
-                raise TemplateError(f"The account returned more than {MAX_REMOTE_TEMPLATES} templates; "
-                                    "sync stopped without changing anything.")
+                raise TemplateError(
+                    f"The account returned more than {MAX_REMOTE_TEMPLATES} templates; "
+                    "sync stopped without changing anything."
+                )
     return out
 
 
@@ -236,15 +321,23 @@ def _normalise(item: Any) -> tuple[dict[str, Any] | None, str]:
     status = str(item.get("status") or "PENDING").upper()[:16]
     category = str(item.get("category") or "MARKETING").upper()[:16]
     fmt = str(item.get("parameter_format") or rules.POSITIONAL).upper()[:16]
-    return {"name": name, "language": language, "status": status, "category": category, "parameter_format": fmt,
-            "components": [dict(c) for c in components], "external_id": str(item.get("id") or "")[:64]}, ""
+    return {
+        "name": name,
+        "language": language,
+        "status": status,
+        "category": category,
+        "parameter_format": fmt,
+        "components": [dict(c) for c in components],
+        "external_id": str(item.get("id") or "")[:64],
+    }, ""
 
 
 _SYNCED_FIELDS = ("status", "category", "parameter_format", "components", "external_id")
 
 
-def sync_templates(*, session: Session, actor: User | None, channel_id: Any,
-                   page_size: int = SYNC_PAGE_SIZE) -> SyncResult:
+def sync_templates(
+    *, session: Session, actor: User | None, channel_id: Any, page_size: int = SYNC_PAGE_SIZE
+) -> SyncResult:
     """Bring the channel's templates in line with its WhatsApp Business Account (see the module doc).
 
     `actor=None` is the operator's CLI (`hubcast templates sync`), which runs with shell access."""
@@ -263,8 +356,9 @@ def sync_templates(*, session: Session, actor: User | None, channel_id: Any,
 
     result = SyncResult(channel=channel.name)
     now = utcnow()
-    existing = {(t.name, t.language): t
-                for t in session.exec(select(Template).where(Template.channel_id == channel.id)).all()}
+    existing = {
+        (t.name, t.language): t for t in session.exec(select(Template).where(Template.channel_id == channel.id)).all()
+    }
     seen: set[tuple[str, str]] = set()
     for item in remote:
         values, problem = _normalise(item)
@@ -301,11 +395,24 @@ def sync_templates(*, session: Session, actor: User | None, channel_id: Any,
         session.flush()
     except IntegrityError:  # another sync of the same channel inserted the same template meanwhile
         session.rollback()
-        raise TemplateError(f"Another sync of {channel.name} ran at the same time; nothing was changed. "
-                            "Try again.") from None
-    audit.record(session=session, actor=actor, action="templates.sync", target_type="channel",
-                 target_id=channel.id, actor_email="" if actor else "cli",
-                 detail={"channel": channel.name, "fetched": result.fetched, "created": result.created,
-                         "updated": result.updated, "unchanged": result.unchanged, "removed": result.removed,
-                         "skipped": len(result.skipped)})
+        raise TemplateError(
+            f"Another sync of {channel.name} ran at the same time; nothing was changed. Try again."
+        ) from None
+    audit.record(
+        session=session,
+        actor=actor,
+        action="templates.sync",
+        target_type="channel",
+        target_id=channel.id,
+        actor_email="" if actor else "cli",
+        detail={
+            "channel": channel.name,
+            "fetched": result.fetched,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "removed": result.removed,
+            "skipped": len(result.skipped),
+        },
+    )
     return result

@@ -72,26 +72,44 @@ def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int 
     context = (message.context_message_id or None) and str(message.context_message_id)[:128]
     table = InboundMessage.__table__
     # RETURNING says whether this row is new (rowcount is unreliable for ON CONFLICT across drivers).
-    inserted = session.execute(insert_ignoring_duplicates(session, table).returning(table.c.id), {
-        "channel_id": channel_id, "message_id": message.message_id[:128], "from_address": address[:32],
-        "kind": (message.kind or "text")[:16], "text": message.text or "", "context_message_id": context,
-        "received_at": message.timestamp or utcnow(),
-    }).first()
+    inserted = session.execute(
+        insert_ignoring_duplicates(session, table).returning(table.c.id),
+        {
+            "channel_id": channel_id,
+            "message_id": message.message_id[:128],
+            "from_address": address[:32],
+            "kind": (message.kind or "text")[:16],
+            "text": message.text or "",
+            "context_message_id": context,
+            "received_at": message.timestamp or utcnow(),
+        },
+    ).first()
     if inserted is None:
         return InboundOutcome(stored=False, address=address)
     unsubscribed = bool(address) and message.kind in ("text", "button", "interactive") and is_opt_out(message.text)
     if unsubscribed:
-        unsubscribe(session=session, address=address, keyword=message.text.strip(), message_id=message.message_id,
-                    channel_id=channel_id)
+        unsubscribe(
+            session=session,
+            address=address,
+            keyword=message.text.strip(),
+            message_id=message.message_id,
+            channel_id=channel_id,
+        )
     replied = _count_reply(session, context, message.message_id, channel_id) if context and channel_id else None
     return InboundOutcome(stored=True, address=address, unsubscribed=unsubscribed, replied_campaign_id=replied)
 
 
-def unsubscribe(*, session: Session, address: str, keyword: str, message_id: str,
-                channel_id: int | None) -> ContactIdentity:
+def unsubscribe(
+    *, session: Session, address: str, keyword: str, message_id: str, channel_id: int | None
+) -> ContactIdentity:
     now = utcnow()
-    identity = session.execute(select(ContactIdentity).where(
-        ContactIdentity.channel_type == WHATSAPP, ContactIdentity.address == address)).scalars().first()
+    identity = (
+        session.execute(
+            select(ContactIdentity).where(ContactIdentity.channel_type == WHATSAPP, ContactIdentity.address == address)
+        )
+        .scalars()
+        .first()
+    )
     created = identity is None
     if created:
         contact = Contact()
@@ -103,26 +121,46 @@ def unsubscribe(*, session: Session, address: str, keyword: str, message_id: str
     identity.subscription_changed_at = now
     session.add(identity)
     session.flush()
-    audit.record(session=session, actor=None, actor_email="whatsapp", action="contact.unsubscribed",
-                 target_type="contact_identity", target_id=identity.id,
-                 detail={"address": address, "keyword": keyword[:40], "message_id": message_id[:128],
-                         "channel_id": channel_id, "contact_created": created, "was_subscribed": was_subscribed})
+    audit.record(
+        session=session,
+        actor=None,
+        actor_email="whatsapp",
+        action="contact.unsubscribed",
+        target_type="contact_identity",
+        target_id=identity.id,
+        detail={
+            "address": address,
+            "keyword": keyword[:40],
+            "message_id": message_id[:128],
+            "channel_id": channel_id,
+            "contact_created": created,
+            "was_subscribed": was_subscribed,
+        },
+    )
     return identity
 
 
 def _count_reply(session: Session, context_id: str, message_id: str, channel_id: int) -> int | None:
     """+1 replied for the campaign of the message replied to, on the first reply from that recipient
     (only a campaign on the channel the reply came through)."""
-    campaign_id = session.execute(select(CampaignRecipient.campaign_id)
-                                  .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
-                                  .where(CampaignRecipient.message_id == context_id,
-                                         Campaign.channel_id == channel_id)).scalars().first()
+    campaign_id = (
+        session.execute(
+            select(CampaignRecipient.campaign_id)
+            .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+            .where(CampaignRecipient.message_id == context_id, Campaign.channel_id == channel_id)
+        )
+        .scalars()
+        .first()
+    )
     if campaign_id is None:
         return None
-    earlier = session.execute(select(InboundMessage.id).where(InboundMessage.context_message_id == context_id,
-                                                              InboundMessage.message_id != message_id[:128])
-                              .limit(1)).first()
+    earlier = session.execute(
+        select(InboundMessage.id)
+        .where(InboundMessage.context_message_id == context_id, InboundMessage.message_id != message_id[:128])
+        .limit(1)
+    ).first()
     if earlier is None:
-        session.execute(update(Campaign).where(Campaign.id == campaign_id)
-                        .values(replied_count=Campaign.replied_count + 1))
+        session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(replied_count=Campaign.replied_count + 1)
+        )
     return campaign_id

@@ -107,16 +107,20 @@ def recipient_id_from_callback(value: str | None) -> int | None:
 def _status_row(status: StatusUpdate, channel_id: int | None, now: datetime) -> dict:
     error = status.errors[0] if status.errors else None
     return {
-        "channel_id": channel_id, "message_id": status.message_id[:128], "status": status.status[:16],
+        "channel_id": channel_id,
+        "message_id": status.message_id[:128],
+        "status": status.status[:16],
         "recipient_id": recipient_id_from_callback(status.biz_opaque_callback_data),
-        "provider_timestamp": status.timestamp, "error_code": error.code if error else None,
+        "provider_timestamp": status.timestamp,
+        "error_code": error.code if error else None,
         "error_title": (error.title or error.message or "")[:500] if error else "",
-        "payload": dict(status.raw), "received_at": now, "applied_at": None,
+        "payload": dict(status.raw),
+        "received_at": now,
+        "applied_at": None,
     }
 
 
-def store_events(session: Session, events: WebhookEvents,
-                 channel_for: Callable[[str], int | None]) -> StoreResult:
+def store_events(session: Session, events: WebhookEvents, channel_for: Callable[[str], int | None]) -> StoreResult:
     """Append the statuses and record inbound messages (caller commits; nothing is applied here).
 
     `channel_for(phone_number_id)` names the channel each item came through: one whose app secret
@@ -143,8 +147,9 @@ def store_events(session: Session, events: WebhookEvents,
         if outcome.unsubscribed:
             result.opted_out.append(outcome.address)
     if result.refused:
-        log.warning("webhook: refused %d item(s) naming a phone number id the signing channel does not own",
-                    result.refused)
+        log.warning(
+            "webhook: refused %d item(s) naming a phone number id the signing channel does not own", result.refused
+        )
     return result
 
 
@@ -155,11 +160,22 @@ def record_rejected(session: Session, raw: bytes, reason: str, channel_ids: list
     """Keep a signed but malformed body as rejected (issue 13 item 14): an audit row `webhook.rejected`
     with the reason, its size, SHA-256 and first characters, so an admin can see it on the Audit log page;
     none of it is applied. Caller commits."""
-    audit.record(session=session, actor=None, actor_email="whatsapp", action="webhook.rejected",
-                 outcome="refused", target_type="channel", target_id=channel_ids[0] if channel_ids else "",
-                 detail={"reason": reason[:300], "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest(),
-                         "excerpt": raw[:REJECTED_EXCERPT].decode("utf-8", errors="replace"),
-                         "channels": channel_ids})
+    audit.record(
+        session=session,
+        actor=None,
+        actor_email="whatsapp",
+        action="webhook.rejected",
+        outcome="refused",
+        target_type="channel",
+        target_id=channel_ids[0] if channel_ids else "",
+        detail={
+            "reason": reason[:300],
+            "bytes": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "excerpt": raw[:REJECTED_EXCERPT].decode("utf-8", errors="replace"),
+            "channels": channel_ids,
+        },
+    )
     log.warning("webhook: rejected a signed but malformed body (%d bytes): %s", len(raw), reason)
     return StoreResult(rejected=reason or "malformed")
 
@@ -182,6 +198,7 @@ def one_writer(session: Session) -> Iterator[None]:
 
 # --- applying -----------------------------------------------------------------------------------
 
+
 def lock_for_writing(session: Session) -> None:
     """SQLite: take the write lock before reading, so no writer slips in between read and update."""
     if session.get_bind().dialect.name != "sqlite":
@@ -191,11 +208,24 @@ def lock_for_writing(session: Session) -> None:
         session.execute(text("BEGIN IMMEDIATE"))
 
 
-_COLUMNS = (EVENTS.c.id, EVENTS.c.message_id, EVENTS.c.status, EVENTS.c.provider_timestamp, EVENTS.c.error_code,
-            EVENTS.c.error_title, EVENTS.c.received_at, EVENTS.c.channel_id.label("event_channel_id"),
-            RECIPIENTS.c.id.label("rid"), RECIPIENTS.c.campaign_id,
-            RECIPIENTS.c.status.label("rstatus"), RECIPIENTS.c.message_id.label("rwamid"), RECIPIENTS.c.sent_at,
-            RECIPIENTS.c.delivered_at, RECIPIENTS.c.read_at, RECIPIENTS.c.failed_at)
+_COLUMNS = (
+    EVENTS.c.id,
+    EVENTS.c.message_id,
+    EVENTS.c.status,
+    EVENTS.c.provider_timestamp,
+    EVENTS.c.error_code,
+    EVENTS.c.error_title,
+    EVENTS.c.received_at,
+    EVENTS.c.channel_id.label("event_channel_id"),
+    RECIPIENTS.c.id.label("rid"),
+    RECIPIENTS.c.campaign_id,
+    RECIPIENTS.c.status.label("rstatus"),
+    RECIPIENTS.c.message_id.label("rwamid"),
+    RECIPIENTS.c.sent_at,
+    RECIPIENTS.c.delivered_at,
+    RECIPIENTS.c.read_at,
+    RECIPIENTS.c.failed_at,
+)
 
 
 def _matching(session: Session, limit: int) -> list:
@@ -203,16 +233,20 @@ def _matching(session: Session, limit: int) -> list:
 
     def run(query):
         # Only recipients of a campaign on the channel the event came through, and only posted rows.
-        query = (query.join(CAMPAIGNS, CAMPAIGNS.c.id == RECIPIENTS.c.campaign_id)
-                 .where(CAMPAIGNS.c.channel_id == EVENTS.c.channel_id, RECIPIENTS.c.status.in_(POSTED)))
+        query = query.join(CAMPAIGNS, CAMPAIGNS.c.id == RECIPIENTS.c.campaign_id).where(
+            CAMPAIGNS.c.channel_id == EVENTS.c.channel_id, RECIPIENTS.c.status.in_(POSTED)
+        )
         query = query.where(EVENTS.c.applied_at.is_(None)).order_by(EVENTS.c.id).limit(limit)
         if postgres:
             query = query.with_for_update(of=RECIPIENTS, skip_locked=True)
         return session.execute(query).all()
 
     by_wamid = run(select(*_COLUMNS).join(RECIPIENTS, RECIPIENTS.c.message_id == EVENTS.c.message_id))
-    by_callback = run(select(*_COLUMNS).join(RECIPIENTS, RECIPIENTS.c.id == EVENTS.c.recipient_id)
-                      .where(RECIPIENTS.c.message_id.is_(None)))
+    by_callback = run(
+        select(*_COLUMNS)
+        .join(RECIPIENTS, RECIPIENTS.c.id == EVENTS.c.recipient_id)
+        .where(RECIPIENTS.c.message_id.is_(None))
+    )
     seen = {row.id for row in by_wamid}
     return list(by_wamid) + [row for row in by_callback if row.id not in seen]
 
@@ -220,8 +254,14 @@ def _matching(session: Session, limit: int) -> list:
 def _fold(rows: list, now: datetime) -> dict | None:
     """The recipient's new column values after these events, or None when nothing changes."""
     first = rows[0]
-    current = {"status": first.rstatus, "message_id": first.rwamid, "sent_at": first.sent_at,
-               "delivered_at": first.delivered_at, "read_at": first.read_at, "failed_at": first.failed_at}
+    current = {
+        "status": first.rstatus,
+        "message_id": first.rwamid,
+        "sent_at": first.sent_at,
+        "delivered_at": first.delivered_at,
+        "read_at": first.read_at,
+        "failed_at": first.failed_at,
+    }
     new = dict(current)
     error: tuple[int | None, str] | None = None
     if new["message_id"] is None:  # matched by our callback data: this is the message we sent
@@ -232,8 +272,12 @@ def _fold(rows: list, now: datetime) -> dict | None:
         field_name = _TIMESTAMP_FIELD.get(event.status)
         # A failed row keeps only its failure time; a late "delivered" for it is not a fact we show.
         settled = new["status"] in (R_FAILED, R_SKIPPED)
-        if field_name and new[field_name] is None and not settled and (
-                event.status != R_FAILED or recipient_moves_forward(new["status"], R_FAILED)):
+        if (
+            field_name
+            and new[field_name] is None
+            and not settled
+            and (event.status != R_FAILED or recipient_moves_forward(new["status"], R_FAILED))
+        ):
             new[field_name] = event.provider_timestamp or event.received_at or now
         if recipient_moves_forward(new["status"], event.status):
             new["status"] = event.status
@@ -241,17 +285,32 @@ def _fold(rows: list, now: datetime) -> dict | None:
                 error = (event.error_code, event.error_title or "")
     if new == current and error is None:
         return None
-    values = {"b_id": first.rid, **{f"b_{k}": v for k, v in new.items()}, "b_updated_at": now,
-              "b_error_code": None, "b_error_title": None, "b_has_error": error is not None}
+    values = {
+        "b_id": first.rid,
+        **{f"b_{k}": v for k, v in new.items()},
+        "b_updated_at": now,
+        "b_error_code": None,
+        "b_error_title": None,
+        "b_has_error": error is not None,
+    }
     if error is not None:
         values["b_error_code"], values["b_error_title"] = error[0], error[1][:500]
     return values
 
 
-_UPDATE = RECIPIENTS.update().where(RECIPIENTS.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), message_id=bindparam("b_message_id"), sent_at=bindparam("b_sent_at"),
-    delivered_at=bindparam("b_delivered_at"), read_at=bindparam("b_read_at"), failed_at=bindparam("b_failed_at"),
-    updated_at=bindparam("b_updated_at"))
+_UPDATE = (
+    RECIPIENTS.update()
+    .where(RECIPIENTS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        message_id=bindparam("b_message_id"),
+        sent_at=bindparam("b_sent_at"),
+        delivered_at=bindparam("b_delivered_at"),
+        read_at=bindparam("b_read_at"),
+        failed_at=bindparam("b_failed_at"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 _UPDATE_FAILED = _UPDATE.values(error_code=bindparam("b_error_code"), error_title=bindparam("b_error_title"))
 
 
@@ -278,15 +337,17 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
             (failed if values.pop("b_has_error") else plain).append(values)
             result.campaigns.add(recipient_rows[0].campaign_id)
     if plain:
-        session.execute(_UPDATE, [{k: v for k, v in p.items() if k not in ("b_error_code", "b_error_title")}
-                                  for p in plain])
+        session.execute(
+            _UPDATE, [{k: v for k, v in p.items() if k not in ("b_error_code", "b_error_title")} for p in plain]
+        )
     if failed:
         session.execute(_UPDATE_FAILED, failed)
     result.recipients_changed = len(plain) + len(failed)
     ids = [row.id for row in rows]
     for start in range(0, len(ids), 900):
-        session.execute(update(WebhookStatusEvent).where(WebhookStatusEvent.id.in_(ids[start:start + 900]))
-                        .values(applied_at=now))
+        session.execute(
+            update(WebhookStatusEvent).where(WebhookStatusEvent.id.in_(ids[start : start + 900])).values(applied_at=now)
+        )
     result.applied = len(ids)
     result.events = [(row.event_channel_id, row.status, row.received_at) for row in rows]
     if refresh:

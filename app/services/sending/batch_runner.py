@@ -94,8 +94,7 @@ def load_context(engine: Engine, campaign_id: int, config: SendingConfig) -> Sen
     return SendContext(campaign_id, channel, template, config)
 
 
-async def send_one(messenger: Messenger, ctx: SendContext,
-                   row: Claimed) -> tuple[Outcome, WhatsAppApiError | None]:
+async def send_one(messenger: Messenger, ctx: SendContext, row: Claimed) -> tuple[Outcome, WhatsAppApiError | None]:
     """Send one claimed row; its outcome, and the WhatsApp error when there was one."""
     template = ctx.template
     try:
@@ -103,8 +102,9 @@ async def send_one(messenger: Messenger, ctx: SendContext,
     except MissingVariableError as exc:
         return Outcome(row, "failed", title=missing_title(exc.keys)), None
     try:
-        result = await messenger.send_template(row.address, template.name, template.language, components,
-                                               biz_opaque_callback_data=str(row.id))
+        result = await messenger.send_template(
+            row.address, template.name, template.language, components, biz_opaque_callback_data=str(row.id)
+        )
     except WhatsAppApiError as exc:
         return classify_error(row, exc, ctx.config, utcnow()), exc
     except Exception as exc:  # a bug or an odd transport failure: the request may have left; never resend
@@ -130,8 +130,9 @@ class BatchRunner:
         self.stats = JobStats()
         self.spans: dict[str, float] = self.stats.extra  # seconds per step (summed over coroutines), for profiling
         mps = float(ctx.channel.messages_per_second or 0)
-        self.claim_size = max(1, min(config.batch_size,
-                                     int(mps * config.claim_window_s) if mps > 0 else config.batch_size))
+        self.claim_size = max(
+            1, min(config.batch_size, int(mps * config.claim_window_s) if mps > 0 else config.batch_size)
+        )
         # In flight needed = rate x latency; allow ~0.3 s of latency. More than that only stampedes a
         # fresh connection pool at the start.
         senders = config.concurrency if mps <= 0 else max(8, min(config.concurrency, int(mps * 0.3)))
@@ -161,7 +162,8 @@ class BatchRunner:
         self.aredis = aioredis.Redis.from_url(self.redis_url)
         self.limiter = channel_limiter(self.aredis, self.ctx.channel, config)
         self.messenger = self._given_messenger or messenger_for(
-            self.ctx.channel, timeout=config.request_timeout_s, max_connections=config.concurrency)
+            self.ctx.channel, timeout=config.request_timeout_s, max_connections=config.concurrency
+        )
         flusher_task, watcher_task = asyncio.create_task(self.flusher()), asyncio.create_task(self.watcher())
         try:
             await self.aredis.set(alive_key(cid), "1", ex=int(config.alive_ttl_s))
@@ -236,10 +238,15 @@ class BatchRunner:
             t = time.perf_counter()
             try:
                 taken = not self.stop.is_set() and await self.limiter.take_when_free(
-                    len(group), posted_key(self.cid), [r.id for r in group], self.stop)
+                    len(group), posted_key(self.cid), [r.id for r in group], self.stop
+                )
             except Exception:  # Redis lost (restart, network): nothing left yet; give the rows back and end
-                log.warning("campaign %s: rate limiter unreachable; returning %d rows to the queue", self.cid,
-                            len(group), exc_info=True)
+                log.warning(
+                    "campaign %s: rate limiter unreachable; returning %d rows to the queue",
+                    self.cid,
+                    len(group),
+                    exc_info=True,
+                )
                 taken = False
                 self.request_stop()
             self.spans["limiter_s"] = self.spans.get("limiter_s", 0) + time.perf_counter() - t
@@ -282,7 +289,7 @@ class BatchRunner:
         if not self.results and not reason:
             return
         batch = self.results[:]
-        del self.results[:len(batch)]
+        del self.results[: len(batch)]
         t = time.perf_counter()
         try:
             await asyncio.to_thread(store_outcomes, self.engine, self.cid, batch, utcnow(), reason)
@@ -341,7 +348,8 @@ class BatchRunner:
                 log.warning("campaign %s: watcher could not check the campaign", self.cid, exc_info=True)
 
 
-async def run_batch(engine: Engine, ctx: SendContext, redis_url: str, *,
-                    messenger: Messenger | None = None) -> JobStats:
+async def run_batch(
+    engine: Engine, ctx: SendContext, redis_url: str, *, messenger: Messenger | None = None
+) -> JobStats:
     """Run one job's worth of the campaign (see `BatchRunner`)."""
     return await BatchRunner(engine, ctx, redis_url, messenger=messenger).run()

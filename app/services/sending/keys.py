@@ -26,7 +26,7 @@ def posted_key(campaign_id: int) -> str:
 
 
 def posted_epoch_key(campaign_id: int) -> str:
-    """"<redis run_id>:<unix time>": since when (and in which Redis lifetime) the posted set is
+    """ "<redis run_id>:<unix time>": since when (and in which Redis lifetime) the posted set is
     complete. A restarted Redis (new run_id, maybe an old snapshot) or a flush invalidates it."""
     return f"hubcast:sending:{campaign_id}:posted-epoch"
 

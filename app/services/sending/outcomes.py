@@ -65,8 +65,12 @@ def classify_error(row: Claimed, exc: WhatsAppApiError, config: SendingConfig, n
     """The outcome of a send that raised `exc` (see the module docstring)."""
     code, title, c = exc.code, error_title(exc), exc.classification
     if exc.ambiguous:
-        return Outcome(row, "unknown", code=code,
-                       title=f"No answer from WhatsApp ({exc.error.title}); not resent, waiting for its status")
+        return Outcome(
+            row,
+            "unknown",
+            code=code,
+            title=f"No answer from WhatsApp ({exc.error.title}); not resent, waiting for its status",
+        )
     if c.stops_campaign:
         return Outcome(row, "requeue", code=code, title=title)  # not this person's fault; resume sends it
     if c.retryable:
@@ -84,8 +88,11 @@ def stop_reason(exc: WhatsAppApiError) -> str:
     """The pause reason when this (unambiguous) error must stop the whole campaign, else ''."""
     c = exc.classification
     if c.stops_campaign:
-        return (f"WhatsApp refused the campaign: #{exc.code} {error_title(exc)}"
-                if exc.code is not None else f"WhatsApp refused the campaign: {error_title(exc)}")
+        return (
+            f"WhatsApp refused the campaign: #{exc.code} {error_title(exc)}"
+            if exc.code is not None
+            else f"WhatsApp refused the campaign: {error_title(exc)}"
+        )
     if c.template_issue and exc.code in TEMPLATE_GONE:
         return f"The template cannot be sent: #{exc.code} {error_title(exc)}"
     return ""
@@ -93,19 +100,23 @@ def stop_reason(exc: WhatsAppApiError) -> str:
 
 def error_ratio_reason(stats: dict, config: SendingConfig) -> str:
     """A pause reason when too many attempted sends failed (listmonk's max-errors), else ''."""
+
     def _n(name: str) -> int:
         value = stats.get(name, stats.get(name.encode(), 0))
         return int(value or 0)
 
     attempted, failed = _n("attempted"), _n("failed")
     if attempted >= config.error_ratio_min_sample and failed > attempted * config.max_error_ratio:
-        return (f"Paused automatically: {failed} of the last {attempted} messages failed "
-                f"(more than {config.max_error_ratio:.0%}). Check the errors before resuming.")
+        return (
+            f"Paused automatically: {failed} of the last {attempted} messages failed "
+            f"(more than {config.max_error_ratio:.0%}). Check the errors before resuming."
+        )
     return ""
 
 
-def store_outcomes(engine: Engine, campaign_id: int, outcomes: list[Outcome], now: datetime,
-                   pause_reason: str = "") -> None:
+def store_outcomes(
+    engine: Engine, campaign_id: int, outcomes: list[Outcome], now: datetime, pause_reason: str = ""
+) -> None:
     """Write a group of outcomes in one transaction (one executemany per kind)."""
     by_kind: dict[str, list[Outcome]] = {}
     for o in outcomes:
@@ -117,45 +128,81 @@ def store_outcomes(engine: Engine, campaign_id: int, outcomes: list[Outcome], no
             # (ORs, not IN: an expanding IN cannot be used with executemany)
             advance = (R.c.status == R_SENDING) | (R.c.status == R_UNKNOWN) | (R.c.status == R_QUEUED)
             conn.execute(
-                update(R).where(R.c.id == bindparam("rid")).values(
+                update(R)
+                .where(R.c.id == bindparam("rid"))
+                .values(
                     message_id=func.coalesce(R.c.message_id, bindparam("wamid")),
                     status=case((advance, literal(R_SENT)), else_=R.c.status),
                     sent_at=func.coalesce(R.c.sent_at, bindparam("now")),
                     error_code=case((advance, literal(None)), else_=R.c.error_code),
                     error_title=case((advance, literal("")), else_=R.c.error_title),
-                    updated_at=bindparam("now")),
-                [{"rid": o.row.id, "wamid": o.wamid, "now": now} for o in by_kind["sent"]])
+                    updated_at=bindparam("now"),
+                ),
+                [{"rid": o.row.id, "wamid": o.wamid, "now": now} for o in by_kind["sent"]],
+            )
         if by_kind.get("retry"):
             conn.execute(
-                update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                    status=R_QUEUED, next_attempt_at=bindparam("nxt"), error_code=bindparam("code"),
-                    error_title=bindparam("title"), updated_at=bindparam("now")),
-                [{"rid": o.row.id, "nxt": o.next_attempt_at, "code": o.code, "title": o.title, "now": now}
-                 for o in by_kind["retry"]])
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(
+                    status=R_QUEUED,
+                    next_attempt_at=bindparam("nxt"),
+                    error_code=bindparam("code"),
+                    error_title=bindparam("title"),
+                    updated_at=bindparam("now"),
+                ),
+                [
+                    {"rid": o.row.id, "nxt": o.next_attempt_at, "code": o.code, "title": o.title, "now": now}
+                    for o in by_kind["retry"]
+                ],
+            )
         if by_kind.get("requeue"):  # never attempted, or refused for throughput: the attempt is given back
             conn.execute(
-                update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                    status=R_QUEUED, attempts=R.c.attempts - 1, next_attempt_at=bindparam("nxt"),
-                    updated_at=bindparam("now")),
-                [{"rid": o.row.id, "nxt": o.next_attempt_at, "now": now} for o in by_kind["requeue"]])
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(
+                    status=R_QUEUED,
+                    attempts=R.c.attempts - 1,
+                    next_attempt_at=bindparam("nxt"),
+                    updated_at=bindparam("now"),
+                ),
+                [{"rid": o.row.id, "nxt": o.next_attempt_at, "now": now} for o in by_kind["requeue"]],
+            )
         if by_kind.get("failed"):
             conn.execute(
-                update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                    status="failed", error_code=bindparam("code"), error_title=bindparam("title"),
-                    failed_at=bindparam("now"), updated_at=bindparam("now")),
-                [{"rid": o.row.id, "code": o.code, "title": o.title, "now": now} for o in by_kind["failed"]])
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(
+                    status="failed",
+                    error_code=bindparam("code"),
+                    error_title=bindparam("title"),
+                    failed_at=bindparam("now"),
+                    updated_at=bindparam("now"),
+                ),
+                [{"rid": o.row.id, "code": o.code, "title": o.title, "now": now} for o in by_kind["failed"]],
+            )
         if by_kind.get("unknown"):
             conn.execute(
-                update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                    status=R_UNKNOWN, error_code=bindparam("code"), error_title=bindparam("title"),
-                    updated_at=bindparam("now")),
-                [{"rid": o.row.id, "code": o.code, "title": o.title, "now": now} for o in by_kind["unknown"]])
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(
+                    status=R_UNKNOWN,
+                    error_code=bindparam("code"),
+                    error_title=bindparam("title"),
+                    updated_at=bindparam("now"),
+                ),
+                [{"rid": o.row.id, "code": o.code, "title": o.title, "now": now} for o in by_kind["unknown"]],
+            )
         unsubscribe = sorted({o.row.address for o in outcomes if o.unsubscribe})
         if unsubscribe:
             ident = ContactIdentity.__table__
-            conn.execute(update(ident).where(ident.c.channel_type == "whatsapp", ident.c.address.in_(unsubscribe),
-                                             ident.c.subscribed.is_(True))
-                         .values(subscribed=False, subscription_changed_at=now))
+            conn.execute(
+                update(ident)
+                .where(
+                    ident.c.channel_type == "whatsapp", ident.c.address.in_(unsubscribe), ident.c.subscribed.is_(True)
+                )
+                .values(subscribed=False, subscription_changed_at=now)
+            )
         if pause_reason:
             pause_campaign_conn(conn, campaign_id, pause_reason, now)
         conn.commit()
@@ -163,10 +210,23 @@ def store_outcomes(engine: Engine, campaign_id: int, outcomes: list[Outcome], no
 
 def pause_campaign_conn(conn: Connection, campaign_id: int, reason: str, now: datetime) -> bool:
     """Sending -> Paused with the reason shown, recorded in the audit log (no human actor)."""
-    result = conn.execute(update(C).where(C.c.id == campaign_id, C.c.status == SENDING)
-                          .values(status=PAUSED, pause_reason=reason[:500], updated_at=now))
+    result = conn.execute(
+        update(C)
+        .where(C.c.id == campaign_id, C.c.status == SENDING)
+        .values(status=PAUSED, pause_reason=reason[:500], updated_at=now)
+    )
     if result.rowcount:
-        conn.execute(insert(AuditLog.__table__).values(
-            at=now, actor_id=None, actor_email="", action="campaign.auto_pause", outcome="ok",
-            target_type="campaign", target_id=str(campaign_id), detail={"reason": reason[:500]}, ip=""))
+        conn.execute(
+            insert(AuditLog.__table__).values(
+                at=now,
+                actor_id=None,
+                actor_email="",
+                action="campaign.auto_pause",
+                outcome="ok",
+                target_type="campaign",
+                target_id=str(campaign_id),
+                detail={"reason": reason[:500]},
+                ip="",
+            )
+        )
     return bool(result.rowcount)

@@ -76,8 +76,9 @@ return until_us
 """
 
 
-def gcra_take(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int,
-              cool_until_us: int = 0) -> tuple[int, int]:
+def gcra_take(
+    tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int, cool_until_us: int = 0
+) -> tuple[int, int]:
     """(new TAT, 0) when n messages may go now, else (TAT unchanged, microseconds until they may);
     mirrors the take script. Same bound as `gcra_reserve`: over any window of W seconds at most
     W * rate + tolerance * rate + n messages go."""
@@ -87,8 +88,9 @@ def gcra_take(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: 
     return start + n * interval_us, 0
 
 
-def gcra_reserve(tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int,
-                 cool_until_us: int = 0) -> tuple[int, int]:
+def gcra_reserve(
+    tat_us: int, now_us: int, n: int, interval_us: int, tolerance_us: int, cool_until_us: int = 0
+) -> tuple[int, int]:
     """(new TAT, microseconds to wait) for reserving n messages; mirrors the Lua script.
 
     The n messages may go at `start`: never earlier than the previous TAT, than the end of a
@@ -140,8 +142,9 @@ class RateLimiter:
                 await self.redis.sadd(posted_key, *members)
             return 0.0
         tat_key, cool_key = _keys(self.rate.channel_id)
-        wait_us = await self._take(keys=[tat_key, cool_key, posted_key],
-                                   args=[self.rate.interval_us, self.rate.tolerance_us, n, *members])
+        wait_us = await self._take(
+            keys=[tat_key, cool_key, posted_key], args=[self.rate.interval_us, self.rate.tolerance_us, n, *members]
+        )
         return int(wait_us) / US
 
     async def take_when_free(self, n: int, posted_key: str, members: list, stop: asyncio.Event | None = None) -> bool:
@@ -158,8 +161,7 @@ class RateLimiter:
         if self.rate.per_second <= 0:
             return 0.0
         tat_key, cool_key = _keys(self.rate.channel_id)
-        wait_us = await self._reserve(keys=[tat_key, cool_key],
-                                      args=[self.rate.interval_us, self.rate.tolerance_us, n])
+        wait_us = await self._reserve(keys=[tat_key, cool_key], args=[self.rate.interval_us, self.rate.tolerance_us, n])
         return int(wait_us) / US
 
     async def wait(self, n: int = 1, max_late: float = 0.03, tries: int = 20) -> None:

@@ -37,8 +37,11 @@ def template_keys(template: Template) -> list[str]:
 
 def audience_ref(campaign: Campaign) -> Any:
     """The id of the campaign's list, segment or file (None when no audience is chosen)."""
-    return {"list": campaign.audience_list_id, "segment": campaign.audience_segment_id,
-            "csv": campaign.audience_upload_id}.get(campaign.audience_kind)
+    return {
+        "list": campaign.audience_list_id,
+        "segment": campaign.audience_segment_id,
+        "csv": campaign.audience_upload_id,
+    }.get(campaign.audience_kind)
 
 
 def _reachable(session: Session, campaign: Campaign, source: Any) -> bool:
@@ -66,7 +69,8 @@ def facts(session: Session, campaign: Campaign, *, count_reach: bool = True) -> 
         template_status=template.status if template is not None else "",
         template_on_channel=template is not None and template.channel_id == campaign.channel_id,
         unmapped=tuple(unmapped_keys(template_keys(template), campaign.variable_mapping or {}))
-        if template is not None else (),
+        if template is not None
+        else (),
     )
 
 

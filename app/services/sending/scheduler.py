@@ -31,9 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def due_campaign_ids(session: Session, now: datetime) -> list[int]:
-    return list(session.execute(select(Campaign.id).where(
-        Campaign.status == SCHEDULED, Campaign.scheduled_at.is_not(None), Campaign.scheduled_at <= now)
-        .order_by(Campaign.scheduled_at)).scalars())
+    return list(
+        session.execute(
+            select(Campaign.id)
+            .where(Campaign.status == SCHEDULED, Campaign.scheduled_at.is_not(None), Campaign.scheduled_at <= now)
+            .order_by(Campaign.scheduled_at)
+        ).scalars()
+    )
 
 
 def start_due_campaigns(now: datetime | None = None) -> list[int]:
@@ -84,13 +88,23 @@ def _hold(session: Session, campaign_id: int, actor: User | None, problem: str, 
     """Scheduled -> Paused, nothing frozen or sent: a person who may send it resumes or cancels it."""
     check_transition(SCHEDULED, PAUSED)
     reason = f"Not sent at the scheduled time: {problem}. Resume it to send it now, or cancel it."[:500]
-    won = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
-                          .values(status=PAUSED, pause_reason=reason, updated_at=now)
-                          .execution_options(synchronize_session=False)).rowcount
+    won = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
+        .values(status=PAUSED, pause_reason=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if won:
-        audit.record(session=session, actor=None, actor_email="scheduler", action="campaign.schedule_held",
-                     outcome="refused", target_type="campaign", target_id=campaign_id,
-                     detail={"reason": reason, "scheduled_by": actor.id if actor else None})
+        audit.record(
+            session=session,
+            actor=None,
+            actor_email="scheduler",
+            action="campaign.schedule_held",
+            outcome="refused",
+            target_type="campaign",
+            target_id=campaign_id,
+            detail={"reason": reason, "scheduled_by": actor.id if actor else None},
+        )
     session.commit()
 
 
@@ -99,10 +113,20 @@ def _back_to_draft(session: Session, campaign_id: int, actor: User | None, probl
     and let a person fix and reschedule it, rather than retry every few seconds."""
     check_transition(SCHEDULED, DRAFT)
     reason = f"Not sent at the scheduled time: {problem}"[:500]
-    won = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
-                          .values(status=DRAFT, pause_reason=reason, updated_at=now)
-                          .execution_options(synchronize_session=False)).rowcount
+    won = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
+        .values(status=DRAFT, pause_reason=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if won:
-        audit.record(session=session, actor=actor, action="campaign.schedule_failed", outcome="error",
-                     target_type="campaign", target_id=campaign_id, detail={"reason": reason})
+        audit.record(
+            session=session,
+            actor=actor,
+            action="campaign.schedule_failed",
+            outcome="error",
+            target_type="campaign",
+            target_id=campaign_id,
+            detail={"reason": reason},
+        )
     session.commit()

@@ -65,7 +65,7 @@ class SendLog:
 
     def __init__(self, path: str = ""):
         self.path = path
-        self._file = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115
+        self._file = open(path, "a", encoding="utf-8", buffering=1) if path else None
         self.clear()
 
     def clear(self) -> None:
@@ -102,8 +102,9 @@ class SandboxState:
         return self.faults.get(name, 0.0) > time.monotonic()
 
     def apply(self, changes: dict[str, Any]) -> None:
-        faults = {k: changes.pop(k) for k in list(changes)
-                  if k.removesuffix("_for_s") in FAULTS and k.endswith("_for_s")}
+        faults = {
+            k: changes.pop(k) for k in list(changes) if k.removesuffix("_for_s") in FAULTS and k.endswith("_for_s")
+        }
         self.config.update(changes)  # raises ValueError before anything changed
         for key, seconds in faults.items():
             self.faults[key.removesuffix("_for_s")] = time.monotonic() + max(0.0, float(seconds))
@@ -121,8 +122,9 @@ class SandboxState:
 
 
 def _error(exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.http_status, headers={"WWW-Authenticate": "OAuth"}
-                        if exc.code == 190 else None)
+    return JSONResponse(
+        exc.body(), status_code=exc.http_status, headers={"WWW-Authenticate": "OAuth"} if exc.code == 190 else None
+    )
 
 
 def _check_token(request: Request, state: SandboxState) -> None:
@@ -164,8 +166,11 @@ async def send_message(request: Request) -> JSONResponse:
             raise ApiError(130429, "Cloud API message throughput has been reached. (sandbox fault)", http_status=429)
         accepted = validate_send(await _json_body(request), state.catalog)
         if not state.bucket.try_acquire():
-            raise ApiError(130429, "Cloud API message throughput has been reached.",
-                           http_status=state.config.rate_limit_http_status)
+            raise ApiError(
+                130429,
+                "Cloud API message throughput has been reached.",
+                http_status=state.config.rate_limit_http_status,
+            )
     except ApiError as exc:
         _state(request).log.rejected[exc.code] += 1
         return _error(exc)
@@ -176,8 +181,13 @@ async def send_message(request: Request) -> JSONResponse:
     message: dict[str, Any] = {"id": wamid}
     if accepted.kind == "template" and str(accepted.template.get("category", "")).upper() == "MARKETING":  # type: ignore[union-attr]
         message["message_status"] = "accepted"
-    return JSONResponse({"messaging_product": "whatsapp", "contacts": [{"input": accepted.to, "wa_id": accepted.wa_id}],
-                         "messages": [message]})
+    return JSONResponse(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": accepted.to, "wa_id": accepted.wa_id}],
+            "messages": [message],
+        }
+    )
 
 
 def _failure_code(state: SandboxState, accepted: AcceptedSend) -> int | None:
@@ -197,16 +207,27 @@ def _accept(state: SandboxState, accepted: AcceptedSend, *, hung: bool = False) 
     category = str(template.get("category") or "SERVICE")
     failure = _failure_code(state, accepted)
     entry = {
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "wamid": wamid, "to": accepted.to,
-        "wa_id": accepted.wa_id, "type": accepted.kind, "template": template.get("name"),
-        "language": template.get("language"), "biz_opaque_callback_data": accepted.biz_opaque_callback_data,
-        "text": accepted.text, "outcome": f"failed:{failure}" if failure else "accepted",
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "wamid": wamid,
+        "to": accepted.to,
+        "wa_id": accepted.wa_id,
+        "type": accepted.kind,
+        "template": template.get("name"),
+        "language": template.get("language"),
+        "biz_opaque_callback_data": accepted.biz_opaque_callback_data,
+        "text": accepted.text,
+        "outcome": f"failed:{failure}" if failure else "accepted",
     }
     if hung:  # answered only after `hang_seconds`: the client probably gave up although it went out
         entry["hung"] = True
     state.log.record(entry)
-    state.webhooks.plan_message(wamid=wamid, wa_id=accepted.wa_id, biz_opaque=accepted.biz_opaque_callback_data,
-                                category=category, failure_code=failure)
+    state.webhooks.plan_message(
+        wamid=wamid,
+        wa_id=accepted.wa_id,
+        biz_opaque=accepted.biz_opaque_callback_data,
+        category=category,
+        failure_code=failure,
+    )
     return wamid
 
 
@@ -237,12 +258,17 @@ async def list_templates(request: Request) -> JSONResponse:
             raise invalid("Invalid parameter: limit must be an integer") from None
         if not 1 <= limit <= 1000:
             raise invalid("Invalid parameter: limit must be between 1 and 1000")
-        templates = [t for t in state.catalog.templates
-                     if all(not query.get(k) or str(t.get(k, "")).lower() == query[k].lower()
-                            for k in ("status", "category", "language"))
-                     and (not query.get("name") or query["name"].lower() in t["name"].lower())]
+        templates = [
+            t
+            for t in state.catalog.templates
+            if all(
+                not query.get(k) or str(t.get(k, "")).lower() == query[k].lower()
+                for k in ("status", "category", "language")
+            )
+            and (not query.get("name") or query["name"].lower() in t["name"].lower())
+        ]
         start = _decode_cursor(query["after"]) + 1 if query.get("after") else 0
-        page = templates[start:start + limit]
+        page = templates[start : start + limit]
         fields = [f.strip() for f in query.get("fields", "").split(",") if f.strip()]
         data = [{k: v for k, v in t.items() if not fields or k in fields or k == "id"} for t in page]
     except ApiError as exc:
@@ -274,9 +300,15 @@ async def create_template(request: Request) -> JSONResponse:
             raise invalid("Invalid parameter: name and language are required")
         if category not in ("MARKETING", "UTILITY", "AUTHENTICATION") or not isinstance(components, list):
             raise invalid("Invalid parameter: category and components are required")
-        template = {"id": str(5_000_000_000_000_000 + len(state.catalog.templates)), "name": name,
-                    "language": language, "status": "APPROVED", "category": category,
-                    "parameter_format": body.get("parameter_format") or "POSITIONAL", "components": components}
+        template = {
+            "id": str(5_000_000_000_000_000 + len(state.catalog.templates)),
+            "name": name,
+            "language": language,
+            "status": "APPROVED",
+            "category": category,
+            "parameter_format": body.get("parameter_format") or "POSITIONAL",
+            "components": components,
+        }
         if not state.catalog.add(template):
             raise invalid("Invalid parameter: content in this language already exists")
     except ApiError as exc:
@@ -289,14 +321,26 @@ async def get_node(request: Request) -> JSONResponse:
         state = await _graph_prelude(request)
         node, cfg = request.path_params["node"], state.config
         if node == cfg.phone_number_id:
-            info = {"id": cfg.phone_number_id, "display_phone_number": cfg.display_phone_number,
-                    "verified_name": cfg.verified_name, "quality_rating": "GREEN",
-                    "code_verification_status": "VERIFIED", "name_status": "APPROVED", "platform_type": "CLOUD_API",
-                    "throughput": {"level": "STANDARD"}, "messaging_limit_tier": "TIER_UNLIMITED"}
+            info = {
+                "id": cfg.phone_number_id,
+                "display_phone_number": cfg.display_phone_number,
+                "verified_name": cfg.verified_name,
+                "quality_rating": "GREEN",
+                "code_verification_status": "VERIFIED",
+                "name_status": "APPROVED",
+                "platform_type": "CLOUD_API",
+                "throughput": {"level": "STANDARD"},
+                "messaging_limit_tier": "TIER_UNLIMITED",
+            }
             default = ("id", "display_phone_number", "verified_name", "quality_rating")
         elif node == cfg.waba_id:
-            info = {"id": cfg.waba_id, "name": cfg.verified_name, "currency": "USD", "timezone_id": "1",
-                    "message_template_namespace": "sandbox_namespace"}
+            info = {
+                "id": cfg.waba_id,
+                "name": cfg.verified_name,
+                "currency": "USD",
+                "timezone_id": "1",
+                "message_template_namespace": "sandbox_namespace",
+            }
             default = ("id", "name")
         else:
             raise missing_object(node, "get")
@@ -307,6 +351,7 @@ async def get_node(request: Request) -> JSONResponse:
 
 
 # --- admin ------------------------------------------------------------------------------------
+
 
 async def _admin(request: Request) -> SandboxState:
     state = _state(request)
@@ -324,11 +369,14 @@ async def show_log(request: Request) -> JSONResponse:
     except ApiError as exc:
         return _error(exc)
     sends = state.log
-    body = {"total": sends.total, "unique_recipients": len(sends.per_recipient),
-            "duplicates": {to: n for to, n in sends.per_recipient.items() if n > 1},
-            "rejected": {str(code): n for code, n in sends.rejected.items()},
-            "recent": list(sends.recent)[-_int(request.query_params.get("recent"), 50):],
-            "webhooks": dict(state.webhooks.stats, recent_failures=list(state.webhooks.recent_failures))}
+    body = {
+        "total": sends.total,
+        "unique_recipients": len(sends.per_recipient),
+        "duplicates": {to: n for to, n in sends.per_recipient.items() if n > 1},
+        "rejected": {str(code): n for code, n in sends.rejected.items()},
+        "recent": list(sends.recent)[-_int(request.query_params.get("recent"), 50) :],
+        "webhooks": dict(state.webhooks.stats, recent_failures=list(state.webhooks.recent_failures)),
+    }
     if request.query_params.get("per_recipient", "1") != "0":
         body["per_recipient"] = dict(sends.per_recipient)
     return JSONResponse(body)
@@ -382,18 +430,33 @@ async def inbound(request: Request) -> JSONResponse:
     except ApiError as exc:
         return _error(exc)
     state.last_inbound[wa_id] = time.monotonic()
-    wamid = state.webhooks.plan_inbound(wa_id=wa_id, name=str(body.get("name") or "Sandbox contact"),
-                                        text=text or "", button=button, context_id=body.get("context_message_id"))
+    wamid = state.webhooks.plan_inbound(
+        wa_id=wa_id,
+        name=str(body.get("name") or "Sandbox contact"),
+        text=text or "",
+        button=button,
+        context_id=body.get("context_message_id"),
+    )
     return JSONResponse({"id": wamid})
 
 
 async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
     method = request.method.lower()
-    message = f"Unknown path components: {request.url.path}" if exc.status_code == 404 else \
-        f"Unsupported {method} request."
+    message = (
+        f"Unknown path components: {request.url.path}" if exc.status_code == 404 else f"Unsupported {method} request."
+    )
     not_found = exc.status_code == 404
-    return JSONResponse({"error": {"message": message, "type": "OAuthException", "code": 2500 if not_found else 100,
-                                   "fbtrace_id": "Asandbox"}}, status_code=400 if not_found else 405)
+    return JSONResponse(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": 2500 if not_found else 100,
+                "fbtrace_id": "Asandbox",
+            }
+        },
+        status_code=400 if not_found else 405,
+    )
 
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
@@ -402,8 +465,11 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         await state.webhooks.start()
-        log.info("sandbox: %d templates, webhooks to %s", len(state.catalog.templates),
-                 state.config.webhook_url or "(nowhere)")
+        log.info(
+            "sandbox: %d templates, webhooks to %s",
+            len(state.catalog.templates),
+            state.config.webhook_url or "(nowhere)",
+        )
         try:
             yield
         finally:

@@ -26,28 +26,61 @@ def generated_templates(count: int) -> list[dict[str, Any]]:
         word = _WORDS[i % len(_WORDS)]
         named = i % 4 == 3
         if named:
-            body = {"type": "BODY", "text": f"Hi {{{{first_name}}}}, the {word} offer ends on {{{{end_date}}}}.",
-                    "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Maria"},
-                                                           {"param_name": "end_date", "example": "May 3"}]}}
+            body = {
+                "type": "BODY",
+                "text": f"Hi {{{{first_name}}}}, the {word} offer ends on {{{{end_date}}}}.",
+                "example": {
+                    "body_text_named_params": [
+                        {"param_name": "first_name", "example": "Maria"},
+                        {"param_name": "end_date", "example": "May 3"},
+                    ]
+                },
+            }
         else:
             n = 1 + i % 3
             details = " ".join(f"detail {k}: {{{{{k}}}}}." for k in range(2, n + 1))
             text = "Hi {{1}}, " + details if n > 1 else "Hi {{1}}!"
-            body = {"type": "BODY", "text": f"{text} Our {word} selection is waiting for you.",
-                    "example": {"body_text": [["Maria", "SAVE10", "Friday"][:n]]}}
+            body = {
+                "type": "BODY",
+                "text": f"{text} Our {word} selection is waiting for you.",
+                "example": {"body_text": [["Maria", "SAVE10", "Friday"][:n]]},
+            }
         components: list[dict[str, Any]] = []
         if i % 3 == 0 and not named:
-            components.append({"type": "HEADER", "format": "TEXT", "text": f"{word.title()} deal: {{{{1}}}}",
-                               "example": {"header_text": ["20% off"]}})
+            components.append(
+                {
+                    "type": "HEADER",
+                    "format": "TEXT",
+                    "text": f"{word.title()} deal: {{{{1}}}}",
+                    "example": {"header_text": ["20% off"]},
+                }
+            )
         components.append(body)
         components.append({"type": "FOOTER", "text": "Reply STOP to opt out"})
         if i % 5 == 1:
-            components.append({"type": "BUTTONS", "buttons": [
-                {"type": "URL", "text": "Open offer", "url": "https://shop.example.com/offer/{{1}}",
-                 "example": ["https://shop.example.com/offer/abc123"]}]})
+            components.append(
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        {
+                            "type": "URL",
+                            "text": "Open offer",
+                            "url": "https://shop.example.com/offer/{{1}}",
+                            "example": ["https://shop.example.com/offer/abc123"],
+                        }
+                    ],
+                }
+            )
         elif i % 5 == 2:
-            components.append({"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"},
-                                                              {"type": "QUICK_REPLY", "text": "Stop promotions"}]})
+            components.append(
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        {"type": "QUICK_REPLY", "text": "Yes please"},
+                        {"type": "QUICK_REPLY", "text": "Stop promotions"},
+                    ],
+                }
+            )
         status = "APPROVED"
         if i % 10 == 9:
             status = "PENDING"
@@ -57,10 +90,17 @@ def generated_templates(count: int) -> list[dict[str, Any]]:
             status = "PAUSED"
         elif i == 8:
             status = "DISABLED"
-        out.append({"id": str(3_000_000_000_000_000 + i), "name": f"sandbox_{word}_{i:03d}",
-                    "language": _LANGUAGES[i % len(_LANGUAGES)], "status": status,
-                    "category": "UTILITY" if i % 6 == 5 else "MARKETING",
-                    "parameter_format": "NAMED" if named else "POSITIONAL", "components": components})
+        out.append(
+            {
+                "id": str(3_000_000_000_000_000 + i),
+                "name": f"sandbox_{word}_{i:03d}",
+                "language": _LANGUAGES[i % len(_LANGUAGES)],
+                "status": status,
+                "category": "UTILITY" if i % 6 == 5 else "MARKETING",
+                "parameter_format": "NAMED" if named else "POSITIONAL",
+                "components": components,
+            }
+        )
     return out
 
 

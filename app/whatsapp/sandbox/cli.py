@@ -17,7 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(config, secret) == getattr(defaults, secret):
             logging.getLogger("app.whatsapp.sandbox").warning(
                 "sandbox: using the built-in %s; pass --%s (or HUBCAST_SANDBOX_%s) to match your channel",
-                secret, secret.replace("_", "-"), secret.upper())
+                secret,
+                secret.replace("_", "-"),
+                secret.upper(),
+            )
     from .app import create_app
     from .server import serve
 
@@ -26,9 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
-    print(f"Sandbox: Cloud API on http://{config.host}:{config.port}/{'{version}'} "
-          f"(phone number id {config.phone_number_id}, WABA {config.waba_id}); "
-          f"webhooks to {config.webhook_url or '(nowhere)'}", flush=True)
+    print(
+        f"Sandbox: Cloud API on http://{config.host}:{config.port}/{'{version}'} "
+        f"(phone number id {config.phone_number_id}, WABA {config.waba_id}); "
+        f"webhooks to {config.webhook_url or '(nowhere)'}",
+        flush=True,
+    )
     try:
         serve(app, config.host, config.port)
     except KeyboardInterrupt:

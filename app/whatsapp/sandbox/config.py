@@ -108,8 +108,13 @@ def _optional_int(value: Any) -> int | None:
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "str": str, "int": int, "float": float, "bool": _bool, "tuple[float, float]": _float_pair,
-    "dict[str, int]": _rules, "int | None": _optional_int,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _bool,
+    "tuple[float, float]": _float_pair,
+    "dict[str, int]": _rules,
+    "int | None": _optional_int,
 }
 _RATIOS = ("read_ratio", "duplicate_ratio", "reorder_ratio")
 
@@ -138,11 +143,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> SandboxConfig:
     parser = argparse.ArgumentParser(
-        prog="hubcast sandbox", description="A local WhatsApp Cloud API simulator (messages, templates, "
-        "phone number, signed status webhooks). Every option can also be set as HUBCAST_SANDBOX_<OPTION>.")
+        prog="hubcast sandbox",
+        description="A local WhatsApp Cloud API simulator (messages, templates, "
+        "phone number, signed status webhooks). Every option can also be set as HUBCAST_SANDBOX_<OPTION>.",
+    )
     for f in dataclasses.fields(SandboxConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            help=f"default: {_default_text(f)}")
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f.name, default=None, help=f"default: {_default_text(f)}"
+        )
     args = parser.parse_args(argv)
     values = from_env(environ)
     for name, raw in vars(args).items():

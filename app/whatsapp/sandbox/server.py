@@ -28,8 +28,9 @@ async def _serve_granian(app: Any, host: str, port: int, log_level: str) -> None
     from granian.log import LogLevels
     from granian.server.embed import Server
 
-    server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels(log_level),
-                    backlog=2048)
+    server = Server(
+        app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels(log_level), backlog=2048
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

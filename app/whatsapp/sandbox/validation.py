@@ -33,8 +33,16 @@ _PHONE_NOISE = re.compile(r"[\s\-().]")
 class ApiError(Exception):
     """An error answered in Graph's envelope: {"error": {"message", "type", "code", ...}}."""
 
-    def __init__(self, code: int, details: str = "", *, http_status: int = 400, message: str | None = None,
-                 subcode: int | None = None, title: str | None = None):
+    def __init__(
+        self,
+        code: int,
+        details: str = "",
+        *,
+        http_status: int = 400,
+        message: str | None = None,
+        subcode: int | None = None,
+        title: str | None = None,
+    ):
         self.code, self.details, self.http_status, self.subcode = code, details, http_status, subcode
         self.title = title or META_ERROR_TITLES.get(code, "Unknown error")
         self.message = message or f"(#{code}) {self.title}"
@@ -55,9 +63,14 @@ def invalid(details: str) -> ApiError:
 
 
 def missing_object(node: str, method: str) -> ApiError:
-    return ApiError(100, subcode=33, message=(
-        f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be loaded due to missing "
-        "permissions, or does not support this operation."))
+    return ApiError(
+        100,
+        subcode=33,
+        message=(
+            f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be loaded due to missing "
+            "permissions, or does not support this operation."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -148,8 +161,11 @@ def _fill(section: str, text: str, params: list[Mapping[str, Any]]) -> str:
     """Check one header/body's parameters against its placeholders; return the rendered text."""
     names = placeholders(text)
     if len(params) != len(names):
-        raise ApiError(132000, f"{section}: number of localizable_params ({len(params)}) does not match the "
-                               f"expected number of params ({len(names)})")
+        raise ApiError(
+            132000,
+            f"{section}: number of localizable_params ({len(params)}) does not match the "
+            f"expected number of params ({len(names)})",
+        )
     values: dict[str, str] = {}
     if names and not names[0].isdigit():
         given = {p.get("parameter_name"): p for p in params}
@@ -207,8 +223,10 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
             raise ApiError(131009, f"buttons: there is no button at index {index}")
         expected = str(template_buttons[index].get("type", "")).lower()
         if str(component.get("sub_type", "")).lower() != expected:
-            raise ApiError(131009, f"buttons: Button at index {index} is of type {expected.upper()}, "
-                                   f"not {component.get('sub_type')!r}")
+            raise ApiError(
+                131009,
+                f"buttons: Button at index {index} is of type {expected.upper()}, not {component.get('sub_type')!r}",
+            )
     for variable in template_variables(template.get("components") or []):
         if variable.component != "button":
             continue
@@ -216,8 +234,9 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
         params = _params(component, "buttons")
         kind = "Url" if variable.kind == "text" else "CopyCode"
         if not params:
-            raise ApiError(131008, f"buttons: Button at index {variable.button_index} of type {kind} "
-                                   "requires a parameter")
+            raise ApiError(
+                131008, f"buttons: Button at index {variable.button_index} of type {kind} requires a parameter"
+            )
         value = params[0].get("coupon_code") if variable.kind == "coupon_code" else params[0].get("text")
         if not isinstance(value, str) or not value.strip():
             raise ApiError(131008, "Parameter of type text is missing text value")

@@ -40,9 +40,9 @@ ERROR_DETAILS = {
     131026: "Message Undeliverable.",
     131049: "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
     131047: "Message failed to send because more than 24 hours have passed since the customer last replied "
-            "to this number.",
+    "to this number.",
     131050: "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages "
-            "on WhatsApp from your business.",
+    "on WhatsApp from your business.",
 }
 
 
@@ -52,14 +52,19 @@ def new_wamid() -> str:
 
 def status_error(code: int) -> dict[str, Any]:
     title = META_ERROR_TITLES.get(code, "Message failed")
-    return {"code": code, "title": title, "message": title,
-            "error_data": {"details": ERROR_DETAILS.get(code, title)},
-            "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}
+    return {
+        "code": code,
+        "title": title,
+        "message": title,
+        "error_data": {"details": ERROR_DETAILS.get(code, title)},
+        "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+    }
 
 
 class WebhookDispatcher:
-    def __init__(self, config: SandboxConfig, rng: random.Random,
-                 client_factory: Callable[[], httpx.AsyncClient] | None = None):
+    def __init__(
+        self, config: SandboxConfig, rng: random.Random, client_factory: Callable[[], httpx.AsyncClient] | None = None
+    ):
         self.config = config
         self.rng = rng
         self._client_factory = client_factory
@@ -69,8 +74,15 @@ class WebhookDispatcher:
         self._loop_task: asyncio.Task | None = None
         self._inflight: set[asyncio.Task] = set()
         self._client: httpx.AsyncClient | None = None
-        self.stats = {"posts": 0, "statuses_posted": 0, "messages_posted": 0, "post_retries": 0,
-                      "posts_dropped": 0, "statuses_dropped_no_url": 0, "pending": 0}
+        self.stats = {
+            "posts": 0,
+            "statuses_posted": 0,
+            "messages_posted": 0,
+            "post_retries": 0,
+            "posts_dropped": 0,
+            "statuses_dropped_no_url": 0,
+            "pending": 0,
+        }
         self.recent_failures: deque[dict[str, Any]] = deque(maxlen=50)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -80,8 +92,9 @@ class WebhookDispatcher:
         self._loop_task = asyncio.create_task(self._run(), name="sandbox-webhooks")
 
     def _default_client(self) -> httpx.AsyncClient:
-        return build_async_client(timeout=self.config.webhook_timeout,
-                                  max_connections=max(4, self.config.webhook_concurrency * 2))
+        return build_async_client(
+            timeout=self.config.webhook_timeout, max_connections=max(4, self.config.webhook_concurrency * 2)
+        )
 
     async def stop(self) -> None:
         if self._loop_task:
@@ -104,8 +117,9 @@ class WebhookDispatcher:
     def _delay(self, bounds: tuple[float, float]) -> float:
         return self.rng.uniform(*bounds)
 
-    def plan_message(self, *, wamid: str, wa_id: str, biz_opaque: str | None, category: str,
-                     failure_code: int | None) -> None:
+    def plan_message(
+        self, *, wamid: str, wa_id: str, biz_opaque: str | None, category: str, failure_code: int | None
+    ) -> None:
         """Schedule the statuses of one accepted message."""
         cfg, now_mono, now_wall = self.config, time.monotonic(), time.time()
         events: list[tuple[float, dict[str, Any]]] = []  # (offset from now, status item)
@@ -125,11 +139,32 @@ class WebhookDispatcher:
             conversation_id = secrets.token_hex(16)
             sent_at = self._delay(cfg.sent_delay)
             delivered_at = sent_at + self._delay(cfg.delivered_delay)
-            events.append((sent_at, item("sent", sent_at, pricing=pricing, conversation={
-                "id": conversation_id, "expiration_timestamp": str(int(now_wall + sent_at + 86400)),
-                "origin": {"type": category.lower()}})))
-            events.append((delivered_at, item("delivered", delivered_at, pricing=pricing, conversation={
-                "id": conversation_id, "origin": {"type": category.lower()}})))
+            events.append(
+                (
+                    sent_at,
+                    item(
+                        "sent",
+                        sent_at,
+                        pricing=pricing,
+                        conversation={
+                            "id": conversation_id,
+                            "expiration_timestamp": str(int(now_wall + sent_at + 86400)),
+                            "origin": {"type": category.lower()},
+                        },
+                    ),
+                )
+            )
+            events.append(
+                (
+                    delivered_at,
+                    item(
+                        "delivered",
+                        delivered_at,
+                        pricing=pricing,
+                        conversation={"id": conversation_id, "origin": {"type": category.lower()}},
+                    ),
+                )
+            )
             if self.rng.random() < cfg.read_ratio:
                 read_at = delivered_at + self._delay(cfg.read_delay)
                 events.append((read_at, item("read", read_at)))
@@ -143,8 +178,15 @@ class WebhookDispatcher:
         for offset, status in events:
             self._push(now_mono + offset, "status", status)
 
-    def plan_inbound(self, *, wa_id: str, name: str, text: str = "", button: dict[str, str] | None = None,
-                     context_id: str | None = None) -> str:
+    def plan_inbound(
+        self,
+        *,
+        wa_id: str,
+        name: str,
+        text: str = "",
+        button: dict[str, str] | None = None,
+        context_id: str | None = None,
+    ) -> str:
         wamid = new_wamid()
         message: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time()))}
         if button:
@@ -153,8 +195,9 @@ class WebhookDispatcher:
             message.update(type="text", text={"body": text})
         if context_id:
             message["context"] = {"from": _digits(self.config.display_phone_number), "id": context_id}
-        self._push(time.monotonic(), "message", {"contact": {"profile": {"name": name}, "wa_id": wa_id},
-                                                  "message": message})
+        self._push(
+            time.monotonic(), "message", {"contact": {"profile": {"name": name}, "wa_id": wa_id}, "message": message}
+        )
         return wamid
 
     def _push(self, due: float, kind: str, item: dict[str, Any]) -> None:
@@ -165,13 +208,19 @@ class WebhookDispatcher:
     # --- delivery ------------------------------------------------------------------------------
 
     def _value(self) -> dict[str, Any]:
-        return {"messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": _digits(self.config.display_phone_number),
-                             "phone_number_id": self.config.phone_number_id}}
+        return {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": _digits(self.config.display_phone_number),
+                "phone_number_id": self.config.phone_number_id,
+            },
+        }
 
     def _envelope(self, value: dict[str, Any]) -> dict[str, Any]:
-        return {"object": "whatsapp_business_account",
-                "entry": [{"id": self.config.waba_id, "changes": [{"value": value, "field": "messages"}]}]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": self.config.waba_id, "changes": [{"value": value, "field": "messages"}]}],
+        }
 
     async def _run(self) -> None:
         while True:
@@ -195,8 +244,11 @@ class WebhookDispatcher:
                 if kind == "status":
                     statuses.append(item)
                 else:  # inbound messages travel one per webhook, as Meta sends them
-                    self._spawn(self._envelope({**self._value(), "contacts": [item["contact"]],
-                                                "messages": [item["message"]]}), "messages_posted", 1)
+                    self._spawn(
+                        self._envelope({**self._value(), "contacts": [item["contact"]], "messages": [item["message"]]}),
+                        "messages_posted",
+                        1,
+                    )
             self.stats["pending"] = len(self._heap)
             if statuses:
                 self._spawn(self._envelope({**self._value(), "statuses": statuses}), "statuses_posted", len(statuses))
@@ -216,17 +268,21 @@ class WebhookDispatcher:
             self.stats["statuses_dropped_no_url"] += count
             return
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", HEADER: sign(body, self.config.app_secret),
-                   "User-Agent": "facebookexternalua"}
+        headers = {
+            "Content-Type": "application/json",
+            HEADER: sign(body, self.config.app_secret),
+            "User-Agent": "facebookexternalua",
+        }
         assert self._client is not None
         error = ""
         for attempt in range(self.config.webhook_retries + 1):
             if attempt:
                 self.stats["post_retries"] += 1
-                await asyncio.sleep(min(8.0, 0.25 * 2 ** attempt) * self.rng.uniform(0.8, 1.2))
+                await asyncio.sleep(min(8.0, 0.25 * 2**attempt) * self.rng.uniform(0.8, 1.2))
             try:
-                response = await self._client.post(url, content=body, headers=headers,
-                                                   timeout=self.config.webhook_timeout)
+                response = await self._client.post(
+                    url, content=body, headers=headers, timeout=self.config.webhook_timeout
+                )
                 if response.is_success:
                     self.stats["posts"] += 1
                     self.stats[counter] += count
@@ -237,8 +293,9 @@ class WebhookDispatcher:
                 error = f"{type(cause).__name__}: {cause}"
         self.stats["posts_dropped"] += 1
         self.recent_failures.append({"at": time.time(), "url": url, "error": error, "items": count})
-        log.warning("sandbox: webhook to %s dropped after %d attempts (%s)", url, self.config.webhook_retries + 1,
-                    error)
+        log.warning(
+            "sandbox: webhook to %s dropped after %d attempts (%s)", url, self.config.webhook_retries + 1, error
+        )
 
 
 def _digits(value: str) -> str:
