@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -268,6 +269,7 @@ def first_message(args) -> list[str]:
         db._engine_for.cache_clear()
         if drop:
             recreate(args.pg_db, drop_only=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in results if r["mode"] == mode)
@@ -355,6 +357,7 @@ def full_send(args) -> list[str]:
         db._engine_for.cache_clear()
         if drop:
             recreate(args.pg_db, drop_only=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({"status": status, "counts": counts, "wall": wall, "rss": rss, "rss_idle": rss_idle,
                       "accepted": log["total"], "duplicates": len(log["duplicates"])}))
     cap = f"cap {args.mps:,} msg/s" if args.mps else "uncapped"
