@@ -10,7 +10,7 @@ The schema is created by Alembic migrations (`migrations/`), never at import tim
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
@@ -26,9 +26,10 @@ def _json(default: Any = None) -> Any:
 
 # --- accounts -------------------------------------------------------------------------------
 
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, unique=True, index=True)
     name: str = Field(default="", max_length=120)
     password_hash: str = Field(max_length=255)
@@ -36,29 +37,30 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    last_login_at: Optional[datetime] = None
+    last_login_at: datetime | None = None
 
 
 class UserSession(SQLModel, table=True):
     """A server-side login session. Only a SHA-256 of the browser's secret is stored."""
 
     __tablename__ = "user_sessions"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime  # absolute expiry; idle expiry is computed from last_seen_at
-    revoked_at: Optional[datetime] = None
+    revoked_at: datetime | None = None
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=255)
 
 
 # --- channels -------------------------------------------------------------------------------
 
+
 class Channel(SQLModel, table=True):
     __tablename__ = "channels"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
     kind: str = Field(max_length=24)  # whatsapp_cloud | sandbox
     phone_number_id: str = Field(default="", max_length=64)
@@ -74,7 +76,7 @@ class Channel(SQLModel, table=True):
     api_version: str = Field(default="v23.0", max_length=16)
     messages_per_second: int = Field(default=80)
     status: str = Field(default="disconnected", max_length=16)  # connected | disconnected | error
-    last_checked_at: Optional[datetime] = None
+    last_checked_at: datetime | None = None
     last_error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -82,19 +84,26 @@ class Channel(SQLModel, table=True):
 
 # --- contacts, lists, segments ---------------------------------------------------------------
 
+
 class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
     __table_args__ = (
         Index("ix_contacts_last_first", "last_name", "first_name"),
         # The Contacts page's substring search on PostgreSQL (pg_trgm GIN, 0005); on SQLite an empty
         # partial index (WHERE 0), which costs nothing, so both databases share one declared schema.
-        Index("ix_contacts_search_trgm", "first_name", "last_name", "email", postgresql_using="gin",
-              postgresql_ops=dict.fromkeys(("first_name", "last_name", "email"), "gin_trgm_ops"),
-              sqlite_where=text("0")),
+        Index(
+            "ix_contacts_search_trgm",
+            "first_name",
+            "last_name",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(("first_name", "last_name", "email"), "gin_trgm_ops"),
+            sqlite_where=text("0"),
+        ),
         # A list's summary: contacts' flags in id order from the index alone, merge-joined with members (0006).
         Index("ix_contacts_id_flags", "id", "channel_flags"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     first_name: str = Field(default="", max_length=120)
     last_name: str = Field(default="", max_length=120)
     email: str = Field(default="", max_length=254)
@@ -120,7 +129,7 @@ class ContactIdentity(SQLModel, table=True):
         # Who is subscribed on a channel (filters, freezing an audience) without touching the table (0002).
         Index("ix_identity_type_subscribed_contact", "channel_type", "subscribed", "contact_id"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
     channel_type: str = Field(max_length=16)  # whatsapp | instagram | messenger | sms
     address: str = Field(max_length=255)  # E.164 for whatsapp/sms, a platform id otherwise
@@ -131,10 +140,10 @@ class ContactIdentity(SQLModel, table=True):
 
 class ContactList(SQLModel, table=True):
     __tablename__ = "contact_lists"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
     description: str = Field(default="", max_length=500)
-    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -156,22 +165,23 @@ class Segment(SQLModel, table=True):
     """Rules are evaluated as SQL when used, so later contacts that match are members."""
 
     __tablename__ = "segments"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
     description: str = Field(default="", max_length=500)
     match: str = Field(default="all", max_length=8)  # all | any
     rules: list = _json(list)  # [{"field": "country", "op": "equals", "value": "AU"}, ...]
-    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
 # --- templates ------------------------------------------------------------------------------
 
+
 class Template(SQLModel, table=True):
     __tablename__ = "templates"
     __table_args__ = (UniqueConstraint("channel_id", "name", "language", name="uq_template_channel_name_lang"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channels.id", index=True)
     name: str = Field(max_length=512)
     language: str = Field(max_length=16)  # e.g. en_US, fr
@@ -180,18 +190,19 @@ class Template(SQLModel, table=True):
     parameter_format: str = Field(default="POSITIONAL", max_length=16)  # POSITIONAL | NAMED
     components: list = _json(list)  # Meta's component objects, as Meta returns them
     external_id: str = Field(default="", max_length=64)
-    synced_at: Optional[datetime] = None
+    synced_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
 # --- campaigns ------------------------------------------------------------------------------
 
+
 class AudienceUpload(SQLModel, table=True):
     """A CSV audience file, stored under the private upload dir (never served by URL)."""
 
     __tablename__ = "audience_uploads"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     original_filename: str = Field(max_length=255)
     stored_path: str = Field(max_length=500)
     size_bytes: int = 0
@@ -203,39 +214,39 @@ class AudienceUpload(SQLModel, table=True):
     valid_count: int = 0
     invalid_count: int = 0
     duplicate_count: int = 0
-    uploaded_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (Index("ix_campaigns_status_created", "status", "created_at"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     status: str = Field(default="draft", max_length=16)  # app.domain.campaign_status
     wizard_step: int = Field(default=1)  # where a Draft resumes
     audience_kind: str = Field(default="", max_length=16)  # list | segment | csv
-    audience_list_id: Optional[int] = Field(default=None, foreign_key="contact_lists.id")
-    audience_segment_id: Optional[int] = Field(default=None, foreign_key="segments.id")
-    audience_upload_id: Optional[int] = Field(default=None, foreign_key="audience_uploads.id")
-    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
-    template_id: Optional[int] = Field(default=None, foreign_key="templates.id")
+    audience_list_id: int | None = Field(default=None, foreign_key="contact_lists.id")
+    audience_segment_id: int | None = Field(default=None, foreign_key="segments.id")
+    audience_upload_id: int | None = Field(default=None, foreign_key="audience_uploads.id")
+    channel_id: int | None = Field(default=None, foreign_key="channels.id")
+    template_id: int | None = Field(default=None, foreign_key="templates.id")
     variable_mapping: dict = _json()  # {"body.1": {"source": "field", "key": "first_name", "fallback": ""}}
     timezone: str = Field(default="UTC", max_length=64)
-    scheduled_at: Optional[datetime] = None  # UTC instant everyone receives it
+    scheduled_at: datetime | None = None  # UTC instant everyone receives it
     pause_reason: str = Field(default="", max_length=500)
-    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
-    sent_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    sent_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
-    started_at: Optional[datetime] = None
-    finished_at: Optional[datetime] = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     # The audience freeze streams (app/services/sending/freeze.py, migration 0004): while `freezing`, rows
     # are still being added after `freeze_cursor` (list/segment: the last contact identity id frozen; CSV:
     # the last file line read) by the process whose lease `freeze_heartbeat_at` is (NULL: free).
     freezing: bool = False
     freeze_cursor: int = 0
-    freeze_heartbeat_at: Optional[datetime] = None
+    freeze_heartbeat_at: datetime | None = None
     # Counters are denormalised for the live list; recipients remain the source of truth.
     total_recipients: int = 0
     queued_count: int = 0
@@ -255,22 +266,22 @@ class CampaignRecipient(SQLModel, table=True):
         UniqueConstraint("campaign_id", "address", name="uq_recipient_campaign_address"),
         Index("ix_recipient_campaign_status", "campaign_id", "status"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE")
     address: str = Field(max_length=32)  # E.164
-    contact_id: Optional[int] = Field(default=None, foreign_key="contacts.id", ondelete="SET NULL")
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id", ondelete="SET NULL")
     variables: dict = _json()  # values frozen when the audience was frozen
     status: str = Field(default="queued", max_length=16)  # app.domain.recipient_status
-    message_id: Optional[str] = Field(default=None, max_length=128, index=True)  # wamid
-    error_code: Optional[int] = None
+    message_id: str | None = Field(default=None, max_length=128, index=True)  # wamid
+    error_code: int | None = None
     error_title: str = Field(default="", max_length=500)
     attempts: int = 0
-    next_attempt_at: Optional[datetime] = None
-    claimed_at: Optional[datetime] = None
-    sent_at: Optional[datetime] = None
-    delivered_at: Optional[datetime] = None
-    read_at: Optional[datetime] = None
-    failed_at: Optional[datetime] = None
+    next_attempt_at: datetime | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -279,38 +290,38 @@ class WebhookStatusEvent(SQLModel, table=True):
 
     __tablename__ = "webhook_status_events"
     __table_args__ = (UniqueConstraint("message_id", "status", name="uq_status_event_message_status"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int | None = Field(default=None, foreign_key="channels.id")
     message_id: str = Field(max_length=128)
     status: str = Field(max_length=16)  # sent | delivered | read | failed
-    recipient_id: Optional[int] = Field(default=None, index=True)  # from biz_opaque_callback_data
-    provider_timestamp: Optional[datetime] = None
-    error_code: Optional[int] = None
+    recipient_id: int | None = Field(default=None, index=True)  # from biz_opaque_callback_data
+    provider_timestamp: datetime | None = None
+    error_code: int | None = None
     error_title: str = Field(default="", max_length=500)
     payload: dict = _json()
     received_at: datetime = Field(default_factory=utcnow)
-    applied_at: Optional[datetime] = Field(default=None, index=True)
+    applied_at: datetime | None = Field(default=None, index=True)
 
 
 class InboundMessage(SQLModel, table=True):
     """Messages contacts send us (replies, STOP keywords)."""
 
     __tablename__ = "inbound_messages"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    channel_id: Optional[int] = Field(default=None, foreign_key="channels.id")
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int | None = Field(default=None, foreign_key="channels.id")
     message_id: str = Field(max_length=128, unique=True)
     from_address: str = Field(max_length=32, index=True)
     kind: str = Field(default="text", max_length=16)
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    context_message_id: Optional[str] = Field(default=None, max_length=128)  # the campaign message replied to
+    context_message_id: str | None = Field(default=None, max_length=128)  # the campaign message replied to
     received_at: datetime = Field(default_factory=utcnow)
 
 
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
-    actor_id: Optional[int] = Field(default=None, index=True)
+    actor_id: int | None = Field(default=None, index=True)
     actor_email: str = Field(default="", max_length=254)
     action: str = Field(max_length=64, index=True)  # e.g. user.create, campaign.send, permission.refused
     outcome: str = Field(default="ok", max_length=16)  # ok | refused | error
@@ -328,13 +339,13 @@ class TrialSend(SQLModel, table=True):
     # The table keeps the name migration 0003 gave it: renaming the class needs no migration, and a
     # deployed database keeps its rows.
     __tablename__ = "test_sends"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE", index=True)
-    user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     to: str = Field(max_length=32)  # E.164
-    message_id: Optional[str] = Field(default=None, max_length=128, index=True)  # wamid
+    message_id: str | None = Field(default=None, max_length=128, index=True)  # wamid
     status: str = Field(default="sending", max_length=16)  # sending | sent | delivered | read | failed | unknown
-    error_code: Optional[int] = None
+    error_code: int | None = None
     error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -45,11 +45,15 @@ PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")  # set: workers dump cProf
 
 def machine() -> str:
     try:
-        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                     platform.processor())
+        model = next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+            platform.processor(),
+        )
     except OSError:
         model = platform.processor()
-    return f"{os.cpu_count()} CPU ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{os.cpu_count()} CPU ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def redis_url(tmp: Path) -> tuple[str, subprocess.Popen | None]:
@@ -61,6 +65,7 @@ def redis_url(tmp: Path) -> tuple[str, subprocess.Popen | None]:
         return url, None
     except redis.RedisError:
         from app.redis_conn import start_embedded_redis
+
         proc, url = start_embedded_redis(tmp / "redis")
         return url, proc
 
@@ -72,6 +77,7 @@ def prepare_database(kind: str, tmp: Path) -> str:
         url = f"sqlite:///{tmp / 'bench.db'}"
     else:
         from sqlalchemy import create_engine, text
+
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text("DROP DATABASE IF EXISTS hubcast_bench_dispatch WITH (FORCE)"))
@@ -101,22 +107,40 @@ def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
     from app.models import Campaign, Channel, Contact, ContactIdentity, ContactList, ListMembership, Template
     from app.services.accounts.users import create_user
     from app.timeutil import utcnow
-
     from tests.support.factories import MAPPING, ORDER_UPDATE
     from tests.support.sandbox import PNID, SECRET, TOKEN, WABA
 
     engine = get_engine()
     now = utcnow()
     with Session(engine) as s:
-        user, _ = create_user(session=s, actor=None, email=f"bench{time.time_ns()}@example.com", role="basic",
-                              password="correct horse battery")
-        channel = Channel(name=f"bench {time.time_ns()}", kind="sandbox", status="connected", phone_number_id=PNID,
-                          business_account_id=WABA, access_token=TOKEN, app_secret=SECRET, api_base_url=sandbox_url,
-                          messages_per_second=mps)
+        user, _ = create_user(
+            session=s,
+            actor=None,
+            email=f"bench{time.time_ns()}@example.com",
+            role="basic",
+            password="correct horse battery",
+        )
+        channel = Channel(
+            name=f"bench {time.time_ns()}",
+            kind="sandbox",
+            status="connected",
+            phone_number_id=PNID,
+            business_account_id=WABA,
+            access_token=TOKEN,
+            app_secret=SECRET,
+            api_base_url=sandbox_url,
+            messages_per_second=mps,
+        )
         s.add(channel)
         s.commit()
-        template = Template(channel_id=channel.id, name="order_update", language="en_US", category="UTILITY",
-                            status="APPROVED", components=ORDER_UPDATE)
+        template = Template(
+            channel_id=channel.id,
+            name="order_update",
+            language="en_US",
+            category="UTILITY",
+            status="APPROVED",
+            components=ORDER_UPDATE,
+        )
         clist = ContactList(name=f"bench {time.time_ns()}")
         s.add(template)
         s.add(clist)
@@ -124,34 +148,88 @@ def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
         ids = (user.id, channel.id, template.id, clist.id)
     user_id, channel_id, template_id, list_id = ids
     with engine.begin() as conn:
-        first = conn.execute(Contact.__table__.select().with_only_columns(Contact.__table__.c.id)
-                             .order_by(Contact.__table__.c.id.desc()).limit(1)).scalar() or 0
+        first = (
+            conn.execute(
+                Contact.__table__.select()
+                .with_only_columns(Contact.__table__.c.id)
+                .order_by(Contact.__table__.c.id.desc())
+                .limit(1)
+            ).scalar()
+            or 0
+        )
         for start in range(0, n, 10_000):
             block = range(start, min(n, start + 10_000))
-            conn.execute(insert(Contact.__table__), [
-                {"id": first + 1 + i, "first_name": f"Ana{i}", "last_name": "", "email": "", "country": "FR",
-                 "city": "", "language": "", "custom_fields": {}, "created_at": now, "updated_at": now} for i in block])
-            conn.execute(insert(ContactIdentity.__table__), [
-                {"contact_id": first + 1 + i, "channel_type": "whatsapp", "address": f"+336{10_000_000 + first + i:08d}",
-                 "subscribed": True, "subscription_changed_at": now, "created_at": now} for i in block])
-            conn.execute(insert(ListMembership.__table__), [
-                {"list_id": list_id, "contact_id": first + 1 + i, "source": "import", "added_at": now} for i in block])
+            conn.execute(
+                insert(Contact.__table__),
+                [
+                    {
+                        "id": first + 1 + i,
+                        "first_name": f"Ana{i}",
+                        "last_name": "",
+                        "email": "",
+                        "country": "FR",
+                        "city": "",
+                        "language": "",
+                        "custom_fields": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in block
+                ],
+            )
+            conn.execute(
+                insert(ContactIdentity.__table__),
+                [
+                    {
+                        "contact_id": first + 1 + i,
+                        "channel_type": "whatsapp",
+                        "address": f"+336{10_000_000 + first + i:08d}",
+                        "subscribed": True,
+                        "subscription_changed_at": now,
+                        "created_at": now,
+                    }
+                    for i in block
+                ],
+            )
+            conn.execute(
+                insert(ListMembership.__table__),
+                [{"list_id": list_id, "contact_id": first + 1 + i, "source": "import", "added_at": now} for i in block],
+            )
     with Session(engine) as s:
-        campaign = Campaign(name="bench", audience_kind="list", audience_list_id=list_id, channel_id=channel_id,
-                            template_id=template_id, variable_mapping=MAPPING)
+        campaign = Campaign(
+            name="bench",
+            audience_kind="list",
+            audience_list_id=list_id,
+            channel_id=channel_id,
+            template_id=template_id,
+            variable_mapping=MAPPING,
+        )
         s.add(campaign)
         s.commit()
         return user_id, campaign.id
 
 
 def start_workers(n: int, tmp: Path, db_url: str, r_url: str) -> list[subprocess.Popen]:
-    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": r_url, "HUBCAST_DATA_DIR": str(tmp / "data"),
-           "HUBCAST_SEND_CONCURRENCY": str(CONCURRENCY_PER_WORKER)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": r_url,
+        "HUBCAST_DATA_DIR": str(tmp / "data"),
+        "HUBCAST_SEND_CONCURRENCY": str(CONCURRENCY_PER_WORKER),
+    }
     if PROFILE_DIR:
         env["HUBCAST_SEND_PROFILE_DIR"] = PROFILE_DIR
-    return [subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
-                             stdout=open(tmp / f"worker{i}.log", "wb"), stderr=subprocess.STDOUT,
-                             start_new_session=True) for i in range(n)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(tmp / f"worker{i}.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for i in range(n)
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -175,6 +253,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def stop(procs: list[subprocess.Popen]) -> None:
     import signal
+
     for p in procs:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGTERM)
@@ -211,9 +290,11 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
         deadline = time.monotonic() + max(600, n / 50)
         while True:
             with Session(engine) as s:
-                status = s.execute(select(CampaignRecipient.status, func.count())
-                                   .where(CampaignRecipient.campaign_id == campaign_id)
-                                   .group_by(CampaignRecipient.status)).all()
+                status = s.execute(
+                    select(CampaignRecipient.status, func.count())
+                    .where(CampaignRecipient.campaign_id == campaign_id)
+                    .group_by(CampaignRecipient.status)
+                ).all()
             counts = dict(status)
             if not counts.get("queued") and not counts.get("sending"):
                 break
@@ -221,8 +302,9 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
                 raise SystemExit(f"did not finish: {counts}")
             time.sleep(0.2)
         with Session(engine) as s:
-            last = s.execute(select(func.max(CampaignRecipient.sent_at))
-                             .where(CampaignRecipient.campaign_id == campaign_id)).scalar()
+            last = s.execute(
+                select(func.max(CampaignRecipient.sent_at)).where(CampaignRecipient.campaign_id == campaign_id)
+            ).scalar()
         wall = time.perf_counter() - t0
         rss = [peak_rss_mb(w.pid) for w in workers]
         cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(workers, idle_cpu))
@@ -230,11 +312,21 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
         stop(workers)
     log = sandbox.log()
     entries = sandbox.entries()
-    return {"recipients": n, "seconds": wall, "rate": n / wall, "freeze_s": frozen, "counts": counts,
-            "duplicates": len(log["duplicates"]), "accepted": log["total"], "rejected": log["rejected"],
-            "busiest_1s": max_per_window(entries) if entries else 0, "worker_peak_rss_mb": max(rss),
-            "worker_cpu_ms_per_1000": 1000 * 1000 * cpu / n, "load_avg": os.getloadavg()[0],
-            "last_sent_at": str(last)}
+    return {
+        "recipients": n,
+        "seconds": wall,
+        "rate": n / wall,
+        "freeze_s": frozen,
+        "counts": counts,
+        "duplicates": len(log["duplicates"]),
+        "accepted": log["total"],
+        "rejected": log["rejected"],
+        "busiest_1s": max_per_window(entries) if entries else 0,
+        "worker_peak_rss_mb": max(rss),
+        "worker_cpu_ms_per_1000": 1000 * 1000 * cpu / n,
+        "load_avg": os.getloadavg()[0],
+        "last_sent_at": str(last),
+    }
 
 
 async def bare_loop(url: str, n: int, concurrency: int) -> float:
@@ -243,16 +335,32 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
 
     from tests.support.sandbox import PNID, TOKEN
 
-    body = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "template",
-            "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [
-                {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "#48213"},
-                                                {"type": "text", "text": "Friday"}]}]}}
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "type": "template",
+        "template": {
+            "name": "order_update",
+            "language": {"code": "en_US"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": "Ana"},
+                        {"type": "text", "text": "#48213"},
+                        {"type": "text", "text": "Friday"},
+                    ],
+                }
+            ],
+        },
+    }
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
         async def worker():
             while True:
                 try:
@@ -282,12 +390,14 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-"))
     r_url, redis_proc = redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
-    lines = [f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}",
-             f"{args.recipients:,} recipients, 2 workers × {CONCURRENCY_PER_WORKER} in flight, "
-             f"{args.runs} run(s) per figure (median)\n",
-             "| database | scenario | msg/s | target | seconds | freeze s | duplicates | busiest 1 s | worker RSS MB "
-             "| worker CPU ms / 1,000 msgs | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}",
+        f"{args.recipients:,} recipients, 2 workers × {CONCURRENCY_PER_WORKER} in flight, "
+        f"{args.runs} run(s) per figure (median)\n",
+        "| database | scenario | msg/s | target | seconds | freeze s | duplicates | busiest 1 s | worker RSS MB "
+        "| worker CPU ms / 1,000 msgs | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     databases = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     try:
         for kind in databases:
@@ -298,22 +408,28 @@ def main() -> int:
                     runs = [run_campaign(args.recipients, db_url, r_url, sb, 1000, tmp) for _ in range(args.runs)]
                 r = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
                 print(kind, "capped", json.dumps(r, default=str))
-                lines.append(f"| {kind} | 1,000/s cap + 150 ms | {statistics.median(x['rate'] for x in runs):.0f} | "
-                             f"≥ 950 | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | "
-                             f"{r['busiest_1s']} | {r['worker_peak_rss_mb']:.0f} | "
-                             f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |")
+                lines.append(
+                    f"| {kind} | 1,000/s cap + 150 ms | {statistics.median(x['rate'] for x in runs):.0f} | "
+                    f"≥ 950 | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | "
+                    f"{r['busiest_1s']} | {r['worker_peak_rss_mb']:.0f} | "
+                    f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
+                )
             if not args.skip_uncapped:
                 with run_sandbox(tmp / f"sb-free-{kind}", mps=0, latency_ms=0) as sb:
                     runs = [run_campaign(args.recipients, db_url, r_url, sb, 0, tmp) for _ in range(args.runs)]
-                    bare = [asyncio.run(bare_loop(sb.url, args.recipients, 2 * CONCURRENCY_PER_WORKER))
-                            for _ in range(args.runs)]
+                    bare = [
+                        asyncio.run(bare_loop(sb.url, args.recipients, 2 * CONCURRENCY_PER_WORKER))
+                        for _ in range(args.runs)
+                    ]
                 rate = statistics.median(x["rate"] for x in runs)
                 base = statistics.median(bare)
                 r = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
                 print(kind, "uncapped", json.dumps(r, default=str), "bare aiohttp", round(base))
-                lines.append(f"| {kind} | uncapped, no latency | {rate:.0f} ({rate / base:.0%} of bare loop "
-                             f"{base:.0f}) | ≥ 70% | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | – | "
-                             f"{r['worker_peak_rss_mb']:.0f} | {r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |")
+                lines.append(
+                    f"| {kind} | uncapped, no latency | {rate:.0f} ({rate / base:.0%} of bare loop "
+                    f"{base:.0f}) | ≥ 70% | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | – | "
+                    f"{r['worker_peak_rss_mb']:.0f} | {r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
+                )
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
@@ -322,8 +438,10 @@ def main() -> int:
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if not RESULTS.exists():
-        RESULTS.write_text("# Dispatch benchmark (bench/dispatch.py)\n\nFrom \"Send\" (audience freeze included) "
-                           "to the last recipient row marked sent; see the script's docstring.\n")
+        RESULTS.write_text(
+            '# Dispatch benchmark (bench/dispatch.py)\n\nFrom "Send" (audience freeze included) '
+            "to the last recipient row marked sent; see the script's docstring.\n"
+        )
     with RESULTS.open("a") as fh:
         fh.write(text)
     return 0

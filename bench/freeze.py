@@ -71,6 +71,7 @@ def pg_exists(name: str) -> bool:
 
 # --- issue 7: the two writers ----------------------------------------------------------------------
 
+
 def freeze_once(base_campaign_id: int, use_copy: bool) -> tuple[float, int]:
     from sqlmodel import Session
 
@@ -81,10 +82,14 @@ def freeze_once(base_campaign_id: int, use_copy: bool) -> tuple[float, int]:
 
     with Session(get_engine()) as s:
         base = s.get(Campaign, base_campaign_id)
-        campaign = Campaign(name="bench freeze", audience_kind=base.audience_kind,
-                            audience_list_id=base.audience_list_id, channel_id=base.channel_id,
-                            template_id=base.template_id,
-                            variable_mapping=base.variable_mapping)
+        campaign = Campaign(
+            name="bench freeze",
+            audience_kind=base.audience_kind,
+            audience_list_id=base.audience_list_id,
+            channel_id=base.channel_id,
+            template_id=base.template_id,
+            variable_mapping=base.variable_mapping,
+        )
         s.add(campaign)
         s.commit()
         s.refresh(campaign)
@@ -114,6 +119,7 @@ def writers(args) -> list[str]:
                 print(f"{'COPY' if use_copy else 'INSERT (executemany)'}: {seconds:.2f} s", flush=True)
     finally:
         from app import db
+
         db.get_engine().dispose()
         db._engine_for.cache_clear()
         recreate(drop_only=True)
@@ -126,13 +132,15 @@ def writers(args) -> list[str]:
         "| path | seconds | rows/s | all runs (s) |",
         "|---|---|---|---|",
         f"| before: executemany INSERT … ON CONFLICT | {before:.2f} | {args.contacts / before:,.0f} | "
-        + ", ".join(f"{t:.2f}" for t in times[False]) + " |",
+        + ", ".join(f"{t:.2f}" for t in times[False])
+        + " |",
         f"| after: COPY into a temp table + one INSERT … SELECT … ON CONFLICT | {after:.2f} | "
         f"{args.contacts / after:,.0f} | " + ", ".join(f"{t:.2f}" for t in times[True]) + " |",
     ]
 
 
 # --- issue 16: first message, streaming vs up-front --------------------------------------------------
+
 
 def prepare(args, tmp: Path) -> tuple[str, int, int, bool]:
     """(database url, user id, base campaign id, whether the database is ours to drop)."""
@@ -156,8 +164,13 @@ def prepare(args, tmp: Path) -> tuple[str, int, int, bool]:
     dispatch.use_database(url)
     with Session(get_engine()) as s:  # a bench list of exactly N members from an earlier run?
         base = s.execute(select(Campaign).where(Campaign.name == "bench").order_by(Campaign.id)).scalars().first()
-        members = s.execute(select(func.count()).select_from(ListMembership).where(
-            ListMembership.list_id == base.audience_list_id)).scalar() if base else 0
+        members = (
+            s.execute(
+                select(func.count()).select_from(ListMembership).where(ListMembership.list_id == base.audience_list_id)
+            ).scalar()
+            if base
+            else 0
+        )
         user = s.execute(select(User).order_by(User.id)).scalars().first()
     if base is not None and members == args.contacts and user is not None:
         user_id, campaign_id = user.id, base.id
@@ -193,9 +206,14 @@ def one_start(base_id: int, user_id: int, sb, stream: bool) -> dict:
     engine = get_engine()
     with Session(engine) as s:
         base = s.get(Campaign, base_id)
-        campaign = Campaign(name=f"bench {'stream' if stream else 'up-front'}", audience_kind="list",
-                            audience_list_id=base.audience_list_id, channel_id=base.channel_id,
-                            template_id=base.template_id, variable_mapping=base.variable_mapping)
+        campaign = Campaign(
+            name=f"bench {'stream' if stream else 'up-front'}",
+            audience_kind="list",
+            audience_list_id=base.audience_list_id,
+            channel_id=base.channel_id,
+            template_id=base.template_id,
+            variable_mapping=base.variable_mapping,
+        )
         s.add(campaign)
         s.commit()
         cid = campaign.id
@@ -218,13 +236,20 @@ def one_start(base_id: int, user_id: int, sb, stream: bool) -> dict:
     sent_by_then = sb.log()["total"]
     with Session(engine) as s:
         cancel_campaign(session=s, actor=s.get(User, user_id), campaign_id=cid)
-        rows = s.execute(select(func.count()).select_from(CampaignRecipient)
-                         .where(CampaignRecipient.campaign_id == cid)).scalar()
+        rows = s.execute(
+            select(func.count()).select_from(CampaignRecipient).where(CampaignRecipient.campaign_id == cid)
+        ).scalar()
     time.sleep(1.5)  # the jobs see the cancel within a second; then the rows can go
     with engine.begin() as conn:
         conn.execute(delete(CampaignRecipient).where(CampaignRecipient.campaign_id == cid))
-    return {"mode": "stream" if stream else "up-front", "first_s": first, "returned_s": returned,
-            "freeze_s": frozen, "rows": rows, "sent_by_freeze_end": sent_by_then}
+    return {
+        "mode": "stream" if stream else "up-front",
+        "first_s": first,
+        "returned_s": returned,
+        "freeze_s": frozen,
+        "rows": rows,
+        "sent_by_freeze_end": sent_by_then,
+    }
 
 
 def first_message(args) -> list[str]:
@@ -238,6 +263,7 @@ def first_message(args) -> list[str]:
     r_url, redis_proc = dispatch.redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
     import redis
+
     redis.Redis.from_url(r_url).flushdb()
     db_url, user_id, base_id, drop = prepare(args, tmp)
     results: list[dict] = []
@@ -265,6 +291,7 @@ def first_message(args) -> list[str]:
         if redis_proc is not None:
             redis_proc.terminate()
         from app import db
+
         db.get_engine().dispose()
         db._engine_for.cache_clear()
         if drop:
@@ -279,19 +306,21 @@ def first_message(args) -> list[str]:
 
     load = os.getloadavg()[0]
     lines = [
-        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — first message after \"Send\", {args.db}, "
+        f'\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — first message after "Send", {args.db}, '
         f"{args.contacts:,} recipients (bench/freeze.py) — {dispatch.machine()}",
         f"2 workers idle before each start, Sandbox capped at 1,000 msg/s answering at once; median of "
         f"{args.runs} run(s) per mode, modes alternated; load avg {load:.1f}; worker peak RSS "
         f"{max(rss) if rss else float('nan'):.0f} MB\n",
-        "| mode | first message (s) | \"Send\" returned (s) | whole freeze (s) | messages sent while freezing | "
+        '| mode | first message (s) | "Send" returned (s) | whole freeze (s) | messages sent while freezing | '
         "all runs: first message (s) | all runs: freeze (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     for mode, label in (("stream", "streaming freeze (this change)"), ("up-front", "baseline: up-front freeze")):
-        lines.append(f"| {label} | {med(mode, 'first_s'):.2f} | {med(mode, 'returned_s'):.2f} | "
-                     f"{med(mode, 'freeze_s'):.2f} | {med(mode, 'sent_by_freeze_end'):,.0f} | "
-                     f"{runs(mode, 'first_s')} | {runs(mode, 'freeze_s')} |")
+        lines.append(
+            f"| {label} | {med(mode, 'first_s'):.2f} | {med(mode, 'returned_s'):.2f} | "
+            f"{med(mode, 'freeze_s'):.2f} | {med(mode, 'sent_by_freeze_end'):,.0f} | "
+            f"{runs(mode, 'first_s')} | {runs(mode, 'freeze_s')} |"
+        )
     return lines
 
 
@@ -309,6 +338,7 @@ def full_send(args) -> list[str]:
     r_url, redis_proc = dispatch.redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
     import redis
+
     redis.Redis.from_url(r_url).flushdb()
     db_url, user_id, base_id, drop = prepare(args, tmp)
     workers = []
@@ -318,10 +348,14 @@ def full_send(args) -> list[str]:
                 base = s.get(Campaign, base_id)
                 channel = s.get(Channel, base.channel_id)
                 channel.api_base_url, channel.messages_per_second = sb.url, args.mps
-                campaign = Campaign(name="bench full send", audience_kind="list",
-                                    audience_list_id=base.audience_list_id, channel_id=base.channel_id,
-                                    template_id=base.template_id,
-                                    variable_mapping=base.variable_mapping)
+                campaign = Campaign(
+                    name="bench full send",
+                    audience_kind="list",
+                    audience_list_id=base.audience_list_id,
+                    channel_id=base.channel_id,
+                    template_id=base.template_id,
+                    variable_mapping=base.variable_mapping,
+                )
                 s.add(channel)
                 s.add(campaign)
                 s.commit()
@@ -344,22 +378,38 @@ def full_send(args) -> list[str]:
             wall = time.time() - t0
             rss = [dispatch.peak_rss_mb(w.pid) for w in workers]
             with engine.connect() as conn:
-                counts = dict(conn.execute(select(CampaignRecipient.status, func.count())
-                                           .where(CampaignRecipient.campaign_id == cid)
-                                           .group_by(CampaignRecipient.status)).all())
+                counts = dict(
+                    conn.execute(
+                        select(CampaignRecipient.status, func.count())
+                        .where(CampaignRecipient.campaign_id == cid)
+                        .group_by(CampaignRecipient.status)
+                    ).all()
+                )
             log = sb.log()
     finally:
         dispatch.stop(workers)
         if redis_proc is not None:
             redis_proc.terminate()
         from app import db
+
         db.get_engine().dispose()
         db._engine_for.cache_clear()
         if drop:
             recreate(args.pg_db, drop_only=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"status": status, "counts": counts, "wall": wall, "rss": rss, "rss_idle": rss_idle,
-                      "accepted": log["total"], "duplicates": len(log["duplicates"])}))
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "counts": counts,
+                "wall": wall,
+                "rss": rss,
+                "rss_idle": rss_idle,
+                "accepted": log["total"],
+                "duplicates": len(log["duplicates"]),
+            }
+        )
+    )
     cap = f"cap {args.mps:,} msg/s" if args.mps else "uncapped"
     return [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — worker peak RSS during a {args.contacts:,}-recipient send, "
@@ -384,8 +434,11 @@ def main() -> int:
     parser.add_argument("--pg-db", default=DB, help="PostgreSQL database of its own (created when missing)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for the next run")
     parser.add_argument("--writers", action="store_true", help="issue 7's figure: COPY vs INSERT (PostgreSQL)")
-    parser.add_argument("--full-send", action="store_true",
-                        help="issue 16 item 6: send one streaming campaign to everyone, report the workers' peak RSS")
+    parser.add_argument(
+        "--full-send",
+        action="store_true",
+        help="issue 16 item 6: send one streaming campaign to everyone, report the workers' peak RSS",
+    )
     parser.add_argument("--mps", type=int, default=0, help="--full-send: the channel's cap (0: uncapped)")
     parser.add_argument("--no-record", action="store_true", help="print only, do not append to the results")
     args = parser.parse_args()
@@ -395,9 +448,11 @@ def main() -> int:
     if not args.no_record:
         target = dispatch.RESULTS if args.writers else RESULTS
         if not target.exists():
-            target.write_text("# Freeze benchmark (bench/freeze.py)\n\nTime from \"Send\" to the first message "
-                              "posted to the Sandbox, streaming freeze vs the up-front freeze; see the script's "
-                              "docstring.\n")
+            target.write_text(
+                '# Freeze benchmark (bench/freeze.py)\n\nTime from "Send" to the first message '
+                "posted to the Sandbox, streaming freeze vs the up-front freeze; see the script's "
+                "docstring.\n"
+            )
         with open(target, "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
     return 0

@@ -35,8 +35,9 @@ def freeze_blocked(campaign_id: int):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             freezing = conn.execute(select(Campaign.freezing).where(Campaign.id == campaign_id)).scalar()
         else:
-            freezing = conn.execute(select(Campaign.freezing).where(Campaign.id == campaign_id)
-                                    .with_for_update()).scalar()
+            freezing = conn.execute(
+                select(Campaign.freezing).where(Campaign.id == campaign_id).with_for_update()
+            ).scalar()
         try:
             yield bool(freezing)
         finally:
@@ -44,13 +45,18 @@ def freeze_blocked(campaign_id: int):
 
 
 @pytest.mark.timeout(240)
-def test_sigkill_the_worker_freezing_an_audience_then_the_freeze_resumes(session, redis_client, redis_url,
-                                                                        database_url, make_user, tmp_path,
-                                                                        monkeypatch):
+def test_sigkill_the_worker_freezing_an_audience_then_the_freeze_resumes(
+    session, redis_client, redis_url, database_url, make_user, tmp_path, monkeypatch
+):
     n = 6_000
-    env = {"HUBCAST_SEND_FREEZE_FIRST_CHUNK": "100", "HUBCAST_SEND_FREEZE_CHUNK": "20",
-           "HUBCAST_SEND_FREEZE_LEASE_S": "2", "HUBCAST_SEND_STUCK_GRACE_S": "10",
-           "HUBCAST_SEND_TICK_INTERVAL_S": "1", "HUBCAST_SEND_ALIVE_TTL_S": "10"}
+    env = {
+        "HUBCAST_SEND_FREEZE_FIRST_CHUNK": "100",
+        "HUBCAST_SEND_FREEZE_CHUNK": "20",
+        "HUBCAST_SEND_FREEZE_LEASE_S": "2",
+        "HUBCAST_SEND_STUCK_GRACE_S": "10",
+        "HUBCAST_SEND_TICK_INTERVAL_S": "1",
+        "HUBCAST_SEND_ALIVE_TTL_S": "10",
+    }
     monkeypatch.setenv("HUBCAST_SEND_FREEZE_FIRST_CHUNK", env["HUBCAST_SEND_FREEZE_FIRST_CHUNK"])  # "Send", here
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox", mps=400) as sb:
@@ -62,8 +68,12 @@ def test_sigkill_the_worker_freezing_an_audience_then_the_freeze_resumes(session
             first_cursor = campaign_row(campaign.id).freeze_cursor
             assert campaign_row(campaign.id).freezing
             # the victim (the only worker) is freezing: a few chunks committed, far from the end
-            wait_until(lambda: campaign_row(campaign.id).freeze_cursor > first_cursor, timeout=60, interval=0.01,
-                       message="the freeze progressing in the worker")
+            wait_until(
+                lambda: campaign_row(campaign.id).freeze_cursor > first_cursor,
+                timeout=60,
+                interval=0.01,
+                message="the freeze progressing in the worker",
+            )
             with freeze_blocked(campaign.id) as still_freezing:
                 assert still_freezing, "the freeze ended before the kill: make it longer"
                 frozen_at_kill = len(recipients(campaign.id))
@@ -71,8 +81,14 @@ def test_sigkill_the_worker_freezing_an_audience_then_the_freeze_resumes(session
                 victim.wait(timeout=10)
             assert frozen_at_kill < n
             successor = worker_process(tmp_path, database_url, redis_url, "successor", env)
-            done = wait_until(lambda: (lambda row: row if row.status in ("sent", "failed", "paused") else None)(
-                campaign_row(campaign.id)), timeout=200, interval=0.5, message="campaign finished")
+            done = wait_until(
+                lambda: (lambda row: row if row.status in ("sent", "failed", "paused") else None)(
+                    campaign_row(campaign.id)
+                ),
+                timeout=200,
+                interval=0.5,
+                message="campaign finished",
+            )
         finally:
             for proc in (victim, successor):
                 if proc is not None:
@@ -82,10 +98,20 @@ def test_sigkill_the_worker_freezing_an_audience_then_the_freeze_resumes(session
 
     rows = recipients(campaign.id)
     addresses = [r.address for r in rows]
-    ok = (done.status == "sent" and not done.freezing and sorted(addresses) == sorted(number(i) for i in range(n))
-          and fig["duplicated"] == 0 and fig["lost"] == 0)
-    record("fault", "SIGKILL the worker mid-freeze of 6,000 recipients, another resumes", ok=ok,
-           frozen_at_kill=frozen_at_kill, **{k: v for k, v in fig.items() if k != "statuses"})
+    ok = (
+        done.status == "sent"
+        and not done.freezing
+        and sorted(addresses) == sorted(number(i) for i in range(n))
+        and fig["duplicated"] == 0
+        and fig["lost"] == 0
+    )
+    record(
+        "fault",
+        "SIGKILL the worker mid-freeze of 6,000 recipients, another resumes",
+        ok=ok,
+        frozen_at_kill=frozen_at_kill,
+        **{k: v for k, v in fig.items() if k != "statuses"},
+    )
     assert done.status == "sent", done.pause_reason
     assert not done.freezing and done.total_recipients == n
     assert len(addresses) == len(set(addresses)) == n, "one row per recipient: none twice, none missing"

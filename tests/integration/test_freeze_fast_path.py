@@ -20,11 +20,16 @@ CITY = ["Lyon", "", " Nice ", "a\r\nb", "", "Rome", "     ", "Oslo", "x\ty", "",
 
 MAPPINGS = {
     "first_name": {**MAPPING, "body.1": {"source": "field", "key": "first_name"}},
-    "fallbacks": {"body.1": {"source": "field", "key": "first_name", "fallback": " friend\t"},
-                  "body.2": {"source": "field", "key": "city", "fallback": "   "},
-                  "body.3": {"source": "field", "key": "phone"}},
-    "texts": {"body.1": {"source": "TEXT", "value": " a\n b "}, "body.2": {"source": "text", "text": "  "},
-              "body.3": {"source": "text", "key": "k", "fallback": "f"}},
+    "fallbacks": {
+        "body.1": {"source": "field", "key": "first_name", "fallback": " friend\t"},
+        "body.2": {"source": "field", "key": "city", "fallback": "   "},
+        "body.3": {"source": "field", "key": "phone"},
+    },
+    "texts": {
+        "body.1": {"source": "TEXT", "value": " a\n b "},
+        "body.2": {"source": "text", "text": "  "},
+        "body.3": {"source": "text", "key": "k", "fallback": "f"},
+    },
 }
 
 
@@ -42,22 +47,35 @@ def test_fast_freeze_stores_what_resolving_every_row_stores(session, make_user, 
     assert cs._simple_plan(["body.1", "body.2", "body.3"], MAPPINGS[name]) is not None  # the fast path runs
     channel = make_channel(session, "http://127.0.0.1:9")
     template = make_template(session, channel)
-    clist = make_list(session, [number(i) for i in range(len(FIRST))], first_name=lambda i: FIRST[i],
-                      subscribed=lambda i: i != 5)
+    clist = make_list(
+        session, [number(i) for i in range(len(FIRST))], first_name=lambda i: FIRST[i], subscribed=lambda i: i != 5
+    )
     with session.get_bind().begin() as conn:
         for i, city in enumerate(CITY):
-            conn.execute(update(Contact).where(Contact.id == ContactIdentity.contact_id,
-                                               ContactIdentity.address == number(i)).values(city=city))
-    campaign = Campaign(name="F", audience_kind="list", audience_list_id=clist.id, channel_id=channel.id,
-                        template_id=template.id, variable_mapping=MAPPINGS[name])
+            conn.execute(
+                update(Contact)
+                .where(Contact.id == ContactIdentity.contact_id, ContactIdentity.address == number(i))
+                .values(city=city)
+            )
+    campaign = Campaign(
+        name="F",
+        audience_kind="list",
+        audience_list_id=clist.id,
+        channel_id=channel.id,
+        template_id=template.id,
+        variable_mapping=MAPPINGS[name],
+    )
     session.add(campaign)
     session.commit()
     expected = _reference(session, campaign)
     assert cs.freeze_audience(session, campaign, utcnow()) == len(FIRST) - 1
     session.commit()
     R = CampaignRecipient
-    stored = session.execute(select(R.address, R.contact_id, R.variables, R.status, R.error_title)
-                             .where(R.campaign_id == campaign.id).order_by(R.id)).all()
+    stored = session.execute(
+        select(R.address, R.contact_id, R.variables, R.status, R.error_title)
+        .where(R.campaign_id == campaign.id)
+        .order_by(R.id)
+    ).all()
     assert [tuple(r) for r in stored] == expected
 
 

@@ -36,16 +36,25 @@ from tests.support.processes import drive_until
 from tests.support.sandbox import run_sandbox
 from tests.support.wait import wait_until
 
-GENERIC = {**MAPPING, "body.1": {"source": "field", "key": "custom.plan", "fallback": ""},
-           "body.2": {"source": "field", "key": "first_name"}}
+GENERIC = {
+    **MAPPING,
+    "body.1": {"source": "field", "key": "custom.plan", "fallback": ""},
+    "body.2": {"source": "field", "key": "first_name"},
+}
 CSV_MAPPING = {**MAPPING, "body.1": {"source": "column", "key": "First_Name"}}
 
 
 def _stored(campaign_id: int) -> list[tuple]:
     R = CampaignRecipient
     with get_engine().connect() as conn:
-        return [tuple(r) for r in conn.execute(select(R.address, R.contact_id, R.variables, R.status, R.error_title)
-                                               .where(R.campaign_id == campaign_id).order_by(R.id))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(R.address, R.contact_id, R.variables, R.status, R.error_title)
+                .where(R.campaign_id == campaign_id)
+                .order_by(R.id)
+            )
+        ]
 
 
 def _campaign(session, **fields) -> Campaign:
@@ -62,14 +71,28 @@ def env(session, make_user):
 
 
 def _list_fields(session, env, n: int, mapping=MAPPING) -> dict:
-    clist = make_list(session, [number(i) for i in range(n)], first_name=lambda i: "" if i % 7 == 3 else f"Ana{i}",
-                      subscribed=lambda i: i % 5 != 2)
+    clist = make_list(
+        session,
+        [number(i) for i in range(n)],
+        first_name=lambda i: "" if i % 7 == 3 else f"Ana{i}",
+        subscribed=lambda i: i % 5 != 2,
+    )
     with session.get_bind().begin() as conn:  # a custom field for the generic reading, on some contacts
-        conn.execute(update(Contact).where(Contact.id == ContactIdentity.contact_id,
-                                           ContactIdentity.address.in_([number(i) for i in range(0, n, 3)]))
-                     .values(custom_fields={"plan": "gold"}))
-    return dict(audience_kind="list", audience_list_id=clist.id, channel_id=env["channel"].id,
-                template_id=env["template"].id, variable_mapping=mapping)
+        conn.execute(
+            update(Contact)
+            .where(
+                Contact.id == ContactIdentity.contact_id,
+                ContactIdentity.address.in_([number(i) for i in range(0, n, 3)]),
+            )
+            .values(custom_fields={"plan": "gold"})
+        )
+    return dict(
+        audience_kind="list",
+        audience_list_id=clist.id,
+        channel_id=env["channel"].id,
+        template_id=env["template"].id,
+        variable_mapping=mapping,
+    )
 
 
 def _csv_fields(session, env, tmp_path, n: int) -> dict:
@@ -78,10 +101,16 @@ def _csv_fields(session, env, tmp_path, n: int) -> dict:
     with open(tmp_path / "a.csv", "rb") as fh:
         stored = uploads.store_upload(fh, original_name="a.csv", purpose=svc.UPLOAD_PURPOSE)
     make_list(session, [number(5)], subscribed=lambda i: False, name="stopped")  # said STOP
-    upload = svc.register_upload(session=session, actor=env["user"], path=str(stored.path), original_name="a.csv",
-                                 check=check_csv(stored.path))
-    return dict(audience_kind="csv", audience_upload_id=upload.id, channel_id=env["channel"].id,
-                template_id=env["template"].id, variable_mapping=CSV_MAPPING)
+    upload = svc.register_upload(
+        session=session, actor=env["user"], path=str(stored.path), original_name="a.csv", check=check_csv(stored.path)
+    )
+    return dict(
+        audience_kind="csv",
+        audience_upload_id=upload.id,
+        channel_id=env["channel"].id,
+        template_id=env["template"].id,
+        variable_mapping=CSV_MAPPING,
+    )
 
 
 def _reference(session, fields: dict) -> list[tuple]:
@@ -171,8 +200,14 @@ def test_a_chunk_committed_twice_is_not_duplicated_and_a_racing_freezer_stops(se
 
     # Freezer A freezes one chunk and stops; freezer B was started from the same cursor before A committed.
     stop_a = threading.Event()
-    a = threading.Thread(target=lambda: results.__setitem__("a", fz.continue_freeze(
-        get_engine(), campaign.id, chunk=5, stop=stop_a, on_chunk=lambda n: (stop_a.set(), slow_on_chunk(n)))))
+    a = threading.Thread(
+        target=lambda: results.__setitem__(
+            "a",
+            fz.continue_freeze(
+                get_engine(), campaign.id, chunk=5, stop=stop_a, on_chunk=lambda n: (stop_a.set(), slow_on_chunk(n))
+            ),
+        )
+    )
     real_next = fz._ChunkReader.next_chunk
 
     def next_chunk_waiting(self, size):  # B read its chunk before A committed, and writes it after
@@ -184,8 +219,9 @@ def test_a_chunk_committed_twice_is_not_duplicated_and_a_racing_freezer_stops(se
 
     fz._ChunkReader.next_chunk = next_chunk_waiting
     try:
-        b = threading.Thread(name="B", target=lambda: results.__setitem__("b", fz.continue_freeze(
-            get_engine(), campaign.id, chunk=5)))
+        b = threading.Thread(
+            name="B", target=lambda: results.__setitem__("b", fz.continue_freeze(get_engine(), campaign.id, chunk=5))
+        )
         b.start()
         wait_until(late.is_set, 10, interval=0.01, message="B read its chunk")
         a.start()
@@ -206,22 +242,23 @@ def test_a_campaign_does_not_finish_while_its_freeze_is_incomplete(session, env)
     fz.freeze_first_chunk(session, campaign, utcnow(), 4)
     session.commit()
     with get_engine().begin() as conn:  # every frozen row is done
-        conn.execute(update(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id)
-                     .values(status="sent"))
+        conn.execute(
+            update(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id).values(status="sent")
+        )
     assert not finish_if_done(session, campaign.id)
     session.commit()
     assert campaign_row(campaign.id).status == "sending"
     fz.continue_freeze(get_engine(), campaign.id, chunk=100)
     with get_engine().begin() as conn:
-        conn.execute(update(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id)
-                     .values(status="sent"))
+        conn.execute(
+            update(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id).values(status="sent")
+        )
     assert finish_if_done(session, campaign.id)
     session.commit()
     assert campaign_row(campaign.id).status == "sent"
 
 
-def test_the_first_batch_is_claimable_before_the_freeze_ends(session, redis_client, make_user, tmp_path,
-                                                               monkeypatch):
+def test_the_first_batch_is_claimable_before_the_freeze_ends(session, redis_client, make_user, tmp_path, monkeypatch):
     monkeypatch.setenv("HUBCAST_SEND_FREEZE_FIRST_CHUNK", "50")
     user = make_user("basic")
     with run_sandbox(tmp_path / "sandbox") as sb:
@@ -235,8 +272,9 @@ def test_the_first_batch_is_claimable_before_the_freeze_ends(session, redis_clie
         assert campaign_row(campaign.id).freezing, "claimed while the rest is still to be frozen"
 
 
-def test_the_first_message_leaves_before_the_freeze_of_a_large_audience_ends(session, redis_client, redis_url,
-                                                                            make_user, tmp_path, monkeypatch):
+def test_the_first_message_leaves_before_the_freeze_of_a_large_audience_ends(
+    session, redis_client, redis_url, make_user, tmp_path, monkeypatch
+):
     """Ordering, not timing: the freezer is held at its second chunk until the Sandbox has received a
     message. Were sending to wait for the freeze, the Sandbox would get nothing and the hold would time
     out; instead the first message arrives first, then the freeze ends and everyone gets exactly one."""
@@ -248,10 +286,12 @@ def test_the_first_message_leaves_before_the_freeze_of_a_large_audience_ends(ses
     real_write = fz._write
 
     with run_sandbox(tmp_path / "sandbox", mps=0) as sb:
+
         def held_write(session_, campaign_id, rows, now, use_copy, **kw):
             if threading.current_thread().name.startswith("freeze-") and not events:
-                wait_until(lambda: sb.log()["total"] >= 1, 30, interval=0.02,
-                           message="a message before the freeze ends")
+                wait_until(
+                    lambda: sb.log()["total"] >= 1, 30, interval=0.02, message="a message before the freeze ends"
+                )
                 events.append(("first message seen by the freezer", sb.log()["total"]))
             real_write(session_, campaign_id, rows, now, use_copy, **kw)
 

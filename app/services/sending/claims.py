@@ -45,10 +45,16 @@ class Claimed:
 
 def claim_rows(engine: Engine, campaign_id: int, limit: int, now: datetime) -> list[Claimed]:
     """Atomically mark up to `limit` due queued rows `sending` and return them (committed)."""
-    due = select(R.c.id).where(
-        R.c.campaign_id == campaign_id, R.c.status == R_QUEUED,
-        (R.c.next_attempt_at.is_(None)) | (R.c.next_attempt_at <= now),
-    ).order_by(R.c.id).limit(limit)
+    due = (
+        select(R.c.id)
+        .where(
+            R.c.campaign_id == campaign_id,
+            R.c.status == R_QUEUED,
+            (R.c.next_attempt_at.is_(None)) | (R.c.next_attempt_at <= now),
+        )
+        .order_by(R.c.id)
+        .limit(limit)
+    )
     if not is_sqlite(engine):
         due = due.with_for_update(skip_locked=True)
     still_sending = exists().where(C.c.id == campaign_id, C.c.status == SENDING)
@@ -74,13 +80,22 @@ def campaign_status(engine: Engine, campaign_id: int) -> str | None:
 def next_due(engine: Engine, campaign_id: int) -> datetime | None | bool:
     """When the campaign's next queued row is due: a datetime, True (now), or None (nothing queued)."""
     with engine.connect() as conn:
-        row = conn.execute(select(func.count(), func.min(R.c.next_attempt_at)).where(
-            R.c.campaign_id == campaign_id, R.c.status == R_QUEUED)).one()
+        row = conn.execute(
+            select(func.count(), func.min(R.c.next_attempt_at)).where(
+                R.c.campaign_id == campaign_id, R.c.status == R_QUEUED
+            )
+        ).one()
         if not row[0]:
             return None
-        has_now = conn.execute(select(R.c.id).where(
-            R.c.campaign_id == campaign_id, R.c.status == R_QUEUED,
-            (R.c.next_attempt_at.is_(None)) | (R.c.next_attempt_at <= utcnow())).limit(1)).first()
+        has_now = conn.execute(
+            select(R.c.id)
+            .where(
+                R.c.campaign_id == campaign_id,
+                R.c.status == R_QUEUED,
+                (R.c.next_attempt_at.is_(None)) | (R.c.next_attempt_at <= utcnow()),
+            )
+            .limit(1)
+        ).first()
     if has_now:
         return True
     earliest = row[1]

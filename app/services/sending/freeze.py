@@ -85,8 +85,14 @@ def _simple_plan(keys: list[str], mapping: Any) -> list[tuple[str, str, str]] | 
             return None
         source = str(spec.get("source") or "").lower()
         if source == "text":
-            plan.append((key, "", clean_parameter_text(spec.get("value", spec.get("text", str(spec.get("key") or ""))))
-                         or clean_parameter_text(spec.get("fallback"))))
+            plan.append(
+                (
+                    key,
+                    "",
+                    clean_parameter_text(spec.get("value", spec.get("text", str(spec.get("key") or ""))))
+                    or clean_parameter_text(spec.get("fallback")),
+                )
+            )
         elif source == "field" and str(spec.get("key") or "") in CONTACT_FIELDS:
             plan.append((key, str(spec.get("key")), clean_parameter_text(spec.get("fallback"))))
         else:
@@ -96,8 +102,13 @@ def _simple_plan(keys: list[str], mapping: Any) -> list[tuple[str, str, str]] | 
 
 def _clean(value: Any) -> str:
     """clean_parameter_text, skipping its two regex passes when they cannot change anything."""
-    if value.__class__ is str and "\n" not in value and "\r" not in value and "\t" not in value \
-            and "     " not in value:
+    if (
+        value.__class__ is str
+        and "\n" not in value
+        and "\r" not in value
+        and "\t" not in value
+        and "     " not in value
+    ):
         return value.strip()
     return clean_parameter_text(value)
 
@@ -133,11 +144,11 @@ def _simple_rows(session: Session, campaign: Campaign, plan: list[tuple[str, str
         yield frozen(row)
 
 
-def _resolved(keys: list[str], mapping: Any, address: str, contact_id: int | None, contact: dict | None,
-              row: dict | None) -> FrozenRow:
+def _resolved(
+    keys: list[str], mapping: Any, address: str, contact_id: int | None, contact: dict | None, row: dict | None
+) -> FrozenRow:
     resolution = resolve(keys, mapping, contact=contact, row=row)
-    return (address, contact_id, resolution.values, R_QUEUED if resolution.ok else R_SKIPPED,
-            resolution.error_title)
+    return (address, contact_id, resolution.values, R_QUEUED if resolution.ok else R_SKIPPED, resolution.error_title)
 
 
 def _resolved_rows(session: Session, campaign: Campaign, keys: list[str], mapping: Any) -> Iterator[FrozenRow]:
@@ -160,10 +171,23 @@ class _InsertWriter:
         self._campaign_id, self._now = campaign_id, now
 
     def write(self, rows: list[FrozenRow]) -> None:
-        self._conn.execute(self._stmt, [
-            {"campaign_id": self._campaign_id, "address": address, "contact_id": contact_id, "variables": values,
-             "status": status, "error_code": None, "error_title": title, "attempts": 0, "updated_at": self._now}
-            for address, contact_id, values, status, title in rows])
+        self._conn.execute(
+            self._stmt,
+            [
+                {
+                    "campaign_id": self._campaign_id,
+                    "address": address,
+                    "contact_id": contact_id,
+                    "variables": values,
+                    "status": status,
+                    "error_code": None,
+                    "error_title": title,
+                    "attempts": 0,
+                    "updated_at": self._now,
+                }
+                for address, contact_id, values, status, title in rows
+            ],
+        )
 
     def finish(self) -> None:
         pass
@@ -199,8 +223,9 @@ def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_
     use_copy = _use_copy(session, use_copy)
     writer: Any = _writer(session, campaign.id, now, use_copy)
     plan = _simple_plan(keys, mapping) if campaign.audience_kind in ("list", "segment") else None
-    rows = _simple_rows(session, campaign, plan) if plan is not None else _resolved_rows(session, campaign, keys,
-                                                                                          mapping)
+    rows = (
+        _simple_rows(session, campaign, plan) if plan is not None else _resolved_rows(session, campaign, keys, mapping)
+    )
     total = 0
     chunk: list[FrozenRow] = []
     for row in rows:  # the reader yields each number once
@@ -217,6 +242,7 @@ def freeze_audience(session: Session, campaign: Campaign, now: datetime, *, use_
 
 
 # --- the streaming freeze ----------------------------------------------------------------------------
+
 
 class _ChunkReader:
     """Reads the audience chunk by chunk after a cursor, in the recipients' order: `next_chunk(n)` ->
@@ -248,27 +274,30 @@ class _ChunkReader:
         self._csv: Iterator[tuple[int, str, dict[str, str]]] | None = None
 
     def _generic(self, row: Any) -> FrozenRow:
-        contact = dict(zip(self.fields, row[2:2 + len(self.fields)], strict=True))
+        contact = dict(zip(self.fields, row[2 : 2 + len(self.fields)], strict=True))
         contact["phone"] = row[0]
         return _resolved(self.keys, self.mapping, row[0], row[1], contact, None)
 
     def next_chunk(self, size: int) -> tuple[list[FrozenRow], int, bool]:
         if self.kind == "csv":
             if self._csv is None:
-                self._csv = keyed_csv_rows(self.session, csv_upload(self.session, self.campaign),
-                                           after_line=self.cursor)
+                self._csv = keyed_csv_rows(
+                    self.session, csv_upload(self.session, self.campaign), after_line=self.cursor
+                )
             page = list(islice(self._csv, size))
             rows = [_resolved(self.keys, self.mapping, e164, None, None, row) for _line, e164, row in page]
         elif self.streaming:
             if self._rows is None:
                 self._read = Session(self.session.get_bind())
-                self._rows = contact_rows(self._read, self.campaign, self.fields, after=self.cursor, keyed=True,
-                                          stream=True)
+                self._rows = contact_rows(
+                    self._read, self.campaign, self.fields, after=self.cursor, keyed=True, stream=True
+                )
             page = list(islice(self._rows, size))
             rows = [self.frozen(row) for row in page]
         else:
-            page = list(contact_rows(self.session, self.campaign, self.fields, after=self.cursor, limit=size,
-                                     keyed=True))
+            page = list(
+                contact_rows(self.session, self.campaign, self.fields, after=self.cursor, limit=size, keyed=True)
+            )
             rows = [self.frozen(row) for row in page]
         if page:
             self.cursor = page[-1][0] if self.kind == "csv" else page[-1][-1]
@@ -280,17 +309,21 @@ class _ChunkReader:
             self._read = self._rows = None
 
 
-def freeze_first_chunk(session: Session, campaign: Campaign, now: datetime, size: int, *,
-                       use_copy: bool | None = None) -> tuple[int, bool]:
+def freeze_first_chunk(
+    session: Session, campaign: Campaign, now: datetime, size: int, *, use_copy: bool | None = None
+) -> tuple[int, bool]:
     """Freeze the audience's first `size` recipients in the caller's transaction (the one that moves the
     campaign to Sending) and record the cursor; (rows written, whether the freeze is complete). When it is
     not, the campaign is left `freezing` with a free lease: the first send job continues it."""
     reader = _ChunkReader(session, campaign, 0)
     rows, cursor, done = reader.next_chunk(max(1, size))
     _write(session, campaign.id, rows, now, _use_copy(session, use_copy))
-    session.execute(update(Campaign).where(Campaign.id == campaign.id).values(
-        freezing=not done, freeze_cursor=cursor, freeze_heartbeat_at=None).execution_options(
-        synchronize_session=False))
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id)
+        .values(freezing=not done, freeze_cursor=cursor, freeze_heartbeat_at=None)
+        .execution_options(synchronize_session=False)
+    )
     return len(rows), done
 
 
@@ -302,10 +335,15 @@ def take_freeze_lease(engine: Engine, campaign_id: int, lease_s: float, now: dat
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         stale = now - timedelta(seconds=lease_s)
-        won = conn.execute(update(Campaign).where(
-            Campaign.id == campaign_id, Campaign.freezing.is_(True),
-            or_(Campaign.freeze_heartbeat_at.is_(None), Campaign.freeze_heartbeat_at < stale),
-        ).values(freeze_heartbeat_at=now)).rowcount
+        won = conn.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.freezing.is_(True),
+                or_(Campaign.freeze_heartbeat_at.is_(None), Campaign.freeze_heartbeat_at < stale),
+            )
+            .values(freeze_heartbeat_at=now)
+        ).rowcount
         conn.commit()
     return won == 1
 
@@ -324,9 +362,16 @@ class FreezeRun:
     seconds: float = 0.0
 
 
-def continue_freeze(engine: Engine, campaign_id: int, *, chunk: int = _INSERT_CHUNK, deadline: float | None = None,
-                    stop: threading.Event | None = None, use_copy: bool | None = None,
-                    on_chunk: Callable[[int], None] | None = None) -> FreezeRun:
+def continue_freeze(
+    engine: Engine,
+    campaign_id: int,
+    *,
+    chunk: int = _INSERT_CHUNK,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    use_copy: bool | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> FreezeRun:
     """Freeze the rest of a `freezing` campaign's audience after its cursor, one committed chunk at a
     time, until it is complete, `stop` is set or `deadline` (time.monotonic()) passes; the caller holds
     the lease (`take_freeze_lease`). Each chunk's transaction writes its rows and moves the cursor only if
@@ -350,34 +395,58 @@ def continue_freeze(engine: Engine, campaign_id: int, *, chunk: int = _INSERT_CH
     return run
 
 
-def _freeze_chunks(session: Session, reader: _ChunkReader, run: FreezeRun, campaign_id: int, cursor: int,
-                   chunk: int, deadline: float | None, stop: threading.Event | None, use_copy: bool,
-                   on_chunk: Callable[[int], None] | None) -> None:
+def _freeze_chunks(
+    session: Session,
+    reader: _ChunkReader,
+    run: FreezeRun,
+    campaign_id: int,
+    cursor: int,
+    chunk: int,
+    deadline: float | None,
+    stop: threading.Event | None,
+    use_copy: bool,
+    on_chunk: Callable[[int], None] | None,
+) -> None:
     """`continue_freeze`'s loop: read a chunk, then write it and move the cursor in one transaction."""
     sqlite_db = session.get_bind().dialect.name == "sqlite"
     while True:
         if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() >= deadline):
-            session.execute(update(Campaign).where(
-                Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
-            ).values(freeze_heartbeat_at=None))
+            session.execute(
+                update(Campaign)
+                .where(
+                    Campaign.id == campaign_id,
+                    Campaign.freezing.is_(True),
+                    Campaign.freeze_cursor == cursor,
+                )
+                .values(freeze_heartbeat_at=None)
+            )
             session.commit()
             break
         try:
             rows, new_cursor, done = reader.next_chunk(chunk)
         except (AudienceError, CsvRefused) as exc:
             # the segment or file went away (or the file changed) mid-freeze: what was frozen is the audience
-            log.warning("campaign %s: the audience cannot be read any more (%s); the freeze ends here",
-                        campaign_id, exc)
+            log.warning(
+                "campaign %s: the audience cannot be read any more (%s); the freeze ends here", campaign_id, exc
+            )
             rows, new_cursor, done = [], cursor, True
         session.commit()  # the read's snapshot ends before the write lock is taken (SQLite)
         now = utcnow()
         if sqlite_db:
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         _write(session, campaign_id, rows, now, use_copy)
-        won = session.execute(update(Campaign).where(
-            Campaign.id == campaign_id, Campaign.freezing.is_(True), Campaign.freeze_cursor == cursor,
-        ).values(freeze_cursor=new_cursor, freezing=not done, freeze_heartbeat_at=None if done else now,
-                 updated_at=now).execution_options(synchronize_session=False)).rowcount
+        won = session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.freezing.is_(True),
+                Campaign.freeze_cursor == cursor,
+            )
+            .values(
+                freeze_cursor=new_cursor, freezing=not done, freeze_heartbeat_at=None if done else now, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
         if won != 1:
             session.rollback()
             run.lost_lease = True
@@ -393,8 +462,15 @@ def _freeze_chunks(session: Session, reader: _ChunkReader, run: FreezeRun, campa
             break
 
 
-def freeze_whole(session: Session, campaign: Campaign, now: datetime, *, first: int, chunk: int = _INSERT_CHUNK,
-                 use_copy: bool | None = None) -> int:
+def freeze_whole(
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    first: int,
+    chunk: int = _INSERT_CHUNK,
+    use_copy: bool | None = None,
+) -> int:
     """First chunk in the caller's transaction (committed here), then the rest: a whole streaming freeze in
     one call (benchmarks, tests). Returns the number of recipient rows the campaign has."""
     _count, done = freeze_first_chunk(session, campaign, now, first, use_copy=use_copy)

@@ -49,8 +49,9 @@ SEND_JOB = "workers.jobs.send_campaign_batch"
 _FREEZE_POLL_S = 0.5
 
 
-def enqueue_lanes(campaign_id: int, count: int = 1, *, delay_s: float = 0.0, redis_client=None,
-                  config: SendingConfig | None = None) -> None:
+def enqueue_lanes(
+    campaign_id: int, count: int = 1, *, delay_s: float = 0.0, redis_client=None, config: SendingConfig | None = None
+) -> None:
     """Put `count` send jobs for the campaign on the sending queue (now or after `delay_s`)."""
     config = config or sending_config()
     queue = get_queue(SENDING_QUEUE)
@@ -61,8 +62,9 @@ def enqueue_lanes(campaign_id: int, count: int = 1, *, delay_s: float = 0.0, red
     redis_client.set(alive_key(campaign_id), "1", ex=ttl)
     ensure_posted_epoch_sync(redis_client, campaign_id)
     for _ in range(max(1, count)):
-        kwargs = dict(job_timeout=timeout, result_ttl=60, failure_ttl=24 * 3600,
-                      description=f"send campaign {campaign_id}")
+        kwargs = dict(
+            job_timeout=timeout, result_ttl=60, failure_ttl=24 * 3600, description=f"send campaign {campaign_id}"
+        )
         if delay_s > 0.05:
             queue.enqueue_in(timedelta(seconds=delay_s), SEND_JOB, campaign_id, **kwargs)
         else:
@@ -81,9 +83,14 @@ class _Freezer(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.result = continue_freeze(self.engine, self.campaign_id, chunk=self.config.freeze_chunk,
-                                          deadline=self.deadline, stop=self.stop,
-                                          on_chunk=lambda _n: self.progress.set())
+            self.result = continue_freeze(
+                self.engine,
+                self.campaign_id,
+                chunk=self.config.freeze_chunk,
+                deadline=self.deadline,
+                stop=self.stop,
+                on_chunk=lambda _n: self.progress.set(),
+            )
         except Exception:  # its lease expires and another job resumes after the last committed chunk
             log.exception("campaign %s: the audience freeze failed; another job will resume it", self.campaign_id)
         finally:
@@ -153,9 +160,18 @@ def send_campaign_batch(campaign_id: int, *, config: SendingConfig | None = None
             enqueue_lanes(campaign_id, 1, delay_s=_FREEZE_POLL_S, config=config)
         elif isinstance(due, datetime):
             enqueue_lanes(campaign_id, 1, delay_s=max(0.0, (due - utcnow()).total_seconds()) + 0.05, config=config)
-    summary = {"campaign_id": campaign_id, "claimed": stats.claimed, "sent": stats.sent, "failed": stats.failed,
-               "retried": stats.retried, "unknown": stats.unknown, "requeued": stats.requeued,
-               "paused": stats.stopped_reason, "finished": finished, "seconds": round(time.monotonic() - started, 3)}
+    summary = {
+        "campaign_id": campaign_id,
+        "claimed": stats.claimed,
+        "sent": stats.sent,
+        "failed": stats.failed,
+        "retried": stats.retried,
+        "unknown": stats.unknown,
+        "requeued": stats.requeued,
+        "paused": stats.stopped_reason,
+        "finished": finished,
+        "seconds": round(time.monotonic() - started, 3),
+    }
     if freezer is not None:
         summary["frozen"] = freezer.result.rows
     return summary
@@ -178,6 +194,16 @@ def _profiled(directory: str, run: Callable[[], JobStats]) -> JobStats:
     name = f"{os.getpid()}-{time.time_ns()}"
     profiler.dump_stats(os.path.join(directory, f"job-{name}.prof"))
     with open(os.path.join(directory, f"spans-{os.getpid()}.jsonl"), "a") as fh:
-        fh.write(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-                             "claimed": stats.claimed, "sent": stats.sent, **stats.extra}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "wall": time.perf_counter() - started,
+                    "cpu": time.process_time() - cpu,
+                    "claimed": stats.claimed,
+                    "sent": stats.sent,
+                    **stats.extra,
+                }
+            )
+            + "\n"
+        )
     return stats

@@ -58,6 +58,7 @@ class SendingError(ValueError):
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def _campaign(session: Session, campaign_id: Any) -> Campaign:
     campaign = get_or_raise(session, Campaign, campaign_id, SendingError, "That campaign does not exist.")
     session.refresh(campaign)  # its status as stored now: another process may have moved it
@@ -86,8 +87,10 @@ def _refuse_unless_ready(session: Session, campaign: Campaign, *, resuming: bool
 
 # --- start ---------------------------------------------------------------------------------------
 
-def start_campaign(*, session: Session, actor: User | None, campaign_id: Any, now: datetime | None = None,
-                   stream_freeze: bool = True) -> Campaign:
+
+def start_campaign(
+    *, session: Session, actor: User | None, campaign_id: Any, now: datetime | None = None, stream_freeze: bool = True
+) -> Campaign:
     """Send now: Draft/Scheduled -> Sending, audience frozen (its first chunk; the rest streams), send jobs
     enqueued. Commits."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
@@ -95,8 +98,15 @@ def start_campaign(*, session: Session, actor: User | None, campaign_id: Any, no
     return start_now(session=session, campaign_id=campaign_id, actor=user, now=now, stream_freeze=stream_freeze)
 
 
-def start_now(*, session: Session, campaign_id: Any, actor: User | None, now: datetime | None = None,
-              from_statuses: tuple[str, ...] = (DRAFT, SCHEDULED), stream_freeze: bool = True) -> Campaign:
+def start_now(
+    *,
+    session: Session,
+    campaign_id: Any,
+    actor: User | None,
+    now: datetime | None = None,
+    from_statuses: tuple[str, ...] = (DRAFT, SCHEDULED),
+    stream_freeze: bool = True,
+) -> Campaign:
     """The start itself (also used by the scheduler tick, with the user who scheduled it).
     `stream_freeze=False` freezes the whole audience before returning, as before issue 16 (the baseline
     bench/freeze.py measures the streaming freeze against)."""
@@ -112,9 +122,15 @@ def start_now(*, session: Session, campaign_id: Any, actor: User | None, now: da
         for status in from_statuses:
             check_transition(status, SENDING)
         won = session.execute(
-            update(Campaign).where(Campaign.id == campaign.id, Campaign.status.in_(from_statuses))
-            .values(status=SENDING, started_at=now, updated_at=now, pause_reason="",
-                    sent_by_id=actor.id if actor else campaign.sent_by_id)
+            update(Campaign)
+            .where(Campaign.id == campaign.id, Campaign.status.in_(from_statuses))
+            .values(
+                status=SENDING,
+                started_at=now,
+                updated_at=now,
+                pause_reason="",
+                sent_by_id=actor.id if actor else campaign.sent_by_id,
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         if won != 1:
@@ -129,10 +145,19 @@ def start_now(*, session: Session, campaign_id: Any, actor: User | None, now: da
         if total == 0:
             raise SendingError("The audience has no one to send to: no subscribed WhatsApp number.")
         # A streamed freeze's total is known when it ends (Campaign.total_recipients, kept by the counters).
-        detail = {"recipients": total, "scheduled": campaign.status == SCHEDULED} if complete else \
-            {"recipients_first_chunk": total, "streaming": True, "scheduled": campaign.status == SCHEDULED}
-        audit.record(session=session, actor=actor, action="campaign.send", target_type="campaign",
-                     target_id=campaign.id, detail=detail)
+        detail = (
+            {"recipients": total, "scheduled": campaign.status == SCHEDULED}
+            if complete
+            else {"recipients_first_chunk": total, "streaming": True, "scheduled": campaign.status == SCHEDULED}
+        )
+        audit.record(
+            session=session,
+            actor=actor,
+            action="campaign.send",
+            target_type="campaign",
+            target_id=campaign.id,
+            detail=detail,
+        )
         finish_if_done(session, campaign.id, now=now)  # counters; every row skipped -> Failed at once
         session.commit()
     except BaseException:
@@ -154,6 +179,7 @@ def _enqueue(campaign_id: int) -> None:
 
 
 # --- scheduling ------------------------------------------------------------------------------------
+
 
 def to_utc(tz: str, local_dt: datetime | str) -> datetime:
     """A wall-clock time in a time zone -> the UTC instant. Refuses unknown zones and times that
@@ -177,8 +203,15 @@ def to_utc(tz: str, local_dt: datetime | str) -> datetime:
     return aware.astimezone(UTC)
 
 
-def schedule_campaign(*, session: Session, actor: User | None, campaign_id: Any, tz: str,
-                      local_dt: datetime | str, now: datetime | None = None) -> Campaign:
+def schedule_campaign(
+    *,
+    session: Session,
+    actor: User | None,
+    campaign_id: Any,
+    tz: str,
+    local_dt: datetime | str,
+    now: datetime | None = None,
+) -> Campaign:
     """Draft -> Scheduled at the UTC instant of `local_dt` in `tz`. Commits."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
     now = now or utcnow()
@@ -192,23 +225,38 @@ def schedule_campaign(*, session: Session, actor: User | None, campaign_id: Any,
     _refuse_unless_ready(session, campaign)
     action = "campaign.reschedule" if campaign.status == SCHEDULED else "campaign.schedule"
     won = session.execute(
-        update(Campaign).where(Campaign.id == campaign.id, Campaign.status.in_((DRAFT, SCHEDULED)))
-        .values(status=SCHEDULED, scheduled_at=when, timezone=str(tz), updated_at=now, pause_reason="",
-                sent_by_id=user.id)
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status.in_((DRAFT, SCHEDULED)))
+        .values(
+            status=SCHEDULED, scheduled_at=when, timezone=str(tz), updated_at=now, pause_reason="", sent_by_id=user.id
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
         session.rollback()
         raise SendingError("This campaign has just been started or changed; reload it.")
-    audit.record(session=session, actor=user, action=action, target_type="campaign", target_id=campaign.id,
-                 detail={"scheduled_at": when.isoformat(), "timezone": str(tz)})
+    audit.record(
+        session=session,
+        actor=user,
+        action=action,
+        target_type="campaign",
+        target_id=campaign.id,
+        detail={"scheduled_at": when.isoformat(), "timezone": str(tz)},
+    )
     session.commit()
     session.refresh(campaign)
     return campaign
 
 
-def reschedule_campaign(*, session: Session, actor: User | None, campaign_id: Any, tz: str,
-                        local_dt: datetime | str, now: datetime | None = None) -> Campaign:
+def reschedule_campaign(
+    *,
+    session: Session,
+    actor: User | None,
+    campaign_id: Any,
+    tz: str,
+    local_dt: datetime | str,
+    now: datetime | None = None,
+) -> Campaign:
     campaign = _campaign(session, campaign_id)
     if campaign.status != SCHEDULED:
         raise SendingError(f"A {_label(campaign.status)} campaign cannot be rescheduled.")
@@ -217,38 +265,60 @@ def reschedule_campaign(*, session: Session, actor: User | None, campaign_id: An
 
 # --- pause, resume, cancel ----------------------------------------------------------------------
 
-def _move(session: Session, campaign: Campaign, user: User, target: str, allowed: tuple[str, ...],
-          action: str, now: datetime, detail: dict | None = None, **values: Any) -> Campaign:
+
+def _move(
+    session: Session,
+    campaign: Campaign,
+    user: User,
+    target: str,
+    allowed: tuple[str, ...],
+    action: str,
+    now: datetime,
+    detail: dict | None = None,
+    **values: Any,
+) -> Campaign:
     if campaign.status not in allowed:
         verb = {"campaign.pause": "paused", "campaign.resume": "resumed", "campaign.cancel": "cancelled"}[action]
         raise SendingError(f"A {_label(campaign.status)} campaign cannot be {verb}.")
     check_transition(campaign.status, target)
     won = session.execute(
-        update(Campaign).where(Campaign.id == campaign.id, Campaign.status == campaign.status)
-        .values(status=target, updated_at=now, **values).execution_options(synchronize_session=False)
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status == campaign.status)
+        .values(status=target, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
         session.rollback()
         raise SendingError("This campaign has just changed; reload it.")
-    audit.record(session=session, actor=user, action=action, target_type="campaign", target_id=campaign.id,
-                 detail=detail or {})
+    audit.record(
+        session=session, actor=user, action=action, target_type="campaign", target_id=campaign.id, detail=detail or {}
+    )
     session.commit()
     session.refresh(campaign)
     return campaign
 
 
-def pause_campaign(*, session: Session, actor: User | None, campaign_id: Any, reason: str = "",
-                   now: datetime | None = None) -> Campaign:
+def pause_campaign(
+    *, session: Session, actor: User | None, campaign_id: Any, reason: str = "", now: datetime | None = None
+) -> Campaign:
     """Sending -> Paused. Messages already handed to WhatsApp stay sent; nothing is resent on resume."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
     campaign = _campaign(session, campaign_id)
     text = (str(reason or "").strip() or f"Paused by {user.email}")[:500]
-    return _move(session, campaign, user, PAUSED, (SENDING,), "campaign.pause", now or utcnow(),
-                 {"reason": text}, pause_reason=text)
+    return _move(
+        session,
+        campaign,
+        user,
+        PAUSED,
+        (SENDING,),
+        "campaign.pause",
+        now or utcnow(),
+        {"reason": text},
+        pause_reason=text,
+    )
 
 
-def resume_campaign(*, session: Session, actor: User | None, campaign_id: Any,
-                    now: datetime | None = None) -> Campaign:
+def resume_campaign(*, session: Session, actor: User | None, campaign_id: Any, now: datetime | None = None) -> Campaign:
     """Paused -> Sending; only rows still queued are sent."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
     campaign = _campaign(session, campaign_id)
@@ -258,8 +328,7 @@ def resume_campaign(*, session: Session, actor: User | None, campaign_id: Any,
         return start_now(session=session, campaign_id=campaign.id, actor=user, now=now, from_statuses=(PAUSED,))
     if campaign.status == PAUSED:
         _refuse_unless_ready(session, campaign, resuming=True)
-    campaign = _move(session, campaign, user, SENDING, (PAUSED,), "campaign.resume", now or utcnow(),
-                     pause_reason="")
+    campaign = _move(session, campaign, user, SENDING, (PAUSED,), "campaign.resume", now or utcnow(), pause_reason="")
     if finish_if_done(session, campaign.id):  # nothing was left to send
         session.commit()
         session.refresh(campaign)
@@ -269,16 +338,25 @@ def resume_campaign(*, session: Session, actor: User | None, campaign_id: Any,
     return campaign
 
 
-def cancel_campaign(*, session: Session, actor: User | None, campaign_id: Any,
-                    now: datetime | None = None) -> Campaign:
+def cancel_campaign(*, session: Session, actor: User | None, campaign_id: Any, now: datetime | None = None) -> Campaign:
     """Scheduled/Sending/Paused -> Cancelled. Rows not yet sent stay queued and are never sent."""
     user = require(session, actor, perm.CAMPAIGNS_SEND)
     campaign = _campaign(session, campaign_id)
     now = now or utcnow()
     # A freeze still streaming stops too (its next chunk's conditional update fails): the rows frozen so far
     # are the cancelled campaign's recipients.
-    campaign = _move(session, campaign, user, CANCELLED, (SCHEDULED, SENDING, PAUSED), "campaign.cancel", now,
-                     finished_at=now, freezing=False, freeze_heartbeat_at=None)
+    campaign = _move(
+        session,
+        campaign,
+        user,
+        CANCELLED,
+        (SCHEDULED, SENDING, PAUSED),
+        "campaign.cancel",
+        now,
+        finished_at=now,
+        freezing=False,
+        freeze_heartbeat_at=None,
+    )
     refresh_counters(session, campaign.id)
     session.commit()
     return campaign

@@ -80,9 +80,7 @@ def refresh_counters(session: Session, campaign_id: int) -> None:
     """Recompute the campaign's denormalised counters from its recipient rows (caller commits)."""
     _take_write_lock(session, campaign_id, utcnow())
     values = counters_from(status_counts(session, campaign_id))
-    session.execute(
-        update(Campaign).where(Campaign.id == campaign_id).values(**values, updated_at=utcnow())
-    )
+    session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values, updated_at=utcnow()))
 
 
 def finish_if_done(session: Session, campaign_id: int, *, now: datetime | None = None) -> bool:
@@ -96,8 +94,7 @@ def finish_if_done(session: Session, campaign_id: int, *, now: datetime | None =
     _take_write_lock(session, campaign_id, now or utcnow())
     counts = status_counts(session, campaign_id)
     session.execute(
-        update(Campaign).where(Campaign.id == campaign_id)
-        .values(**counters_from(counts), updated_at=now or utcnow())
+        update(Campaign).where(Campaign.id == campaign_id).values(**counters_from(counts), updated_at=now or utcnow())
     )
     if not counts or any(counts.get(s, 0) for s in PENDING_STATUSES):
         return False

@@ -38,14 +38,16 @@ class RecipientCopier:
         self._cursor.execute(
             f"CREATE TEMPORARY TABLE {_TMP} (ord integer NOT NULL, address varchar(32) NOT NULL, "
             "contact_id integer, variables json NOT NULL, status varchar(16) NOT NULL, "
-            "error_title varchar(500) NOT NULL) ON COMMIT DROP")
+            "error_title varchar(500) NOT NULL) ON COMMIT DROP"
+        )
 
     def write(self, rows: Iterable[tuple[str, int | None, dict, str, str]]) -> None:
         # write_row escapes tabs, new lines and backslashes itself (COPY text format); NUL is refused by
         # PostgreSQL text exactly as with INSERT, and json.dumps turns one in a value into \u0000.
         dumps = self._dumps
-        with self._cursor.copy(f"COPY {_TMP} (ord, address, contact_id, variables, status, error_title) "
-                               "FROM STDIN") as copy:
+        with self._cursor.copy(
+            f"COPY {_TMP} (ord, address, contact_id, variables, status, error_title) FROM STDIN"
+        ) as copy:
             for address, contact_id, variables, status, error_title in rows:
                 self._count += 1
                 copy.write_row((self._count, address, contact_id, dumps(variables), status, error_title))
@@ -56,7 +58,7 @@ class RecipientCopier:
             "error_title, attempts, updated_at) "
             f"SELECT %s, address, contact_id, variables, status, NULL, error_title, 0, %s FROM {_TMP} ORDER BY ord "
             "ON CONFLICT (campaign_id, address) DO NOTHING",
-            (self._campaign_id, self._now))
+            (self._campaign_id, self._now),
+        )
         self._cursor.execute(f"DROP TABLE {_TMP}")  # a second freeze in the same transaction starts clean
         self._cursor.close()
-

@@ -59,15 +59,21 @@ def settle_stuck_rows(engine, now: datetime, config: SendingConfig, redis_client
     """Reconcile or mark `unknown` the rows stuck in `sending`; returns the campaigns touched."""
     cutoff = now - timedelta(seconds=config.stuck_grace_s)
     with engine.connect() as conn:
-        stuck = conn.execute(select(R.c.id, R.c.campaign_id, R.c.claimed_at).where(
-            R.c.status == R_SENDING, R.c.message_id.is_(None), R.c.claimed_at < cutoff).limit(limit)).all()
+        stuck = conn.execute(
+            select(R.c.id, R.c.campaign_id, R.c.claimed_at)
+            .where(R.c.status == R_SENDING, R.c.message_id.is_(None), R.c.claimed_at < cutoff)
+            .limit(limit)
+        ).all()
         if not stuck:
             return set()
         ids = [r.id for r in stuck]
         events: dict[int, list] = {}
         for i in range(0, len(ids), 900):
-            for ev in conn.execute(select(E.c.recipient_id, E.c.message_id, E.c.status, E.c.error_code,
-                                          E.c.error_title).where(E.c.recipient_id.in_(ids[i:i + 900]))):
+            for ev in conn.execute(
+                select(E.c.recipient_id, E.c.message_id, E.c.status, E.c.error_code, E.c.error_title).where(
+                    E.c.recipient_id.in_(ids[i : i + 900])
+                )
+            ):
                 events.setdefault(ev.recipient_id, []).append(ev)
     never_posted = _never_posted(stuck, redis_client)
     settled, unknown, requeue = [], [], []
@@ -78,28 +84,57 @@ def settle_stuck_rows(engine, now: datetime, config: SendingConfig, redis_client
         elif best is None:
             unknown.append({"rid": rid, "now": now})
         else:
-            settled.append({"rid": rid, "now": now, "st": best.status, "wamid": best.message_id,
-                            "code": best.error_code if best.status == R_FAILED else None,
-                            "title": (best.error_title or "") if best.status == R_FAILED else "",
-                            "sent_at": now if best.status in (R_SENT, R_DELIVERED, R_READ) else None,
-                            "failed_at": now if best.status == R_FAILED else None})
+            settled.append(
+                {
+                    "rid": rid,
+                    "now": now,
+                    "st": best.status,
+                    "wamid": best.message_id,
+                    "code": best.error_code if best.status == R_FAILED else None,
+                    "title": (best.error_title or "") if best.status == R_FAILED else "",
+                    "sent_at": now if best.status in (R_SENT, R_DELIVERED, R_READ) else None,
+                    "failed_at": now if best.status == R_FAILED else None,
+                }
+            )
     with engine.connect() as conn:
         begin_write(conn)
         if settled:
-            conn.execute(update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                status=bindparam("st"), message_id=bindparam("wamid"), error_code=bindparam("code"),
-                error_title=bindparam("title"), sent_at=bindparam("sent_at"), failed_at=bindparam("failed_at"),
-                updated_at=bindparam("now")), settled)
+            conn.execute(
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(
+                    status=bindparam("st"),
+                    message_id=bindparam("wamid"),
+                    error_code=bindparam("code"),
+                    error_title=bindparam("title"),
+                    sent_at=bindparam("sent_at"),
+                    failed_at=bindparam("failed_at"),
+                    updated_at=bindparam("now"),
+                ),
+                settled,
+            )
         if unknown:
-            conn.execute(update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                status=R_UNKNOWN, error_title=UNKNOWN_TITLE, updated_at=bindparam("now")), unknown)
+            conn.execute(
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(status=R_UNKNOWN, error_title=UNKNOWN_TITLE, updated_at=bindparam("now")),
+                unknown,
+            )
         if requeue:
-            conn.execute(update(R).where(R.c.id == bindparam("rid"), R.c.status == R_SENDING).values(
-                status=R_QUEUED, attempts=R.c.attempts - 1, claimed_at=None, updated_at=bindparam("now")), requeue)
+            conn.execute(
+                update(R)
+                .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
+                .values(status=R_QUEUED, attempts=R.c.attempts - 1, claimed_at=None, updated_at=bindparam("now")),
+                requeue,
+            )
         conn.commit()
     if settled or unknown or requeue:
-        log.warning("sweeper: stuck rows: %d settled from webhooks, %d never posted (queued again), %d unknown",
-                    len(settled), len(requeue), len(unknown))
+        log.warning(
+            "sweeper: stuck rows: %d settled from webhooks, %d never posted (queued again), %d unknown",
+            len(settled),
+            len(requeue),
+            len(unknown),
+        )
     if requeue and redis_client is not None:
         for cid in sorted({r.campaign_id for r in stuck if r.id in never_posted}):
             enqueue_lanes(cid, 1, redis_client=redis_client, config=config)
@@ -149,8 +184,12 @@ def reenqueue_orphans(engine, redis_client, config: SendingConfig) -> list[int]:
         for cid, freezing in campaigns:
             if redis_client.exists(alive_key(cid)):
                 continue
-            queued = freezing or conn.execute(select(func.count()).select_from(R).where(
-                R.c.campaign_id == cid, R.c.status == R_QUEUED)).scalar()
+            queued = (
+                freezing
+                or conn.execute(
+                    select(func.count()).select_from(R).where(R.c.campaign_id == cid, R.c.status == R_QUEUED)
+                ).scalar()
+            )
             if queued:
                 orphans.append(cid)
     for cid in orphans:
