@@ -44,7 +44,7 @@ def _variable(v: rx.Var) -> rx.Component:
     )
 
 
-def test_send_card() -> rx.Component:
+def trial_send_card() -> rx.Component:
     """ "Send a test message": the real sending path to one number; not counted in the campaign."""
     blocked = W.problems.length() > 0
     return rx.card(
@@ -193,7 +193,7 @@ def design_step() -> rx.Component:
                 width="100%",
             ),
         ),
-        rx.cond(W.template_id != "", test_send_card()),
+        rx.cond(W.template_id != "", trial_send_card()),
         width="100%",
         spacing="5",
     )

@@ -17,11 +17,13 @@ import reflex as rx
 
 from app import health
 from app.domain import permissions as perm
+from components import routes
 from state.base import AppState
 from state.campaigns import tab_is_open
 from state.guard import requires
 
 POLL_INTERVAL_S = 2.0
+AWAY_POLLS = 3  # polls off the campaign pages before the poller ends
 
 
 class SystemHealthState(AppState):
@@ -39,13 +41,19 @@ class SystemHealthState(AppState):
         async with self:
             self._poll_generation += 1
             generation = self._poll_generation
-            route = self.router.url.path
             token = self.router.session.client_token
+        away = 0
         while True:
             await asyncio.sleep(POLL_INTERVAL_S)
             async with self:
-                if self._poll_generation != generation or self.router.url.path != route:
-                    return  # a newer poller took over, or the tab left this page
+                if self._poll_generation != generation:
+                    return  # a newer poller took over
+                # The router path is the one of the tab's last event, which right after a sign-in can still be
+                # the previous page's: comparing with the path seen at start ended some pollers at once. Stop
+                # only once the tab has been off the campaign pages for a few polls in a row.
+                away = 0 if self.router.url.path.startswith(routes.CAMPAIGNS) else away + 1
+                if away >= AWAY_POLLS:
+                    return
             if not await tab_is_open(token):
                 return
             paused = await asyncio.to_thread(health.worker_paused)
