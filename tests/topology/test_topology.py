@@ -227,6 +227,9 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         ):
             page_a.locator(f'[id="wizard-var-{key}"]').click()
             page_a.get_by_role("option", name=option, exact=True).click()
+            # The select shows the choice once the server has applied it; the text box beside it is rebuilt
+            # then, so typing before that (a slow round trip just after the reconnect) would be lost.
+            expect(page_a.locator(f'[id="wizard-var-{key}"]')).to_have_text(option, timeout=UI_MS)
             page_a.locator(f'[id="wizard-fallback-{key}"]').fill(fallback)
             page_a.locator(f'[id="wizard-fallback-{key}"]').press("Tab")
         expect(page_a.locator("#wizard-next")).to_be_enabled()
