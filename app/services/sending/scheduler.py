@@ -84,49 +84,50 @@ def _authority_problem(session: Session, campaign: Campaign, scheduler: User | N
     return None
 
 
-def _hold(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:
-    """Scheduled -> Paused, nothing frozen or sent: a person who may send it resumes or cancels it."""
-    check_transition(SCHEDULED, PAUSED)
-    reason = f"Not sent at the scheduled time: {problem}. Resume it to send it now, or cancel it."[:500]
+def _leave_scheduled(session: Session, campaign_id: int, target: str, reason: str, now: datetime, **audit_args) -> None:
+    """Scheduled -> `target` with the reason shown on the campaign, audited once, only if still Scheduled (another
+    scheduler process may have moved it first)."""
+    check_transition(SCHEDULED, target)
     won = session.execute(
         update(Campaign)
         .where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
-        .values(status=PAUSED, pause_reason=reason, updated_at=now)
+        .values(status=target, pause_reason=reason[:500], updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     if won:
-        audit.record(
-            session=session,
-            actor=None,
-            actor_email="scheduler",
-            action="campaign.schedule_held",
-            outcome="refused",
-            target_type="campaign",
-            target_id=campaign_id,
-            detail={"reason": reason, "scheduled_by": actor.id if actor else None},
-        )
+        audit.record(session=session, target_type="campaign", target_id=campaign_id, **audit_args)
     session.commit()
+
+
+def _hold(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:
+    """Scheduled -> Paused, nothing frozen or sent: a person who may send it resumes or cancels it."""
+    reason = f"Not sent at the scheduled time: {problem}. Resume it to send it now, or cancel it."[:500]
+    _leave_scheduled(
+        session,
+        campaign_id,
+        PAUSED,
+        reason,
+        now,
+        actor=None,
+        actor_email="scheduler",
+        action="campaign.schedule_held",
+        outcome="refused",
+        detail={"reason": reason, "scheduled_by": actor.id if actor else None},
+    )
 
 
 def _back_to_draft(session: Session, campaign_id: int, actor: User | None, problem: str, now: datetime) -> None:
     """It cannot go out (template no longer approved, channel disconnected, audience empty): say why
     and let a person fix and reschedule it, rather than retry every few seconds."""
-    check_transition(SCHEDULED, DRAFT)
     reason = f"Not sent at the scheduled time: {problem}"[:500]
-    won = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == SCHEDULED)
-        .values(status=DRAFT, pause_reason=reason, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if won:
-        audit.record(
-            session=session,
-            actor=actor,
-            action="campaign.schedule_failed",
-            outcome="error",
-            target_type="campaign",
-            target_id=campaign_id,
-            detail={"reason": reason},
-        )
-    session.commit()
+    _leave_scheduled(
+        session,
+        campaign_id,
+        DRAFT,
+        reason,
+        now,
+        actor=actor,
+        action="campaign.schedule_failed",
+        outcome="error",
+        detail={"reason": reason},
+    )
