@@ -24,6 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.load import PeakLoad
 from tests.topology import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -155,6 +156,7 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         page_a.locator("#wizard-send-confirm").click()
         expect(page_a).to_have_url(re.compile(r"/campaigns/?$"), timeout=UI_MS)
         send_started = time.monotonic()
+        load_during_send = PeakLoad().start()
         from sqlmodel import Session
 
         from app.db import get_engine
@@ -274,6 +276,7 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
             interval=1.0,
         )
         wall_s = time.monotonic() - send_started
+        load_during_send.stop()
         done1, done2 = _campaign(c1), _campaign(c2)
         assert (done1.status, done2.status) == ("sent", "sent"), (done1.pause_reason, done2.pause_reason)
         # Browser B, which never reloaded, shows campaign 1's deliveries as the surviving web process applies
@@ -323,7 +326,7 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
             "busiest_1s": busiest,
             "busiest_5s": busiest_5s,
             "cap": cap,
-            "load": round(os.getloadavg()[0], 1),
+            "peak_load_during_send": round(load_during_send.peak, 1),
             "statuses": statuses,
         }
         accepted = set(log["per_recipient"])
@@ -339,11 +342,11 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         assert len(unknown_unsent) <= max(3, n // 1000), f"channel {k + 1}: {len(unknown_unsent)} left unknown"
         assert not statuses.get("queued") and not statuses.get("sending"), statuses
         # The limiter hands out at most cap x 0.985 tokens a second (GCRA, 10 ms burst). The Sandbox stamps a
-        # send when its event loop reads the request: on a loaded machine (7 test suites on 2 cores) it stalls,
-        # then stamps a queue of requests at once, which a sliding 1-s window reads as a burst. So: the
-        # issue's 1-s bound when the machine is not overloaded, a 5-s bound always (as tests/hardening does).
+        # send when its handler starts: on an overloaded machine (9 processes on 2 cores) its event loop
+        # stalls, then reads a queue of requests at once, which a sliding 1-s window reads as a burst. So: the
+        # issue's 1-s bound unless the load peaked above 2 per core during the send, a 5-s bound always.
         assert busiest_5s <= 5 * cap * 1.05, f"channel {k + 1}: {busiest_5s} sends in five seconds, cap {cap}/s"
-        one_second_bound = 1.05 if os.getloadavg()[0] < 2 * (os.cpu_count() or 1) else 1.25
+        one_second_bound = 1.25 if load_during_send.overloaded() else 1.05
         assert busiest <= cap * one_second_bound, f"channel {k + 1}: {busiest} sends in one second, cap {cap}"
 
     # /metrics through nginx: refused without the token, and agreeing with the Sandboxes.

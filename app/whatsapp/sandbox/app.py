@@ -156,6 +156,9 @@ async def _graph_prelude(request: Request) -> SandboxState:
 
 
 async def send_message(request: Request) -> JSONResponse:
+    # Stamped on arrival, before the simulated latency: a stalled event loop wakes every expired sleep at once,
+    # so a stamp taken after the sleep reads as a burst the client never sent (throughput is judged on these).
+    arrived = datetime.now(UTC)
     try:
         state = await _graph_prelude(request)
         if request.path_params["node"] != state.config.phone_number_id:
@@ -175,7 +178,7 @@ async def send_message(request: Request) -> JSONResponse:
         _state(request).log.rejected[exc.code] += 1
         return _error(exc)
     hang = state.fault_active("hang")
-    wamid = _accept(state, accepted, hung=hang)
+    wamid = _accept(state, accepted, arrived=arrived, hung=hang)
     if hang:
         await asyncio.sleep(state.config.hang_seconds)
     message: dict[str, Any] = {"id": wamid}
@@ -201,13 +204,13 @@ def _failure_code(state: SandboxState, accepted: AcceptedSend) -> int | None:
     return None
 
 
-def _accept(state: SandboxState, accepted: AcceptedSend, *, hung: bool = False) -> str:
+def _accept(state: SandboxState, accepted: AcceptedSend, *, arrived: datetime | None = None, hung: bool = False) -> str:
     wamid = new_wamid()
     template = accepted.template or {}
     category = str(template.get("category") or "SERVICE")
     failure = _failure_code(state, accepted)
     entry = {
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "at": (arrived or datetime.now(UTC)).isoformat(timespec="milliseconds"),
         "wamid": wamid,
         "to": accepted.to,
         "wa_id": accepted.wa_id,
