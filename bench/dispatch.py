@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HUBCAST_SECRET_KEY", "bench-secret-key-that-is-long-enough-0123456789")
 os.environ.setdefault("HUBCAST_ENV", "test")
+from bench.http_api_server import bench_redis_url, http_api_server  # noqa: E402
+
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hubcast_bench_dispatch"
 RESULTS = ROOT / "bench" / "results" / "dispatch.md"
@@ -54,20 +56,6 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} CPU ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
-
-
-def redis_url(tmp: Path) -> tuple[str, subprocess.Popen | None]:
-    import redis
-
-    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        return url, None
-    except redis.RedisError:
-        from app.redis_conn import start_embedded_redis
-
-        proc, url = start_embedded_redis(tmp / "redis")
-        return url, proc
 
 
 def prepare_database(kind: str, tmp: Path) -> str:
@@ -264,7 +252,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) -> dict:
+def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path, load: CsvLoad | None = None) -> dict:
     import redis
     from sqlalchemy import func, select
     from sqlmodel import Session
@@ -287,6 +275,8 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
         with Session(engine) as s:
             start_campaign(session=s, actor=s.get(User, user_id), campaign_id=campaign_id)
         frozen = time.perf_counter() - t0
+        if load is not None:
+            load.start()
         deadline = time.monotonic() + max(600, n / 50)
         while True:
             with Session(engine) as s:
@@ -312,7 +302,11 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
         stop(workers)
     log = sandbox.log()
     entries = sandbox.entries()
+    extra = {}
+    if load is not None:
+        extra = {"csv_check_s": load.join(), **webhook_figures(engine, campaign_id, n, wall)}
     return {
+        **extra,
         "recipients": n,
         "seconds": wall,
         "rate": n / wall,
@@ -326,6 +320,72 @@ def run_campaign(n: int, db_url: str, r_url: str, sandbox, mps: int, tmp: Path) 
         "worker_cpu_ms_per_1000": 1000 * 1000 * cpu / n,
         "load_avg": os.getloadavg()[0],
         "last_sent_at": str(last),
+    }
+
+
+class CsvLoad:
+    """A 20 MB audience CSV checked in its own process (as the web process checks an upload) while the
+    campaign sends: started once the campaign has started, joined after it ends; `join()` gives seconds."""
+
+    def __init__(self, csv_path: Path, log_path: Path):
+        self.csv_path, self.log_path = csv_path, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        code = (
+            "import sys, time; t = time.perf_counter(); "
+            "from app.services.audiences.csv_reader import check_csv; "
+            "from app.services.audiences.summary import csv_audience_summary; "
+            "s = csv_audience_summary(check_csv(sys.argv[1])); "
+            "print(f'{time.perf_counter() - t:.2f}', s.total, s.reach, flush=True)"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(self.csv_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log_path, "wb"),
+            text=True,
+        )
+
+    def join(self) -> float:
+        assert self.proc is not None
+        out, _ = self.proc.communicate(timeout=600)
+        if self.proc.returncode != 0:
+            raise SystemExit("the CSV check failed: " + self.log_path.read_text(errors="replace")[-2000:])
+        return float(out.split()[0])
+
+
+def webhook_figures(engine, campaign_id: int, n: int, send_wall: float) -> dict:
+    """The statuses the Sandbox posted for this campaign's messages, as the web process stored and applied
+    them: none lost (every recipient reaches `read`), apply lag per event, statuses received per second."""
+    from sqlalchemy import func, select
+
+    from app.models import CampaignRecipient, WebhookStatusEvent
+
+    deadline = time.monotonic() + 120  # the Sandbox's last read receipts leave a few seconds after the last send
+    while True:
+        with engine.connect() as conn:
+            read = conn.execute(
+                select(func.count()).where(
+                    CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "read"
+                )
+            ).scalar_one()
+        if read == n or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    with engine.connect() as conn:
+        rows = conn.execute(select(WebhookStatusEvent.received_at, WebhookStatusEvent.applied_at)).all()
+    lags = sorted((a - r).total_seconds() for r, a in rows if a is not None)
+    received = sorted(r for r, _ in rows)
+    during = sum(1 for r in received if (r - received[0]).total_seconds() <= send_wall) if received else 0
+    return {
+        "statuses_stored": len(rows),
+        "statuses_applied": len(lags),
+        "statuses_per_s_during_send": during / send_wall,
+        "lag_p50_s": lags[len(lags) // 2] if lags else float("nan"),
+        "lag_p99_s": lags[int(len(lags) * 0.99)] if lags else float("nan"),
+        "lag_max_s": lags[-1] if lags else float("nan"),
+        "read": read,
     }
 
 
@@ -376,6 +436,26 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
+def capped_under_load(n: int, db_url: str, r_url: str, tmp: Path, kind: str) -> dict:
+    from bench.csv_audience import generate_csv
+    from tests.support.sandbox import run_sandbox
+
+    csv_path = tmp / "audience-20mb.csv"
+    if not csv_path.exists():
+        generate_csv(csv_path, 20 * 1024 * 1024)
+    with http_api_server(db_url, tmp / f"web-{kind}", {"REDIS_URL": r_url}) as webhook_url:
+        extra = ("--webhook-url", webhook_url, "--read-ratio", "1") + (
+            "--sent-delay",
+            "0.1,0.5",
+            "--delivered-delay",
+            "0.3,1",
+            "--read-delay",
+            "0.3,1.5",
+        )
+        with run_sandbox(tmp / f"sb-load-{kind}", mps=1000, latency_ms=150, extra=extra) as sb:
+            return run_campaign(n, db_url, r_url, sb, 1000, tmp, CsvLoad(csv_path, tmp / "csv-check.log"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
@@ -383,12 +463,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs per figure (the median is reported)")
     parser.add_argument("--skip-uncapped", action="store_true")
     parser.add_argument("--skip-capped", action="store_true")
+    parser.add_argument(
+        "--with-load",
+        action="store_true",
+        help="also the capped run while a 20 MB CSV is checked and the Sandbox posts every message's sent, "
+        "delivered and read statuses (~3,000/s) to a web process that applies them",
+    )
     args = parser.parse_args()
 
     from tests.support.sandbox import run_sandbox
 
     tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-"))
-    r_url, redis_proc = redis_url(tmp)
+    r_url, redis_proc = bench_redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}",
@@ -399,6 +485,14 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     databases = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    load_lines = [
+        "",
+        "Under load (--with-load), in the same run: a 20 MB CSV audience check in its own process, and the "
+        "Sandbox posting every message's sent/delivered/read statuses to a web process that stores and applies them.\n",
+        "| database | CSV check s | statuses/s received during the send | statuses stored / expected "
+        "| applied | apply lag p50 / p99 / max s | recipients read |",
+        "|---|---|---|---|---|---|---|",
+    ]
     try:
         for kind in databases:
             db_url = prepare_database(kind, tmp)
@@ -413,6 +507,19 @@ def main() -> int:
                     f"≥ 950 | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | "
                     f"{r['busiest_1s']} | {r['worker_peak_rss_mb']:.0f} | "
                     f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
+                )
+            if args.with_load:
+                r = capped_under_load(args.recipients, db_url, r_url, tmp, kind)
+                print(kind, "capped under load", json.dumps(r, default=str))
+                lines.append(
+                    f"| {kind} | 1,000/s cap + 150 ms, **under load** | {r['rate']:.0f} | ≥ 950 | {r['seconds']:.1f} | "
+                    f"{r['freeze_s']:.2f} | {r['duplicates']} | {r['busiest_1s']} | {r['worker_peak_rss_mb']:.0f} | "
+                    f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
+                )
+                load_lines.append(
+                    f"| {kind} | {r['csv_check_s']:.1f} | {r['statuses_per_s_during_send']:,.0f} | "
+                    f"{r['statuses_stored']:,} / {3 * args.recipients:,} | {r['statuses_applied']:,} | "
+                    f"{r['lag_p50_s']:.2f} / {r['lag_p99_s']:.2f} / {r['lag_max_s']:.2f} | {r['read']:,} |"
                 )
             if not args.skip_uncapped:
                 with run_sandbox(tmp / f"sb-free-{kind}", mps=0, latency_ms=0) as sb:
@@ -434,7 +541,7 @@ def main() -> int:
         if redis_proc is not None:
             redis_proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines + (load_lines if args.with_load else [])) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if not RESULTS.exists():

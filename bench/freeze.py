@@ -260,7 +260,7 @@ def first_message(args) -> list[str]:
     from tests.support.sandbox import run_sandbox
 
     tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-freeze-"))
-    r_url, redis_proc = dispatch.redis_url(tmp)
+    r_url, redis_proc = dispatch.bench_redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
     import redis
 
@@ -335,7 +335,7 @@ def full_send(args) -> list[str]:
     from tests.support.sandbox import run_sandbox
 
     tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-fullsend-"))
-    r_url, redis_proc = dispatch.redis_url(tmp)
+    r_url, redis_proc = dispatch.bench_redis_url(tmp)
     os.environ["REDIS_URL"] = r_url
     import redis
 

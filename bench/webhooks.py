@@ -27,9 +27,7 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,16 +47,11 @@ from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 from app.models import Campaign, CampaignRecipient, Channel, WebhookStatusEvent  # noqa: E402
 from app.whatsapp.signature import HEADER, sign  # noqa: E402
+from bench.http_api_server import bench_redis_url, http_api_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "webhooks.md"
 SECRET, PNID = "bench-app-secret", "100000000000001"
 STATUSES = ("sent", "delivered", "read")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_db(url: str, messages: int) -> int:
@@ -163,91 +156,80 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: float = 0.0) -> dict:
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def fresh_database(kind: str, tmp: str, name: str) -> str:
+    """A new empty database: a SQLite file in tmp, or PostgreSQL database `name` dropped and created again."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp}/{name}.db"
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: float = 0.0, kind: str = "sqlite") -> dict:
     with tempfile.TemporaryDirectory(prefix="hubcast-bench-webhooks-") as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
+        url = fresh_database(kind, tmp, "hubcast_bench_webhooks")
         cid = prepare_db(url, messages)
         posts, total = bodies(messages, per_post, seed)
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "HUBCAST_DATA_DIR": tmp, "PYTHONUNBUFFERED": "1"}
-        log = open(Path(tmp) / "server.log", "wb")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from app.whatsapp.sandbox.server import serve; "
-                "from app.http_api import build_http_api; "
-                "serve(build_http_api(), '127.0.0.1', int(sys.argv[1]))",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
         engine = make_engine(url)
         try:
-            base = f"http://127.0.0.1:{port}/webhooks/whatsapp"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    import urllib.request
-
-                    urllib.request.urlopen(base + "?hub.mode=subscribe", timeout=1)
-                except Exception as exc:  # 403 means the server answers
-                    if "403" in str(exc):
+            with http_api_server(url, Path(tmp)) as base:
+                elapsed, latencies, failures = asyncio.run(load(base, posts, concurrency, rate, per_post))
+                acked = time.perf_counter()
+                while True:
+                    with engine.connect() as conn:
+                        done = conn.execute(
+                            select(func.count())
+                            .select_from(CampaignRecipient.__table__)
+                            .where(CampaignRecipient.campaign_id == cid, CampaignRecipient.status == "read")
+                        ).scalar_one()
+                    if done == messages or time.perf_counter() - acked > 60:
                         break
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start: " + (Path(tmp) / "server.log").read_text()[-2000:])
-                time.sleep(0.1)
-            elapsed, latencies, failures = asyncio.run(load(base, posts, concurrency, rate, per_post))
-            acked = time.perf_counter()
-            while True:
-                with engine.connect() as conn:
-                    done = conn.execute(
-                        select(func.count())
-                        .select_from(CampaignRecipient.__table__)
-                        .where(CampaignRecipient.campaign_id == cid, CampaignRecipient.status == "read")
-                    ).scalar_one()
-                if done == messages or time.perf_counter() - acked > 60:
-                    break
-                time.sleep(0.02)
-            all_applied_s = time.perf_counter() - acked
-            time.sleep(1.0)  # let the applier's final counter refresh land
-            with engine.connect() as conn:
-                rows = conn.execute(select(WebhookStatusEvent.received_at, WebhookStatusEvent.applied_at)).all()
-                counters = conn.execute(select(Campaign.read_count).where(Campaign.id == cid)).scalar_one()
-            lags = [(a - r).total_seconds() for r, a in rows if a is not None]
+                    time.sleep(0.02)
+                all_applied_s = time.perf_counter() - acked
+                time.sleep(1.0)  # let the applier's final counter refresh land
             return {
+                **applied_lags(engine, cid),
                 "rate": total / elapsed,
+                "all_applied_s": all_applied_s,
                 "post_p50_ms": pct(latencies, 0.5) * 1000,
                 "post_p99_ms": pct(latencies, 0.99) * 1000,
-                "lag_p50_s": pct(lags, 0.5),
-                "lag_p99_s": pct(lags, 0.99),
-                "lag_max_s": max(lags) if lags else float("nan"),
-                "all_applied_s": all_applied_s,
-                "stored": len(rows),
-                "applied": len(lags),
                 "posted": total,
                 "failures": failures,
                 "read": done,
-                "read_counter": counters,
                 "messages": messages,
             }
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
             engine.dispose()
-            log.close()
 
 
-def baseline(messages: int) -> float:
+def applied_lags(engine, campaign_id: int) -> dict:
+    """Stored and applied status events, their apply lag (applied_at - received_at) and the read counter."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(WebhookStatusEvent.received_at, WebhookStatusEvent.applied_at)).all()
+        counter = conn.execute(select(Campaign.read_count).where(Campaign.id == campaign_id)).scalar_one()
+    lags = [(a - r).total_seconds() for r, a in rows if a is not None]
+    return {
+        "lag_p50_s": pct(lags, 0.5),
+        "lag_p99_s": pct(lags, 0.99),
+        "lag_max_s": max(lags) if lags else float("nan"),
+        "stored": len(rows),
+        "applied": len(lags),
+        "read_counter": counter,
+    }
+
+
+def baseline(messages: int, kind: str = "sqlite") -> float:
     """One transaction per event: insert it, move its recipient, commit. Statuses per second."""
     with tempfile.TemporaryDirectory(prefix="hubcast-bench-baseline-") as tmp:
-        url = f"sqlite:///{tmp}/base.db"
+        url = fresh_database(kind, tmp, "hubcast_bench_webhooks_base")
         prepare_db(url, messages)
         engine = make_engine(url)
         events = [(f"wamid.bench.{i}", st) for i in range(messages) for st in STATUSES]
@@ -282,14 +264,26 @@ def main() -> None:
         default=0.0,
         help="pace the loader at this many statuses/s (0: as fast as the server answers)",
     )
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="sqlite")
     args = parser.parse_args()
+    # The web process counts received webhooks in Redis (/metrics): a Redis is part of the deployment.
+    tmp = Path(tempfile.mkdtemp(prefix="hubcast-bench-webhooks-redis-"))
+    os.environ["REDIS_URL"], redis_proc = bench_redis_url(tmp)
+    try:
+        for kind in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
+            report_one_database(args, kind)
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
 
-    runs = [one_run(args.messages, args.concurrency, args.per_post, seed, args.rate) for seed in range(args.runs)]
-    base = [baseline(args.baseline_messages) for _ in range(args.runs)]
+
+def report_one_database(args: argparse.Namespace, kind: str) -> None:
+    runs = [one_run(args.messages, args.concurrency, args.per_post, seed, args.rate, kind) for seed in range(args.runs)]
+    base = [baseline(args.baseline_messages, kind) for _ in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     lost = sum(r["posted"] - r["stored"] for r in runs) + sum(r["stored"] - r["applied"] for r in runs)
     wrong = sum(r["messages"] - r["read"] for r in runs) + sum(r["failures"] for r in runs)
-    machine = f"{platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · SQLite"
+    machine = f"{platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · {'SQLite' if kind == 'sqlite' else 'PostgreSQL'}"
     lines = [
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}",
         "",
