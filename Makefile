@@ -67,6 +67,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/live_latency.py
+	$(BIN)/python bench/campaign_insight.py
 
 clean:
 	rm -rf $(VENV) .web test-artifacts

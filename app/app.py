@@ -3,12 +3,14 @@
 import reflex as rx
 
 from app.http_api import build_http_api
+from app.security_headers import security_headers
 from components import routes
 from components.pages.audit import audit_page
 from components.pages.campaign_detail import campaign_detail_page
 from components.pages.campaigns import campaigns_page
 from components.pages.channels import channels_page
 from components.pages.contacts import contacts_page
+from components.pages.dashboard import dashboard_page
 from components.pages.lists import list_detail_page, lists_page
 from components.pages.login import login_page
 from components.pages.segments import segment_editor_page, segments_page
@@ -21,6 +23,7 @@ from state.campaign_detail import CampaignDetailState
 from state.campaigns import CampaignsState
 from state.channels import ChannelsState
 from state.contacts import ContactsState
+from state.dashboard import DashboardState
 from state.lists import ListDetailState, ListsState
 from state.login import LoginState
 from state.segments import SegmentEditorState, SegmentsState
@@ -29,8 +32,10 @@ from state.users import UsersState
 from state.wizard import WizardState
 
 app = rx.App(
-    api_transformer=build_http_api(),
+    # Our HTTP routes, then the security headers around everything (pages, /_event, /_upload, /webhooks).
+    api_transformer=[build_http_api(), security_headers],
     style={"font_family": "Inter, system-ui, -apple-system, 'Segoe UI', sans-serif"},
+    stylesheets=["/a11y.css"],  # text-safe contrast and visible focus on every page (SPEC S20)
     # assets/ holds the static files: favicon.ico (every browser), logo.svg (sharp where SVG icons work).
     head_components=[
         rx.el.link(rel="icon", href="/logo.svg", type="image/svg+xml"),
@@ -49,8 +54,9 @@ def _guarded(page_state_load):
 
 
 app.add_page(
-    _index, route=routes.INDEX, title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.CAMPAIGNS)]
+    _index, route=routes.INDEX, title="Hubcast", on_load=[AppState.check_session, rx.redirect(routes.DASHBOARD)]
 )
+app.add_page(dashboard_page, route=routes.DASHBOARD, title="Dashboard · Hubcast", on_load=_guarded(DashboardState.load))
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Hubcast", on_load=LoginState.on_login_page)
 app.add_page(
     campaigns_page, route=routes.CAMPAIGNS, title="All Campaigns · Hubcast", on_load=_guarded(CampaignsState.load)

@@ -43,11 +43,18 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_seed_demo(_args: argparse.Namespace) -> int:
+def _cmd_seed_demo(args: argparse.Namespace) -> int:
     from app.db import session_scope
     from app.migrate import upgrade_to_head
     from app.run_common import seed_summary
     from app.services.demo_seed import seed_demo
+    from app.settings import get_settings
+
+    if get_settings().is_production and not args.force:
+        raise CliError(
+            "HUBCAST_ENV=production: demo data (a Sandbox channel, 500 fictional contacts) is not added to a "
+            "production database; pass --force if this database really is a demo."
+        )
 
     # Migrating first (a no-op when already at head) makes this safe on a brand-new database.
     upgrade_to_head()
@@ -76,6 +83,19 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
             session=session, actor=None, email=args.email, role=args.role, name=args.name or "", password=password
         )
     print(f"Created {user.role} user {user.email} (id {user.id}).")
+    if generated:
+        print(f"Password (shown only once, store it now): {generated}")
+    return 0
+
+
+def _cmd_user_set_password(args: argparse.Namespace) -> int:
+    from app.db import session_scope
+    from app.services.accounts.passwords import set_password_cli
+
+    password = _read_password_stdin() if args.password_stdin else None
+    with session_scope() as session:
+        user, generated, ended = set_password_cli(session=session, email=args.email, password=password)
+    print(f"Password of {user.email} changed; {ended} session(s) ended.")
     if generated:
         print(f"Password (shown only once, store it now): {generated}")
     return 0
@@ -201,7 +221,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # One way only: the supervisor never imports this module (what both need is in app.run_common).
     from app.supervisor import run
 
-    return run(port=args.port, demo=not args.no_demo)
+    return run(port=args.port, demo=args.demo, sandbox=args.sandbox)
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -216,7 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="start everything (migrations, first admin, demo data, Redis, worker, Sandbox, "
         "web app) and restart what crashes; logs in $HUBCAST_DATA_DIR/logs",
     )
-    p.add_argument("--no-demo", action="store_true", help="do not seed demo data on first run")
+    demo = p.add_mutually_exclusive_group()
+    demo.add_argument(
+        "--demo",
+        dest="demo",
+        action="store_const",
+        const=True,
+        default=None,
+        help="seed demo data and start the Sandbox even when HUBCAST_ENV=production (where they are off)",
+    )
+    demo.add_argument(
+        "--no-demo", dest="demo", action="store_const", const=False, help="do not seed demo data on first run"
+    )
+    p.add_argument(
+        "--sandbox",
+        dest="sandbox",
+        action="store_const",
+        const=True,
+        default=None,
+        help="start the Sandbox simulator (default: with the demo data, so not in production)",
+    )
     p.add_argument("--port", type=int, help="web port (default: $PORT or 8000)")
     p.set_defaults(func=_cmd_run)
 
@@ -235,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("seed-demo", help="add demo data (does nothing if already present)")
+    p.add_argument("--force", action="store_true", help="also when HUBCAST_ENV=production (refused otherwise)")
     p.set_defaults(func=_cmd_seed_demo)
 
     p = sub.add_parser("worker", help="run a background worker (with the job scheduler)")
@@ -269,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from stdin (otherwise one is generated and printed once)",
     )
     p.set_defaults(func=_cmd_user_add)
+    p = user_sub.add_parser("set-password", help="set a user's password (ends their sessions)")
+    p.add_argument("email")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (otherwise one is generated and printed once)",
+    )
+    p.set_defaults(func=_cmd_user_set_password)
     p = user_sub.add_parser("list", help="list users")
     p.set_defaults(func=_cmd_user_list)
     return parser
@@ -313,9 +361,10 @@ def describe_error(exc: BaseException) -> str | None:
 
 def _is_user_error(exc: BaseException) -> bool:
     # Imported here only when needed: app.services.accounts.users pulls in the models and Argon2.
+    from app.services.accounts.passwords import PasswordError
     from app.services.accounts.users import UserError
 
-    return isinstance(exc, UserError)
+    return isinstance(exc, UserError | PasswordError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

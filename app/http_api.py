@@ -36,10 +36,10 @@ from app.domain import permissions as perm
 from app.metrics import metrics_endpoint
 from app.models import Channel
 from app.redis_conn import get_redis
-from app.services.accounts import auth
+from app.services.accounts import auth, cookies
 from app.services.campaigns import results as campaign_results
 from app.services.channels.channels import WEBHOOK_PATH
-from app.services.inbound import webhook_ingest
+from app.services.inbound import account_events, webhook_ingest
 from app.upload_limit import UploadSizeLimit
 from app.whatsapp import signature
 from app.whatsapp.webhooks import MalformedWebhook, check_shape, parse_webhook
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 CAMPAIGN_EXPORT_ROUTE = "/exports/campaigns/{campaign_id:int}.csv"
 MAX_WEBHOOK_BYTES = 3 * 1024 * 1024  # Meta's payloads are a few KB; a Sandbox batch of 100 statuses ~50 KB
-SESSION_COOKIE = "hubcast_session"  # the same cookie state.base.AppState issues at login
+SESSION_COOKIE = cookies.SESSION_COOKIE  # the same cookie state.base.AppState issues at login
 
 
 def campaign_export_url(campaign_id: int | str) -> str:
@@ -273,6 +273,7 @@ def _store(raw: bytes, header: str | None) -> webhook_ingest.StoreResult | None:
         return result
     with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
         result = webhook_ingest.store_events(session, events, owned.get)
+        account_events.apply_account_changes(session, payload, owned)  # template / account / preference fields
         session.commit()
     metrics_store.record_webhook_received(get_redis(), result.statuses, result.messages)
     return result

@@ -21,4 +21,8 @@ def upgrade_to_head(database_url: str | None = None) -> None:
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "heads")
+    if url == get_settings().database_url:  # the app's own database: created private (0600, in a 0700 data dir)
+        from app.db import private_storage
+
+        private_storage(get_settings().data_dir, url)
+    command.upgrade(alembic_config(url), "head")

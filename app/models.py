@@ -66,6 +66,8 @@ class Channel(SQLModel, table=True):
     phone_number_id: str = Field(default="", max_length=64)
     business_account_id: str = Field(default="", max_length=64)
     display_phone_number: str = Field(default="", max_length=32)
+    # The business name people see in WhatsApp (the preview shows it; empty: the channel's name). 0010
+    display_name: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
     # Secrets: never copied into a public Reflex var; the UI shows only whether they are set.
     # Sealed at rest (app.secret_box); the stored token is longer than the secret, hence the limits
     # on what the channel form accepts (app secret and verify token: 100 characters).
@@ -75,9 +77,21 @@ class Channel(SQLModel, table=True):
     api_base_url: str = Field(default="https://graph.facebook.com", max_length=255)
     api_version: str = Field(default="v23.0", max_length=16)
     messages_per_second: int = Field(default=80)
+    # Meta's daily messaging limit (app/domain/messaging_limits.py, migration 0009): the number's tier
+    # ("TIER_2K"; "" not known yet) and the business portfolio whose numbers share it ("": this channel's
+    # WhatsApp Business Account). Read from the phone number on connect and from account webhooks.
+    messaging_limit_tier: str = Field(default="", max_length=24, sa_column_kwargs={"server_default": ""})
+    messaging_portfolio_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # What Meta's account webhooks last said (app/services/inbound/account_events.py, migration 0007): the
+    # number's quality rating (GREEN / YELLOW / RED / FLAGGED / ...) and the latest account event in words
+    # (a restriction, a violation, a limit change), shown on the Channels page.
+    quality_rating: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    account_notice: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
     status: str = Field(default="disconnected", max_length=16)  # connected | disconnected | error
     last_checked_at: datetime | None = None
-    last_error: str = Field(default="", max_length=500)
+    last_error: str = Field(default="", max_length=500)  # Hubcast's words: every role reads it
+    # What the API host answered (Meta's message or a raw body): admins only (migration 0013).
+    last_error_detail: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -128,6 +142,13 @@ class ContactIdentity(SQLModel, table=True):
         Index("ix_identity_contact_type", "contact_id", "channel_type", "subscribed"),
         # Who is subscribed on a channel (filters, freezing an audience) without touching the table (0002).
         Index("ix_identity_type_subscribed_contact", "channel_type", "subscribed", "contact_id"),
+        # Opt-outs in the home dashboard's window: only unsubscribed WhatsApp identities, by time (0011).
+        Index(
+            "ix_identity_whatsapp_opt_out",
+            "subscription_changed_at",
+            postgresql_where=text("channel_type = 'whatsapp' AND subscribed = false"),
+            sqlite_where=text("channel_type = 'whatsapp' AND subscribed = 0"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id", ondelete="CASCADE")
@@ -190,6 +211,10 @@ class Template(SQLModel, table=True):
     parameter_format: str = Field(default="POSITIONAL", max_length=16)  # POSITIONAL | NAMED
     components: list = _json(list)  # Meta's component objects, as Meta returns them
     external_id: str = Field(default="", max_length=64)
+    # From Meta's template webhooks (0007): quality GREEN / YELLOW / RED / UNKNOWN ("" not reported) and why
+    # the status last changed (a rejection or pause reason), shown on the Templates page.
+    quality_score: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    status_reason: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
     synced_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -216,6 +241,8 @@ class AudienceUpload(SQLModel, table=True):
     duplicate_count: int = 0
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow)
+    # When the retention job deleted the file (its campaigns ended long enough ago); the counts stay.
+    purged_at: datetime | None = None
 
 
 class Campaign(SQLModel, table=True):
@@ -256,6 +283,7 @@ class Campaign(SQLModel, table=True):
     failed_count: int = 0
     unknown_count: int = 0
     replied_count: int = 0
+    limited_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # 131049 (0009)
 
 
 class CampaignRecipient(SQLModel, table=True):
@@ -265,6 +293,15 @@ class CampaignRecipient(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "address", name="uq_recipient_campaign_address"),
         Index("ix_recipient_campaign_status", "campaign_id", "status"),
+        # The home dashboard's per-day figures from index ranges of its window (0011).
+        Index("ix_recipient_sent_status", "sent_at", "status"),
+        Index("ix_recipient_failed_at", "failed_at"),
+        # Who got a template message lately: the frequency cap looks up addresses, the daily messaging
+        # limit's count reads a time range (0009).
+        Index("ix_recipient_address_sent", "address", "sent_at"),
+        Index("ix_recipient_sent_at", "sent_at"),
+        # The campaign page's live timeline: rows of one campaign changed in the last minutes (0010).
+        Index("ix_recipient_campaign_updated", "campaign_id", "updated_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE")
@@ -307,6 +344,11 @@ class InboundMessage(SQLModel, table=True):
     """Messages contacts send us (replies, STOP keywords)."""
 
     __tablename__ = "inbound_messages"
+    # Replies to a campaign message are found by the wamid they answer (0010).
+    __table_args__ = (
+        Index("ix_inbound_context", "context_message_id"),
+        Index("ix_inbound_received_at", "received_at"),  # replies per day on the home dashboard (0011)
+    )
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int | None = Field(default=None, foreign_key="channels.id")
     message_id: str = Field(max_length=128, unique=True)
@@ -314,6 +356,7 @@ class InboundMessage(SQLModel, table=True):
     kind: str = Field(default="text", max_length=16)
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     context_message_id: str | None = Field(default=None, max_length=128)  # the campaign message replied to
+    payload: str = Field(default="", max_length=256, sa_column_kwargs={"server_default": ""})  # a button's (0010)
     received_at: datetime = Field(default_factory=utcnow)
 
 

@@ -75,6 +75,9 @@ class Settings:
     extra_origins: tuple[str, ...] = ()  # HUBCAST_EXTRA_ORIGINS: more browser origins allowed (comma-separated)
     granian_workers: int | None = None  # GRANIAN_WORKERS: `hubcast run`'s web backend processes (default: cores)
     send_profile_dir: str = ""  # HUBCAST_SEND_PROFILE_DIR: send jobs write a cProfile here (benchmarks)
+    # HUBCAST_UPLOAD_RETENTION_DAYS: an audience CSV is deleted this long after its campaigns ended (sent,
+    # cancelled, deleted); decimals allowed (tests use seconds' worth).
+    upload_retention_days: float = 30.0
 
     @property
     def is_production(self) -> bool:
@@ -97,12 +100,15 @@ def load_settings() -> Settings:
         )
     port = int(os.environ.get("PORT", "8000"))
     public_url = os.environ.get("HUBCAST_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
+    secret_key = _secret_key(env, data_dir)
+    if env == "production":
+        _refuse_unsafe_production(public_url)
     return Settings(
         env=env,
         data_dir=data_dir,
         database_url=database_url,
         redis_url=os.environ.get("REDIS_URL", "").strip() or None,
-        secret_key=_secret_key(env, data_dir),
+        secret_key=secret_key,
         port=port,
         public_url=public_url,
         admin_email=os.environ.get("HUBCAST_ADMIN_EMAIL", "").strip().lower() or None,
@@ -111,6 +117,36 @@ def load_settings() -> Settings:
         **_operation_settings(),
         **_wiring_settings(public_url),
     )
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _refuse_unsafe_production(public_url: str) -> None:
+    """Production serves people over a network: their session cookie and every page must travel over TLS
+    (ASVS V9.1), and several processes must share one Redis (the embedded one is a single machine's).
+    http stays allowed for a loopback host only (browsers treat http://localhost as a secure context; a
+    proxy on the same box, as in tests/topology, terminates TLS in front of it)."""
+    from urllib.parse import urlsplit
+
+    for name, url in (
+        ("HUBCAST_PUBLIC_URL", public_url),
+        ("HUBCAST_API_URL", os.environ.get("HUBCAST_API_URL", "").strip()),
+    ):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "https" and (parts.hostname or "").lower() not in _LOOPBACK_HOSTS:
+            raise SettingsError(
+                f"{name} must be an https:// URL when HUBCAST_ENV=production (it is {url!r}): sign-ins and "
+                "the session cookie would cross the network in clear text. Put TLS in front (README "
+                '"Deploying") and set the https address.'
+            )
+    if not os.environ.get("REDIS_URL", "").strip():
+        raise SettingsError(
+            "REDIS_URL is required when HUBCAST_ENV=production (for example redis://redis-host:6379/0): "
+            "the embedded Redis is for one development machine, and every web and worker process must share one."
+        )
 
 
 def _operation_settings() -> dict:
@@ -137,7 +173,19 @@ def _wiring_settings(public_url: str) -> dict:
         "extra_origins": origins,
         "granian_workers": int(granian) if granian else None,
         "send_profile_dir": os.environ.get("HUBCAST_SEND_PROFILE_DIR", "").strip(),
+        "upload_retention_days": _retention_days(),
     }
+
+
+def _retention_days() -> float:
+    raw = os.environ.get("HUBCAST_UPLOAD_RETENTION_DAYS", "").strip() or "30"
+    try:
+        days = float(raw)
+    except ValueError:
+        days = -1.0
+    if not 0 < days <= 36500:
+        raise SettingsError(f"HUBCAST_UPLOAD_RETENTION_DAYS must be a number of days above 0 (e.g. 30), not {raw!r}")
+    return days
 
 
 # --- read at the moment of use ------------------------------------------------------------------
@@ -159,6 +207,54 @@ def env_with_prefix(prefix: str) -> dict[str, str]:
 def extra_opt_out_keywords() -> list[str]:
     """HUBCAST_OPT_OUT_KEYWORDS: more words that unsubscribe (comma-separated), added to the built-in ones."""
     return [k for k in os.environ.get(OPT_OUT_KEYWORDS_ENV, "").split(",") if k.strip()]
+
+
+FREQUENCY_CAP_ENV = "HUBCAST_FREQUENCY_CAP_HOURS"
+MESSAGING_WINDOW_ENV = "HUBCAST_MESSAGING_LIMIT_WINDOW_S"
+
+
+def frequency_cap_hours() -> float:
+    """HUBCAST_FREQUENCY_CAP_HOURS: at most one marketing message per contact per this many hours, across
+    campaigns (0 or unset: off). An installation-wide policy, read when an audience is frozen and shown on
+    the review step; a bad value is refused, never guessed."""
+    raw = os.environ.get(FREQUENCY_CAP_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise SettingsError(f"{FREQUENCY_CAP_ENV} must be a number of hours (0: off), not {raw!r}") from None
+    if hours < 0 or hours > 24 * 365:
+        raise SettingsError(f"{FREQUENCY_CAP_ENV} must be between 0 (off) and 8760 hours, not {raw!r}")
+    return hours
+
+
+def messaging_limit_window_s() -> float:
+    """HUBCAST_MESSAGING_LIMIT_WINDOW_S: the rolling window of Meta's daily messaging limit (86,400 s; tests
+    shorten it so that a held campaign's rows are released within seconds)."""
+    raw = os.environ.get(MESSAGING_WINDOW_ENV, "").strip()
+    if not raw:
+        return 86400.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{MESSAGING_WINDOW_ENV} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{MESSAGING_WINDOW_ENV} must be more than 0 seconds, not {raw!r}")
+    return value
+
+
+def public_url_is_https() -> bool:
+    """Whether HUBCAST_PUBLIC_URL is https, read on its own: the session cookie's name (`__Host-` prefix)
+    and `Secure` flag are fixed when the State classes are defined, before the rest of the settings."""
+    return os.environ.get("HUBCAST_PUBLIC_URL", "").strip().lower().startswith("https://")
+
+
+def channel_api_hosts() -> tuple[str, ...]:
+    """HUBCAST_CHANNEL_API_HOSTS: more API base URLs (origins, comma-separated; `:*` as the port means any)
+    a channel may point at, besides Meta's Graph host and HUBCAST_SANDBOX_URL. Read when a channel is saved or
+    tested, so an operator's change needs no restart of the settings cache."""
+    return tuple(h.strip().rstrip("/") for h in os.environ.get("HUBCAST_CHANNEL_API_HOSTS", "").split(",") if h.strip())
 
 
 def current_redis_url() -> str | None:

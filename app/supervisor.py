@@ -134,7 +134,13 @@ class Child:
     crashes: collections.deque = field(default_factory=collections.deque)  # monotonic times, in the window
 
 
-def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
+def demo_wanted(settings: Settings, asked: bool | None) -> bool:
+    """Demo data and the Sandbox simulator run by default in development only: in production (ASVS V14.2:
+    no test data or test services in production) they start only when the operator asks (`--demo`)."""
+    return (not settings.is_production) if asked is None else asked
+
+
+def extra_children(settings: Settings, env: dict[str, str], *, sandbox: bool = True) -> list[ChildSpec]:
     """More processes to run beside the worker and the web app: the Sandbox, when a Sandbox channel
     exists (the demo data creates one). They start after the worker and before Reflex, and are
     stopped, watched and restarted like every other child. The Sandbox logs every message it accepts
@@ -143,6 +149,8 @@ def extra_children(settings: Settings, env: dict[str, str]) -> list[ChildSpec]:
     from app.db import session_scope
     from app.services.channels.sandbox_channel import sandbox_channel
 
+    if not sandbox:
+        return []
     with session_scope() as session:
         channel = sandbox_channel(session=session)
         if channel is None:
@@ -596,13 +604,16 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     }
 
 
-def run(port: int | None = None, demo: bool = True) -> int:
+def run(port: int | None = None, demo: bool | None = None, sandbox: bool | None = None) -> int:
+    """`demo` / `sandbox`: None = the environment's default (on in development, off in production)."""
     if port is not None:
         os.environ["PORT"] = str(port)
     reset_settings_cache()
     settings = load_settings()
     policy = RestartPolicy.from_env()
     _check_port_free(settings.port)
+    demo = demo_wanted(settings, demo)
+    sandbox = demo if sandbox is None else sandbox
     _prepare_database(settings, demo)
 
     sup = Supervisor(settings, policy)
@@ -621,7 +632,7 @@ def run(port: int | None = None, demo: bool = True) -> int:
         if web.ready is None:
             healthz = f"http://127.0.0.1:{settings.port}/healthz"
             web.ready = lambda _pid: _http_ok(healthz, timeout=1)
-        for spec in [worker_child(redis_url), *extra_children(settings, env), web]:
+        for spec in [worker_child(redis_url), *extra_children(settings, env, sandbox=sandbox), web]:
             if sup.stop_signal is not None:
                 break
             sup.start(spec, env)

@@ -42,6 +42,8 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hubcast_bench_dispatch"
 RESULTS = ROOT / "bench" / "results" / "dispatch.md"
 CONCURRENCY_PER_WORKER = 128
+# --tier: the channel's messaging limit tier, so that every claim also asks the daily messaging limit (issue 12)
+CHANNEL_TIER = ""
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")  # set: workers dump cProfile + spans per send job there
 
 
@@ -118,6 +120,7 @@ def seed(n: int, sandbox_url: str, mps: int) -> tuple[int, int]:
             app_secret=SECRET,
             api_base_url=sandbox_url,
             messages_per_second=mps,
+            messaging_limit_tier=CHANNEL_TIER,
         )
         s.add(channel)
         s.commit()
@@ -469,7 +472,14 @@ def main() -> int:
         help="also the capped run while a 20 MB CSV is checked and the Sandbox posts every message's sent, "
         "delivered and read statuses (~3,000/s) to a web process that applies them",
     )
+    parser.add_argument(
+        "--tier",
+        default="",
+        help="also the uncapped run with the channel on this messaging limit tier (e.g. TIER_100K): the cost of "
+        "the daily messaging limit's check on the hot path, beside the run without it",
+    )
     args = parser.parse_args()
+    global CHANNEL_TIER
 
     from tests.support.sandbox import run_sandbox
 
@@ -528,6 +538,11 @@ def main() -> int:
                         asyncio.run(bare_loop(sb.url, args.recipients, 2 * CONCURRENCY_PER_WORKER))
                         for _ in range(args.runs)
                     ]
+                    tiered = []
+                    if args.tier:
+                        CHANNEL_TIER = args.tier
+                        tiered = [run_campaign(args.recipients, db_url, r_url, sb, 0, tmp) for _ in range(args.runs)]
+                        CHANNEL_TIER = ""
                 rate = statistics.median(x["rate"] for x in runs)
                 base = statistics.median(bare)
                 r = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
@@ -537,6 +552,16 @@ def main() -> int:
                     f"{base:.0f}) | ≥ 70% | {r['seconds']:.1f} | {r['freeze_s']:.2f} | {r['duplicates']} | – | "
                     f"{r['worker_peak_rss_mb']:.0f} | {r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
                 )
+                if tiered:
+                    t_rate = statistics.median(x["rate"] for x in tiered)
+                    t = sorted(tiered, key=lambda x: x["rate"])[len(tiered) // 2]
+                    print(kind, "uncapped with tier", args.tier, json.dumps(t, default=str))
+                    lines.append(
+                        f"| {kind} | uncapped, {args.tier} (messaging limit checked) | {t_rate:.0f} "
+                        f"({t_rate / base:.0%} of bare loop, {t_rate / rate:.0%} of the run without a tier) | ≥ 70% "
+                        f"| {t['seconds']:.1f} | {t['freeze_s']:.2f} | {t['duplicates']} | – | "
+                        f"{t['worker_peak_rss_mb']:.0f} | {t['worker_cpu_ms_per_1000']:.0f} | {t['load_avg']:.1f} |"
+                    )
     finally:
         if redis_proc is not None:
             redis_proc.terminate()

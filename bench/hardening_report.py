@@ -106,7 +106,7 @@ def render(s: dict) -> str:
         f"| bad inputs tried / handled | {len(inputs)} | {sum(survived(i) for i in inputs)} |",
         f"| handlers × callers checked / refused correctly | {h['checked']} | {h['refused_correctly']} of "
         f"{h['must_refuse']} refused + {h['allowed_correctly']} allowed{'' if s['matrix_ok'] else ' (a check FAILED)'} |",
-        f"| other attacks (webhooks, login, sessions, uploads, origin, setters) | {a['checked']} | "
+        f"| other attacks (webhooks, login, sessions, passwords, uploads, origin, headers, setters) | {a['checked']} | "
         f"{a['refused_correctly']} refused + {a['allowed_correctly']} allowed{'' if s['attacks_ok'] else ' (a check FAILED)'} |",
         f"| hardening tests run / passed | {len(tests)} | {sum(1 for t in tests if t.get('ok'))} |",
         "",

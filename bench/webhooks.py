@@ -46,6 +46,7 @@ from sqlmodel import Session  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 from app.models import Campaign, CampaignRecipient, Channel, WebhookStatusEvent  # noqa: E402
+from app.services.sending.freeze import refresh_planner_statistics  # noqa: E402
 from app.whatsapp.signature import HEADER, sign  # noqa: E402
 from bench.http_api_server import bench_redis_url, http_api_server  # noqa: E402
 
@@ -81,6 +82,7 @@ def prepare_db(url: str, messages: int) -> int:
         )
         s.commit()
         cid = campaign.id
+        refresh_planner_statistics(s)  # as the end of a freeze does (the rows above stand for a frozen audience)
     engine.dispose()
     return cid
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components.common import field_label
 from state.channels import ChannelsState
 
 
-def _label(text: str, hint: str = "") -> rx.Component:
+def _label(text: str, control_id: str, hint: str = "") -> rx.Component:
     return rx.vstack(
-        rx.text(text, size="2", weight="medium"),
-        rx.cond(hint != "", rx.text(hint, size="1", color=rx.color("gray", 10))),
+        field_label(text, control_id),
+        rx.cond(hint != "", rx.text(hint, size="1", color=rx.color("gray", 10), id=control_id + "-hint")),
         spacing="0",
     )
 
@@ -30,11 +31,13 @@ def _field(
     required: bool = False,
     width: str = "100%",
 ) -> rx.Component:
+    control_id = f"channel-{name.replace('_', '-')}"
     return rx.vstack(
-        _label(label, hint),
+        _label(label, control_id, hint),
         rx.input(
             name=name,
-            id=f"channel-{name.replace('_', '-')}",
+            id=control_id,
+            aria_describedby=control_id + "-hint" if hint else None,
             type=input_type,
             placeholder=placeholder,
             default_value=ChannelsState.form_values.get(name, ""),
@@ -49,9 +52,10 @@ def _field(
 def _secret(label: str, name: str, hint: str, required_hint: str) -> rx.Component:
     is_set = ChannelsState.form_values.get(f"{name}_set", "") == "yes"
     editing = ChannelsState.form_mode == "edit"
+    control_id = f"channel-{name.replace('_', '-')}"
     return rx.vstack(
         rx.hstack(
-            rx.text(label, size="2", weight="medium"),
+            field_label(label, control_id),
             rx.cond(
                 editing,
                 rx.cond(
@@ -63,10 +67,11 @@ def _secret(label: str, name: str, hint: str, required_hint: str) -> rx.Componen
             spacing="2",
             align="center",
         ),
-        rx.text(hint, size="1", color=rx.color("gray", 10)),
+        rx.text(hint, size="1", color=rx.color("gray", 10), id=control_id + "-hint"),
         rx.input(
             name=name,
-            id=f"channel-{name.replace('_', '-')}",
+            id=control_id,
+            aria_describedby=control_id + "-hint",
             type="password",
             autocomplete="new-password",
             placeholder=rx.cond(editing & is_set, "Replace (leave empty to keep the stored value)", required_hint),
@@ -83,7 +88,8 @@ def channel_dialog() -> rx.Component:
             rx.dialog.title(rx.cond(ChannelsState.form_mode == "edit", "Edit channel", "Connect a WhatsApp number")),
             rx.dialog.description(
                 "From Meta's App Dashboard: WhatsApp > API setup (ids and token) and App settings > Basic "
-                "(app secret). Secrets are stored encrypted and never shown again.",
+                "(app secret). Secrets are stored encrypted and never shown again; changing the API base URL "
+                "needs the access token typed again.",
                 size="2",
                 color=rx.color("gray", 10),
                 margin_bottom="12px",

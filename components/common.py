@@ -11,6 +11,40 @@ CSV_BROWSER_MAX_BYTES = MAX_CSV_BYTES
 CSV_LIMIT_TEXT = f"at most {MAX_CSV_BYTES // (1024 * 1024)} MB"
 
 
+def field_label(text, control_id, *, size: str = "2", **props) -> rx.Component:
+    """A visible label tied to its control (SPEC S20): `for` names the control's id, so the label is the
+    control's accessible name (what a screen reader says, what Playwright's get_by_label finds) and clicking it
+    focuses the control. Its own id, `<control id>-label`, lets a Radix select trigger (a button) name itself
+    with aria-labelledby. `control_id` may be a Var (rows rendered by rx.foreach)."""
+    return rx.text(
+        text,
+        as_="label",
+        size=size,
+        weight=props.pop("weight", "medium"),
+        id=control_id + "-label",
+        custom_attrs={"htmlFor": control_id},
+        **props,
+    )
+
+
+def labelled_radio(value: str, label, item_id: str) -> rx.Component:
+    """A radio with its text inside one <label>: clicking the text selects it, and the text is its name."""
+    # aria-labelledby too: axe (and some screen readers) do not take a wrapping <label> as a button's name, and a
+    # Radix radio is a <button role="radio">.
+    return rx.text(
+        rx.flex(
+            rx.radio_group.item(value=value, id=item_id, aria_labelledby=item_id + "-text"),
+            rx.text.span(label, id=item_id + "-text"),
+            as_="span",
+            spacing="2",
+            align="center",
+        ),
+        as_="label",
+        size="2",
+        cursor="pointer",
+    )
+
+
 def empty_state(
     icon: str, title: str, text: str, action: rx.Component | None = None, state_id: str = "empty-state"
 ) -> rx.Component:
@@ -53,7 +87,8 @@ def data_table(headers: list[str], rows: rx.Var, render_row, table_id: str) -> r
     )
 
 
-def status_badge(status: rx.Var) -> rx.Component:
+def status_badge(status: rx.Var, label: rx.Var | str | None = None) -> rx.Component:
+    """A coloured badge for a status code; `label` is the name users know (campaigns: "Draft", "Sent" ...)."""
     color = rx.match(
         status,
         ("draft", "gray"),
@@ -70,7 +105,7 @@ def status_badge(status: rx.Var) -> rx.Component:
         ("error", "red"),
         "gray",
     )
-    return rx.badge(status, color_scheme=color, variant="soft", radius="full")
+    return rx.badge(status if label is None else label, color_scheme=color, variant="soft", radius="full")
 
 
 def pager(page: rx.Var, pages: rx.Var, total: rx.Var, on_prev, on_next, noun: str) -> rx.Component:
@@ -112,6 +147,7 @@ def search_box(value: rx.Var, on_change, placeholder: str, box_id: str) -> rx.Co
         value=value,
         on_change=on_change,
         placeholder=placeholder,
+        aria_label=placeholder,  # the placeholder is all a person sees; it names the box once text is typed too
         id=box_id,
         width="320px",
         debounce_timeout=300,

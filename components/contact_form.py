@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components.common import field_label
 from state.contacts import ContactsState
 
 S = ContactsState
@@ -24,9 +25,9 @@ _CHANNELS = [
 ]
 
 
-def _labelled(label: str, child: rx.Component) -> rx.Component:
+def _labelled(label: str, child: rx.Component, control_id: str) -> rx.Component:
     return rx.vstack(
-        rx.text(label, size="1", weight="medium", color=rx.color("gray", 11)), child, spacing="1", width="100%"
+        field_label(label, control_id, size="1", color=rx.color("gray", 11)), child, spacing="1", width="100%"
     )
 
 
@@ -40,6 +41,7 @@ def _field(name: str, label: str, placeholder: str) -> rx.Component:
             id=f"contact-{name.replace('_', '-')}",
             width="100%",
         ),
+        f"contact-{name.replace('_', '-')}",
     )
 
 
@@ -83,7 +85,13 @@ def _subscription(channel: str) -> rx.Component:
 
 def _identity(channel: str, label: str, placeholder: str, icon: str) -> rx.Component:
     return rx.hstack(
-        rx.hstack(rx.icon(icon, size=14), rx.text(label, size="2"), width="110px", align="center", spacing="2"),
+        rx.hstack(
+            rx.icon(icon, size=14),
+            field_label(label, f"contact-identity-{channel}", weight="regular"),
+            width="110px",
+            align="center",
+            spacing="2",
+        ),
         rx.input(
             name=f"identity_{channel}",
             default_value=S.form_values[channel],
@@ -106,6 +114,7 @@ def _custom_row(row: rx.Var) -> rx.Component:
             placeholder="name, e.g. loyalty_tier",
             width="40%",
             class_name="contact-custom-key",
+            aria_label="Custom field name",
         ),
         rx.input(
             name="custom_value_" + row["rid"],
@@ -113,6 +122,7 @@ def _custom_row(row: rx.Var) -> rx.Component:
             placeholder="value",
             flex="1",
             class_name="contact-custom-value",
+            aria_label="Custom field value",
         ),
         rx.icon_button(
             rx.icon("x", size=14),
@@ -195,6 +205,7 @@ def contact_dialog() -> rx.Component:
             max_width="680px",
         ),
         open=S.dialog_open,
+        on_open_change=S.close_contact_dialog,  # Escape (or a click outside) closes it
     )
 
 
@@ -212,18 +223,25 @@ def add_to_list_dialog() -> rx.Component:
                     _labelled(
                         "Existing list",
                         rx.select.root(
-                            rx.select.trigger(placeholder="Choose a list", width="100%", id="add-to-list-select"),
+                            rx.select.trigger(
+                                placeholder="Choose a list",
+                                width="100%",
+                                id="add-to-list-select",
+                                aria_labelledby="add-to-list-select-label",
+                            ),
                             rx.select.content(
                                 rx.foreach(S.list_options, lambda o: rx.select.item(o["name"], value=o["id"]))
                             ),
                             name="list_id",
                         ),
+                        "add-to-list-select",
                     ),
                     _labelled(
                         "…or a new list",
                         rx.input(
                             name="new_list_name", placeholder="New list name", id="add-to-list-new-name", width="100%"
                         ),
+                        "add-to-list-new-name",
                     ),
                     rx.cond(
                         S.add_error != "",
@@ -254,4 +272,5 @@ def add_to_list_dialog() -> rx.Component:
             max_width="460px",
         ),
         open=S.add_open,
+        on_open_change=S.close_add_to_list,  # Escape (or a click outside) closes it
     )

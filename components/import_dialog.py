@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT
+from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT, field_label, labelled_radio
 from state.contact_import import ContactImportState
 
 S = ContactImportState
@@ -37,10 +37,15 @@ def _upload_step() -> rx.Component:
                     color=rx.color("gray", 10),
                     text_align="center",
                 ),
+                # The drop zone's one keyboard stop, named: a click inside the zone opens the file chooser.
+                rx.button(
+                    rx.icon("folder-open", size=14), "Choose a CSV file", type="button", variant="soft", size="1"
+                ),
                 align="center",
                 spacing="2",
             ),
             id=UPLOAD_ID,
+            no_keyboard=True,  # the button inside is the keyboard's way in (the zone itself has no name)
             multiple=False,
             max_files=1,
             max_size=CSV_BROWSER_MAX_BYTES,
@@ -135,40 +140,53 @@ def _invalid_table() -> rx.Component:
 
 def _target_picker() -> rx.Component:
     return rx.vstack(
-        rx.text("Add the imported contacts to a list", size="2", weight="medium"),
+        rx.text("Add the imported contacts to a list", size="2", weight="medium", id="import-target-label"),
         rx.radio_group.root(
             rx.hstack(
-                rx.radio_group.item(value="none", id="import-target-none"),
-                rx.text("No list", size="2"),
-                rx.radio_group.item(value="existing", id="import-target-existing"),
-                rx.text("An existing list", size="2"),
-                rx.radio_group.item(value="new", id="import-target-new"),
-                rx.text("A new list", size="2"),
-                spacing="2",
+                labelled_radio("none", "No list", "import-target-none"),
+                labelled_radio("existing", "An existing list", "import-target-existing"),
+                labelled_radio("new", "A new list", "import-target-new"),
+                spacing="4",
                 align="center",
             ),
             value=S.target,
             on_change=S.set_target,
             id="import-target",
+            aria_labelledby="import-target-label",
         ),
         rx.cond(
             S.target == "existing",
-            rx.select.root(
-                rx.select.trigger(placeholder="Choose a list", width="100%", id="import-list-select"),
-                rx.select.content(rx.foreach(S.list_options, lambda o: rx.select.item(o["name"], value=o["id"]))),
-                value=S.target_list_id,
-                on_change=S.set_target_list,
+            rx.vstack(
+                field_label("List", "import-list-select"),
+                rx.select.root(
+                    rx.select.trigger(
+                        placeholder="Choose a list",
+                        width="100%",
+                        id="import-list-select",
+                        aria_labelledby="import-list-select-label",
+                    ),
+                    rx.select.content(rx.foreach(S.list_options, lambda o: rx.select.item(o["name"], value=o["id"]))),
+                    value=S.target_list_id,
+                    on_change=S.set_target_list,
+                ),
+                width="100%",
+                spacing="1",
             ),
         ),
         rx.cond(
             S.target == "new",
-            rx.input(
-                value=S.new_list_name,
-                on_change=S.set_new_list_name,
-                placeholder="New list name",
-                id="import-new-list-name",
+            rx.vstack(
+                field_label("New list name", "import-new-list-name"),
+                rx.input(
+                    value=S.new_list_name,
+                    on_change=S.set_new_list_name,
+                    placeholder="New list name",
+                    id="import-new-list-name",
+                    width="100%",
+                    debounce_timeout=200,
+                ),
                 width="100%",
-                debounce_timeout=200,
+                spacing="1",
             ),
         ),
         width="100%",
@@ -322,4 +340,5 @@ def import_dialog() -> rx.Component:
             max_width="720px",
         ),
         open=S.import_open,
+        on_open_change=S.close_import,  # Escape (or a click outside) closes it (not while a file is checked or imported)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import routes
+from components.account_menu import change_password_button
 from state.base import AppState
 
 SIDEBAR_WIDTH = "248px"
@@ -24,7 +25,7 @@ def _nav_item(label: str, icon: str, href: str, item_id: str, indent: bool = Fal
             border_radius="var(--radius-2)",
             width="100%",
             background=rx.cond(active, rx.color("accent", 4), "transparent"),
-            color=rx.cond(active, rx.color("accent", 11), rx.color("gray", 11)),
+            color=rx.cond(active, rx.color("accent", 12), rx.color("gray", 11)),  # 11 on 4 is under 4.5:1
             _hover={"background": rx.cond(active, rx.color("accent", 4), rx.color("gray", 3))},
         ),
         href=href,
@@ -59,6 +60,7 @@ def sidebar() -> rx.Component:
             padding_y="6px",
         ),
         rx.vstack(
+            _nav_item("Dashboard", "layout-dashboard", routes.DASHBOARD, "nav-dashboard"),
             _section("Messaging"),
             rx.hstack(
                 rx.icon("messages-square", size=16),
@@ -102,14 +104,15 @@ def sidebar() -> rx.Component:
                     min_width="0",
                     flex="1",
                 ),
+                rx.color_mode.button(
+                    size="1", variant="ghost", id="color-mode-button", aria_label="Switch light or dark mode"
+                ),
                 align="center",
                 width="100%",
                 spacing="2",
             ),
             rx.hstack(
-                rx.color_mode.button(
-                    size="1", variant="ghost", id="color-mode-button", aria_label="Switch light or dark mode"
-                ),
+                change_password_button(),
                 rx.spacer(),
                 rx.button(
                     rx.icon("log-out", size=14),

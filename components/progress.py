@@ -25,6 +25,8 @@ def progress_bar(percent: rx.Var, bar_id: str | rx.Var = "") -> rx.Component:
         aria_valuenow=percent,
         aria_valuemin=0,
         aria_valuemax=100,
+        aria_label="Sending progress",
+        aria_valuetext=percent.to(str) + "% sent",
         id=bar_id,
     )
 
@@ -33,6 +35,8 @@ def _count(icon: str, value: rx.Var, label: str, color: str, count_id: str | rx.
     return rx.tooltip(
         rx.hstack(
             rx.icon(icon, size=12, color=rx.color(color, 10)),
+            # The icon and its tooltip tell sighted mouse users what the number counts; a screen reader reads this.
+            rx.el.span(label + ": ", class_name="visually-hidden"),
             rx.text(value, size="1", id=count_id),
             spacing="1",
             align="center",

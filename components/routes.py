@@ -10,6 +10,7 @@ from __future__ import annotations
 
 INDEX = "/"
 LOGIN = "/login"
+DASHBOARD = "/dashboard"  # the home dashboard: where users land after signing in
 CAMPAIGNS = "/campaigns"
 CAMPAIGN_NEW = "/campaigns/new"
 CAMPAIGN_EDIT = "/campaigns/[campaign_id]/edit"

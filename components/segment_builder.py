@@ -17,10 +17,15 @@ def _op_items(ops: tuple[str, ...]) -> list[rx.Component]:
     return [rx.select.item(rules_domain.OPERATORS[o], value=o) for o in ops]
 
 
-def _op_select(rule: rx.Var) -> rx.Component:
+def _rule_name(what: str, index: rx.Var) -> rx.Var:
+    """ "Condition of rule 2": each rule's controls named apart (the row has no visible label of its own)."""
+    return what + " of rule " + (index + 1).to_string()
+
+
+def _op_select(rule: rx.Var, index: rx.Var) -> rx.Component:
     def select_for(ops: tuple[str, ...]) -> rx.Component:
         return rx.select.root(
-            rx.select.trigger(width="100%", class_name="rule-op"),
+            rx.select.trigger(width="100%", class_name="rule-op", aria_label=_rule_name("Condition", index)),
             rx.select.content(*_op_items(ops)),
             value=rule["op"],
             on_change=lambda v: E.set_rule_op(rule["rid"], v),
@@ -35,7 +40,7 @@ def _op_select(rule: rx.Var) -> rx.Component:
     )
 
 
-def _value_input(rule: rx.Var) -> rx.Component:
+def _value_input(rule: rx.Var, index: rx.Var) -> rx.Component:
     is_date = (rule["op"] == "before") | (rule["op"] == "after")
     return rx.cond(
         rule["needs_value"] == "yes",
@@ -47,6 +52,7 @@ def _value_input(rule: rx.Var) -> rx.Component:
                 on_change=lambda v: E.set_rule_value(rule["rid"], v),
                 width="100%",
                 class_name="rule-value",
+                aria_label=_rule_name("Value", index),
                 disabled=READ_ONLY,
             ),
             rx.input(
@@ -56,6 +62,7 @@ def _value_input(rule: rx.Var) -> rx.Component:
                 debounce_timeout=400,
                 width="100%",
                 class_name="rule-value",
+                aria_label=_rule_name("Value", index),
                 disabled=READ_ONLY,
             ),
         ),
@@ -73,7 +80,7 @@ def _rule(rule: rx.Var, index: rx.Var) -> rx.Component:
         ),
         rx.box(
             rx.select.root(
-                rx.select.trigger(width="100%", class_name="rule-field"),
+                rx.select.trigger(width="100%", class_name="rule-field", aria_label=_rule_name("Field", index)),
                 rx.select.content(rx.foreach(E.field_options, lambda o: rx.select.item(o["label"], value=o["value"]))),
                 value=rule["field"],
                 on_change=lambda v: E.set_rule_field(rule["rid"], v),
@@ -81,8 +88,8 @@ def _rule(rule: rx.Var, index: rx.Var) -> rx.Component:
             ),
             width="30%",
         ),
-        rx.box(_op_select(rule), width="24%"),
-        rx.box(_value_input(rule), flex="1"),
+        rx.box(_op_select(rule, index), width="24%"),
+        rx.box(_value_input(rule, index), flex="1"),
         rx.cond(
             CAN_MANAGE,
             rx.icon_button(
@@ -105,16 +112,19 @@ def _rule(rule: rx.Var, index: rx.Var) -> rx.Component:
 def rule_builder() -> rx.Component:
     return rx.vstack(
         rx.hstack(
-            rx.text("Contacts matching", size="2"),
+            rx.text("Contacts matching", size="2", id="segment-match-before"),
             rx.select.root(
-                rx.select.trigger(id="segment-match"),
+                # Read as one sentence with the words around it: "Contacts matching all of these rules".
+                rx.select.trigger(
+                    id="segment-match", aria_labelledby="segment-match-before segment-match segment-match-after"
+                ),
                 rx.select.content(rx.select.item("all", value="all"), rx.select.item("any", value="any")),
                 value=E.match,
                 on_change=E.set_match,
                 disabled=READ_ONLY,
                 size="2",
             ),
-            rx.text("of these rules", size="2"),
+            rx.text("of these rules", size="2", id="segment-match-after"),
             align="center",
             spacing="2",
         ),

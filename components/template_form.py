@@ -5,15 +5,16 @@ from __future__ import annotations
 import reflex as rx
 
 from app.domain import template_rules as rules
+from components.common import field_label
 from components.whatsapp_preview import whatsapp_preview
 from state.templates import TemplatesState
 
 _CATEGORY_LABELS = {"MARKETING": "Marketing", "UTILITY": "Utility"}
 
 
-def _label(text: str, hint: str = "") -> rx.Component:
+def _label(text: str, hint: str = "", control_id: str = "") -> rx.Component:
     return rx.hstack(
-        rx.text(text, size="2", weight="medium"),
+        field_label(text, control_id) if control_id else rx.text(text, size="2", weight="medium"),
         rx.text(hint, size="1", color=rx.color("gray", 10)) if hint else rx.fragment(),
         spacing="2",
         align="baseline",
@@ -22,7 +23,7 @@ def _label(text: str, hint: str = "") -> rx.Component:
 
 def _text_input(label: str, field: str, placeholder: str, hint: str = "", max_length: int | None = None):
     return rx.vstack(
-        _label(label, hint),
+        _label(label, hint, f"template-{field.replace('_', '-')}"),
         rx.input(
             value=TemplatesState.draft[field],
             placeholder=placeholder,
@@ -39,9 +40,9 @@ def _text_input(label: str, field: str, placeholder: str, hint: str = "", max_le
 
 def _select(label: str, field: str, options: dict[str, str], select_id: str) -> rx.Component:
     return rx.vstack(
-        _label(label),
+        _label(label, control_id=select_id),
         rx.select.root(
-            rx.select.trigger(width="100%", id=select_id),
+            rx.select.trigger(width="100%", id=select_id, aria_labelledby=select_id + "-label"),
             rx.select.content(*[rx.select.item(text, value=value) for value, text in options.items()]),
             value=TemplatesState.draft[field],
             on_change=lambda v: TemplatesState.set_draft_field(field, v),
@@ -61,6 +62,7 @@ def _example_input(variable: rx.Var) -> rx.Component:
             debounce_timeout=250,
             on_change=lambda v: TemplatesState.set_draft_example(variable["key"], v),
             id="template-example-" + variable["key"].replace(".", "-"),
+            aria_label="Example for " + variable["label"],
         ),
         align="center",
         width="100%",
@@ -85,7 +87,7 @@ def _fields() -> rx.Component:
         ),
         _text_input("Header", "header", "Spring sale: {{1}} off", "optional, one variable at most", rules.MAX_HEADER),
         rx.vstack(
-            _label("Body", "required; *bold* _italic_ ~strike~"),
+            _label("Body", "required; *bold* _italic_ ~strike~", "template-body"),
             rx.text_area(
                 value=TemplatesState.draft["body"],
                 width="100%",
@@ -115,7 +117,8 @@ def _fields() -> rx.Component:
         ),
         _text_input("Footer", "footer", "Reply STOP to opt out", "optional", rules.MAX_FOOTER),
         rx.vstack(
-            _label("Quick-reply buttons", "optional, up to 3"),
+            rx.text("Quick-reply buttons", size="2", weight="medium", id="template-buttons-label"),
+            rx.text("optional, up to 3", size="1", color=rx.color("gray", 10)),
             rx.hstack(
                 *[
                     rx.input(
@@ -125,6 +128,7 @@ def _fields() -> rx.Component:
                         max_length=rules.MAX_BUTTON_TEXT,
                         debounce_timeout=250,
                         id=f"template-button-{i}",
+                        aria_label=f"Quick-reply button {i}",
                         on_change=lambda v, i=i: TemplatesState.set_draft_field(f"button_{i}", v),
                     )
                     for i in range(1, rules.MAX_BUTTONS + 1)

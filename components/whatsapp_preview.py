@@ -32,11 +32,14 @@ def whatsapp_preview(
     preview: rx.Var,
     preview_id: str = "whatsapp-preview",
     empty_text: str = "The preview appears here as you type the body.",
+    business: rx.Var | str = "",
+    initials: rx.Var | str = "",
 ) -> rx.Component:
-    """A phone-width chat showing one received template message."""
+    """A phone-width chat showing one received template message, from `business` (the channel's WhatsApp
+    display name) with its profile `initials` in the circle (a shop icon when there are none)."""
     bubble_bg = rx.color_mode_cond("#ffffff", "#202c33")
     text_color = rx.color_mode_cond("#111b21", "#e9edef")
-    muted = rx.color_mode_cond("#667781", "#8696a0")
+    muted = rx.color_mode_cond("#54656f", "#8696a0")  # WhatsApp's darker gray: 5:1 on the chat background
     link = rx.color_mode_cond("#027eb5", "#53bdeb")
     bubble = rx.box(
         rx.foreach(
@@ -100,13 +103,26 @@ def whatsapp_preview(
     return rx.box(
         rx.hstack(
             rx.center(
-                rx.icon("store", size=14, color="white"),
+                rx.cond(
+                    initials != "",
+                    rx.text(initials, size="1", weight="bold", color="#008069", id=f"{preview_id}-initials"),
+                    rx.icon("store", size=14, color="#008069"),
+                ),
                 width="26px",
                 height="26px",
-                border_radius="full",
-                background="#25d366",
+                border_radius="50%",
+                # A white profile circle on the green header; WhatsApp's dark green initials on white: 5:1
+                # (the header itself is #008069, so a green circle would not show).
+                background="white",
+                aria_hidden="true",
             ),
-            rx.text("Your business", size="2", weight="medium", color="white"),
+            rx.text(
+                rx.cond(business != "", business, "Your business"),
+                size="2",
+                weight="medium",
+                color="white",
+                id=f"{preview_id}-business",
+            ),
             align="center",
             spacing="2",
             padding="8px 12px",

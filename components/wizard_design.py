@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from components.common import field_label
 from components.whatsapp_preview import whatsapp_preview
-from components.wizard_setup import field_label
 from state.wizard import WizardState as W
 from state.wizard_design import FIXED_TEXT
 from state.wizard_design import WizardDesignState as S
@@ -16,7 +16,13 @@ def _variable(v: rx.Var) -> rx.Component:
         rx.badge(v["label"], variant="soft", size="2", min_width="72px"),
         rx.box(
             rx.select.root(
-                rx.select.trigger(placeholder="Value from…", width="100%", id="wizard-var-" + v["key"]),
+                rx.select.trigger(
+                    placeholder="Value from…",
+                    width="100%",
+                    id="wizard-var-" + v["key"],
+                    # The row's visible placeholder ("{{1}}") is in the name: "Value for {{1}}".
+                    aria_label="Value for " + v["label"],
+                ),
                 rx.select.content(
                     rx.select.group(
                         rx.select.label(rx.cond(W.audience_kind == "csv", "File column", "Contact field")),
@@ -32,10 +38,13 @@ def _variable(v: rx.Var) -> rx.Component:
         ),
         rx.input(
             default_value=v["fallback"],
-            key=v["key"] + v["ref"],
+            # Remounted (to show the stored fallback) only when another draft or template is opened: keyed on
+            # the source too, it was rebuilt when the server answered the source select, losing what was typed.
+            key=W.campaign_id + "-" + S.template_id + "-" + v["key"],
             placeholder=rx.cond(v["ref"] == FIXED_TEXT, "Text", "Fallback if empty (optional)"),
             on_blur=lambda value: S.set_var_fallback(v["key"], value),
             id="wizard-fallback-" + v["key"],
+            aria_label=rx.cond(v["ref"] == FIXED_TEXT, "Text for ", "Fallback for ") + v["label"],
             flex="1",
         ),
         width="100%",
@@ -130,14 +139,42 @@ def trial_send_card() -> rx.Component:
     )
 
 
+def _unfillable_templates() -> rx.Component:
+    """Approved templates the list leaves out because Hubcast cannot fill them, each with the reason."""
+    return rx.cond(
+        S.unfillable_templates.length() > 0,
+        rx.callout.root(
+            rx.callout.icon(rx.icon("ban", size=16)),
+            rx.vstack(
+                rx.text("Approved but not offered: Hubcast cannot fill these templates", weight="medium", size="1"),
+                rx.foreach(
+                    S.unfillable_templates,
+                    lambda t: rx.text(rx.text.strong(t["name"]), " — ", t["reason"], size="1"),
+                ),
+                spacing="1",
+            ),
+            color_scheme="gray",
+            size="1",
+            width="100%",
+            margin_top="6px",
+            id="wizard-unfillable-templates",
+        ),
+    )
+
+
 def design_step() -> rx.Component:
     return rx.vstack(
         rx.vstack(
-            field_label("Template"),
+            field_label("Template", "wizard-template"),
             rx.cond(
                 S.template_options.length() > 0,
                 rx.select.root(
-                    rx.select.trigger(placeholder="Choose an approved template", width="100%", id="wizard-template"),
+                    rx.select.trigger(
+                        placeholder="Choose an approved template",
+                        width="100%",
+                        id="wizard-template",
+                        aria_labelledby="wizard-template-label",
+                    ),
                     rx.select.content(
                         rx.foreach(S.template_options, lambda o: rx.select.item(o["name"], value=o["id"]))
                     ),
@@ -157,13 +194,14 @@ def design_step() -> rx.Component:
                 size="1",
                 color=rx.color("gray", 10),
             ),
+            _unfillable_templates(),
             width="100%",
             spacing="1",
         ),
         rx.cond(
             S.variables.length() > 0,
             rx.vstack(
-                field_label("Variables"),
+                rx.text("Variables", size="2", weight="medium"),
                 rx.text(
                     "Each placeholder takes a value from the recipient; the fallback is used when that value is empty.",
                     size="1",
@@ -239,7 +277,11 @@ def preview_card() -> rx.Component:
             rx.text("Example values", size="1", color=rx.color("gray", 10)),
         ),
         whatsapp_preview(
-            S.preview, "wizard-preview", empty_text="Choose a template to see the message as recipients will."
+            S.preview,
+            "wizard-preview",
+            empty_text="Choose a template to see the message as recipients will.",
+            business=S.preview_business,
+            initials=S.preview_initials,
         ),
         width="100%",
         spacing="2",

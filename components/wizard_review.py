@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.domain.time_zones import TIMEZONES
+from components.common import field_label
 from state.wizard import WizardState as W
 from state.wizard_design import WizardDesignState as D
 from state.wizard_review import WizardReviewState as S
@@ -46,6 +47,27 @@ def review_step() -> rx.Component:
                     size="2",
                     color=rx.color("gray", 11),
                     id="wizard-review-reach",
+                ),
+                # Meta's daily messaging limit and the frequency cap, counted before sending (issue 12)
+                rx.cond(
+                    S.review["quota_note"],
+                    rx.text(S.review["quota_note"], size="2", color=rx.color("gray", 11), id="wizard-review-quota"),
+                ),
+                rx.cond(
+                    S.review["quota_wait"],
+                    rx.callout(
+                        S.review["quota_wait"],
+                        icon="hourglass",
+                        size="1",
+                        color_scheme="amber",
+                        id="wizard-review-quota-wait",
+                    ),
+                ),
+                rx.cond(
+                    S.review["cap_note"],
+                    rx.text(
+                        S.review["cap_note"], size="2", color=rx.color("amber", 11), id="wizard-review-frequency-cap"
+                    ),
                 ),
                 spacing="1",
             ),
@@ -118,6 +140,7 @@ def send_dialog() -> rx.Component:
             ),
         ),
         open=S.send_open,
+        on_open_change=S.close_dialogs,  # Escape (or a click outside) closes it
     )
 
 
@@ -126,18 +149,25 @@ def schedule_dialog() -> rx.Component:
         rx.dialog.content(
             rx.dialog.title("Schedule the campaign"),
             rx.vstack(
-                rx.text("Time zone", size="2", weight="medium"),
-                rx.select(TIMEZONES, value=W.timezone, on_change=S.set_timezone, id="wizard-schedule-tz", width="100%"),
+                field_label("Time zone", "wizard-schedule-tz"),
+                rx.select(
+                    TIMEZONES,
+                    value=W.timezone,
+                    on_change=S.set_timezone,
+                    id="wizard-schedule-tz",
+                    width="100%",
+                    custom_attrs={"aria-labelledby": "wizard-schedule-tz-label"},  # on the trigger
+                ),
                 rx.hstack(
                     rx.vstack(
-                        rx.text("Date", size="2", weight="medium"),
+                        field_label("Date", "wizard-schedule-date"),
                         rx.input(
                             type="date", value=S.schedule_date, on_change=S.set_schedule_date, id="wizard-schedule-date"
                         ),
                         spacing="1",
                     ),
                     rx.vstack(
-                        rx.text("Time", size="2", weight="medium"),
+                        field_label("Time", "wizard-schedule-time"),
                         rx.input(
                             type="time", value=S.schedule_time, on_change=S.set_schedule_time, id="wizard-schedule-time"
                         ),
@@ -177,4 +207,5 @@ def schedule_dialog() -> rx.Component:
             max_width="480px",
         ),
         open=S.schedule_open,
+        on_open_change=S.close_dialogs,  # Escape (or a click outside) closes it
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import routes
-from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT
+from components.common import CSV_BROWSER_MAX_BYTES, CSV_LIMIT_TEXT, field_label, labelled_radio
 from state.base import AppState
 from state.wizard import WizardState as W
 from state.wizard_setup import WizardSetupState as S
@@ -13,13 +13,19 @@ from state.wizard_setup import WizardSetupState as S
 UPLOAD_ID = "wizard-csv"
 
 
-def field_label(text: str) -> rx.Component:
-    return rx.text(text, size="2", weight="medium")
+def _select(options: rx.Var, value: rx.Var, on_change, placeholder: str, select_id: str, label: str) -> rx.Component:
+    return rx.vstack(
+        field_label(label, select_id),
+        _select_root(options, value, on_change, placeholder, select_id),
+        width="100%",
+        spacing="1",
+    )
 
 
-def _select(options: rx.Var, value: rx.Var, on_change, placeholder: str, select_id: str) -> rx.Component:
+def _select_root(options: rx.Var, value: rx.Var, on_change, placeholder: str, select_id: str) -> rx.Component:
     return rx.select.root(
-        rx.select.trigger(placeholder=placeholder, width="100%", id=select_id),
+        # Named by its visible label (field_label ids it `<select id>-label`); the chosen value stays visible.
+        rx.select.trigger(placeholder=placeholder, width="100%", id=select_id, aria_labelledby=select_id + "-label"),
         rx.select.content(rx.foreach(options, lambda o: rx.select.item(o["name"], value=o["id"]))),
         value=value,
         on_change=on_change,
@@ -43,9 +49,7 @@ def _create_link(label: str, href: rx.Var, link_id: str) -> rx.Component:
 
 
 def _radio(value: str, label: str, item_id: str) -> rx.Component:
-    return rx.hstack(
-        rx.radio_group.item(value=value, id=item_id), rx.text(label, size="2"), spacing="2", align="center", as_="label"
-    )
+    return labelled_radio(value, label, item_id)
 
 
 def _stat(label: str, value: rx.Var, stat_id: str, color: str = "gray") -> rx.Component:
@@ -74,10 +78,15 @@ def _file_upload() -> rx.Component:
                     color=rx.color("gray", 10),
                     text_align="center",
                 ),
+                # The drop zone's one keyboard stop, named: a click inside the zone opens the file chooser.
+                rx.button(
+                    rx.icon("folder-open", size=14), "Choose a CSV file", type="button", variant="soft", size="1"
+                ),
                 align="center",
                 spacing="1",
             ),
             id=UPLOAD_ID,
+            no_keyboard=True,  # the button inside is the keyboard's way in (the zone itself has no name)
             multiple=False,
             max_files=1,
             max_size=CSV_BROWSER_MAX_BYTES,
@@ -233,7 +242,7 @@ def _file_import() -> rx.Component:
 def setup_step() -> rx.Component:
     return rx.vstack(
         rx.vstack(
-            field_label("Campaign name"),
+            field_label("Campaign name", "wizard-name"),
             rx.input(
                 value=W.name,
                 on_change=S.set_name,
@@ -247,7 +256,7 @@ def setup_step() -> rx.Component:
             spacing="1",
         ),
         rx.vstack(
-            field_label("Audience"),
+            rx.text("Audience", size="2", weight="medium", id="wizard-audience-kind-label"),
             rx.radio_group.root(
                 rx.vstack(
                     _radio("list", "Select from contact lists", "wizard-audience-list"),
@@ -258,6 +267,7 @@ def setup_step() -> rx.Component:
                 value=W.audience_kind,
                 on_change=S.set_audience_kind,
                 id="wizard-audience-kind",
+                aria_labelledby="wizard-audience-kind-label",
             ),
             rx.match(
                 W.audience_kind,
@@ -265,13 +275,16 @@ def setup_step() -> rx.Component:
                     "list",
                     rx.hstack(
                         rx.box(
-                            _select(S.list_options, W.list_id, S.set_list, "Choose a list", "wizard-list"), flex="1"
+                            _select(
+                                S.list_options, W.list_id, S.set_list, "Choose a list", "wizard-list", "Contact list"
+                            ),
+                            flex="1",
                         ),
                         _create_link(
                             "Create new list", routes.LISTS + "?return_to=" + _return_to(), "wizard-create-list"
                         ),
                         width="100%",
-                        align="center",
+                        align="end",
                         spacing="3",
                     ),
                 ),
@@ -280,7 +293,12 @@ def setup_step() -> rx.Component:
                     rx.hstack(
                         rx.box(
                             _select(
-                                S.segment_options, W.segment_id, S.set_segment, "Choose a segment", "wizard-segment"
+                                S.segment_options,
+                                W.segment_id,
+                                S.set_segment,
+                                "Choose a segment",
+                                "wizard-segment",
+                                "Contact segment",
                             ),
                             flex="1",
                         ),
@@ -290,7 +308,7 @@ def setup_step() -> rx.Component:
                             "wizard-create-segment",
                         ),
                         width="100%",
-                        align="center",
+                        align="end",
                         spacing="3",
                     ),
                 ),
@@ -301,10 +319,16 @@ def setup_step() -> rx.Component:
             spacing="2",
         ),
         rx.vstack(
-            field_label("Channel"),
             rx.cond(
                 S.channel_options.length() > 0,
-                _select(S.channel_options, W.channel_id, S.set_channel, "Choose a WhatsApp channel", "wizard-channel"),
+                _select(
+                    S.channel_options,
+                    W.channel_id,
+                    S.set_channel,
+                    "Choose a WhatsApp channel",
+                    "wizard-channel",
+                    "Channel",
+                ),
                 rx.callout(
                     "No connected WhatsApp channel. An admin connects one on the Channels page.",
                     icon="plug",

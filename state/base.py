@@ -7,17 +7,23 @@ import reflex as rx
 from app.db import session_scope
 from app.domain import permissions as perm
 from app.domain.permissions import Actor, NotAuthenticated, PermissionDenied
-from app.services.accounts import auth
+from app.services.accounts import auth, cookies
 from components import routes
 from state.guard import public_handler
 
-SESSION_COOKIE = "hubcast_session"
+SESSION_COOKIE = cookies.SESSION_COOKIE  # `__Host-hubcast_session` when the public URL is https
 LOGIN_ROUTE = routes.LOGIN
 
 
 class AppState(rx.State):
     # The browser holds only an opaque random secret issued at login; the server maps it to a user.
-    session_secret: str = rx.Cookie("", name=SESSION_COOKIE, path="/", same_site="strict")
+    # Trusted only with the same cookie in the websocket handshake (`_bound_secret`): a tab token alone is nobody.
+    session_secret: str = rx.Cookie(
+        "", name=SESSION_COOKIE, path="/", same_site=cookies.SAME_SITE, secure=cookies.SECURE or None
+    )
+    # The socket that signed in: the browser writes the cookie after its socket opened, so this one
+    # connection is trusted until it reconnects (then its handshake carries the cookie). Backend only.
+    _signed_in_sid: str = ""
     # Display only: the menu reads these. Nothing on the server ever trusts them.
     user_email: str = ""
     user_name: str = ""
@@ -32,9 +38,24 @@ class AppState(rx.State):
         except AttributeError:  # pragma: no cover
             return ""
 
+    def _bound_secret(self) -> str:
+        """The session secret, only when this event's connection presented it (issue 13 item 4)."""
+        try:
+            sid, cookie_header = self.router.session.session_id, self.router.headers.cookie
+        except AttributeError:  # pragma: no cover
+            sid, cookie_header = "", ""
+        return cookies.bound_secret(
+            state_secret=self.session_secret,
+            handshake_cookie_header=cookie_header,
+            signed_in_here=bool(self._signed_in_sid) and self._signed_in_sid == sid,
+        )
+
     def _resolve_user(self) -> Actor | None:
+        secret = self._bound_secret()
+        if not secret:
+            return None
         with session_scope() as session:
-            return auth.resolve_session(session=session, secret=self.session_secret)
+            return auth.resolve_session(session=session, secret=secret)
 
     def _authorize(self, capability: str, handler: str):
         """(None, user) when allowed, else (events to return, None). Refusals are audit-logged."""
@@ -49,7 +70,7 @@ class AppState(rx.State):
                 auth.record_refused_call(
                     session=session,
                     user=user,
-                    secret=self.session_secret,
+                    secret=self._bound_secret(),
                     handler=f"{type(self).__name__}.{handler}",
                     capability=capability,
                     ip=self._client_ip(),
@@ -79,13 +100,16 @@ class AppState(rx.State):
             return rx.redirect(LOGIN_ROUTE)
         self._show_identity(user)
 
-    @public_handler("ends only the caller's own session")
+    @public_handler("ends only the caller's own session (the one its connection's cookie names)")
     def logout(self):
+        secret = self._bound_secret()
+        if not secret:  # a tab token without the cookie must not end (or clear) the real tab's session
+            return rx.redirect(LOGIN_ROUTE)
         with session_scope() as session:
-            auth.logout(session=session, secret=self.session_secret)
+            auth.logout(session=session, secret=secret)
         self._clear_identity()
-        self.session_secret = ""
-        return [rx.remove_cookie(SESSION_COOKIE, {"path": "/"}), rx.redirect(LOGIN_ROUTE)]
+        self.session_secret = self._signed_in_sid = ""
+        return [rx.remove_cookie(SESSION_COOKIE, dict(cookies.REMOVE_OPTIONS)), rx.redirect(LOGIN_ROUTE)]
 
     # --- menu helpers (display only) ---------------------------------------------------------
 

@@ -38,13 +38,17 @@ async def tab_is_open(token: str) -> bool:
         return True
 
 
-def read_campaigns_page(secret: str, search: str, status: str, page: int):
-    """(page, live) for the user behind `secret`, or None when the session ended or lost the right."""
+def read_campaigns_page(secret: str, query: dict):
+    """(page, live) for the user behind `secret`, or None when the session ended or lost the right.
+    `query` is CampaignsState._query(): search, status, page, sort, direction and dates."""
     with session_scope() as session:
         user = auth.resolve_session(session=session, secret=secret)
         if user is None or not perm.can(user.role, perm.CAMPAIGNS_VIEW):
             return None
-        result = listing.campaigns_page(session=session, actor=user, search=search, status=status, page=page)
+        try:
+            result = listing.campaigns_page(session=session, actor=user, **query)
+        except listing.ListingError:
+            return None
         return result, campaign_results.anything_live(session=session, actor=user)
 
 
@@ -56,6 +60,12 @@ class CampaignsState(AppState):
     live: bool = False  # something is sending: the page refreshes itself
     search: str = ""
     status_filter: str = ""
+    # Sorting and the date range (issue 15 §8): a column key of listing.SORT_KEYS, "asc"/"desc", YYYY-MM-DD.
+    sort: str = listing.DEFAULT_SORT
+    direction: str = listing.DEFAULT_DIRECTION
+    date_from: str = ""
+    date_to: str = ""
+    filter_error: str = ""  # why the last filter could not be used (shown beside the filters)
     page: int = 1
     pages: int = 1
     _live_generation: int = 0
@@ -76,12 +86,32 @@ class CampaignsState(AppState):
         self.live = live
         self.loaded = True
 
+    def _query(self) -> dict:
+        return {
+            "search": self.search,
+            "status": self.status_filter,
+            "page": self.page,
+            "sort": self.sort,
+            "direction": self.direction,
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+        }
+
     def _refresh(self) -> None:
         with session_scope() as session:
             actor = current_actor()
-            result = listing.campaigns_page(
-                session=session, actor=actor, search=self.search, status=self.status_filter, page=self.page
-            )
+            try:
+                result = listing.campaigns_page(session=session, actor=actor, **self._query())
+                self.filter_error = ""
+            except listing.ListingError as exc:
+                if self.loaded:  # keep what the table showed; say why the new filter was not applied
+                    self.filter_error = str(exc)
+                    return
+                # A fresh page load with filters this tab kept from before: start from the whole list.
+                self.status_filter = self.date_from = self.date_to = ""
+                self.sort, self.direction, self.page = listing.DEFAULT_SORT, listing.DEFAULT_DIRECTION, 1
+                result = listing.campaigns_page(session=session, actor=actor, **self._query())
+                self.filter_error = str(exc)
             if not self.any_campaign:
                 self.any_campaign = bool(result.total) or bool(
                     listing.campaigns_page(session=session, actor=actor, page_size=1).total
@@ -109,18 +139,18 @@ class CampaignsState(AppState):
             async with self:
                 if self._live_generation != generation or self.router.url.path != route:
                     return  # a newer watcher took over, or the tab left this page
-                secret, search, status, page = self.session_secret, self.search, self.status_filter, self.page
+                secret, query = self._bound_secret(), self._query()
             if not await tab_is_open(token):
                 return
             # Database work outside the lock, in a thread: the tab stays responsive meanwhile.
-            read = await asyncio.to_thread(read_campaigns_page, secret, search, status, page)
+            read = await asyncio.to_thread(read_campaigns_page, secret, query)
             async with self:
                 if read is None:
                     self.live = False
                     return  # the session ended: the next click meets the guard and the login page
                 if self._live_generation != generation:
                     return
-                if (self.search, self.status_filter, self.page) == (search, status, page):
+                if self._query() == query:
                     self._show(*read)
                 if not self.live:
                     return
@@ -133,6 +163,38 @@ class CampaignsState(AppState):
     @requires(perm.CAMPAIGNS_VIEW)
     def set_status_filter(self, value: str):
         self.status_filter, self.page = ("" if value == "all" else str(value)[:16]), 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def sort_by(self, column: str):
+        """A column header was clicked: sort by it, or flip the direction when it already sorts."""
+        column = str(column)[:20]
+        if column not in listing.SORT_KEYS:
+            return rx.toast.error(f"Campaigns cannot be sorted by {column!r}.")
+        if self.sort == column:
+            self.direction = "asc" if self.direction == "desc" else "desc"
+        else:  # names and people read A→Z first; numbers and dates biggest / newest first
+            self.sort, self.direction = (
+                column,
+                ("asc" if column in ("name", "status", "channel", "created_by") else "desc"),
+            )
+        self.page = 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def set_date_from(self, value: str):
+        self.date_from, self.page = (str(value)[:10] if isinstance(value, str) else ""), 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def set_date_to(self, value: str):
+        self.date_to, self.page = (str(value)[:10] if isinstance(value, str) else ""), 1
+        self._refresh()
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def clear_dates(self):
+        self.date_from = self.date_to = ""
+        self.page = 1
         self._refresh()
 
     @requires(perm.CAMPAIGNS_VIEW)

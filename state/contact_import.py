@@ -18,6 +18,7 @@ from app.services.audiences import contact_import as contacts_service
 from app.services.audiences import lists, uploads
 from app.services.audiences.contact_import import ImportPreview, ImportResult
 from app.services.audiences.contacts import ContactError
+from state import offload
 from state.base import AppState
 from state.contacts import ContactsState
 from state.guard import current_actor, requires
@@ -184,4 +185,5 @@ class ContactImportState(AppState):
             "added": f"{result.added_to_list:,}",
         }
         self.step = "done"
+        offload.forget(current_actor())  # the contacts page must show the imported rows, not a cached page
         yield ContactsState.load

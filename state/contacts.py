@@ -15,6 +15,7 @@ from app.domain.permissions import PermissionDenied
 from app.services.audiences import contact_search, lists
 from app.services.audiences import contacts as contacts_service
 from app.services.audiences.contacts import CHANNEL_TYPES, CONTACT_FIELDS, ContactError
+from state import offload
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.rows import as_text
@@ -61,17 +62,25 @@ class ContactsState(AppState):
     def page_all_selected(self) -> bool:
         return bool(self.rows) and all(r.get("id") in self.selected_ids for r in self.rows)
 
-    def _refresh(self) -> None:
-        with session_scope() as session:
-            result = contact_search.contacts_page(
-                session=session,
-                actor=current_actor(),
-                search=self.search,
-                country=self.country_filter,
-                channel=self.channel_filter,
-                subscription=self.subscription_filter,
-                page=self.page,
-            )
+    async def _refresh(self, fresh: bool = False) -> None:
+        """The current page of contacts, searched off the event loop (a search can scan the whole table): one
+        at a time per user, the same page answered from a 5-second cache unless `fresh` (after a change)."""
+        actor = current_actor()
+        query = dict(
+            search=self.search,
+            country=self.country_filter,
+            channel=self.channel_filter,
+            subscription=self.subscription_filter,
+            page=self.page,
+        )
+
+        def page():
+            with session_scope() as session:
+                return contact_search.contacts_page(session=session, actor=actor, **query)
+
+        if fresh:
+            offload.forget(actor)
+        result = await offload.run(actor, ("contacts_page", *query.values()), page)
         self.rows = as_text(result.rows)
         self.total, self.pages, self.page = result.total, result.pages, result.page
         capped = result.total > contact_search.CONTACTS_COUNT_CAP
@@ -79,43 +88,48 @@ class ContactsState(AppState):
         self.loaded = True
 
     @requires(perm.AUDIENCES_VIEW)
-    def load(self):
-        with session_scope() as session:
-            self.countries = contacts_service.countries_in_use(session=session, actor=current_actor())
+    async def load(self):
+        actor = current_actor()
+
+        def countries():
+            with session_scope() as session:
+                return contacts_service.countries_in_use(session=session, actor=actor)
+
+        self.countries = await offload.run(actor, "countries_in_use", countries)
         self.selected_ids = []
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def set_search(self, value: str):
+    async def set_search(self, value: str):
         self.search, self.page = str(value)[:200], 1
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def set_country_filter(self, value: str):
+    async def set_country_filter(self, value: str):
         value = str(value).strip().upper()
         self.country_filter = value if value in self.countries else ""
         self.page = 1
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def set_channel_filter(self, value: str):
+    async def set_channel_filter(self, value: str):
         self.channel_filter, self.page = (value if value in CHANNEL_FILTERS else ""), 1
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def set_subscription_filter(self, value: str):
+    async def set_subscription_filter(self, value: str):
         self.subscription_filter, self.page = (value if value in SUBSCRIPTION_FILTERS else ""), 1
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def next_page(self):
+    async def next_page(self):
         self.page += 1
-        self._refresh()
+        await self._refresh()
 
     @requires(perm.AUDIENCES_VIEW)
-    def prev_page(self):
+    async def prev_page(self):
         self.page = max(1, self.page - 1)
-        self._refresh()
+        await self._refresh()
 
     # --- selection and "Add to list" ------------------------------------------------------------
 
@@ -236,7 +250,7 @@ class ContactsState(AppState):
         self.custom_rows = [r for r in self.custom_rows if r["rid"] != str(rid)]
 
     @requires(perm.AUDIENCES_MANAGE)
-    def save_contact(self, form: dict):
+    async def save_contact(self, form: dict):
         form = form if isinstance(form, dict) else {}
         fields = {name: str(form.get(name, "")) for name in CONTACT_FIELDS}
         identities = {t: str(form.get(f"identity_{t}", "")) for t in CHANNEL_TYPES}
@@ -274,11 +288,11 @@ class ContactsState(AppState):
             return
         created = not self.edit_id
         self.dialog_open, self.form_error = False, ""
-        self._refresh()
+        await self._refresh(fresh=True)
         return rx.toast.success(f"{name} {'added' if created else 'saved'}.")
 
     @requires(perm.AUDIENCES_MANAGE)
-    def set_subscription(self, channel_type: str, subscribed: bool):
+    async def set_subscription(self, channel_type: str, subscribed: bool):
         """Subscribe or unsubscribe the contact open in the dialog on one channel (audit-logged)."""
         if not self.edit_id:
             return rx.toast.error("Save the contact first.")
@@ -294,6 +308,6 @@ class ContactsState(AppState):
         except (ContactError, ValueError, PermissionDenied) as exc:
             return rx.toast.error(str(exc))
         self.subscriptions = {**self.subscriptions, str(channel_type): "subscribed" if subscribed else "unsubscribed"}
-        self._refresh()
+        await self._refresh(fresh=True)
         label = contacts_service.CHANNEL_LABELS.get(str(channel_type), str(channel_type))
         return rx.toast.success(f"{'Subscribed' if subscribed else 'Unsubscribed'} on {label}.")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.services.accounts import auth, sign_in
+from app.services.accounts import auth, cookies, sign_in
 from components import routes
 from state.base import AppState
 from state.guard import public_handler
 
-HOME_ROUTE = routes.CAMPAIGNS
+HOME_ROUTE = routes.DASHBOARD
 
 
-DEVICE_COOKIE = "hubcast_device"
+DEVICE_COOKIE = cookies.DEVICE_COOKIE
 DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
 
 
@@ -22,7 +22,14 @@ class LoginState(AppState):
     # Set at a successful login: marks this browser as one the account's owner used, so guessers being
     # slowed down (app/services/accounts/login_throttle.py) never keep the owner out. Signed, not a secret
     # that signs anyone in.
-    device_token: str = rx.Cookie("", name=DEVICE_COOKIE, path="/", same_site="strict", max_age=DEVICE_COOKIE_MAX_AGE)
+    device_token: str = rx.Cookie(
+        "",
+        name=DEVICE_COOKIE,
+        path="/",
+        same_site=cookies.SAME_SITE,
+        secure=cookies.SECURE or None,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+    )
 
     @public_handler("the login form: checks credentials, issues a new server-generated session")
     async def submit(self, form: dict):
@@ -37,13 +44,14 @@ class LoginState(AppState):
                 ip=self._client_ip(),
                 user_agent=self.router.headers.user_agent or "",
                 device_token=self.device_token,
-                previous_secret=self.session_secret,
+                previous_secret=self._bound_secret(),
             )
         except auth.LoginFailed as exc:
             self.error = str(exc)
             return
         self.error = ""
         self.session_secret = result.session_secret
+        self._signed_in_sid = self.router.session.session_id
         self.device_token = result.device_token
         self._show_identity(result.user)
         return rx.redirect(HOME_ROUTE)

@@ -18,6 +18,7 @@ from app.domain import segment_rules as rules_domain
 from app.services.audiences import contacts as contacts_service
 from app.services.audiences import segments as segments_service
 from components import routes
+from state import offload
 from state.base import AppState
 from state.guard import current_actor, requires
 from state.lists import return_url, safe_return_to
@@ -38,23 +39,30 @@ class SegmentsState(AppState):
     delete_id: str = ""
     delete_name: str = ""
 
-    def _refresh(self) -> None:
-        with session_scope() as session:
-            rows = segments_service.list_segments(session=session, actor=current_actor())
-            # The rules as stored ("custom.loyalty_tier equals gold"), under the sentence: field keys are what
-            # the campaign variables and the API use.
-            for row in rows:
-                rules = segments_service.get_segment(session=session, actor=current_actor(), segment_id=row["id"])[
-                    "rules"
-                ]
-                row["code"] = "; ".join(_rule_code(r) for r in rules)
-                row["contacts"] = "—" if row["contacts"] is None else f"{row['contacts']:,}"
-        self.rows = as_text(rows)
+    async def _refresh(self, fresh: bool = False) -> None:
+        """Every segment with its count (one count per segment), off the event loop, one at a time per user,
+        answered from a 5-second cache unless `fresh` (state/offload.py)."""
+        actor = current_actor()
+
+        def overview() -> list[dict]:
+            with session_scope() as session:
+                rows = segments_service.list_segments(session=session, actor=actor)
+                # The rules as stored ("custom.loyalty_tier equals gold"), under the sentence: field keys are
+                # what the campaign variables and the API use.
+                for row in rows:
+                    rules = segments_service.get_segment(session=session, actor=actor, segment_id=row["id"])["rules"]
+                    row["code"] = "; ".join(_rule_code(r) for r in rules)
+                    row["contacts"] = "—" if row["contacts"] is None else f"{row['contacts']:,}"
+                return rows
+
+        if fresh:
+            offload.forget(actor)
+        self.rows = as_text(await offload.run(actor, "segments_overview", overview))
         self.loaded = True
 
     @requires(perm.AUDIENCES_VIEW)
-    def load(self):
-        self._refresh()
+    async def load(self):
+        await self._refresh()
 
     @requires(perm.AUDIENCES_MANAGE)
     def ask_delete(self, segment_id: str):
@@ -68,7 +76,7 @@ class SegmentsState(AppState):
         self.delete_id, self.delete_name = "", ""
 
     @requires(perm.AUDIENCES_MANAGE)
-    def confirm_delete(self):
+    async def confirm_delete(self):
         if not self.delete_id:
             return rx.toast.error("Choose a segment to delete.")
         name, segment_id = self.delete_name, self.delete_id
@@ -78,7 +86,7 @@ class SegmentsState(AppState):
                 segments_service.delete_segment(session=session, actor=current_actor(), segment_id=segment_id)
         except segments_service.SegmentError as exc:
             return rx.toast.error(str(exc))
-        self._refresh()
+        await self._refresh(fresh=True)
         return rx.toast.success(f"Segment {name} deleted.")
 
 
@@ -113,24 +121,34 @@ class SegmentEditorState(AppState):
     def _rules_payload(self) -> list[dict]:
         return [{"field": r["field"], "op": r["op"], "value": r["value"]} for r in self.rules]
 
-    def _recount(self) -> None:
-        try:
+    async def _recount(self) -> None:
+        """The live count, off the event loop (a rule on a custom field reads every contact): one count at a
+        time per user, the same rules answered from a 5-second cache (state/offload.py)."""
+        actor, rules, match = current_actor(), self._rules_payload(), self.match
+
+        def count_now() -> int:
             with session_scope() as session:
-                count = segments_service.count_segment(
-                    session=session, actor=current_actor(), rules=self._rules_payload(), match=self.match
-                )
+                return segments_service.count_segment(session=session, actor=actor, rules=rules, match=match)
+
+        try:
+            count = await offload.run(actor, ("segment_count", repr(rules), match), count_now)
         except segments_service.SegmentError as exc:
             self.live_count, self.count_error = "", str(exc)
             return
         self.live_count, self.count_error = f"{count:,}", ""
 
     @requires(perm.AUDIENCES_VIEW)
-    def load_editor(self):
+    async def load_editor(self):
         params = self.router.page.params
         self.return_to = safe_return_to(params.get("return_to", ""))
         self.segment_id, self.form_error, self.confirm_delete_open, self.missing = "", "", False, False
-        with session_scope() as session:
-            custom = contacts_service.custom_field_keys(session=session, actor=current_actor())
+        actor = current_actor()
+
+        def custom_keys() -> list[str]:  # reads the custom fields of the whole base: off the loop too
+            with session_scope() as session:
+                return contacts_service.custom_field_keys(session=session, actor=actor)
+
+        custom = await offload.run(actor, "custom_field_keys", custom_keys)
         self.field_options = [{"value": k, "label": rules_domain.FIELD_LABELS[k]} for k in rules_domain.FIELDS] + [
             {"value": rules_domain.CUSTOM_PREFIX + k, "label": f"{k} (custom)"} for k in custom
         ]
@@ -160,7 +178,7 @@ class SegmentEditorState(AppState):
         else:
             self.name, self.description, self.match, self.rules = "", "", "all", [_rule_row()]
         self.form_key = secrets.token_hex(4)
-        self._recount()
+        await self._recount()
         self.loaded = True
 
     def _add_unknown_fields(self) -> None:
@@ -179,23 +197,23 @@ class SegmentEditorState(AppState):
         self.description = str(value)[:500]
 
     @requires(perm.AUDIENCES_MANAGE)
-    def set_match(self, value: str):
+    async def set_match(self, value: str):
         if value not in rules_domain.MATCHES:
             return rx.toast.error("Match all or any of the rules.")
         self.match = value
-        self._recount()
+        await self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
-    def add_rule(self):
+    async def add_rule(self):
         if len(self.rules) >= rules_domain.MAX_RULES:
             return rx.toast.error(f"A segment has at most {rules_domain.MAX_RULES} rules.")
         self.rules = [*self.rules, _rule_row()]
-        self._recount()
+        await self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
-    def remove_rule(self, rid: str):
+    async def remove_rule(self, rid: str):
         self.rules = [r for r in self.rules if r["rid"] != str(rid)]
-        self._recount()
+        await self._recount()
 
     def _update_rule(self, rid: str, **changes: str) -> bool:
         found = False
@@ -209,7 +227,7 @@ class SegmentEditorState(AppState):
         return found
 
     @requires(perm.AUDIENCES_MANAGE)
-    def set_rule_field(self, rid: str, value: str):
+    async def set_rule_field(self, rid: str, value: str):
         value = str(value)
         if value not in {o["value"] for o in self.field_options}:
             return rx.toast.error("Choose a field from the list.")
@@ -224,20 +242,20 @@ class SegmentEditorState(AppState):
             op=op,
             needs_value="" if op in rules_domain.NO_VALUE_OPERATORS else "yes",
         ):
-            self._recount()
+            await self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
-    def set_rule_op(self, rid: str, value: str):
+    async def set_rule_op(self, rid: str, value: str):
         value = str(value)
         if value not in rules_domain.OPERATORS:
             return rx.toast.error("Choose an operator from the list.")
         if self._update_rule(rid, op=value, needs_value="" if value in rules_domain.NO_VALUE_OPERATORS else "yes"):
-            self._recount()
+            await self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
-    def set_rule_value(self, rid: str, value: str):
+    async def set_rule_value(self, rid: str, value: str):
         if self._update_rule(rid, value=str(value)[: rules_domain.MAX_VALUE_LENGTH * 4]):
-            self._recount()
+            await self._recount()
 
     @requires(perm.AUDIENCES_MANAGE)
     def save(self):
@@ -267,6 +285,7 @@ class SegmentEditorState(AppState):
             self.form_error = str(exc)
             return
         self.form_error = ""
+        offload.forget(current_actor())  # the segments page and the wizard must show it, not a cached answer
         if self.segment_id:
             return rx.toast.success(f"Segment {saved_name} saved.")
         target = return_url(self.return_to, "created_segment", saved_id) if self.return_to else SEGMENTS_ROUTE
@@ -293,4 +312,5 @@ class SegmentEditorState(AppState):
         except segments_service.SegmentError as exc:
             return rx.toast.error(str(exc))
         name, self.segment_id = self.name, ""
+        offload.forget(current_actor())
         return [rx.toast.success(f"Segment {name} deleted."), rx.redirect(SEGMENTS_ROUTE)]

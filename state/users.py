@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import reflex as rx
 
 from app.db import session_scope
 from app.domain import permissions as perm
+from app.services.accounts import passwords
 from app.services.accounts import users as users_service
 from state.base import AppState
 from state.guard import current_actor, requires
@@ -19,6 +22,10 @@ class UsersState(AppState):
     # A generated password is shown once to the admin who created the account, then forgotten.
     created_password: str = ""
     created_email: str = ""
+    # Reset password: the row asked about, then the new password, shown once until the dialog closes.
+    reset_user_id: str = ""
+    reset_email: str = ""
+    reset_password_value: str = ""
 
     def _refresh(self) -> None:
         with session_scope() as session:
@@ -88,6 +95,34 @@ class UsersState(AppState):
             return rx.toast.error(str(exc))
         self._refresh()
         return rx.toast.success(f"{user.email} is now {perm.ROLE_LABELS[user.role]}.")
+
+    @requires(perm.USERS_MANAGE)
+    def ask_reset_password(self, user_id: str):
+        row = next((r for r in self.rows if r["id"] == str(user_id)), None)
+        if row is None:
+            return rx.toast.error("That user no longer exists.")
+        self.reset_user_id, self.reset_email, self.reset_password_value = row["id"], row["email"], ""
+
+    @requires(perm.USERS_MANAGE)
+    def close_reset_password(self):
+        self.reset_user_id = self.reset_email = self.reset_password_value = ""
+
+    @requires(perm.USERS_MANAGE)
+    async def reset_password(self):
+        if not self.reset_user_id:
+            return rx.toast.error("Choose a user first.")
+
+        def reset(actor, user_id: str) -> tuple[str, str]:
+            with session_scope() as session:
+                user, generated = passwords.reset_password(session=session, actor=actor, user_id=user_id)
+                return user.email, generated
+
+        try:  # Argon2 hashing: off the event loop
+            email, generated = await asyncio.to_thread(reset, current_actor(), self.reset_user_id)
+        except passwords.PasswordError as exc:
+            self.reset_user_id = self.reset_email = ""
+            return rx.toast.error(str(exc))
+        self.reset_email, self.reset_password_value = email, generated
 
     @requires(perm.USERS_MANAGE)
     def set_active(self, user_id: str, active: bool):

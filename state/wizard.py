@@ -30,6 +30,7 @@ from app.services.campaigns import draft_view as views
 from app.services.campaigns import drafts
 from app.services.campaigns.draft_view import DRAFT_ERRORS, DraftView, WizardOptions
 from components import routes
+from state import offload
 from state.base import AppState
 from state.guard import current_actor, requires
 
@@ -85,10 +86,18 @@ class WizardState(AppState):
     async def _run(self, fn: Callable) -> bool:
         """Run a draft change in one unit of work and show the draft as saved; False (and the message
         shown) when refused."""
-        try:
+        actor, step = current_actor(), self.step
+
+        def save_and_view():
             with session_scope() as session:
-                fn(session, current_actor())
-                view = views.draft_view(session=session, actor=current_actor(), campaign_id=self._cid(), step=self.step)
+                fn(session, actor)
+                # The saved draft's id (a first save creates it): read after fn, on this thread.
+                return views.draft_view(session=session, actor=actor, campaign_id=self._cid(), step=step)
+
+        try:
+            # Off the event loop, one at a time per user (the view counts the audience's reach), never cached:
+            # it writes. fn may set vars (a new draft's id): the state lock is held for the whole handler.
+            view = await offload.run(actor, "draft_save", save_and_view, cache_s=0)
         except DRAFT_ERRORS as exc:
             self.error = str(exc)
             return False
@@ -127,47 +136,51 @@ class WizardState(AppState):
             step._reset_step()
         actor = current_actor()
         try:
-            with session_scope() as session:
-                options = views.wizard_options(session=session, actor=actor)
-                for step in steps:
-                    step._show_options(options)
-                if match:
-                    saved = views.open_draft(session=session, actor=actor, campaign_id=match.group(1))
-                    for key in (
-                        "campaign_id",
-                        "name",
-                        "audience_kind",
-                        "list_id",
-                        "segment_id",
-                        "upload_id",
-                        "channel_id",
-                        "template_id",
-                        "step",
-                    ):
-                        setattr(self, key, saved[key])
-                    self.timezone = saved["timezone"] or self.timezone
-                else:
-                    self.campaign_id, self.name, self.audience_kind = "", "", "segment"
-                    self.list_id = self.segment_id = self.upload_id = self.template_id = ""
-                    self.channel_id = options.channels[0]["id"] if len(options.channels) == 1 else ""
-                # Back from "Create new list/segment": pick the new audience.
-                created_list = str(params.get("created_list", ""))
-                created_segment = str(params.get("created_segment", ""))
-                if created_list.isdigit() and created_list in {o["id"] for o in options.lists}:
-                    self.audience_kind, self.list_id = "list", created_list
-                elif created_segment.isdigit() and created_segment in {o["id"] for o in options.segments}:
-                    self.audience_kind, self.segment_id = "segment", created_segment
-                if (created_list or created_segment) and self._cid():
-                    drafts.update_setup(
-                        session=session,
-                        actor=actor,
-                        campaign_id=self._cid(),
-                        name=self.name,
-                        audience_kind=self.audience_kind,
-                        audience_ref=self._ref() or None,
-                        channel_id=self.channel_id or None,
-                    )
-                view = views.draft_view(session=session, actor=actor, campaign_id=self._cid(), step=self.step)
+
+            def load():  # off the event loop, one at a time per user (the view counts the audience's reach)
+                with session_scope() as session:
+                    options = views.wizard_options(session=session, actor=actor)
+                    for step in steps:
+                        step._show_options(options)
+                    if match:
+                        saved = views.open_draft(session=session, actor=actor, campaign_id=match.group(1))
+                        for key in (
+                            "campaign_id",
+                            "name",
+                            "audience_kind",
+                            "list_id",
+                            "segment_id",
+                            "upload_id",
+                            "channel_id",
+                            "template_id",
+                            "step",
+                        ):
+                            setattr(self, key, saved[key])
+                        self.timezone = saved["timezone"] or self.timezone
+                    else:
+                        self.campaign_id, self.name, self.audience_kind = "", "", "segment"
+                        self.list_id = self.segment_id = self.upload_id = self.template_id = ""
+                        self.channel_id = options.channels[0]["id"] if len(options.channels) == 1 else ""
+                    # Back from "Create new list/segment": pick the new audience.
+                    created_list = str(params.get("created_list", ""))
+                    created_segment = str(params.get("created_segment", ""))
+                    if created_list.isdigit() and created_list in {o["id"] for o in options.lists}:
+                        self.audience_kind, self.list_id = "list", created_list
+                    elif created_segment.isdigit() and created_segment in {o["id"] for o in options.segments}:
+                        self.audience_kind, self.segment_id = "segment", created_segment
+                    if (created_list or created_segment) and self._cid():
+                        drafts.update_setup(
+                            session=session,
+                            actor=actor,
+                            campaign_id=self._cid(),
+                            name=self.name,
+                            audience_kind=self.audience_kind,
+                            audience_ref=self._ref() or None,
+                            channel_id=self.channel_id or None,
+                        )
+                    return views.draft_view(session=session, actor=actor, campaign_id=self._cid(), step=self.step)
+
+            view = await offload.run(actor, "draft_load", load, cache_s=0)
             await self._show(view)
         except DRAFT_ERRORS as exc:
             self.error = str(exc)

@@ -27,9 +27,12 @@ def _send_trial(actor: Actor, campaign_id: str, number: str) -> TrialSendResult:
 
 class WizardDesignState(WizardState):
     template_options: list[dict[str, str]] = []
+    unfillable_templates: list[dict[str, str]] = []  # approved but not offered: {"name", "reason"}
     variables: list[dict[str, str]] = []  # {key, label, component, ref, fallback, example}
     field_options: list[str] = []
     preview: PreviewParts = EMPTY_PREVIEW
+    preview_business: str = ""  # the channel's WhatsApp display name and its initials, atop the preview
+    preview_initials: str = ""
     sample_index: int = 0
     sample_count: int = 0
     sample_address: str = ""
@@ -52,6 +55,8 @@ class WizardDesignState(WizardState):
             view.field_options,
             view.variables,
         )
+        self.unfillable_templates = view.unfillable_templates
+        self.preview_business, self.preview_initials = view.business_name, view.business_initials
         self._components, self._samples = view.components, view.samples
         self.sample_count, self.skipped = len(view.samples), view.skipped
         self.sample_index = min(self.sample_index, max(0, self.sample_count - 1))

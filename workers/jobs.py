@@ -8,6 +8,7 @@ sending stack up front with `preload`.
 from __future__ import annotations
 
 import importlib
+import logging
 
 
 def ping() -> str:
@@ -36,10 +37,26 @@ def sweep() -> dict:
     return run()
 
 
+def purge_uploads() -> list[int]:
+    """Delete audience CSVs past their retention (their campaigns ended long enough ago) and dead scratch folders."""
+    from app.db import session_scope
+    from app.services.audiences.upload_retention import purge_expired_uploads, sweep_scratch
+
+    with session_scope() as session:
+        purged = purge_expired_uploads(session=session)
+    sweep_scratch()
+    return purged
+
+
 def periodic_tick() -> dict:
     """What every worker runs every few seconds (under a Redis lock, so once per interval overall)."""
     started = scheduler_tick()
-    return {"started": started, **sweep()}
+    try:
+        purged = purge_uploads()
+    except Exception:  # a file-system hiccup must not stop the scheduler or the crash sweeper
+        logging.getLogger(__name__).exception("retention: could not purge audience uploads")
+        purged = []
+    return {"started": started, "uploads_purged": purged, **sweep()}
 
 
 def preload() -> None:

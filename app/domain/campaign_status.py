@@ -61,12 +61,15 @@ R_QUEUED, R_SENDING, R_SENT, R_DELIVERED, R_READ, R_FAILED, R_UNKNOWN, R_SKIPPED
     "unknown",
     "skipped",
 )
+# Meta's per-user marketing limit (131049) held the message back: its own outcome, not a failure (terminal for
+# this campaign; a later campaign may try the person again). app/domain/messaging_limits.py.
+R_LIMITED = "limited"
 _RECIPIENT_RANK = {R_QUEUED: 0, R_SENDING: 1, R_UNKNOWN: 2, R_SENT: 3, R_DELIVERED: 4, R_READ: 5}
 
 
 def recipient_moves_forward(current: str, incoming: str) -> bool:
     """True when a status update must be applied (webhooks arrive duplicated and out of order)."""
-    if current in (R_FAILED, R_SKIPPED):
+    if current in (R_FAILED, R_SKIPPED, R_LIMITED):
         return False
     if incoming == R_FAILED:
         # A failure after delivery/read is not possible with Meta; keep the better state.

@@ -24,6 +24,7 @@ CHANNELS_VIEW = "channels:view"  # see connected channels (no secrets)
 CHANNELS_MANAGE = "channels:manage"
 USERS_MANAGE = "users:manage"
 AUDIT_VIEW = "audit:view"  # the audit log page (admins)
+ACCOUNT_OWN = "account:own"  # change one's own password (every signed-in user)
 
 ALL_CAPABILITIES: frozenset[str] = frozenset(
     {
@@ -38,6 +39,7 @@ ALL_CAPABILITIES: frozenset[str] = frozenset(
         CHANNELS_MANAGE,
         USERS_MANAGE,
         AUDIT_VIEW,
+        ACCOUNT_OWN,
     }
 )
 
@@ -45,7 +47,9 @@ CAPABILITIES_BY_ROLE: dict[str, frozenset[str]] = {
     ADMIN: ALL_CAPABILITIES,
     ADVANCED: ALL_CAPABILITIES - {USERS_MANAGE, CHANNELS_MANAGE, AUDIT_VIEW},
     # Basic users run campaigns against audiences that already exist; they never shape audiences.
-    BASIC: frozenset({CAMPAIGNS_VIEW, CAMPAIGNS_EDIT, CAMPAIGNS_SEND, AUDIENCES_VIEW, TEMPLATES_VIEW, CHANNELS_VIEW}),
+    BASIC: frozenset(
+        {CAMPAIGNS_VIEW, CAMPAIGNS_EDIT, CAMPAIGNS_SEND, AUDIENCES_VIEW, TEMPLATES_VIEW, CHANNELS_VIEW, ACCOUNT_OWN}
+    ),
 }
 
 

@@ -42,6 +42,7 @@ CHANNEL_NOT_CONNECTED = "channel_not_connected"
 NO_TEMPLATE = "no_template"
 TEMPLATE_NOT_APPROVED = "template_not_approved"
 TEMPLATE_OTHER_CHANNEL = "template_other_channel"
+TEMPLATE_UNSENDABLE = "template_unsendable"  # components Hubcast cannot fill (app.domain.template_support)
 VARIABLES_UNMAPPED = "variables_unmapped"
 
 # Who receives the campaign was decided when it started (the frozen recipient rows): a paused campaign
@@ -69,6 +70,7 @@ class Facts:
     template_status: str = ""
     template_on_channel: bool = False  # the template belongs to the campaign's channel
     unmapped: tuple[str, ...] = ()  # variable keys the mapping never says how to fill
+    template_unsendable: str = ""  # why Hubcast cannot fill the template's components ("" when it can)
 
 
 def _setup(facts: Facts) -> list[Problem]:
@@ -105,6 +107,8 @@ def _design(facts: Facts) -> list[Problem]:
                 f"(status {facts.template_status}); only approved templates can be sent.",
             )
         )
+    if facts.template_unsendable:
+        out.append(Problem(TEMPLATE_UNSENDABLE, f"“{facts.template_name}”: {facts.template_unsendable}"))
     if not facts.template_on_channel:
         out.append(Problem(TEMPLATE_OTHER_CHANNEL, f"The template “{facts.template_name}” belongs to another channel."))
     if facts.unmapped:

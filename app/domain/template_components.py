@@ -4,7 +4,9 @@ placeholder syntax ({{1}}, {{first_name}}), for the template rules, the variable
 Variable keys follow WhatsApp's own numbering, so `Campaign.variable_mapping` reads naturally:
 `header.1`, `body.1` .. `body.n` (positional), `body.first_name` (named), `button.0.1` (the dynamic
 suffix of the URL button at index 0), `button.1.coupon_code` (a copy-code button), `header.image`
-(a media header's link). Quick-reply buttons need no value; `button.<i>.payload` may set the payload
+(a media header's link), `header.latitude` / `longitude` / `name` / `address` (a LOCATION header).
+An authentication template's OTP button carries the body's code ({{1}}), so it has no key of its own.
+Quick-reply buttons need no value; `button.<i>.payload` may set the payload
 that comes back when the person taps it.
 
 Pure functions, no I/O. The send request built from them is `app.whatsapp.components`.
@@ -19,6 +21,8 @@ from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 MEDIA_FORMATS = ("IMAGE", "VIDEO", "DOCUMENT")
+# A LOCATION header's four values (Meta requires each), keys `header.latitude` .. `header.address`.
+LOCATION_FIELDS = ("latitude", "longitude", "name", "address")
 _NOT_ALLOWED = re.compile(r"[\r\n\t]+")
 _LONG_SPACES = re.compile(r" {5,}")
 
@@ -28,9 +32,20 @@ class TemplateVariable:
     key: str  # "body.1", "body.first_name", "header.1", "button.0.1", "header.image", ...
     component: str  # header | body | button
     name: str  # "1", "first_name", "image", "coupon_code"
-    kind: str = "text"  # text | image | video | document | coupon_code
+    kind: str = "text"  # text | image | video | document | coupon_code | location
     example: str = ""
     button_index: int | None = None
+
+
+def coordinate(key: str, text: str | None) -> float | None:
+    """A LOCATION header's latitude (-90..90) or longitude (-180..180) from text ("48.85" or "48,85"), or None
+    when it is not one: Meta refuses a location without numeric coordinates."""
+    try:
+        value = float(str(text).strip().replace(",", ".")) if text else None
+    except ValueError:
+        return None
+    limit = 90 if key.endswith("latitude") else 180
+    return value if value is not None and -limit <= value <= limit else None
 
 
 def placeholders(text: str | None) -> list[str]:
@@ -84,6 +99,8 @@ def template_variables(
             if fmt in MEDIA_FORMATS:
                 handle = ((component.get("example") or {}).get("header_handle") or [""])[0]
                 out.append(TemplateVariable(f"header.{fmt.lower()}", "header", fmt.lower(), fmt.lower(), str(handle)))
+            elif fmt == "LOCATION":
+                out += [TemplateVariable(f"header.{n}", "header", n, "location") for n in LOCATION_FIELDS]
             elif fmt == "TEXT":
                 examples = _examples(component, "header")
                 out += [

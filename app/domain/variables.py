@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.domain.template_components import clean_parameter_text
+from app.domain.template_components import clean_parameter_text, coordinate
 
 # The one list of built-in contact fields. CONTACT_TEXT_FIELDS are the plain text columns of `contacts`
 # (what an import or the contact form fills); a variable may also take the phone (the recipient's address).
@@ -41,11 +41,22 @@ class Resolution:
         return missing_title(self.missing) if self.missing else ""
 
 
+_LOCATION_LABELS = {
+    # Short: the wizard shows these as badges beside the inputs (a coordinate must be a number in range).
+    "latitude": "the location's latitude",
+    "longitude": "the location's longitude",
+    "name": "the location's name",
+    "address": "the location's address",
+}
+
+
 def placeholder_label(key: str) -> str:
     """'body.1' -> '{{1}}', 'header.1' -> '{{1}} in the header', 'button.0.1' -> '{{1}} in button 1'."""
     parts = key.split(".")
     if len(parts) >= 2 and parts[0] == "body":
         return "{{" + ".".join(parts[1:]) + "}}"
+    if len(parts) == 2 and parts[0] == "header" and parts[1] in _LOCATION_LABELS:
+        return _LOCATION_LABELS[parts[1]]
     if len(parts) == 2 and parts[0] == "header":
         return (
             "{{" + parts[1] + "}} in the header"
@@ -99,6 +110,13 @@ def source_value(spec: Mapping[str, Any], contact: Mapping[str, Any] | None, row
     return None
 
 
+def _usable(key: str, text: str) -> str:
+    """`text`, or "" when it cannot be this key's value: a location coordinate must be a number in range."""
+    if key in ("header.latitude", "header.longitude") and text:
+        return text if coordinate(key, text) is not None else ""
+    return text
+
+
 def resolve(
     keys: Iterable[str],
     mapping: Mapping[str, Any],
@@ -112,9 +130,9 @@ def resolve(
     for key in keys:
         spec = mapping.get(key) if isinstance(mapping, Mapping) else None
         spec = spec if isinstance(spec, Mapping) else {}
-        text = clean_parameter_text(source_value(spec, contact, row))
+        text = _usable(key, clean_parameter_text(source_value(spec, contact, row)))
         if not text:
-            text = clean_parameter_text(spec.get("fallback"))
+            text = _usable(key, clean_parameter_text(spec.get("fallback")))
         if text:
             values[key] = text
         else:

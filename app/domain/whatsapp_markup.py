@@ -123,3 +123,16 @@ def preview_parts(
                         {"text": str(button.get("text") or btype.title()), "icon": _BUTTON_ICONS.get(btype, "reply")}
                     )
     return parts
+
+
+def profile_initials(name: str) -> str:
+    """What WhatsApp shows in a business's profile circle when it has no photo: the first letters of its
+    first two words ("Hubcast Sandbox" -> "HS", "acme" -> "A"); "" for a name without letters or digits."""
+    words = [w for w in (name or "").split() if any(ch.isalnum() for ch in w)]
+    letters = [next(ch for ch in w if ch.isalnum()) for w in words[:2]]
+    return "".join(letters).upper()
+
+
+def business_name(display_name: str, channel_name: str) -> str:
+    """The name a preview shows for a channel: its WhatsApp display name, else the channel's own name."""
+    return " ".join((display_name or "").split()) or " ".join((channel_name or "").split())

@@ -17,7 +17,6 @@ import secrets
 from datetime import timedelta
 
 import phonenumbers
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from sqlmodel import Session, select
 
 from app.models import Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, Template
@@ -90,32 +89,94 @@ _COUNTRIES: dict[str, tuple[int, tuple[str, ...], str, str, str]] = {
 }
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 _TIERS = ("bronze",) * 6 + ("silver",) * 3 + ("gold",)
-# The Sandbox fails numbers ending like this on purpose; ordinary demo contacts must never hit them.
-_FAILURE_SUFFIXES = ("0000", "0001")
-# Exactly these many contacts do, so a demo campaign shows failed recipients.
-_DELIBERATE_FAILURES = ("0000", "0000", "0001")
+
+# --- phone numbers: only ranges reserved for fiction, never a real subscriber's (issue 13 item 6) ---------
+# Sources (looked up 2026-12; what was and was not confirmed is said):
+# - US (and all of NANP): 555-0100 to 555-0199 in every area code are reserved for fictitious use (NANPA's
+#   555 line-number assignment guidelines; confirmed through secondary sources only). libphonenumber accepts
+#   them as valid fixed-line-or-mobile numbers.
+# - AU: ACMA, "Phone numbers for use in TV shows, films and creative works": these 30 mobile numbers (ACMA's
+#   own page was not reachable here; the list matches a public copy of its table and assets/sample-audience.csv).
+#   libphonenumber accepts them as valid mobiles.
+# - GB: Ofcom, "Telephone numbers for drama purposes": mobiles 07700 900000 to 07700 900999 (confirmed: BBC,
+#   2015, quoting Ofcom). libphonenumber calls them INVALID (it knows they are never allocated).
+# - FR: Arcep's numbers for audiovisual works, mobiles 06 39 98 00 00 to 06 39 98 99 99 (NOT confirmed here:
+#   only the numbering plan decisions 2018-0881 / 2022-1583 were found). libphonenumber calls them INVALID.
+# - DE: the Bundesnetzagentur's "Drama Numbers" (Mitteilung 148/2021, Amtsblatt 7/2021, per teltarif.de) are
+#   five 1,000-number landline blocks and 12 single mobile numbers or small ranges (e.g. 0152 28817386):
+#   too few mobiles for a demo base. ES, BR, IN: no fiction range found.
+# What we chose: a number Hubcast must deliver (through the Sandbox, and past every check that validates
+# numbers) has to be valid, so ordinary contacts get a US 555-01XX number, or an ACMA one for the first
+# Australians, whatever their country (a French customer with a +1 number is odd, a real stranger's
+# number in a demo is worse). The three contacts meant to FAIL get the British and French fiction numbers:
+# invalid numbers that nobody owns, ending 0000/0001 so the Sandbox's failure rules answer #131026/#131049.
+_NANP_AREA_CODES = ("202", "206", "212", "213", "303", "305", "312", "404", "415", "512", "617", "702", "718", "808")
+_ACMA_MOBILES = tuple(
+    "+61491" + n
+    for n in [
+        "570006",
+        "570156",
+        "570157",
+        "570158",
+        "570159",
+        "570110",
+        "570313",
+        "570737",
+        "571266",
+        "571491",
+        "571804",
+        "572549",
+        "572665",
+        "572983",
+        "573770",
+        "573087",
+        "574118",
+        "574632",
+        "575254",
+        "575789",
+        "576398",
+        "576801",
+        "577426",
+        "577644",
+        "578957",
+        "578148",
+        "578888",
+        "579212",
+        "579760",
+        "579455",
+    ]
+)
+# (country, number) of the contacts the Sandbox fails on purpose, so a demo campaign shows failed recipients.
+_DELIBERATE_FAILURES = (("GB", "+447700900000"), ("FR", "+33639980000"), ("GB", "+447700900001"))
+_FAILURE_SUFFIXES = ("0000", "0001")  # the Sandbox's default failure rules: ordinary numbers never end so
 
 
-def _sample_phone(rng: random.Random, region: str, taken: set[str], suffix: str = "") -> str:
-    """A valid, unused E.164 mobile number in `region`, shaped like the region's example number."""
-    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
-    pattern = phonenumbers.national_significant_number(example)
-    prefix = pattern[:-7]  # keep the operator prefix so numbers look local, vary the subscriber part
-    for _ in range(1000):
-        tail = "".join(rng.choice("0123456789") for _ in range(7 - len(suffix))) + suffix
-        if not suffix and tail.endswith(_FAILURE_SUFFIXES):
-            continue
-        number = phonenumbers.parse(prefix + tail, region)
-        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-        # +44 and +1 are shared with other regions (Jersey, Canada...): the country must still match.
-        if (
-            e164 not in taken
-            and phonenumbers.is_valid_number(number)
-            and phonenumbers.region_code_for_number(number) == region
-        ):
+def is_fiction_number(e164: str) -> bool:
+    """Whether `e164` is in one of the fiction ranges above (NANP 555-01XX, ACMA's list, Ofcom's and Arcep's
+    drama mobiles)."""
+    return (
+        (len(e164) == 12 and e164.startswith("+1") and e164[5:10] == "55501")
+        or e164 in _ACMA_MOBILES
+        or (e164.startswith("+447700900") and len(e164) == 13)  # 07700 900000-900999
+        or (e164.startswith("+3363998") and len(e164) == 12)  # 06 39 98 00 00-99 99
+    )
+
+
+def _sample_phone(rng: random.Random, region: str, taken: set[str]) -> str:
+    """An unused, valid number from a fiction range: ACMA's list for Australians while it lasts, else
+    NANP 555-01XX (see the sources above)."""
+    if region == "AU":
+        free = [n for n in _ACMA_MOBILES if n not in taken]
+        if free:
+            taken.add(free[0])
+            return free[0]
+    for _ in range(10_000):
+        e164 = f"+1{rng.choice(_NANP_AREA_CODES)}55501{rng.randint(0, 99):02d}"
+        number = phonenumbers.parse(e164)
+        if e164 not in taken and phonenumbers.is_valid_number(number) and not e164.endswith(_FAILURE_SUFFIXES):
             taken.add(e164)
             return e164
-    raise RuntimeError(f"could not generate a valid {region} mobile number")  # pragma: no cover
+    raise RuntimeError("the fiction number ranges are used up")  # pragma: no cover
 
 
 def _ascii(text: str) -> str:
@@ -155,6 +216,7 @@ def seed_demo(*, session: Session) -> dict:
         phone_number_id="100000000000001",
         business_account_id="200000000000001",
         display_phone_number="+1 555 010 0000",
+        display_name="Hubcast Sandbox",  # what the Sandbox answers as the number's verified name
         api_base_url=get_settings().sandbox_url,
         api_version="v23.0",
         messages_per_second=80,
@@ -180,6 +242,9 @@ def seed_demo(*, session: Session) -> dict:
     )
     for i in range(CONTACT_COUNT):
         country = codes[i] if i < len(codes) else rng.choices(codes, weights)[0]  # every country present
+        failing = failure_slots.get(i)
+        if failing is not None:
+            country = failing[0]  # a fiction number of their own country, invalid on purpose
         _, languages, firsts, lasts, cities = _COUNTRIES[country]
         first, last = rng.choice(firsts.split()), rng.choice(lasts.split())
         local, domain = f"{_ascii(first)}.{_ascii(last)}", rng.choice(_EMAIL_DOMAINS)
@@ -202,10 +267,11 @@ def seed_demo(*, session: Session) -> dict:
                 custom_fields={"loyalty_tier": rng.choice(_TIERS), "signup_date": signup},
             )
         )
-        suffix = failure_slots.get(i, "")
+        suffix = failing[1][-4:] if failing else ""
         # Deliberate failures must stay reachable on WhatsApp, or they would demonstrate nothing.
         kind = "sms" if not suffix and rng.random() < 0.03 else "whatsapp"
-        plans.append((kind, _sample_phone(rng, country, taken_phones, suffix), suffix))
+        phone = failing[1] if failing else _sample_phone(rng, country, taken_phones)
+        plans.append((kind, phone, suffix))
     session.add_all(contacts)
     session.flush()  # identities and memberships need contact ids
 

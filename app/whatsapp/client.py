@@ -12,6 +12,7 @@ thing the campaign sender knows of it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -46,6 +47,7 @@ PHONE_NUMBER_FIELDS = (
     "name_status",
     "platform_type",
     "throughput",
+    "messaging_limit_tier",  # Meta's daily messaging limit (app/services/channels/messaging_limit.py)
 )
 USER_AGENT = "Hubcast/0.1 (+https://github.com/hubcast)"
 
@@ -225,9 +227,7 @@ class CloudApiClient(Messenger):
             payload = response.json()
         except ValueError:
             payload = None
-        return _payload_or_raise(
-            method, response.status_code, payload, lambda: response.text, response.headers.get("retry-after")
-        )
+        return _payload_or_raise(method, response.status_code, payload, lambda: response.text, response.headers)
 
     def _aiohttp_session(self) -> Any:
         if self._session is None:  # created inside the running loop, on first use
@@ -259,21 +259,26 @@ class CloudApiClient(Messenger):
                 self.base_url + path, json=body, allow_redirects=False, proxy=self._proxy[0], proxy_auth=self._proxy[1]
             ) as response:
                 raw = await response.read()
-                status, retry_after = response.status, response.headers.get("retry-after")
+                status, headers = response.status, response.headers
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise transport_failure(exc) from exc
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = None
-        return _payload_or_raise("POST", status, payload, lambda: raw.decode("utf-8", "replace"), retry_after)
+        return _payload_or_raise("POST", status, payload, lambda: raw.decode("utf-8", "replace"), headers)
 
 
 def _compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _payload_or_raise(method: str, status: int, payload: Any, text, retry_after: str | None) -> dict:
+# A gateway error without Meta's error body: the proxy in front of the Graph API gave up on (or lost the answer
+# of) a request it had already forwarded, so the message may have gone out (issue 12, point 10).
+_GATEWAY_STATUSES = (502, 504)
+
+
+def _payload_or_raise(method: str, status: int, payload: Any, text, headers: Mapping[str, str] | None) -> dict:
     """The JSON object of a 2xx answer, else the WhatsAppApiError it stands for."""
     if 200 <= status < 300:
         if not isinstance(payload, dict):
@@ -284,14 +289,39 @@ def _payload_or_raise(method: str, status: int, payload: Any, text, retry_after:
             )
         return payload
     error = parse_error_response(payload, status, raw_text=text() if payload is None else "")
-    raise WhatsAppApiError(error, classify(error), retry_after=_parse_retry_after(retry_after))
+    graph_error = isinstance(payload, dict) and isinstance(payload.get("error"), dict)
+    if method == "POST" and status in _GATEWAY_STATUSES and not graph_error:
+        error = dataclasses.replace(error, title=f"HTTP {status} without an answer from WhatsApp")
+        raise WhatsAppApiError(error, Classification(RETRYABLE), ambiguous=True)
+    raise WhatsAppApiError(error, classify(error), retry_after=retry_after_from(headers))
 
 
-def _parse_retry_after(value: str | None) -> float | None:
+def retry_after_from(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds Meta asks us to wait: `Retry-After`, else the longest `estimated_time_to_regain_access`
+    (minutes) in `X-Business-Use-Case-Usage`; None when neither says."""
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        if value is not None:
+            return max(0.0, float(value))
+    except ValueError:
+        pass
+    usage = headers.get("x-business-use-case-usage") or headers.get("X-Business-Use-Case-Usage")
+    if not usage:
+        return None
+    try:
+        data = json.loads(usage)
     except ValueError:
         return None
+    minutes = [
+        float(item.get("estimated_time_to_regain_access") or 0)
+        for entries in (data.values() if isinstance(data, dict) else [])
+        if isinstance(entries, list)
+        for item in entries
+        if isinstance(item, dict) and isinstance(item.get("estimated_time_to_regain_access"), int | float)
+    ]
+    return max(minutes) * 60 if minutes and max(minutes) > 0 else None
 
 
 def _cause_chain(exc: BaseException) -> list[BaseException]:

@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.domain.template_components import (
+    LOCATION_FIELDS,
     PLACEHOLDER,
     TemplateVariable,
     clean_parameter_text,
     component_type,
+    coordinate,
     placeholders,
     template_variables,
 )
@@ -44,6 +46,13 @@ def _text_parameter(variable: TemplateVariable, value: str) -> dict[str, Any]:
     return {"type": "text", "parameter_name": variable.name, "text": value}
 
 
+def _location_parameter(cleaned: Mapping[str, str]) -> dict[str, Any]:
+    location: dict[str, Any] = {f: cleaned[f"header.{f}"] for f in LOCATION_FIELDS}
+    for f in ("latitude", "longitude"):
+        location[f] = coordinate(f, location[f])
+    return {"type": "location", "location": location}
+
+
 def build_send_components(
     components: Sequence[Mapping[str, Any]], values: Mapping[str, Any], parameter_format: str = "POSITIONAL"
 ) -> list[dict[str, Any]]:
@@ -57,8 +66,17 @@ def build_send_components(
     missing: list[str] = []
     for variable in variables:
         raw = values.get(variable.key)
-        text = str(raw).strip() if variable.kind != "text" and raw is not None else clean_parameter_text(raw)
-        if not text:
+        text = (
+            str(raw).strip()
+            if variable.kind not in ("text", "location") and raw is not None
+            else clean_parameter_text(raw)
+        )
+        # A coordinate that is not a number in range counts as missing: Meta refuses it (#100) all the same.
+        if not text or (
+            variable.kind == "location"
+            and variable.name in ("latitude", "longitude")
+            and coordinate(variable.key, text) is None
+        ):
             missing.append(variable.key)
         cleaned[variable.key] = text
     if missing:
@@ -69,6 +87,8 @@ def build_send_components(
     if header:
         if header[0].kind in ("image", "video", "document"):
             params = [{"type": header[0].kind, header[0].kind: {"link": cleaned[header[0].key]}}]
+        elif header[0].kind == "location":
+            params = [_location_parameter(cleaned)]
         else:
             params = [_text_parameter(v, cleaned[v.key]) for v in header]
         out.append({"type": "header", "parameters": params})
@@ -97,6 +117,17 @@ def build_send_components(
                         "sub_type": "copy_code",
                         "index": str(index),
                         "parameters": [{"type": "coupon_code", "coupon_code": cleaned[mine[0].key]}],
+                    }
+                )
+            elif btype == "OTP" and body:
+                # An authentication template's button carries the same one-time code as the body's {{1}}
+                # (Meta: sub_type "url", one text parameter).
+                out.append(
+                    {
+                        "type": "button",
+                        "sub_type": "url",
+                        "index": str(index),
+                        "parameters": [{"type": "text", "text": cleaned[body[0].key]}],
                     }
                 )
             elif btype == "QUICK_REPLY" and values.get(f"button.{index}.payload"):

@@ -14,9 +14,15 @@ Judgement calls (Meta documents titles, not what a bulk sender should do):
 - Errors that will fail every other recipient the same way (auth, permissions, blocked or unpaid
   account, spam limit, wrong phone number id) STOP_CAMPAIGN, so a campaign pauses instead of burning
   its audience. `100` with subcode `33` ("object does not exist") means the phone number id is wrong.
-- Template problems (132000/132001/132005/132012/132015/132016/132018) are PERMANENT per the brief but
-  carry `template_issue=True`: they usually fail everyone, and the sender's max-errors auto-pause (or
-  this flag) can stop the campaign early.
+- Template-wide problems (132000/132001/132007/132012/132015/132016: wrong parameter count, missing
+  translation, format policy, paused or disabled template) STOP_CAMPAIGN with `template_paused=True`
+  (issue 12): every recipient would fail the same way, so the campaign pauses, the row goes back to the
+  queue and the template is re-synced; resuming once Meta approves it again sends those rows.
+  132005/132018 (text too long, a parameter's value) stay PERMANENT for that recipient (`template_issue`).
+- `server_trouble` (HTTP 5xx, 1, 2, 131000, 131016): Meta itself is failing. Retried, and the sender
+  pauses the campaign once it lasts (`SendingConfig.outage_pause_s`) instead of burning the attempts.
+- Throttling (4, 80007, 130429, HTTP 429; 131056 for one recipient) is `rate_limited` /
+  `recipient_only_backoff`: never the row's fault, backed off exponentially.
 - 131001/131002 do not exist in Meta's list or in the v23.0 OpenAPI file: they fall to the default.
 """
 
@@ -117,6 +123,10 @@ PERMANENT_CODES = frozenset(
 )
 STOP_CAMPAIGN_CODES = frozenset({0, 3, 10, 190, 368, 131005, 131031, 131037, 131042, 131045, 131048, 133010})
 TEMPLATE_ISSUE_CODES = frozenset({132000, 132001, 132005, 132007, 132012, 132015, 132016, 132018})
+# Template-wide: the template itself (not the recipient) is wrong, paused or disabled: pause, keep the rows.
+TEMPLATE_PAUSE_CODES = frozenset({132000, 132001, 132007, 132012, 132015, 132016})
+# Meta is failing (not us, not the recipient): wait it out, pause if it lasts.
+SERVER_TROUBLE_CODES = frozenset({1, 2, 131000, 131016})
 RECIPIENT_BACKOFF_CODES = frozenset({131056})
 UNSUBSCRIBE_CODES = frozenset({131050})
 # Graph "permission" codes: 200-299.
@@ -151,6 +161,8 @@ class Classification:
     recipient_only_backoff: bool = False  # 131056: back off this recipient only, not the whole number
     unsubscribe_contact: bool = False  # 131050: the person opted out of marketing messages
     template_issue: bool = False  # the template itself is wrong: everyone will fail the same way
+    template_paused: bool = False  # template-wide (TEMPLATE_PAUSE_CODES): pause, requeue, re-sync the template
+    server_trouble: bool = False  # Meta is failing (5xx, 131000, 131016): pause once it lasts
 
     @property
     def retryable(self) -> bool:
@@ -249,11 +261,15 @@ def classify(error: WhatsAppError) -> Classification:
         return Classification(STOP_CAMPAIGN)
     if code == 100 and error.subcode == _OBJECT_MISSING_SUBCODE:
         return Classification(STOP_CAMPAIGN)
+    if code in TEMPLATE_PAUSE_CODES:
+        return Classification(STOP_CAMPAIGN, template_issue=True, template_paused=True)
     if code in RATE_LIMIT_CODES or status == 429:
         return Classification(RETRYABLE, rate_limited=True)
     if code in RECIPIENT_BACKOFF_CODES:
         return Classification(RETRYABLE, recipient_only_backoff=True)
-    if code in RETRYABLE_CODES or (status is not None and status >= 500):
+    if code in SERVER_TROUBLE_CODES or (status is not None and status >= 500):
+        return Classification(RETRYABLE, server_trouble=True)
+    if code in RETRYABLE_CODES:
         return Classification(RETRYABLE)
     if code in UNSUBSCRIBE_CODES:
         return Classification(PERMANENT, unsubscribe_contact=True)

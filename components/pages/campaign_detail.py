@@ -3,6 +3,7 @@
 import reflex as rx
 
 from components import routes
+from components.campaign_insight import campaign_insight
 from components.common import data_table, pager, search_box, status_badge
 from components.health_banner import worker_paused_banner
 from components.layout import page_shell
@@ -17,6 +18,7 @@ CARDS = [  # (key, label, rate key, icon, color)
     ("read", "Read", "read_rate", "eye", "grass"),
     ("failed", "Failed", "failed_rate", "circle-x", "red"),
     ("unknown", "Unknown", "unknown_rate", "circle-help", "amber"),
+    ("limited", "Limited by WhatsApp", "limited_rate", "shield-alert", "orange"),  # 131049 (issue 12)
     ("replied", "Replied", "replied_rate", "reply", "violet"),
 ]
 
@@ -69,7 +71,7 @@ def _row(row: rx.Var) -> rx.Component:
 
 def _header() -> rx.Component:
     return rx.hstack(
-        status_badge(S.campaign["status"]),
+        status_badge(S.campaign["status"], S.campaign["status_label"]),
         rx.cond(
             S.live,
             rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft", id="campaign-live"),
@@ -123,7 +125,14 @@ def _results() -> rx.Component:
             S.campaign["pause_reason"] != "",
             rx.callout(S.campaign["pause_reason"], icon="triangle-alert", color_scheme="orange", width="100%"),
         ),
+        rx.cond(  # rows held back by Meta's daily messaging limit, live (issue 12)
+            S.campaign["quota_note"],
+            rx.callout(
+                S.campaign["quota_note"], icon="hourglass", color_scheme="amber", width="100%", id="campaign-quota-wait"
+            ),
+        ),
         rx.hstack(*[_card(*c) for c in CARDS], spacing="3", width="100%", wrap="wrap", id="campaign-cards"),
+        campaign_insight(),
         rx.hstack(
             search_box(S.search, S.set_search, "Search by number", "recipient-search"),
             rx.select(
@@ -131,6 +140,7 @@ def _results() -> rx.Component:
                 value=rx.cond(S.status_filter == "", "all", S.status_filter),
                 on_change=S.filter_status,
                 id="recipient-status-filter",
+                custom_attrs={"aria-label": "Recipient status"},  # rx.select puts custom_attrs on its trigger
             ),
             width="100%",
         ),

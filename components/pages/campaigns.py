@@ -2,15 +2,27 @@
 
 import reflex as rx
 
+from app.domain.campaign_status import CAMPAIGN_STATUSES, STATUS_LABELS
 from app.domain.time_zones import TIMEZONES
 from components import routes
-from components.common import data_table, empty_state, pager, search_box, status_badge
+from components.common import empty_state, field_label, pager, search_box, status_badge
 from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import campaign_progress
 from state.campaigns import CampaignsState
 
-STATUS_OPTIONS = ["all", "draft", "scheduled", "sending", "paused", "sent", "failed", "cancelled"]
+# (value, the name users know) for the status filter; "all" shows every campaign.
+STATUS_OPTIONS = [("all", "All statuses")] + [(s, STATUS_LABELS[s]) for s in CAMPAIGN_STATUSES]
+# (visible header, sort key of app/services/campaigns/listing.py SORT_KEYS); the last column is the menu.
+COLUMNS = [
+    ("Name", "name"),
+    ("Status", "status"),
+    ("Channel", "channel"),
+    ("Recipients", "recipients"),
+    ("Progress", "progress"),
+    ("Scheduled or sent", "when"),
+    ("Created by", "created_by"),
+]
 
 
 def _name(row: rx.Var) -> rx.Component:
@@ -185,10 +197,125 @@ def _reschedule_dialog() -> rx.Component:
     )
 
 
+def _sort_header(label: str, key: str) -> rx.Component:
+    """A column header that sorts: a button named by its label, the header cell's aria-sort says the order."""
+    S = CampaignsState
+    active = S.sort == key
+    ascending = S.direction == "asc"
+    return rx.table.column_header_cell(
+        rx.button(
+            label,
+            rx.cond(
+                active,
+                rx.cond(ascending, rx.icon("arrow-up", size=12), rx.icon("arrow-down", size=12)),
+                rx.icon("arrow-up-down", size=12, opacity="0.4"),
+            ),
+            variant="ghost",
+            color_scheme="gray",
+            size="1",
+            on_click=S.sort_by(key),
+            id=f"sort-{key}",
+            style={"font_weight": "600", "white_space": "nowrap"},
+        ),
+        aria_sort=rx.cond(active, rx.cond(ascending, "ascending", "descending"), "none"),
+    )
+
+
+def _campaigns_table() -> rx.Component:
+    return rx.box(
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *[_sort_header(label, key) for label, key in COLUMNS],
+                    # The row menus' column: named for screen readers, nothing to show.
+                    rx.table.column_header_cell(aria_label="Actions"),
+                )
+            ),
+            rx.table.body(rx.foreach(CampaignsState.rows, _row)),
+            variant="surface",
+            size="2",
+            width="100%",
+            id="campaigns-table",
+        ),
+        width="100%",
+        overflow_x="auto",
+    )
+
+
+def _status_filter() -> rx.Component:
+    S = CampaignsState
+    return rx.hstack(
+        field_label("Status", "campaign-status-filter"),
+        rx.select.root(
+            rx.select.trigger(id="campaign-status-filter", aria_label="Status"),
+            rx.select.content(*[rx.select.item(label, value=value) for value, label in STATUS_OPTIONS]),
+            value=rx.cond(S.status_filter == "", "all", S.status_filter),
+            on_change=S.set_status_filter,
+        ),
+        spacing="2",
+        align="center",
+    )
+
+
+def _date_filter(label: str, value: rx.Var, on_change, input_id: str) -> rx.Component:
+    return rx.hstack(
+        field_label(label, input_id),
+        rx.input(type="date", value=value, on_change=on_change, id=input_id),
+        spacing="2",
+        align="center",
+    )
+
+
+def _filters() -> rx.Component:
+    S = CampaignsState
+    return rx.vstack(
+        rx.hstack(
+            search_box(S.search, S.set_search, "Search campaigns", "campaign-search"),
+            _status_filter(),
+            _date_filter("From", S.date_from, S.set_date_from, "campaign-date-from"),
+            _date_filter("To", S.date_to, S.set_date_to, "campaign-date-to"),
+            rx.cond(
+                (S.date_from != "") | (S.date_to != ""),
+                rx.button(
+                    rx.icon("x", size=14),
+                    "Clear dates",
+                    variant="soft",
+                    color_scheme="gray",
+                    size="2",
+                    on_click=S.clear_dates,
+                    id="campaign-clear-dates",
+                ),
+            ),
+            rx.spacer(),
+            # Shown while the page refreshes itself (something is sending or still receiving statuses).
+            rx.cond(
+                S.live,
+                rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft", id="campaigns-live"),
+            ),
+            width="100%",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.cond(
+            S.filter_error != "",
+            rx.callout(
+                S.filter_error,
+                icon="circle-alert",
+                color_scheme="red",
+                size="1",
+                id="campaign-filter-error",
+                role="alert",
+            ),
+        ),
+        width="100%",
+        spacing="2",
+    )
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(_name(row)),
-        rx.table.cell(status_badge(row["status"])),
+        rx.table.cell(status_badge(row["status"], row["status_label"])),
         rx.table.cell(row["channel"]),
         # The audience is frozen when a campaign starts: before that there is no recipient count to show.
         rx.table.cell(
@@ -209,29 +336,8 @@ def _start_button(label: str, button_id: str) -> rx.Component:
 
 def campaigns_page() -> rx.Component:
     table = rx.vstack(
-        rx.hstack(
-            search_box(CampaignsState.search, CampaignsState.set_search, "Search campaigns", "campaign-search"),
-            rx.select(
-                STATUS_OPTIONS,
-                value=rx.cond(CampaignsState.status_filter == "", "all", CampaignsState.status_filter),
-                on_change=CampaignsState.set_status_filter,
-                id="campaign-status-filter",
-            ),
-            rx.spacer(),
-            # Shown while the page refreshes itself (something is sending or still receiving statuses).
-            rx.cond(
-                CampaignsState.live,
-                rx.badge(rx.icon("radio", size=12), "Live", color_scheme="grass", variant="soft", id="campaigns-live"),
-            ),
-            width="100%",
-            align="center",
-        ),
-        data_table(
-            ["Name", "Status", "Channel", "Recipients", "Progress", "Scheduled or sent", "Created by", ""],
-            CampaignsState.rows,
-            _row,
-            "campaigns-table",
-        ),
+        _filters(),
+        _campaigns_table(),
         pager(
             CampaignsState.page,
             CampaignsState.pages,

@@ -3,7 +3,7 @@
 import reflex as rx
 
 from components.channel_form import channel_dialog
-from components.common import data_table, empty_state, status_badge
+from components.common import data_table, empty_state, field_label, status_badge
 from components.layout import page_shell
 from state.base import AppState
 from state.channels import VERIFY_TOKEN_INPUT, ChannelsState
@@ -53,6 +53,21 @@ def _status_cell(row: rx.Var) -> rx.Component:
             ),
         ),
         rx.cond(row["checked"] != "", rx.text("Checked ", row["checked"], size="1", color=rx.color("gray", 10))),
+        # What Meta's account webhooks last said: the number's quality and the latest account event.
+        rx.cond(
+            row["quality"] != "",
+            rx.badge(
+                "Quality: ",
+                row["quality"],
+                color_scheme=rx.match(row["quality"], ("GREEN", "green"), ("YELLOW", "amber"), "red"),
+                variant="surface",
+                size="1",
+            ),
+        ),
+        rx.cond(
+            row["account_notice"] != "",
+            rx.text(row["account_notice"], size="1", max_width="260px", color=rx.color("amber", 11)),
+        ),
         spacing="1",
         align="start",
     )
@@ -166,14 +181,17 @@ def _webhook_card() -> rx.Component:
             rx.text(
                 "In Meta's App Dashboard, WhatsApp > Configuration: set the callback URL below, the verify "
                 'token of the channel, and subscribe to the "messages" field. Delivery statuses and STOP '
-                "replies then reach Hubcast.",
+                "replies then reach Hubcast. Subscribe also to message_template_status_update, "
+                "message_template_quality_update, template_category_update, phone_number_quality_update, "
+                "account_update and user_preferences: paused templates pause their campaigns, and marketing "
+                "opt-outs unsubscribe.",
                 size="2",
                 color=rx.color("gray", 11),
             ),
-            rx.text("Callback URL", size="1", weight="medium"),
+            field_label("Callback URL", "webhook-url", size="1"),
             _copyable(ChannelsState.webhook_url, "webhook-url"),
             rx.box(
-                rx.text("Verify token (shown only now: copy it into Meta's form)", size="1", weight="medium"),
+                field_label("Verify token (shown only now: copy it into Meta's form)", VERIFY_TOKEN_INPUT, size="1"),
                 rx.hstack(
                     rx.input(read_only=True, id=VERIFY_TOKEN_INPUT, width="100%", size="2", default_value=""),
                     rx.icon_button(

@@ -25,6 +25,8 @@ def _channel_badges(row: rx.Var) -> rx.Component:
                 rx.tooltip(
                     rx.badge(
                         label,
+                        # Not colour alone (SPEC S20): a check when subscribed, a "no entry" sign when not.
+                        rx.cond(row[f"sub_{t}"] == "subscribed", rx.icon("check", size=10), rx.icon("ban", size=10)),
                         variant="soft",
                         size="1",
                         color_scheme=rx.cond(row[f"sub_{t}"] == "subscribed", "green", "gray"),
@@ -85,14 +87,14 @@ def _row(row: rx.Var) -> rx.Component:
 
 
 def _filter(
-    value: rx.Var, options: list[tuple[str, str]] | rx.Var, on_change, all_label: str, filter_id: str
+    value: rx.Var, options: list[tuple[str, str]] | rx.Var, on_change, all_label: str, filter_id: str, name: str
 ) -> rx.Component:
     if isinstance(options, list):
         items = [rx.select.item(label, value=v) for v, label in options]
     else:
         items = [rx.foreach(options, lambda c: rx.select.item(c, value=c))]
     return rx.select.root(
-        rx.select.trigger(id=filter_id, min_width="150px"),
+        rx.select.trigger(id=filter_id, min_width="150px", aria_label=name),
         rx.select.content(rx.select.item(all_label, value="all"), *items),
         value=rx.cond(value == "", "all", value),
         on_change=on_change,
@@ -102,13 +104,16 @@ def _filter(
 def _toolbar() -> rx.Component:
     return rx.hstack(
         search_box(S.search, S.set_search, "Search by name or +number", "contact-search"),
-        _filter(S.country_filter, S.countries, S.set_country_filter, "All countries", "contact-country-filter"),
+        _filter(
+            S.country_filter, S.countries, S.set_country_filter, "All countries", "contact-country-filter", "Country"
+        ),
         _filter(
             S.channel_filter,
             [("whatsapp", "WhatsApp"), ("sms", "SMS"), ("instagram", "Instagram"), ("messenger", "Messenger")],
             S.set_channel_filter,
             "All channels",
             "contact-channel-filter",
+            "Channel",
         ),
         _filter(
             S.subscription_filter,
@@ -116,6 +121,7 @@ def _toolbar() -> rx.Component:
             S.set_subscription_filter,
             "Any subscription",
             "contact-subscription-filter",
+            "WhatsApp subscription",
         ),
         width="100%",
         wrap="wrap",

@@ -3,7 +3,7 @@
 import reflex as rx
 
 from components import routes
-from components.common import data_table, empty_state, pager, search_box
+from components.common import data_table, empty_state, field_label, pager, search_box
 from components.layout import page_shell
 from state.base import AppState
 from state.lists import ListDetailState, ListsState
@@ -54,20 +54,30 @@ def _list_dialog() -> rx.Component:
             rx.dialog.title(rx.cond(ListsState.dialog_list_id == "", "Create a list", "Rename the list")),
             rx.form(
                 rx.vstack(
-                    rx.input(
-                        name="name",
-                        default_value=ListsState.dialog_name,
-                        placeholder="List name",
-                        id="list-name",
+                    rx.vstack(
+                        field_label("Name", "list-name"),
+                        rx.input(
+                            name="name",
+                            default_value=ListsState.dialog_name,
+                            placeholder="List name",
+                            id="list-name",
+                            width="100%",
+                            required=True,
+                            max_length=120,
+                        ),
+                        spacing="1",
                         width="100%",
-                        required=True,
-                        max_length=120,
                     ),
-                    rx.text_area(
-                        name="description",
-                        default_value=ListsState.dialog_description,
-                        placeholder="Description (optional)",
-                        id="list-description",
+                    rx.vstack(
+                        field_label("Description (optional)", "list-description"),
+                        rx.text_area(
+                            name="description",
+                            default_value=ListsState.dialog_description,
+                            placeholder="Description (optional)",
+                            id="list-description",
+                            width="100%",
+                        ),
+                        spacing="1",
                         width="100%",
                     ),
                     rx.cond(
@@ -106,6 +116,7 @@ def _list_dialog() -> rx.Component:
             max_width="460px",
         ),
         open=ListsState.dialog_open,
+        on_open_change=ListsState.close_dialog,  # Escape (or a click outside) closes it
     )
 
 

@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from components.common import field_label
 from state.login import LoginState
 
 
@@ -26,7 +27,7 @@ def login_page() -> rx.Component:
                         "Sign in to send and follow your WhatsApp campaigns.", size="2", color=rx.color("gray", 10)
                     ),
                     rx.vstack(
-                        rx.text("Email", size="2", weight="medium", as_="label", html_for="login-email"),
+                        field_label("Email", "login-email"),
                         rx.input(
                             name="email",
                             id="login-email",
@@ -41,7 +42,7 @@ def login_page() -> rx.Component:
                         width="100%",
                     ),
                     rx.vstack(
-                        rx.text("Password", size="2", weight="medium", as_="label", html_for="login-password"),
+                        field_label("Password", "login-password"),
                         rx.input(
                             name="password",
                             id="login-password",

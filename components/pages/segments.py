@@ -3,7 +3,7 @@
 import reflex as rx
 
 from components import routes
-from components.common import data_table, empty_state
+from components.common import data_table, empty_state, field_label
 from components.layout import page_shell
 from components.segment_builder import CAN_MANAGE, READ_ONLY, live_count, rule_builder
 from state.segments import SegmentEditorState, SegmentsState
@@ -118,24 +118,34 @@ def _editor() -> rx.Component:
         ),
         rx.hstack(
             rx.vstack(
-                rx.input(
-                    value=E.name,
-                    on_change=E.set_name,
-                    placeholder="Segment name",
-                    id="segment-name",
+                rx.vstack(
+                    field_label("Segment name", "segment-name"),
+                    rx.input(
+                        value=E.name,
+                        on_change=E.set_name,
+                        placeholder="Segment name",
+                        id="segment-name",
+                        width="100%",
+                        size="3",
+                        disabled=READ_ONLY,
+                        debounce_timeout=300,
+                    ),
+                    spacing="1",
                     width="100%",
-                    size="3",
-                    disabled=READ_ONLY,
-                    debounce_timeout=300,
                 ),
-                rx.input(
-                    value=E.description,
-                    on_change=E.set_description,
-                    placeholder="Description (optional)",
-                    id="segment-description",
+                rx.vstack(
+                    field_label("Description (optional)", "segment-description"),
+                    rx.input(
+                        value=E.description,
+                        on_change=E.set_description,
+                        placeholder="Description (optional)",
+                        id="segment-description",
+                        width="100%",
+                        disabled=READ_ONLY,
+                        debounce_timeout=300,
+                    ),
+                    spacing="1",
                     width="100%",
-                    disabled=READ_ONLY,
-                    debounce_timeout=300,
                 ),
                 rule_builder(),
                 rx.cond(

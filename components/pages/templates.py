@@ -28,21 +28,53 @@ def template_status_badge(status: rx.Var) -> rx.Component:
     return rx.badge(status, color_scheme=color, variant="soft", radius="full")
 
 
+def quality_badge(score: rx.Var) -> rx.Component:
+    """Meta's quality score of a template (from its quality webhooks); nothing when never reported."""
+    color = rx.match(score, ("GREEN", "green"), ("YELLOW", "amber"), ("RED", "red"), "gray")
+    label = rx.match(score, ("GREEN", "High"), ("YELLOW", "Medium"), ("RED", "Low"), ("UNKNOWN", "Unknown"), score)
+    return rx.cond(score != "", rx.badge(label, color_scheme=color, variant="surface", radius="full"), rx.text("—"))
+
+
 def _template_row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
-            rx.link(
-                row["name"],
-                on_click=TemplatesState.open_detail(row["id"]),
-                weight="medium",
-                cursor="pointer",
-                id="template-" + row["id"],
-                underline="hover",
+            rx.vstack(
+                rx.link(
+                    row["name"],
+                    on_click=TemplatesState.open_detail(row["id"]),
+                    weight="medium",
+                    cursor="pointer",
+                    id="template-" + row["id"],
+                    underline="hover",
+                ),
+                # Components Hubcast cannot fill: the wizard never offers it; say why here.
+                rx.cond(
+                    row["unsendable"] != "",
+                    rx.text(row["unsendable"], size="1", color=rx.color("red", 11), max_width="420px"),
+                ),
+                spacing="1",
             ),
         ),
         rx.table.cell(row["language"]),
         rx.table.cell(row["category"]),
-        rx.table.cell(template_status_badge(row["status"])),
+        rx.table.cell(
+            rx.vstack(
+                rx.hstack(
+                    template_status_badge(row["status"]),
+                    rx.cond(
+                        row["unsendable"] != "",
+                        rx.badge("Can't send", color_scheme="red", variant="outline", radius="full"),
+                    ),
+                    spacing="1",
+                ),
+                rx.cond(
+                    row["status_reason"] != "",
+                    rx.text(row["status_reason"], size="1", color=rx.color("gray", 10), max_width="260px"),
+                ),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(quality_badge(row["quality"])),
         rx.table.cell(
             rx.hstack(
                 rx.text(row["channel"]),
@@ -102,7 +134,7 @@ def _filters() -> rx.Component:
             id="template-search",
         ),
         rx.select.root(
-            rx.select.trigger(placeholder="Status", id="template-status-filter"),
+            rx.select.trigger(placeholder="Status", id="template-status-filter", aria_label="Review status"),
             rx.select.content(
                 rx.select.item("All statuses", value="all"),
                 *[rx.select.item(s.replace("_", " ").title(), value=s) for s in rules.TEMPLATE_STATUSES],
@@ -111,7 +143,7 @@ def _filters() -> rx.Component:
             on_change=TemplatesState.filter_by_status,
         ),
         rx.select.root(
-            rx.select.trigger(placeholder="Channel", id="template-channel-filter"),
+            rx.select.trigger(placeholder="Channel", id="template-channel-filter", aria_label="Channel"),
             rx.select.content(
                 rx.select.item("All channels", value="all"),
                 rx.foreach(TemplatesState.channels, lambda c: rx.select.item(c["name"], value=c["id"])),
@@ -162,14 +194,22 @@ def _detail_dialog() -> rx.Component:
                 spacing="3",
             ),
             rx.cond(
-                d["sendable"] != "yes",
-                rx.callout(
-                    "Only APPROVED templates can be sent; campaigns will not offer this one.",
-                    icon="info",
-                    color_scheme="amber",
-                    size="1",
-                    margin_top="12px",
+                d["unsendable"] != "",
+                rx.callout(d["unsendable"], icon="ban", color_scheme="red", size="1", margin_top="12px"),
+                rx.cond(
+                    d["sendable"] != "yes",
+                    rx.callout(
+                        "Only APPROVED templates can be sent; campaigns will not offer this one.",
+                        icon="info",
+                        color_scheme="amber",
+                        size="1",
+                        margin_top="12px",
+                    ),
                 ),
+            ),
+            rx.cond(
+                d["status_reason"] != "",
+                rx.text(d["status_reason"], size="2", color=rx.color("gray", 11), margin_top="8px"),
             ),
             rx.hstack(
                 rx.vstack(
@@ -180,6 +220,7 @@ def _detail_dialog() -> rx.Component:
                         _fact("Variables", rx.cond(d["parameter_format"] == "NAMED", "Named", "Numbered")),
                         _fact("Synced", rx.cond(d["synced"] != "", d["synced"], "written in Hubcast")),
                         _fact("Used by campaigns", d["campaigns"]),
+                        _fact("Quality", quality_badge(d["quality"])),
                         columns="2",
                         spacing="4",
                         width="100%",
@@ -206,7 +247,12 @@ def _detail_dialog() -> rx.Component:
                 ),
                 rx.vstack(
                     rx.text("Preview with the example values", size="2", weight="medium", color=rx.color("gray", 11)),
-                    whatsapp_preview(TemplatesState.detail_preview, "template-preview"),
+                    whatsapp_preview(
+                        TemplatesState.detail_preview,
+                        "template-preview",
+                        business=TemplatesState.detail["business"],
+                        initials=TemplatesState.detail["initials"],
+                    ),
                     width="340px",
                     min_width="300px",
                     spacing="2",
@@ -244,7 +290,7 @@ def templates_page() -> rx.Component:
                 TemplatesState.rows.length() > 0,
                 rx.vstack(
                     data_table(
-                        ["Name", "Language", "Category", "Status", "Channel"],
+                        ["Name", "Language", "Category", "Status", "Quality", "Channel"],
                         TemplatesState.rows,
                         _template_row,
                         "templates-table",

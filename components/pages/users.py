@@ -1,10 +1,10 @@
-"""Users (admin): create, change role, deactivate."""
+"""Users (admin): create, change role, reset a password, deactivate."""
 
 import reflex as rx
 
 from app.domain.permissions import ROLE_LABELS, ROLES
 from components import routes
-from components.common import data_table
+from components.common import data_table, field_label
 from components.layout import page_shell
 from state.users import UsersState
 
@@ -20,7 +20,7 @@ def _row(row: rx.Var) -> rx.Component:
         ),
         rx.table.cell(
             rx.select.root(
-                rx.select.trigger(),
+                rx.select.trigger(aria_label="Role of " + row["email"]),
                 rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
                 value=row["role"],
                 size="1",
@@ -40,21 +40,38 @@ def _row(row: rx.Var) -> rx.Component:
             rx.cond(
                 row["me"] == "yes",
                 rx.text("You", size="1", color=rx.color("gray", 10)),
-                rx.cond(
-                    row["active"] == "yes",
+                rx.hstack(
                     rx.button(
-                        "Deactivate",
+                        "Reset password",
                         size="1",
                         variant="soft",
-                        color_scheme="red",
-                        on_click=UsersState.set_active(row["id"], False),
+                        color_scheme="gray",
+                        on_click=UsersState.ask_reset_password(row["id"]),
+                        aria_label="Reset password of " + row["email"],
                     ),
-                    rx.button("Reactivate", size="1", variant="soft", on_click=UsersState.set_active(row["id"], True)),
+                    rx.cond(
+                        row["active"] == "yes",
+                        rx.button(
+                            "Deactivate",
+                            size="1",
+                            variant="soft",
+                            color_scheme="red",
+                            on_click=UsersState.set_active(row["id"], False),
+                        ),
+                        rx.button(
+                            "Reactivate", size="1", variant="soft", on_click=UsersState.set_active(row["id"], True)
+                        ),
+                    ),
+                    spacing="2",
                 ),
             )
         ),
         align="center",
     )
+
+
+def _labelled(label: str, control_id: str, control: rx.Component) -> rx.Component:
+    return rx.vstack(field_label(label, control_id), control, spacing="1", width="100%")
 
 
 def _create_dialog() -> rx.Component:
@@ -75,27 +92,44 @@ def _create_dialog() -> rx.Component:
                 ),
                 rx.form(
                     rx.vstack(
-                        rx.input(
-                            name="email",
-                            placeholder="Email",
-                            type="email",
-                            required=True,
-                            id="new-user-email",
-                            width="100%",
+                        _labelled(
+                            "Email",
+                            "new-user-email",
+                            rx.input(
+                                name="email",
+                                placeholder="name@company.com",
+                                type="email",
+                                required=True,
+                                id="new-user-email",
+                                width="100%",
+                            ),
                         ),
-                        rx.input(name="name", placeholder="Name", id="new-user-name", width="100%"),
-                        rx.select.root(
-                            rx.select.trigger(placeholder="Role", width="100%"),
-                            rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
-                            name="role",
-                            default_value="basic",
+                        _labelled("Name", "new-user-name", rx.input(name="name", id="new-user-name", width="100%")),
+                        _labelled(
+                            "Role",
+                            "new-user-role",
+                            rx.select.root(
+                                rx.select.trigger(
+                                    placeholder="Role",
+                                    width="100%",
+                                    id="new-user-role",
+                                    aria_labelledby="new-user-role-label",
+                                ),
+                                rx.select.content(*[rx.select.item(ROLE_LABELS[r], value=r) for r in ROLES]),
+                                name="role",
+                                default_value="basic",
+                            ),
                         ),
-                        rx.input(
-                            name="password",
-                            type="password",
-                            id="new-user-password",
-                            width="100%",
-                            placeholder="Password (leave empty to generate one)",
+                        _labelled(
+                            "Password",
+                            "new-user-password",
+                            rx.input(
+                                name="password",
+                                type="password",
+                                id="new-user-password",
+                                width="100%",
+                                placeholder="Leave empty to generate one",
+                            ),
                         ),
                         rx.cond(
                             UsersState.form_error != "",
@@ -126,6 +160,58 @@ def _create_dialog() -> rx.Component:
             ),
         ),
         open=UsersState.dialog_open,
+        on_open_change=UsersState.close_create,  # Escape (or a click outside) closes it
+    )
+
+
+def _reset_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Reset password"),
+            rx.cond(
+                UsersState.reset_password_value != "",
+                rx.vstack(
+                    rx.callout(
+                        rx.text(
+                            "Give this new password to ",
+                            UsersState.reset_email,
+                            ". It will not be shown again; they were signed out everywhere.",
+                        ),
+                        icon="key-round",
+                        color_scheme="amber",
+                    ),
+                    rx.code(UsersState.reset_password_value, size="4", id="reset-password-value"),
+                    rx.hstack(
+                        rx.alert_dialog.cancel(rx.button("Done", on_click=UsersState.close_reset_password)),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+                rx.vstack(
+                    rx.alert_dialog.description(
+                        rx.text(
+                            "Give ",
+                            UsersState.reset_email,
+                            " a new generated password? Their current password stops working and they are "
+                            "signed out of every browser.",
+                        )
+                    ),
+                    rx.hstack(
+                        rx.alert_dialog.cancel(
+                            rx.button(
+                                "Cancel", variant="soft", color_scheme="gray", on_click=UsersState.close_reset_password
+                            )
+                        ),
+                        rx.button("Reset password", color_scheme="red", on_click=UsersState.reset_password),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+            ),
+        ),
+        open=UsersState.reset_email != "",
     )
 
 
@@ -138,6 +224,7 @@ def users_page() -> rx.Component:
             rx.center(rx.spinner(), padding="48px", width="100%"),
         ),
         _create_dialog(),
+        _reset_dialog(),
         actions=rx.hstack(
             rx.link(
                 rx.button(rx.icon("scroll-text", size=16), "Audit log", variant="soft", size="3"),

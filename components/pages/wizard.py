@@ -26,7 +26,7 @@ def _stepper() -> rx.Component:
                     width="26px",
                     height="26px",
                     border_radius="9999px",
-                    background=rx.cond(current | done, rx.color("accent", 9), rx.color("gray", 4)),
+                    background=rx.cond(current | done, rx.color("accent", 11), rx.color("gray", 4)),  # 5:1 under white
                     color=rx.cond(current | done, "white", rx.color("gray", 11)),
                 ),
                 rx.text(
@@ -38,6 +38,7 @@ def _stepper() -> rx.Component:
                 align="center",
                 spacing="2",
                 id=f"wizard-step-{number}",
+                aria_current=rx.cond(current, "step", "false"),
             )
         )
         if number < len(STEP_LABELS):

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.e2e
 
 AT_LOGIN = re.compile(r"/login/?$")  # also proves no credentials ended up in a query string
 AT_CAMPAIGNS = re.compile(r"/campaigns/?$")
+AT_DASHBOARD = re.compile(r"/dashboard/?$")  # where a sign-in lands (the home dashboard)
 COOKIE = "hubcast_session"
 ROLE_LABELS = {"admin": "Admin", "advanced": "Advanced user", "basic": "Basic user"}
 MENU_LINES = [
+    "dashboard",
     "messaging",
     "social messaging",
     "all campaigns",
@@ -31,6 +33,7 @@ MENU_LINES = [
     "channels",
 ]
 NAV_LINKS = {
+    "#nav-dashboard": "/dashboard",
     "#nav-campaigns": "/campaigns",
     "#nav-contacts": "/contacts",
     "#nav-lists": "/lists",
@@ -141,7 +144,7 @@ def test_wrong_password_shows_the_generic_error_and_stays_on_login(page, hubcast
 
     # One mistake does not lock the account out (and the right password clears the failure count).
     submit_login(page, account.email, account.password)
-    expect(page).to_have_url(AT_CAMPAIGNS)
+    expect(page).to_have_url(AT_DASHBOARD)
     expect(page.locator("#current-user-email")).to_have_text(account.email)
 
 

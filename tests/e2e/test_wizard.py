@@ -120,8 +120,8 @@ def _recipients(hubcast, campaign_id: int) -> list[CampaignRecipient]:
 
 def _sends_for(hubcast, campaign_id: int) -> list[dict]:
     """The Sandbox's accepted sends that belong to this campaign: each send carries our recipient row id
-    (`biz_opaque_callback_data`), and the number must be that recipient's."""
-    numbers = {str(r.id): _digits(r.address) for r in _recipients(hubcast, campaign_id)}
+    (`biz_opaque_callback_data` "hc:<campaign>:<row>"), and the number must be that recipient's."""
+    numbers = {f"hc:{campaign_id}:{r.id}": _digits(r.address) for r in _recipients(hubcast, campaign_id)}
     return [
         e
         for e in hubcast.sandbox_entries()
@@ -314,14 +314,14 @@ def test_basic_user_schedules_a_campaign_to_a_segment_in_another_time_zone(new_p
         assert campaign is not None and campaign.status == "scheduled" and campaign.timezone == tz
         assert campaign.scheduled_at.replace(tzinfo=UTC) == instant.astimezone(UTC)
         status = _status(page, campaign.id)
-        expect(status).to_have_text("scheduled")
+        expect(status).to_have_text("Scheduled")
         expect(page.locator(f"#campaign-recipients-{campaign.id}")).to_have_text("—")  # not frozen yet
         shoot(page, "wizard-4-list-scheduled")
         _mark_document(page)
 
-        expect(status).to_have_text("sending", timeout=SCHEDULE_TIMEOUT_MS)
+        expect(status).to_have_text("Sending", timeout=SCHEDULE_TIMEOUT_MS)
         shoot(page, "wizard-5-list-sending")
-        expect(status).to_have_text("sent", timeout=SEND_TIMEOUT_MS)
+        expect(status).to_have_text("Sent", timeout=SEND_TIMEOUT_MS)
     assert _same_document(page)
     expect(page.locator(f"#campaign-recipients-{campaign.id}")).to_have_text(str(reach))
     shoot(page, "wizard-6-list-sent")
@@ -391,7 +391,7 @@ def test_advanced_user_imports_a_semicolon_csv_sends_now_and_watches_it_read(pag
         shoot(page, "wizard-csv-6-list-sending")
         expect(page.locator(f"#campaign-{campaign.id}-delivered")).to_have_text("3", timeout=SEND_TIMEOUT_MS)
         expect(page.locator(f"#campaign-{campaign.id}-read")).to_have_text("3", timeout=SEND_TIMEOUT_MS)
-    expect(_status(page, campaign.id)).to_have_text("sent")
+    expect(_status(page, campaign.id)).to_have_text("Sent")
     expect(page.locator(f"#campaign-{campaign.id}-failed")).to_have_text("0")
     assert _same_document(page)
     shoot(page, "wizard-csv-7-list-read")
@@ -411,7 +411,7 @@ def test_draft_is_resumed_at_its_last_step_then_duplicated_and_deleted(page, log
 
     draft = _campaign(hubcast, "Resume me")
     assert draft is not None and draft.status == "draft" and draft.wizard_step == 2
-    expect(_status(page, draft.id)).to_have_text("draft")
+    expect(_status(page, draft.id)).to_have_text("Draft")
     shoot(page, "wizard-draft-1-list")
     page.locator(f"#campaign-link-{draft.id}").click()
     expect(page).to_have_url(re.compile(rf"/campaigns/{draft.id}/edit$"))
@@ -452,7 +452,7 @@ def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_lis
     campaign = _campaign(hubcast, "Autumn teaser")
     assert campaign.status == "scheduled" and campaign.timezone == "Europe/Paris"
     status = _status(page, campaign.id)
-    expect(status).to_have_text("scheduled")
+    expect(status).to_have_text("Scheduled")
     shoot(page, "row-actions-1-scheduled")
 
     # Reschedule: a past time is refused and changes nothing; a future one in another zone moves the run time.
@@ -490,11 +490,11 @@ def test_scheduled_campaign_is_rescheduled_duplicated_and_cancelled_from_the_lis
     expect(page.locator("#campaigns-table")).to_contain_text("Copy of Autumn teaser")
     copy = _campaign(hubcast, "Copy of Autumn teaser")
     assert copy.status == "draft" and copy.template_id == campaign.template_id and copy.scheduled_at is None
-    expect(_status(page, copy.id)).to_have_text("draft")
+    expect(_status(page, copy.id)).to_have_text("Draft")
     shoot(page, "row-actions-5-duplicated")
 
     _row_action(page, campaign.id, "cancel")
-    expect(status).to_have_text("cancelled")
+    expect(status).to_have_text("Cancelled")
     assert _campaign_by_id(hubcast, campaign.id).status == "cancelled"
     assert _recipients(hubcast, campaign.id) == []  # it never started
     page.locator(f"#campaign-actions-{campaign.id}").click()
@@ -515,11 +515,11 @@ def test_a_sending_campaign_is_paused_and_resumed_from_the_list_without_resendin
         expect(page).to_have_url(re.compile(r"/campaigns/?$"))
         campaign = _campaign(hubcast, "Newsletter drop")
         status = _status(page, campaign.id)
-        expect(status).to_have_text("sending")
+        expect(status).to_have_text("Sending")
         expect(page.locator(f"#campaign-{campaign.id}-sent")).not_to_have_text("0", timeout=SEND_TIMEOUT_MS)
         shoot(page, "pause-1-sending")
         _row_action(page, campaign.id, "pause")
-        expect(status).to_have_text("paused")
+        expect(status).to_have_text("Paused")
         shoot(page, "pause-2-paused")
 
         # Messages already claimed when the pause came may still go out; after that, nothing does.
@@ -539,9 +539,9 @@ def test_a_sending_campaign_is_paused_and_resumed_from_the_list_without_resendin
         assert _campaign_by_id(hubcast, campaign.id).status == "paused"
 
         _row_action(page, campaign.id, "resume")
-        expect(status).to_have_text("sending")
+        expect(status).to_have_text("Sending")
         shoot(page, "pause-3-resumed")
-        expect(status).to_have_text("sent", timeout=SEND_TIMEOUT_MS)
+        expect(status).to_have_text("Sent", timeout=SEND_TIMEOUT_MS)
     shoot(page, "pause-4-sent")
     sent = _assert_sent_once(hubcast, campaign.id)
     assert sent > paused_at

@@ -20,6 +20,7 @@ import pytest
 from sqlmodel import Session
 
 from app import db as app_db
+from app.services.sending.keys import recipient_id_from_callback
 from app.services.sending.lifecycle import start_campaign
 from app.settings import reset_settings_cache
 from tests.support.factories import campaign_row, make_sandbox_campaign, recipients
@@ -47,7 +48,7 @@ def _marked_before_sent(sb, campaign_id: int) -> tuple[int, list]:
     bad = []
     entries = sb.entries()
     for e in entries:
-        row = rows.get(int(e["biz_opaque_callback_data"] or 0))
+        row = rows.get(recipient_id_from_callback(e["biz_opaque_callback_data"]))
         accepted = datetime.fromisoformat(e["at"])
         claimed = row.claimed_at if row else None
         if claimed is not None and claimed.tzinfo is None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from app.services.sending.keys import recipient_id_from_callback
 from app.services.sending.lifecycle import start_campaign
 from tests.support.factories import campaign_row, make_sandbox_campaign, recipients
 from tests.support.hardening import figures, record
@@ -148,7 +149,7 @@ def test_accepted_then_timed_out_is_reconciled_from_the_webhook(
         fig = figures(sb, campaign.id)
 
     rows = {r.id: r for r in recipients(campaign.id)}
-    hung = [(e, rows.get(int(e["biz_opaque_callback_data"]))) for e in hung_entries]
+    hung = [(e, rows.get(recipient_id_from_callback(e["biz_opaque_callback_data"]))) for e in hung_entries]
     right = [
         r for e, r in hung if r is not None and r.message_id == e["wamid"] and r.status in ("sent", "delivered", "read")
     ]

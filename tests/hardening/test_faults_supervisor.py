@@ -282,6 +282,8 @@ def campaigns_page(hubcast_run, request):
     page = context.new_page()
     try:
         do_login(page, EMAIL, PASSWORD)
+        expect(page.locator("#page-title")).to_have_text("Dashboard", timeout=60_000)  # where a sign-in lands
+        page.locator("#nav-campaigns").click()
         expect(page.locator("#page-title")).to_have_text("All Campaigns", timeout=60_000)
         yield page
     finally:

@@ -519,7 +519,8 @@ def test_duplicate_email_refused_with_a_clear_message(session, make_user):
         ("not-an-email", "basic", "long-password-123", "is not a valid email address"),
         ("", "basic", "long-password-123", "An empty value is not a valid email address"),
         ("ok@example.com", "superuser", "long-password-123", "Role must be one of"),
-        ("ok@example.com", "basic", "short", "at least 10 characters"),
+        ("ok@example.com", "basic", "short", "at least 12 characters"),
+        ("ok@example.com", "basic", "123qweasdzxc", "most common passwords"),
     ],
 )
 def test_invalid_new_users_refused(session, make_user, email, role, password, message):

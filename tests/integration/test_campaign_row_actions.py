@@ -56,11 +56,13 @@ async def _until(predicate, timeout: float = 20.0, message: str = "condition"):
 async def open_tab(client: CraftedClient, cookie: str, path: str, cls) -> None:
     from reflex.state import State
 
-    from state.base import AppState
+    from state.base import SESSION_COOKIE, AppState
 
+    # Like a browser: the cookie in the handshake too (the session is bound to it, issue 13 item 4).
+    headers = [(b"user-agent", b"row-actions/1.0"), (b"cookie", f"{SESSION_COOKIE}={cookie}".encode())]
     environ = {
         "QUERY_STRING": f"token={client.token}",
-        "asgi.scope": {"headers": [(b"user-agent", b"row-actions/1.0")], "client": (client.ip, 40000)},
+        "asgi.scope": {"headers": headers, "client": (client.ip, 40000)},
     }
     boot = {
         "name": event_name(State, "hydrate_and_load"),

@@ -33,6 +33,12 @@ FORM = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _local_api_hosts_allowed(monkeypatch):
+    # These tests run Sandboxes on free local ports; production allows Meta's host and the Sandbox URL only.
+    monkeypatch.setenv("HUBCAST_CHANNEL_API_HOSTS", "http://127.0.0.1:*")
+
+
 @pytest.fixture(scope="module")
 def sandbox_url(tmp_path_factory):
     with running_sandbox(tmp_path_factory.mktemp("sandbox")) as sandbox:
@@ -275,7 +281,9 @@ def test_a_wrong_token_stores_metas_error_190(session, make_user, sandbox_url):
     assert not result.ok and result.status == "error"
     assert result.message.startswith("#190 Invalid OAuth access token")
     stored = _channels(session)[0]
-    assert stored.status == "error" and stored.last_error == result.message
+    # Admins read Meta's words (the detail); every role reads Hubcast's summary (issue 13 item 5).
+    assert stored.status == "error" and stored.last_error_detail == result.message
+    assert stored.last_error.startswith("#190 Access token invalid or expired")
     assert "not-the-token" not in stored.last_error
     entry = _audit(session, "channel.test")[-1]
     assert entry.outcome == "error" and "#190" in entry.detail["error"]

@@ -191,3 +191,57 @@ def test_sandbox_command_serves_the_stored_sandbox_channel(hubcast, database_url
             f"{sandbox.url}/v23.0/{channel.phone_number_id}", headers={"Authorization": "Bearer not-the-channel-token"}
         )
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == 190
+
+
+# --- hubcast user set-password (issue 13 item 8) ----------------------------------------------------
+
+
+def test_set_password_from_stdin_replaces_it_and_ends_the_users_sessions(hubcast, database_url):
+    from datetime import timedelta
+
+    from app.models import UserSession
+    from app.services.accounts.auth import token_hash
+    from app.timeutil import utcnow
+
+    assert (
+        hubcast("user", "add", "sp@example.com", "--role", "basic", "--password-stdin", stdin=PASSWORD).returncode == 0
+    )
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:  # a browser signed in as this user
+            user = session.exec(select(User).where(User.email == "sp@example.com")).one()
+            session.add(
+                UserSession(
+                    token_hash=token_hash("a-browser"), user_id=user.id, expires_at=utcnow() + timedelta(hours=1)
+                )
+            )
+            session.commit()
+        new = "amber harbour quietly 7"
+        proc = hubcast("user", "set-password", "SP@example.com", "--password-stdin", stdin=new + "\n")
+        assert proc.returncode == 0, proc.stderr
+        assert "1 session(s) ended" in proc.stdout and new not in proc.stdout
+        with Session(engine) as session:
+            user = session.exec(select(User).where(User.email == "sp@example.com")).one()
+            assert verify_password(user.password_hash, new) and not verify_password(user.password_hash, PASSWORD)
+            row = session.exec(select(UserSession).where(UserSession.user_id == user.id)).one()
+            assert row.revoked_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_set_password_generates_one_refuses_common_ones_and_unknown_users(hubcast, database_url):
+    assert (
+        hubcast("user", "add", "sg@example.com", "--role", "basic", "--password-stdin", stdin=PASSWORD).returncode == 0
+    )
+    assert "most common passwords" in _one_error_line(
+        hubcast("user", "set-password", "sg@example.com", "--password-stdin", stdin="123qweasdzxc\n")
+    )
+    assert verify_password(_user(database_url, "sg@example.com").password_hash, PASSWORD)  # unchanged
+    assert "No user has the email nobody@example.com" in _one_error_line(
+        hubcast("user", "set-password", "nobody@example.com")
+    )
+    proc = hubcast("user", "set-password", "sg@example.com")
+    assert proc.returncode == 0, proc.stderr
+    found = re.findall(r"^Password \(shown only once, store it now\): (\S+)$", proc.stdout, re.MULTILINE)
+    assert len(found) == 1, proc.stdout
+    assert verify_password(_user(database_url, "sg@example.com").password_hash, found[0])

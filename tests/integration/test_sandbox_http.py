@@ -203,7 +203,7 @@ def test_unknown_template_is_132001(sandbox):
     exc = error_of(go())
     assert exc.code == 132001 and exc.title == "Template name does not exist in the translation"
     assert exc.error.details == "template name (no_such_template) does not exist in en_US"
-    assert exc.classification.permanent and exc.classification.template_issue
+    assert exc.classification.stops_campaign and exc.classification.template_paused  # issue 12: pause, keep rows
 
 
 def test_parameter_count_mismatch_is_132000(sandbox):

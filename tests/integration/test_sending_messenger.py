@@ -12,7 +12,7 @@ from app.db import get_engine
 from app.models import AuditLog
 from app.services.sending.batch_runner import load_context, run_batch
 from app.services.sending.config import SendingConfig
-from app.services.sending.keys import posted_key
+from app.services.sending.keys import posted_key, recipient_id_from_callback
 from app.services.sending.lifecycle import start_campaign
 from app.whatsapp.errors import RETRYABLE, Classification, WhatsAppApiError, WhatsAppError, classify
 from app.whatsapp.messenger import Messenger, SendResult
@@ -70,14 +70,14 @@ def test_a_job_sends_each_claimed_row_once_through_any_messenger(session, redis_
     stats = asyncio.run(run_batch(get_engine(), ctx, redis_url, messenger=messenger))
 
     rows = recipients(campaign.id)
-    sent_ids = [int(callback) for _, callback, _ in messenger.sends]
+    sent_ids = [recipient_id_from_callback(callback) for _, callback, _ in messenger.sends]
     assert sorted(sent_ids) == sorted(r.id for r in rows), "every row sent exactly once, carrying its id"
     assert (stats.claimed, stats.sent, stats.failed, stats.unknown) == (120, 118, 1, 1)
     by_address = {r.address: r for r in rows}
     assert (by_address[number(5)].status, by_address[number(5)].error_code) == ("failed", 131026)
     assert by_address[number(7)].status == "unknown" and by_address[number(7)].message_id is None
     others = [r for a, r in by_address.items() if a not in (number(5), number(7))]
-    assert all(r.status == "sent" and r.message_id == f"wamid.fake.{r.id}" for r in others)
+    assert all(r.status == "sent" and r.message_id == f"wamid.fake.hc:{campaign.id}:{r.id}" for r in others)
     to, _, components = next(s for s in messenger.sends if s[0] == number(3))
     assert "Ana3" in json.dumps(components), "the row's own values are rendered into the payload"
     posted = {int(m) for m in redis_client.smembers(posted_key(campaign.id))}

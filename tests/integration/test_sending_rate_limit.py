@@ -46,3 +46,34 @@ def test_cool_down_delays_every_reservation(redis_client, redis_url):
             await client.aclose()
 
     assert 0.4 <= asyncio.run(go()) <= 0.5
+
+
+def test_throttles_double_the_cool_down_honour_retry_after_and_halve_the_rate(redis_client, redis_url):
+    """Issue 12: Meta's throttle cools the whole number down (its Retry-After when given, else doubling with
+    jitter) and halves the shared rate, at most `throttle_slow_max_halvings` times."""
+    from app.services.sending.config import SendingConfig
+    from app.services.sending.rate_limit import _keys, slow_key
+
+    config = SendingConfig(
+        rate_limit_cooldown_s=0.2, throttle_cap_s=1.0, throttle_slow_s=5, throttle_slow_max_halvings=2
+    )
+
+    async def go():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            limiter = RateLimiter(client, ChannelRate(11, 100, 0.02))
+            waits = []
+            for _ in range(4):
+                waits.append(await limiter.throttled(config))
+                await client.delete(_keys(11)[1])  # the cool-down is over: the next throttle is "in a row"
+            in_flight = await limiter.throttled(config, retry_after=2.5)  # Meta said how long
+            again = await limiter.throttled(config)  # a request that was in flight: the running cool-down
+            return waits, in_flight, again, int(await client.get(slow_key(11)))
+        finally:
+            await client.aclose()
+
+    waits, given, again, level = asyncio.run(go())
+    assert 0.1 <= waits[0] <= 0.2 and 0.2 <= waits[1] <= 0.4 and 0.4 <= waits[2] <= 0.8, waits
+    assert 0.5 <= waits[3] <= 1.0, "capped at throttle_cap_s"
+    assert given == 2.5 and 2.3 <= again <= 2.5
+    assert level == 2, "the rate was halved twice at most"

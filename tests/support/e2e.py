@@ -275,6 +275,8 @@ def _server_env(*, port: int, data_dir: Path, database_url: str, redis_url: str)
         # the tests run, would otherwise swap the files this server serves mid-test.
         "REFLEX_WEB_WORKDIR": str(WEB_DIR),
         "REFLEX_STATES_WORKDIR": str(data_dir / "states"),
+        # Tests run their Sandboxes on free ports: channels may point at any local port (issue 13 item 5).
+        "HUBCAST_CHANNEL_API_HOSTS": "http://127.0.0.1:*",
     }
     for name in ("HUBCAST_PUBLIC_URL", "HUBCAST_API_URL", "HUBCAST_EXTRA_ORIGINS"):
         env.pop(name, None)  # the app must describe itself from PORT alone
@@ -484,13 +486,17 @@ def submit_login() -> Callable:
 
 @pytest.fixture()
 def login() -> Callable:
-    """login(page, email, password) -> signs in and waits for All Campaigns."""
+    """login(page, email, password) -> signs in, lands on the home dashboard, then opens All Campaigns from
+    the menu (where most tests start; tests/e2e/test_dashboard.py looks at the landing page itself)."""
 
     def _login(page, email: str, password: str) -> None:
         do_login(page, email, password)
+        expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+        expect(page.locator("#page-title")).to_have_text("Dashboard")
+        expect(page.locator("#current-user-email")).to_have_text(email)
+        page.locator("#nav-campaigns").click()
         expect(page).to_have_url(re.compile(r"/campaigns/?$"))
         expect(page.locator("#page-title")).to_have_text("All Campaigns")
-        expect(page.locator("#current-user-email")).to_have_text(email)
 
     return _login
 

@@ -387,7 +387,7 @@ def login_issues_a_new_server_generated_secret(world, redis_client, reflex_backe
     results = reflex_backend(scenario)
     secrets_ = [secret for _, secret in results]
     for outcome, secret in results:
-        assert outcome.redirects() == ["/campaigns"]
+        assert outcome.redirects() == ["/dashboard"]
         assert secret and secret not in (chosen, old, user.email, PASSWORD)
     assert secrets_[0] != secrets_[1]
     with Session(get_engine()) as s:

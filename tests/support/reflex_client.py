@@ -32,7 +32,7 @@ import app.app as app_module  # registers every page and State
 from app.db import get_engine
 from app.models import AuditLog, User
 from app.services.accounts import auth
-from state.base import LOGIN_ROUTE, AppState
+from state.base import LOGIN_ROUTE, SESSION_COOKIE, AppState
 from tests.support.stores import PASSWORD
 
 RX_APP = app_module.app
@@ -142,21 +142,33 @@ class CraftedClient:
         return out
 
     async def connect(
-        self, cookie: str, path: str = LOGIN_ROUTE, user_agent: str = "crafted/1.0", forwarded_for: str = "1.2.3.4"
+        self,
+        cookie: str | None,
+        path: str = LOGIN_ROUTE,
+        user_agent: str = "crafted/1.0",
+        forwarded_for: str = "1.2.3.4",
+        handshake_cookie: str | None = None,
+        hydrate: bool = True,
     ) -> Outcome:
+        """Like a browser: the session cookie goes both in the handshake's Cookie header and in the boot
+        event's vars. `handshake_cookie` overrides the header's value ("" sends no cookie at all); `cookie`
+        None leaves the session var out of the boot event; `hydrate=False` sends no boot event at all (a crafted
+        client replaying a tab token keeps the server's state as the tab left it)."""
+        sent_cookie = (cookie or "") if handshake_cookie is None else handshake_cookie
+        headers = [(b"user-agent", user_agent.encode()), (b"x-forwarded-for", forwarded_for.encode())]
+        if sent_cookie:
+            headers.append((b"cookie", f"{SESSION_COOKIE}={sent_cookie}".encode()))
         environ = {
             "QUERY_STRING": f"token={self.token}",
-            "asgi.scope": {
-                "headers": [(b"user-agent", user_agent.encode()), (b"x-forwarded-for", forwarded_for.encode())],
-                "client": (self.ip, 40000),
-            },
+            "asgi.scope": {"headers": headers, "client": (self.ip, 40000)},
         }
+        boot_vars = {} if cookie is None else {f"{AppState.get_full_name()}.session_secret": cookie}
         boot = {
             "name": event_name(State, "hydrate_and_load"),
-            "payload": {"vars": {f"{AppState.get_full_name()}.session_secret": cookie}},
+            "payload": {"vars": boot_vars},
             "router_data": {"pathname": path, "query": {}, "asPath": path},
         }
-        await self.ns.on_connect(self.sid, environ, auth={"event": boot})
+        await self.ns.on_connect(self.sid, environ, auth={"event": boot} if hydrate else None)
         await settle()
         return self.take()
 

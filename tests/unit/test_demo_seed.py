@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from app.db import make_engine
 from app.migrate import upgrade_to_head
 from app.models import Channel, Contact, ContactIdentity, ContactList, ListMembership, Segment, Template
-from app.services.demo_seed import seed_demo
+from app.services.demo_seed import is_fiction_number, seed_demo
 
 TABLES = (Channel, Template, Contact, ContactIdentity, ContactList, ListMembership, Segment)
 
@@ -94,11 +94,16 @@ def test_contacts_and_identities(engine, seeded):
     by_type: dict[str, list[ContactIdentity]] = {}
     for ident in identities:
         by_type.setdefault(ident.channel_type, []).append(ident)
+    failing_on_purpose = ("+447700900000", "+447700900001", "+33639980000")  # Ofcom / Arcep fiction, invalid
     for ident in by_type["whatsapp"] + by_type["sms"]:
         number = phonenumbers.parse(ident.address)
         assert ident.address.startswith("+")
+        assert is_fiction_number(ident.address), ident.address  # never a real subscriber's range (issue 13)
+        if ident.address in failing_on_purpose:
+            continue
         assert phonenumbers.is_valid_number(number), ident.address
-        assert phonenumbers.region_code_for_number(number) == contacts[ident.contact_id].country
+        if phonenumbers.region_code_for_number(number) == "AU":  # ACMA's list is for Australians
+            assert contacts[ident.contact_id].country == "AU"
 
     assert by_type["instagram"] and all(i.address.startswith("ig_") for i in by_type["instagram"])
     assert by_type["messenger"] and all(i.address.startswith("psid_") for i in by_type["messenger"])
@@ -112,7 +117,9 @@ def test_contacts_and_identities(engine, seeded):
     # Exactly three numbers trigger the Sandbox's simulated failures, all reachable on WhatsApp.
     failing = [i for i in by_type["whatsapp"] + by_type["sms"] if i.address.endswith(("0000", "0001"))]
     assert sorted(i.address[-4:] for i in failing) == ["0000", "0000", "0001"]
+    assert sorted(i.address for i in failing) == sorted(failing_on_purpose)
     assert all(i.channel_type == "whatsapp" and i.subscribed for i in failing)
+    assert all(contacts[i.contact_id].country == ("FR" if i.address.startswith("+33") else "GB") for i in failing)
 
 
 def test_lists_and_segments(engine, seeded):

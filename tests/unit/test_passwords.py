@@ -64,13 +64,27 @@ def test_too_long_refused():
         check_password_rules("x" * 257)
 
 
-@pytest.mark.parametrize("password", ["x" * MIN_LENGTH, "x" * 256, "correct horse battery"])
+@pytest.mark.parametrize("password", ["kq7-vz2m-plw9"[:MIN_LENGTH], "kq7vz2-" * 36 + "abcd", "correct horse battery"])
 def test_acceptable_lengths(password):
+    assert MIN_LENGTH <= len(password) <= 256
     check_password_rules(password)
 
 
-def test_min_length_is_at_least_ten():
-    assert passwords.MIN_LENGTH >= 10
+def test_min_length_is_at_least_twelve():
+    assert passwords.MIN_LENGTH >= 12
+
+
+@pytest.mark.parametrize("password", ["123qweasdzxc", "QWERTY123456", "leavemealone"])
+def test_common_passwords_from_the_shipped_breach_list_refused(password):
+    assert password.lower() in passwords.COMMON_PASSWORDS  # the list zxcvbn ships, not one of ours
+    with pytest.raises(ValueError, match="most common passwords"):
+        check_password_rules(password)
+
+
+@pytest.mark.parametrize("password", ["password1234", "Password2024!", "x" * 12, "qwertyuiop[]", "smithsmith12"])
+def test_easily_guessed_passwords_refused(password):
+    with pytest.raises(ValueError, match="most common passwords|too easy to guess"):
+        check_password_rules(password, email="ana.smith@example.com")
 
 
 def test_generated_passwords_are_random_and_pass_the_rules():

@@ -8,7 +8,7 @@ import pytest
 from app.services.sending.claims import Claimed
 from app.services.sending.config import SendingConfig
 from app.services.sending.lifecycle import SendingError, to_utc
-from app.services.sending.outcomes import backoff_delay, classify_error, error_ratio_reason
+from app.services.sending.outcomes import backoff_delay, classify_error, error_ratio_reason, stop_reason
 from app.timeutil import utcnow
 from app.whatsapp.errors import WhatsAppApiError, WhatsAppError, classify
 
@@ -50,6 +50,25 @@ def test_rate_limited_goes_back_without_using_an_attempt():
 def test_campaign_stopping_errors_leave_the_row_to_be_sent_on_resume():
     o = classify_error(row(), error(190, http_status=401, title="Access token has expired"), CONFIG, NOW)
     assert o.kind == "requeue"
+
+
+def test_server_trouble_on_the_last_attempt_waits_during_an_outage():
+    trouble = error(131000, http_status=500, title="Something went wrong")
+    assert classify_error(row(3), trouble, CONFIG, NOW, outage_s=0.0).kind == "failed"  # this row alone fails
+    waits = classify_error(row(3), trouble, CONFIG, NOW, outage_s=30.0)
+    assert waits.kind == "requeue" and waits.next_attempt_at > NOW  # Meta's incident: the attempt is given back
+
+
+def test_server_trouble_past_the_outage_bound_requeues_for_the_pause():
+    config = SendingConfig(max_attempts=3, outage_pause_s=60)
+    o = classify_error(row(1), error(131016, http_status=503, title="Service unavailable"), config, NOW, 61.0)
+    assert o.kind == "requeue"
+
+
+def test_template_wide_errors_keep_the_row_and_pause():
+    exc = error(132015, title="Template is paused")
+    assert classify_error(row(), exc, CONFIG, NOW).kind == "requeue"
+    assert "#132015" in stop_reason(exc) and "resume" in stop_reason(exc)
 
 
 def test_ambiguous_is_unknown_never_retried():

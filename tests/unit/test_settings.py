@@ -51,6 +51,7 @@ def test_production_refuses_sqlite_unless_insisted(clean_env, monkeypatch):
     with pytest.raises(SettingsError, match="DATABASE_URL"):
         load_settings()
     monkeypatch.setenv("HUBCAST_ALLOW_SQLITE", "1")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")  # production needs one (issue 13 item 11)
     assert load_settings().is_sqlite
 
 

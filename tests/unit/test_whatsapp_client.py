@@ -115,8 +115,8 @@ def test_send_without_components_or_callback_data_omits_them():
                 error_data={"details": "template name (x) does not exist in en_US"},
             ),
             132001,
-            "permanent",
-            None,
+            "stop_campaign",
+            "template_paused",
         ),
         (graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token"), 190, "stop_campaign", None),
         (graph_error(400, 131056, "(#131056) pair rate limit hit"), 131056, "retryable", "recipient_only_backoff"),
@@ -140,13 +140,36 @@ def test_graph_errors_are_parsed_and_classified(response, code, kind, flag):
         assert exc.error.details == "template name (x) does not exist in en_US"
 
 
-def test_http_429_and_non_json_5xx_are_retryable():
+def test_http_429_is_retryable_after_metas_wait_and_non_json_500_is_retried():
     with pytest.raises(WhatsAppApiError) as info:
         send(make_client(lambda r: httpx.Response(429, headers={"Retry-After": "3"}, text="slow down")))
     assert info.value.retryable and info.value.classification.rate_limited and info.value.retry_after == 3.0
     with pytest.raises(WhatsAppApiError) as info:
-        send(make_client(lambda r: httpx.Response(502, text="<html>bad gateway</html>")))
-    assert info.value.retryable and info.value.title == "HTTP 502" and "bad gateway" in info.value.error.details
+        send(make_client(lambda r: httpx.Response(500, text="<html>oops</html>")))
+    assert info.value.retryable and not info.value.ambiguous and info.value.title == "HTTP 500"
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_gateway_error_without_a_graph_body_is_ambiguous_never_resent(status):
+    # Issue 12 point 10: the proxy in front of Meta forwarded the request and lost its answer.
+    with pytest.raises(WhatsAppApiError) as info:
+        send(make_client(lambda r: httpx.Response(status, text="<html>bad gateway</html>")))
+    assert info.value.ambiguous and f"HTTP {status}" in info.value.title
+
+
+def test_gateway_error_with_a_graph_body_is_metas_answer():
+    with pytest.raises(WhatsAppApiError) as info:
+        send(make_client(lambda r: graph_error(502, 131000, "(#131000) Something went wrong")))
+    assert not info.value.ambiguous and info.value.classification.server_trouble
+
+
+def test_business_use_case_usage_header_gives_the_wait():
+    usage = json.dumps({"2222": [{"type": "whatsapp_business_management", "estimated_time_to_regain_access": 2}]})
+    with pytest.raises(WhatsAppApiError) as info:
+        response = graph_error(400, 80007, "(#80007) Rate limit issues")
+        response.headers["X-Business-Use-Case-Usage"] = usage
+        send(make_client(lambda r: response))
+    assert info.value.classification.rate_limited and info.value.retry_after == 120.0
 
 
 def raising(exc: Exception):

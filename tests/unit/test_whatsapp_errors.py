@@ -42,22 +42,23 @@ def err(code, http_status=400, **kw):
         (131026, 400, PERMANENT),
         (131047, 400, PERMANENT),
         (131051, 400, PERMANENT),
-        (132000, 400, PERMANENT),
-        (132001, 404, PERMANENT),
-        (132012, 400, PERMANENT),
         (131050, 400, PERMANENT),
         (100, 400, PERMANENT),
         (131008, 400, PERMANENT),
         (131009, 400, PERMANENT),
         (132005, 400, PERMANENT),
-        (132007, 400, PERMANENT),
-        (132015, 400, PERMANENT),
-        (132016, 400, PERMANENT),
         (131049, 400, PERMANENT),
         (132018, 400, PERMANENT),
         # unknown codes (131001/131002 are not Meta codes) default to permanent: never resend blindly
         (131001, 400, PERMANENT),
         (131002, 400, PERMANENT),
+        # template-wide (issue 12): pause the campaign, keep the rows
+        (132000, 400, STOP_CAMPAIGN),
+        (132001, 404, STOP_CAMPAIGN),
+        (132007, 400, STOP_CAMPAIGN),
+        (132012, 400, STOP_CAMPAIGN),
+        (132015, 400, STOP_CAMPAIGN),
+        (132016, 400, STOP_CAMPAIGN),
         (123456, 400, PERMANENT),
         (None, 400, PERMANENT),
         # everyone else would fail the same way
@@ -94,9 +95,33 @@ def test_marketing_opt_out_fails_and_unsubscribes():
     assert c.permanent and c.unsubscribe_contact
 
 
-@pytest.mark.parametrize("code", [132000, 132001, 132012, 132015, 132016])
-def test_template_problems_are_flagged(code):
-    assert classify(err(code)).template_issue
+@pytest.mark.parametrize("code", [132000, 132001, 132007, 132012, 132015, 132016])
+def test_template_wide_problems_pause_and_keep_the_row(code):
+    c = classify(err(code))
+    assert c.template_issue and c.template_paused and c.stops_campaign
+
+
+@pytest.mark.parametrize("code", [132005, 132018])
+def test_recipient_template_problems_fail_only_that_row(code):
+    c = classify(err(code))
+    assert c.template_issue and c.permanent and not c.template_paused
+
+
+@pytest.mark.parametrize(("code", "status"), [(131000, 400), (131016, 503), (1, 500), (None, 502), (999999, 500)])
+def test_meta_failing_is_server_trouble(code, status):
+    c = (
+        classify(err(code, http_status=status))
+        if code is not None
+        else classify(WhatsAppError(None, "x", http_status=502))
+    )
+    assert c.retryable and c.server_trouble
+
+
+def test_throttles_are_not_server_trouble():
+    for code in (4, 80007, 130429):
+        c = classify(err(code))
+        assert c.rate_limited and not c.server_trouble
+    assert classify(err(131056)).recipient_only_backoff
 
 
 def test_wrong_phone_number_id_stops_the_campaign():

@@ -40,7 +40,7 @@ def create_user(
     if password is None:
         password = generated = generate_password()
     try:
-        check_password_rules(password)
+        check_password_rules(password, email=email)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     if session.exec(select(User).where(User.email == email)).first() is not None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.services.audiences import uploads
 from app.services.audiences.csv_scan import (
     MAX_INVALID_ROWS_KEPT,
     SAMPLE_ROWS,
@@ -156,8 +157,22 @@ def _run(
     """Range 0 here, the others in fresh interpreters (`python -m app.services.audiences.csv_parallel`), one per range.
 
     Fresh processes rather than a fork of this one: the app calls us from a thread of an asyncio server,
-    whose locks and open database connections a forked child would inherit."""
-    tmp_dir = tempfile.gettempdir()
+    whose locks and open database connections a forked child would inherit.
+
+    Part files go to a private scratch folder under the upload dir (removed with whatever a killed worker
+    left in it), never the system temp dir (issue 13 item 13)."""
+    with uploads.scratch_dir() as scratch:
+        return _run_in(path, header_bytes, ranges, size, on_progress, str(scratch))
+
+
+def _run_in(
+    path: Path,
+    header_bytes: bytes,
+    ranges: list[tuple[int, int, int]],
+    size: int,
+    on_progress: Callable[[int, int], None] | None,
+    tmp_dir: str,
+) -> list[_Part]:
     children = []
     try:
         for start, end, line in ranges[1:]:

@@ -10,7 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +23,8 @@ from app.settings import get_settings
 
 CHUNK_BYTES = 1024 * 1024
 STALE_AFTER_S = 24 * 3600  # an import preview nobody confirmed within a day is dropped
+AUDIENCE_PURPOSE = "audiences"  # campaign audiences (app.services.campaigns.drafts.UPLOAD_PURPOSE)
+SCRATCH_PURPOSE = "tmp"  # short-lived working copies (the parallel CSV check's part files)
 
 
 class UploadRefused(ValueError):
@@ -37,6 +43,19 @@ def _folder(purpose: str) -> Path:
     folder = get_settings().upload_dir / purpose
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A private folder (0700, under the upload dir) for working copies of an upload, removed with everything
+    in it on exit. Never the system temp dir: that is shared with every other program on the machine, and a
+    process killed midway would leave people's phone numbers there."""
+    root = _folder(SCRATCH_PURPOSE)
+    path = Path(tempfile.mkdtemp(prefix="csv-check-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _limit_text(limit: int) -> str:

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.domain.variables import CONTACT_FIELDS, placeholder_label
+from app.domain.whatsapp_markup import business_name, profile_initials
 from app.models import AudienceUpload, Campaign, Channel, Template, User
 from app.services import access
 from app.services.audiences import lists as lists_service
@@ -30,6 +31,7 @@ from app.services.campaigns import drafts
 from app.services.campaigns.design_preview import design_preview
 from app.services.campaigns.trial_send import latest_status
 from app.services.sending.lifecycle import SendingError
+from app.services.sending.review_limits import limits_review
 from app.whatsapp.components import template_variables
 
 FIXED_TEXT = "__text__"  # the "same text for everyone" choice of a variable's source
@@ -59,12 +61,15 @@ class DraftView:
     summary: dict[str, str] = field(default_factory=dict)  # the audience summary of step 1 ({"error"} if gone)
     field_options: list[str] = field(default_factory=list)  # contact fields / file columns a variable may use
     template_options: list[dict[str, str]] = field(default_factory=list)
+    unfillable_templates: list[dict[str, str]] = field(default_factory=list)  # {"name", "reason"}: not offered
     variables: list[dict[str, str]] = field(default_factory=list)  # {key, label, component, ref, fallback, example}
     components: list[dict] = field(default_factory=list)  # the chosen template's components (for the preview)
     samples: list[dict] = field(default_factory=list)  # {"address", "values", ...} of the first recipients
     skipped: int = 0
     review: dict[str, str] = field(default_factory=dict)
     mapping_rows: list[dict[str, str]] = field(default_factory=list)
+    business_name: str = ""  # the channel's WhatsApp display name, shown atop the preview
+    business_initials: str = ""
 
 
 def wizard_options(*, session: Session, actor: User | None) -> WizardOptions:
@@ -161,10 +166,17 @@ def _summary(session: Session, actor: User | None, campaign: Campaign, view: Dra
 def _design(session: Session, actor: User | None, campaign: Campaign, view: DraftView) -> None:
     if not campaign.channel_id:
         return
+    channel = session.get(Channel, campaign.channel_id)
+    if channel is not None:
+        view.business_name = business_name(channel.display_name, channel.name)
+        view.business_initials = profile_initials(view.business_name)
     view.template_options = [
         {"id": str(t.id), "name": f"{t.name} · {t.language}"}
         for t in drafts.sendable_templates(session=session, actor=actor, channel_id=campaign.channel_id)
     ]
+    view.unfillable_templates = drafts.unfillable_templates(
+        session=session, actor=actor, channel_id=campaign.channel_id
+    )
     template = session.get(Template, campaign.template_id) if campaign.template_id else None
     if template is None:
         return
@@ -198,6 +210,8 @@ def _review(session: Session, campaign: Campaign, view: DraftView) -> None:
         "reach": view.summary.get("reach", "0"),
         "channel": channel.name if channel else "—",
         "template": f"{template.name} · {template.language}" if template else "—",
+        # Meta's daily messaging limit and the frequency cap, counted before sending (issue 12)
+        **limits_review(session, campaign, _count(view.summary.get("reach", "0"))),
     }
     view.mapping_rows = [
         {
@@ -207,6 +221,13 @@ def _review(session: Session, campaign: Campaign, view: DraftView) -> None:
         }
         for v in view.variables
     ]
+
+
+def _count(text: str) -> int:
+    try:
+        return int(str(text).replace(",", ""))
+    except ValueError:
+        return 0
 
 
 def mapping_from_rows(rows: list[dict[str, str]], audience_kind: str) -> dict[str, dict[str, str]]:

@@ -23,6 +23,7 @@ from app.domain import permissions as perm
 from app.domain.campaign_status import DRAFT
 from app.domain.readiness import STEP_STAGES, messages
 from app.domain.template_rules import SENDABLE_STATUSES
+from app.domain.template_support import unsendable_reason
 from app.domain.variables import CONTACT_FIELDS, SOURCES, placeholder_label
 from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template, User
 from app.services.access import get_or_raise, require
@@ -260,6 +261,8 @@ def _sendable_template(session: Session, campaign: Campaign, template_id: Any) -
         raise CampaignError(f"The template “{template.name}” belongs to another channel; choose the channel first.")
     if template.status not in SENDABLE_STATUSES:
         raise CampaignError(f"The template “{template.name}” is not approved by WhatsApp (status {template.status}).")
+    if reason := unsendable_reason(template.components):
+        raise CampaignError(f"“{template.name}”: {reason}")
     return template
 
 
@@ -378,7 +381,7 @@ def step_problems(*, session: Session, actor: User | None, campaign_id: Any, ste
 
 
 def sendable_templates(*, session: Session, actor: User | None, channel_id: Any) -> list[Template]:
-    """APPROVED templates of the channel, by name then language."""
+    """APPROVED templates of the channel that Hubcast can fill (`template_support`), by name then language."""
     require(session, actor, perm.CAMPAIGNS_VIEW)
     if channel_id in (None, ""):
         return []
@@ -388,7 +391,26 @@ def sendable_templates(*, session: Session, actor: User | None, channel_id: Any)
         .where(Template.channel_id == cid, Template.status.in_(tuple(SENDABLE_STATUSES)))
         .order_by(Template.name, Template.language)
     )
-    return list(session.exec(query).all())
+    return [t for t in session.exec(query).all() if not unsendable_reason(t.components)]
+
+
+def unfillable_templates(*, session: Session, actor: User | None, channel_id: Any) -> list[dict[str, str]]:
+    """APPROVED templates of the channel the wizard does not offer because Hubcast cannot fill them, with
+    the reason (the wizard says so, so nobody wonders where a template went)."""
+    require(session, actor, perm.CAMPAIGNS_VIEW)
+    if channel_id in (None, ""):
+        return []
+    cid = _int(channel_id, "Choose a channel.")
+    query = (
+        select(Template)
+        .where(Template.channel_id == cid, Template.status.in_(tuple(SENDABLE_STATUSES)))
+        .order_by(Template.name, Template.language)
+    )
+    return [
+        {"name": f"{t.name} · {t.language}", "reason": reason}
+        for t in session.exec(query).all()
+        if (reason := unsendable_reason(t.components))
+    ]
 
 
 def usable_channels(*, session: Session, actor: User | None) -> list[Channel]:

@@ -18,17 +18,18 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from app.domain import permissions as perm
-from app.domain.campaign_status import DRAFT, SCHEDULED, SENDING, STATUS_LABELS
+from app.domain.campaign_status import DRAFT, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
 from app.models import Campaign, CampaignRecipient, Channel, Template
 from app.services.access import get_or_raise, require
 from app.services.audiences.csv_reader import export_safe
 from app.services.paging import Page, fmt_time, paging
+from app.services.sending.quota import waiting_for_quota
 from app.timeutil import utcnow
 
 LIVE_STATUSES = (SENDING, SCHEDULED)
 # Delivery and read receipts keep arriving after the last message went out: keep pages live that long.
 RECENT_ACTIVITY = timedelta(minutes=2)
-RECIPIENT_FILTERS = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped")
+RECIPIENT_FILTERS = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped", "limited")
 EXPORT_COLUMNS = [
     "number",
     "status",
@@ -68,6 +69,7 @@ def progress(c: Campaign) -> dict:
         "read": read,
         "failed": c.failed_count,
         "unknown": c.unknown_count,
+        "limited": c.limited_count,  # "limited by WhatsApp" (131049): not a failure; a later campaign may retry
         "replied": c.replied_count,
         "queued": c.queued_count,
         "progress": int(done * 100 / total) if total else 0,
@@ -76,6 +78,7 @@ def progress(c: Campaign) -> dict:
         "read_rate": _pct(read, total),
         "failed_rate": _pct(c.failed_count, total),
         "unknown_rate": _pct(c.unknown_count, total),
+        "limited_rate": _pct(c.limited_count, total),
         "replied_rate": _pct(c.replied_count, total),
         "waiting_note": f"{c.queued_count:,} waiting to send" if c.queued_count else "none waiting",
     }
@@ -119,7 +122,19 @@ def campaign_summary(*, session: Session, actor, campaign_id) -> dict:
         "pause_reason": c.pause_reason,
         "live": is_live(c),
         **progress(c),
+        "quota_note": _quota_note(session, c),
     }
+
+
+def _quota_note(session: Session, c: Campaign) -> str:
+    """The live "N waiting for quota: the next go out at ..." while rows wait for Meta's daily messaging limit."""
+    if c.status not in (SENDING, PAUSED) or not c.queued_count:
+        return ""
+    waiting, next_at = waiting_for_quota(session, c.id)
+    if not waiting:
+        return ""
+    when = f"{next_at:%Y-%m-%d %H:%M:%S} UTC" if next_at else "soon"
+    return f"{waiting:,} waiting for quota (daily messaging limit): the next go out at {when}"
 
 
 def _recipient_query(campaign_id: int, status: str, search: str):

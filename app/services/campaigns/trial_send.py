@@ -222,7 +222,7 @@ def plain_error(exc: WhatsAppApiError) -> str:
         )
     if error.code == 190 or error.http_status == 401:
         return f"WhatsApp refused the channel's access token; reconnect the channel in Channels. ({meta})"
-    if c.stops_campaign:
+    if c.stops_campaign and not c.template_paused:  # template-wide codes stop a campaign too (issue 12)
         return (
             f"WhatsApp refused to send from this channel; a campaign would be refused the same way. "
             f"Check the channel in WhatsApp Manager. ({meta})"

@@ -28,11 +28,12 @@ from app.domain import permissions as perm
 from app.models import Campaign, Channel, User
 from app.services.access import get_or_raise, require
 from app.services.accounts import audit
+from app.services.channels import messaging_limit
 from app.services.paging import fmt_time
-from app.settings import get_settings
+from app.settings import channel_api_hosts, get_settings
 from app.timeutil import utcnow
 from app.whatsapp.client import CloudApiClient
-from app.whatsapp.errors import WhatsAppApiError
+from app.whatsapp.errors import META_ERROR_TITLES, WhatsAppApiError
 
 KIND_CLOUD, KIND_SANDBOX = "whatsapp_cloud", "sandbox"
 CONNECTED, DISCONNECTED, ERROR = "connected", "disconnected", "error"
@@ -56,6 +57,16 @@ T = TypeVar("T")
 
 class ChannelError(ValueError):
     """Bad input or an impossible operation; the message is shown to the admin as is."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failed connection test, told twice: `public` in Hubcast's own words (code, HTTP status, what failed),
+    shown to every role on the Channels page; `detail` with what the host answered (Meta's message, or a raw
+    body when it was not a WhatsApp API error), for admins only: a body is whatever that host chose to send."""
+
+    public: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,19 @@ def describe_api_error(exc: WhatsAppApiError) -> str:
     return str(exc.error)[:500]
 
 
+def public_api_error(exc: WhatsAppApiError) -> str:
+    """The same failure in Hubcast's words only (no text from the response): safe for every role."""
+    error = exc.error
+    if error.code is not None:
+        # Meta's table calls #190 "expired"; a wrong token answers it too.
+        title = "Access token invalid or expired" if error.code == 190 else META_ERROR_TITLES.get(error.code, "")
+        title = title or "Error from the WhatsApp API"
+        return f"#{error.code} {title}" + (f" (HTTP {error.http_status})" if error.http_status else "")
+    if error.http_status:
+        return f"HTTP {error.http_status}: the API host's answer was not a WhatsApp API answer."
+    return "Timeout: the API host did not answer." if error.title == "Timeout" else "Connection error: no answer."
+
+
 def webhook_url(public_url: str | None = None) -> str:
     return (public_url or get_settings().public_url).rstrip("/") + WEBHOOK_PATH
 
@@ -165,7 +189,35 @@ def validate_api_base_url(url: str) -> str:
         raise ChannelError("The API base URL has an invalid port.") from None
     if len(url) > 255:
         raise ChannelError("The API base URL is too long (at most 255 characters).")
+    if not host_allowed(url):
+        raise ChannelError(
+            f"The API base URL must be Meta's Graph host ({DEFAULT_API_BASE_URL}) or this install's Sandbox "
+            f"({get_settings().sandbox_url}); an operator can allow other hosts with HUBCAST_CHANNEL_API_HOSTS."
+        )
     return url
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def host_allowed(url: str) -> bool:
+    """Whether a channel's access token may be sent to `url`: Meta's Graph host, the configured Sandbox, or an
+    origin the operator listed in HUBCAST_CHANNEL_API_HOSTS (`http://127.0.0.1:*` allows any port). The token
+    is a bearer credential for the business's WhatsApp account: sent anywhere else, it is stolen."""
+    scheme, host, port = _origin(url)
+    for allowed in (DEFAULT_API_BASE_URL, get_settings().sandbox_url, *channel_api_hosts()):
+        any_port = allowed.endswith(":*")
+        a_scheme, a_host, a_port = _origin(allowed.removesuffix(":*"))
+        if (scheme, host) == (a_scheme, a_host) and (any_port or port == a_port):
+            return True
+    return False
 
 
 def _parse_form(form: Any, *, creating: bool) -> tuple[dict[str, Any], dict[str, str], list[str]]:
@@ -291,6 +343,13 @@ def update_channel(*, session: Session, actor: User, channel_id: Any, form: Mapp
         is not None
     ):
         errors.append(f"Phone number ID {fields['phone_number_id']} is already connected as another channel.")
+    if not errors and fields["api_base_url"] != channel.api_base_url and "access_token" not in given:
+        # The stored token only ever goes to the host it was typed for: a new host needs it typed again,
+        # so whoever moves the channel proves they hold the token instead of exporting it.
+        errors.append(
+            "Enter the access token again: the API base URL changed, and the stored token is only ever sent "
+            "to the host it was entered for."
+        )
     if errors:
         raise ChannelError(" ".join(errors))
     changed = [k for k, v in fields.items() if getattr(channel, k) != v]
@@ -326,7 +385,7 @@ def disconnect_channel(*, session: Session, actor: User, channel_id: Any) -> Dis
         .where(Campaign.channel_id == channel.id, Campaign.status.in_(_ACTIVE_CAMPAIGN_STATES))
     ).one()
     channel.status, channel.updated_at = DISCONNECTED, utcnow()
-    channel.last_error = "Disconnected by an admin."
+    channel.last_error, channel.last_error_detail = "Disconnected by an admin.", ""
     session.add(channel)
     audit.record(
         session=session,
@@ -339,27 +398,25 @@ def disconnect_channel(*, session: Session, actor: User, channel_id: Any) -> Dis
     return DisconnectResult(channel, int(active))
 
 
-async def _probe(channel: SimpleNamespace) -> tuple[dict, str]:
-    """(phone number info, "") or ({}, problem). Also lists one template page: a wrong WABA id would
+async def _probe(channel: SimpleNamespace) -> tuple[dict, Problem | None]:
+    """(phone number info, None) or ({}, problem). Also lists one template page: a wrong WABA id would
     otherwise only show up at the first template sync."""
     async with client_for(channel) as client:
         info = await client.get_phone_number()
         if str(info.get("id") or channel.phone_number_id) != channel.phone_number_id:
-            return info, f"Meta answered for phone number ID {info.get('id')}, not {channel.phone_number_id}."
+            text = f"Meta answered for phone number ID {str(info.get('id'))[:64]}, not {channel.phone_number_id}."
+            return info, Problem(f"Meta answered for another phone number ID than {channel.phone_number_id}.", text)
         pages = client.template_pages(limit=1)
         try:
             await pages.__anext__()
         except StopAsyncIteration:
             pass
         except WhatsAppApiError as exc:
-            return (
-                info,
-                f"The phone number works, but WhatsApp Business Account ID "
-                f"{channel.business_account_id} does not: {describe_api_error(exc)}",
-            )
+            lead = f"The phone number works, but WhatsApp Business Account ID {channel.business_account_id} does not: "
+            return info, Problem(lead + public_api_error(exc), lead + describe_api_error(exc))
         finally:
             await pages.aclose()
-        return info, ""
+        return info, None
 
 
 def test_connection(*, session: Session, actor: User, channel_id: Any) -> ConnectionResult:
@@ -368,17 +425,34 @@ def test_connection(*, session: Session, actor: User, channel_id: Any) -> Connec
     actor = require(session, actor, perm.CHANNELS_MANAGE)
     channel = _channel(session, channel_id)
     facts = connection_facts(channel)
-    try:
-        info, problem = run_async(lambda: _probe(facts))
-    except WhatsAppApiError as exc:
-        info, problem = {}, describe_api_error(exc)
-    ok = not problem
+    if not host_allowed(facts.api_base_url):  # stored before the host rule, or the operator's list shrank
+        info, problem = (
+            {},
+            Problem(
+                "The API base URL is not an allowed host; edit the channel.",
+                f"{facts.api_base_url} is not Meta's Graph host, this install's Sandbox or in HUBCAST_CHANNEL_API_HOSTS: "
+                "the access token is not sent there. Edit the channel (and type its token again).",
+            ),
+        )
+    else:
+        try:
+            info, problem = run_async(lambda: _probe(facts))
+        except WhatsAppApiError as exc:
+            info, problem = {}, Problem(public_api_error(exc), describe_api_error(exc))
+    ok = problem is None
     channel.last_checked_at = utcnow()
     channel.status = CONNECTED if ok else ERROR
-    channel.last_error = "" if ok else problem[:500]
+    channel.last_error = "" if ok else problem.public[:500]
+    channel.last_error_detail = "" if ok else problem.detail[:1000]
     display = str(info.get("display_phone_number") or "")[:32]
     if display:
         channel.display_phone_number = display
+    # The business name people see in WhatsApp (Meta's verified name): the message preview shows it.
+    verified = str(info.get("verified_name") or "").strip()[:120]
+    if ok and verified:
+        channel.display_name = verified
+    if ok:
+        messaging_limit.record_from_phone_info(session, channel, info)
     session.add(channel)
     audit.record(
         session=session,
@@ -387,9 +461,10 @@ def test_connection(*, session: Session, actor: User, channel_id: Any) -> Connec
         outcome="ok" if ok else "error",
         target_type="channel",
         target_id=channel.id,
-        detail={"name": channel.name, "error": channel.last_error} if not ok else {"name": channel.name},
+        detail={"name": channel.name, "error": channel.last_error_detail} if not ok else {"name": channel.name},
     )
-    message = str(info.get("verified_name") or channel.display_phone_number or channel.name) if ok else problem
+    # The admin who ran the test (channels:manage) reads the host's own words.
+    message = str(info.get("verified_name") or channel.display_phone_number or channel.name) if ok else problem.detail
     return ConnectionResult(ok, channel.status, message, channel.display_phone_number)
 
 
@@ -422,8 +497,10 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
 
 
 def channels_overview(*, session: Session, actor: User) -> list[dict]:
-    """Channel facts safe to show: secrets appear only as whether they are set."""
-    require(session, actor, perm.CHANNELS_VIEW)
+    """Channel facts safe to show: secrets appear only as whether they are set; what an API host answered
+    (the error detail, possibly a raw response body) only to admins, everyone else reads Hubcast's summary."""
+    user = require(session, actor, perm.CHANNELS_VIEW)
+    admin = perm.can(user.role, perm.CHANNELS_MANAGE)
     return [
         {
             "id": c.id,
@@ -436,7 +513,9 @@ def channels_overview(*, session: Session, actor: User) -> list[dict]:
             "api_base_url": c.api_base_url,
             "api_version": c.api_version,
             "status": c.status,
-            "last_error": c.last_error,
+            "last_error": (c.last_error_detail or c.last_error) if admin else c.last_error,
+            "quality": c.quality_rating,  # from Meta's account webhooks (inbound/account_events.py)
+            "account_notice": c.account_notice,
             "mps": c.messages_per_second,
             "token_set": bool(c.access_token),
             "secret_set": bool(c.app_secret),

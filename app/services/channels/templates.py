@@ -26,6 +26,8 @@ from app.domain import permissions as perm
 from app.domain import template_rules as rules
 from app.domain.template_components import template_variables
 from app.domain.template_rules import TemplateDraft, TemplateRuleError
+from app.domain.template_support import unsendable_reason
+from app.domain.whatsapp_markup import business_name, profile_initials
 from app.models import Campaign, Channel, Template, User
 from app.services.access import get_or_raise, require
 from app.services.accounts import audit
@@ -35,6 +37,7 @@ from app.services.channels.channels import (
     client_for,
     connection_facts,
     describe_api_error,
+    public_api_error,
     run_async,
 )
 from app.services.channels.sandbox_channel import sandbox_channel
@@ -126,6 +129,10 @@ def templates_page(
                 "status": t.status,
                 "parameter_format": t.parameter_format,
                 "synced": fmt_time(t.synced_at),
+                "quality": t.quality_score,
+                "status_reason": t.status_reason,
+                # Components Hubcast cannot fill: never offered in the wizard; the reason is shown here.
+                "unsendable": unsendable_reason(t.components),
             }
             for t, ch, kind in rows
         ],
@@ -176,10 +183,16 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
         "language_label": rules.LANGUAGES.get(template.language, template.language),
         "category": template.category,
         "status": template.status,
-        "sendable": template.status in rules.SENDABLE_STATUSES,
+        "sendable": template.status in rules.SENDABLE_STATUSES and not unsendable_reason(components),
+        "unsendable": unsendable_reason(components),
+        "quality": template.quality_score,
+        "status_reason": template.status_reason,
         "parameter_format": template.parameter_format,
         "channel": channel.name if channel else "",
         "sandbox": bool(channel and channel.kind == KIND_SANDBOX),
+        # The preview's sender: the channel's WhatsApp display name and its profile initials.
+        "business": business_name(channel.display_name, channel.name) if channel else "",
+        "initials": profile_initials(business_name(channel.display_name, channel.name)) if channel else "",
         "external_id": template.external_id,
         "synced": fmt_time(template.synced_at),
         "updated": fmt_time(template.updated_at),
@@ -352,7 +365,10 @@ def sync_templates(
     try:
         remote = run_async(lambda: _fetch_all(facts, max(1, min(int(page_size), 1000))))
     except WhatsAppApiError as exc:
-        raise TemplateError(f"Could not list {channel.name}'s templates: {describe_api_error(exc)}") from None
+        # What the host answered (possibly a raw body) only for admins and the operator's CLI (issue 13 item 5).
+        admin = actor is None or perm.can(actor.role, perm.CHANNELS_MANAGE)
+        said = describe_api_error(exc) if admin else public_api_error(exc)
+        raise TemplateError(f"Could not list {channel.name}'s templates: {said}") from None
 
     result = SyncResult(channel=channel.name)
     now = utcnow()
@@ -379,6 +395,8 @@ def sync_templates(
         changed = [f for f in _SYNCED_FIELDS if getattr(template, f) != values[f]]
         for f in changed:
             setattr(template, f, values[f])
+        if "status" in changed:
+            template.status_reason = ""  # a webhook's reason described the status this sync replaces
         template.synced_at = now
         if changed:
             template.updated_at = now

@@ -81,6 +81,7 @@ def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int 
             "kind": (message.kind or "text")[:16],
             "text": message.text or "",
             "context_message_id": context,
+            "payload": (message.payload or "")[:256],  # a quick-reply button's payload: counted per button
             "received_at": message.timestamp or utcnow(),
         },
     ).first()

@@ -12,7 +12,9 @@ Two steps, so the HTTP answer stays fast and no acknowledged event can be lost:
    crash between the two steps only delays: unapplied events are replayed by the next pass.
 
 Matching: by wamid, or — for a row a crash left in `sending`/`unknown` without a wamid — by our
-recipient id carried in `biz_opaque_callback_data` (the wamid is then stored on the row). An event
+recipient id carried in `biz_opaque_callback_data` (the wamid is then stored on the row). Sends carry
+`hc:<campaign>:<row>` (issue 12): the campaign must match too; "123" and "r:123" of rows sent before that
+change are still read. An event
 whose id matches nothing stays unapplied and is matched by a later pass, once the sender stored that
 wamid (a status can arrive before the worker wrote the id of the message it just sent).
 
@@ -21,7 +23,14 @@ Which channel may say what (issue 13, cross-channel forgery): an item is stored 
 otherwise, and the item is refused); a stored status applies only to recipients of campaigns on that
 same channel, and only to rows already posted (`POSTED`: never to a `queued` row, which a forged
 `failed` would otherwise stop from being sent). Wamids and our recipient ids are guessable, the
-channel's secret is not.
+channel's secret is not. Refused items are kept as rejected (an audit row `webhook.rejected`), never
+applied; events that never match a recipient (an unknown wamid) are deleted after
+`SendingConfig.orphan_event_retention_s` (by the workers' sweeper, `sending.sweeper.expire_orphan_events`).
+
+A `failed` status is judged with the same table as a send-time error (issue 12, `account_failures`):
+131050 unsubscribes the contact from WhatsApp marketing, template-wide and account-wide codes pause the
+campaign, and every failure counts in the campaign's error ratio (the auto-pause). Any status of a row
+whose send WhatsApp held (`sending.pacing`) releases the campaign's pacing.
 
 Concurrency: the pass holds the write lock from its first read (SQLite `BEGIN IMMEDIATE`; on
 PostgreSQL the matched recipient rows are locked with `FOR UPDATE SKIP LOCKED`), so a sending worker
@@ -33,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -55,13 +63,19 @@ from app.domain.campaign_status import (
     SENDING,
     recipient_moves_forward,
 )
-from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
+from app.domain.messaging_limits import failure_status
+from app.models import Campaign, CampaignRecipient, ContactIdentity, WebhookStatusEvent
 from app.services.accounts import audit
 from app.services.campaigns.trial_send import apply_trial_statuses
 from app.services.inbound import opt_out
 from app.services.inbound.inserts import insert_ignoring_duplicates
+from app.services.sending import pacing
 from app.services.sending import progress as campaign_progress
+from app.services.sending.config import sending_config
+from app.services.sending.keys import campaign_id_from_callback, error_stats_key, recipient_id_from_callback
+from app.services.sending.outcomes import error_ratio_reason, pause_campaign_conn
 from app.timeutil import utcnow
+from app.whatsapp.errors import WhatsAppError, classify
 from app.whatsapp.webhooks import StatusUpdate, WebhookEvents
 
 log = logging.getLogger(__name__)
@@ -70,7 +84,6 @@ DEFAULT_BATCH = 500  # per transaction: short enough that a webhook waiting for 
 _TIMESTAMP_FIELD = {R_SENT: "sent_at", R_DELIVERED: "delivered_at", R_READ: "read_at", R_FAILED: "failed_at"}
 # Fold a recipient's events in the order the statuses happen, whatever order they arrived in.
 _ORDER = {R_SENT: 0, R_DELIVERED: 1, R_READ: 2, R_FAILED: 3}
-_CALLBACK = re.compile(r"^(?:[A-Za-z_]+[:=])?(\d{1,18})$")
 
 EVENTS = WebhookStatusEvent.__table__
 RECIPIENTS = CampaignRecipient.__table__
@@ -98,12 +111,6 @@ class ApplyResult:
     events: list[tuple[int | None, str, datetime | None]] = field(default_factory=list)
 
 
-def recipient_id_from_callback(value: str | None) -> int | None:
-    """Our recipient row id from `biz_opaque_callback_data` ("123", or a prefixed "r:123")."""
-    match = _CALLBACK.match((value or "").strip())
-    return int(match.group(1)) if match else None
-
-
 def _status_row(status: StatusUpdate, channel_id: int | None, now: datetime) -> dict:
     error = status.errors[0] if status.errors else None
     return {
@@ -127,11 +134,12 @@ def store_events(session: Session, events: WebhookEvents, channel_for: Callable[
     signed the body and which owns that number, or None, and then the item is refused (not stored)."""
     now = utcnow()
     result = StoreResult()
-    rows = []
+    rows, refused = [], []
     for status in events.statuses:
         channel_id = channel_for(status.phone_number_id)
         if channel_id is None:
             result.refused += 1
+            refused.append(status)
             continue
         rows.append(_status_row(status, channel_id, now))
     result.statuses = len(rows)
@@ -150,7 +158,30 @@ def store_events(session: Session, events: WebhookEvents, channel_for: Callable[
         log.warning(
             "webhook: refused %d item(s) naming a phone number id the signing channel does not own", result.refused
         )
+        _record_refused(session, refused, result.refused)
     return result
+
+
+def _record_refused(session: Session, statuses: list[StatusUpdate], count: int) -> None:
+    """Keep refused items as rejected (one audit row per body, never applied): who sent what for which number."""
+    audit.record(
+        session=session,
+        actor=None,
+        actor_email="whatsapp",
+        action="webhook.rejected",
+        outcome="refused",
+        target_type="channel",
+        target_id="",
+        detail={
+            "reason": "phone number id not owned by a channel whose secret signed the body",
+            "items": count,
+            "phone_number_ids": sorted({s.phone_number_id for s in statuses})[:20],
+            "statuses": [
+                {"id": s.message_id[:128], "status": s.status[:16], "phone_number_id": s.phone_number_id[:32]}
+                for s in statuses[:20]
+            ],
+        },
+    )
 
 
 REJECTED_EXCERPT = 500  # characters of a rejected body kept for whoever investigates it
@@ -219,6 +250,7 @@ _COLUMNS = (
     EVENTS.c.channel_id.label("event_channel_id"),
     RECIPIENTS.c.id.label("rid"),
     RECIPIENTS.c.campaign_id,
+    RECIPIENTS.c.address,
     RECIPIENTS.c.status.label("rstatus"),
     RECIPIENTS.c.message_id.label("rwamid"),
     RECIPIENTS.c.sent_at,
@@ -243,12 +275,19 @@ def _matching(session: Session, limit: int) -> list:
 
     by_wamid = run(select(*_COLUMNS).join(RECIPIENTS, RECIPIENTS.c.message_id == EVENTS.c.message_id))
     by_callback = run(
-        select(*_COLUMNS)
+        select(*_COLUMNS, EVENTS.c.payload)
         .join(RECIPIENTS, RECIPIENTS.c.id == EVENTS.c.recipient_id)
         .where(RECIPIENTS.c.message_id.is_(None))
     )
     seen = {row.id for row in by_wamid}
-    return list(by_wamid) + [row for row in by_callback if row.id not in seen]
+    return list(by_wamid) + [row for row in by_callback if row.id not in seen and _same_campaign(row)]
+
+
+def _same_campaign(row) -> bool:
+    """A namespaced callback names its campaign: a row of another campaign is not the one it means."""
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    named = campaign_id_from_callback(payload.get("biz_opaque_callback_data"))
+    return named is None or named == row.campaign_id
 
 
 def _fold(rows: list, now: datetime) -> dict | None:
@@ -280,7 +319,8 @@ def _fold(rows: list, now: datetime) -> dict | None:
         ):
             new[field_name] = event.provider_timestamp or event.received_at or now
         if recipient_moves_forward(new["status"], event.status):
-            new["status"] = event.status
+            # 131049 (Meta's per-user marketing limit) is its own outcome, "limited", not a failure
+            new["status"] = failure_status(event.error_code) if event.status == R_FAILED else event.status
             if event.status == R_FAILED:
                 error = (event.error_code, event.error_title or "")
     if new == current and error is None:
@@ -331,11 +371,19 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
     for row in rows:
         by_recipient[row.rid].append(row)
     plain, failed = [], []
+    failures: list[Failure] = []
     for recipient_rows in by_recipient.values():
         values = _fold(recipient_rows, now)
         if values is not None:
-            (failed if values.pop("b_has_error") else plain).append(values)
-            result.campaigns.add(recipient_rows[0].campaign_id)
+            first = recipient_rows[0]
+            if values.pop("b_has_error"):
+                failed.append(values)
+                failures.append(
+                    Failure(first.campaign_id, first.address, values["b_error_code"], values["b_error_title"])
+                )
+            else:
+                plain.append(values)
+            result.campaigns.add(first.campaign_id)
     if plain:
         session.execute(
             _UPDATE, [{k: v for k, v in p.items() if k not in ("b_error_code", "b_error_title")} for p in plain]
@@ -350,6 +398,8 @@ def apply_pending_statuses(session: Session, limit: int = DEFAULT_BATCH, *, refr
         )
     result.applied = len(ids)
     result.events = [(row.event_channel_id, row.status, row.received_at) for row in rows]
+    account_failures(session, failures, now)
+    _release_held(by_recipient)
     if refresh:
         refresh_campaigns(session, result.campaigns)
     return result
@@ -368,3 +418,80 @@ def refresh_campaigns(session: Session, campaign_ids: Iterable[int]) -> list[int
         elif campaign_progress.finish_if_done(session, campaign_id):  # refreshes the counters too
             finished.append(campaign_id)
     return finished
+
+
+# --- what a failed status means beyond its row (issue 12) ---------------------------------------
+
+
+@dataclass
+class Failure:
+    campaign_id: int
+    address: str
+    code: int | None
+    title: str
+
+
+def _redis():
+    from app.redis_conn import get_redis  # lazily: applying must work (without pacing) when Redis is away
+
+    return get_redis()
+
+
+def account_failures(session: Session, failures: list[Failure], now: datetime) -> None:
+    """A failed status is classified like a send-time error: 131050 unsubscribes the person from WhatsApp
+    marketing, template-wide and account-wide codes pause the campaign, and each failure counts in the
+    campaign's error ratio, which pauses it past `max_error_ratio` (the job's watcher reads the same figures)."""
+    if not failures:
+        return
+    config = sending_config()
+    unsubscribe, reasons = set(), {}
+    per_campaign: dict[int, int] = defaultdict(int)
+    for f in failures:
+        per_campaign[f.campaign_id] += 1
+        c = classify(WhatsAppError(code=f.code, title=f.title or ""))
+        if c.unsubscribe_contact:
+            unsubscribe.add(f.address)
+        if c.stops_campaign and f.campaign_id not in reasons:
+            label = f"#{f.code} {f.title}".strip() if f.code is not None else (f.title or "an error")
+            what = "the template" if c.template_paused else "the account"
+            reasons[f.campaign_id] = (
+                f"Paused automatically: WhatsApp reported {label} for a message already sent; "
+                f"it concerns {what}, so every other message would fail the same way. Fix it, then resume."
+            )
+    if unsubscribe:
+        ident = ContactIdentity.__table__
+        session.execute(
+            update(ident)
+            .where(
+                ident.c.channel_type == "whatsapp",
+                ident.c.address.in_(sorted(unsubscribe)),
+                ident.c.subscribed.is_(True),
+            )
+            .values(subscribed=False, subscription_changed_at=now)
+        )
+    try:
+        client = _redis()
+        pipe = client.pipeline(transaction=False)
+        for cid, n in per_campaign.items():
+            pipe.hincrby(error_stats_key(cid), "failed", n)
+            pipe.hgetall(error_stats_key(cid))
+        answers = pipe.execute()
+        for i, cid in enumerate(per_campaign):
+            reason = error_ratio_reason(answers[2 * i + 1], config)
+            if reason:
+                reasons.setdefault(cid, reason)
+    except Exception:  # the statuses are applied either way; only the ratio misses them
+        log.warning("webhook: could not count failed statuses in Redis", exc_info=True)
+    connection = session.connection()
+    for cid, reason in reasons.items():
+        pause_campaign_conn(connection, cid, reason, now)
+
+
+def _release_held(by_recipient: dict[int, list]) -> None:
+    by_campaign: dict[int, list[int]] = defaultdict(list)
+    for rid, rows in by_recipient.items():
+        by_campaign[rows[0].campaign_id].append(rid)
+    try:
+        pacing.release(_redis(), by_campaign)
+    except Exception:
+        log.warning("webhook: could not release held sends in Redis", exc_info=True)

@@ -10,6 +10,11 @@ A `BatchRunner` holds one job's state and runs four coroutines on one asyncio lo
   unreachable database keeps them for the next flush, never drops them;
 - `watcher` keeps the job's "alive" key fresh and stops the job within a second when the campaign is
   no longer Sending (pause/cancel) or too many sends failed (the auto-pause).
+WhatsApp's own signals (issue 12) act here too: a throttle cools the whole number down and halves its rate
+(`RateLimiter.throttled`); a send answered "held" stops the claims until its status arrives (`pacing`);
+Meta failing for `outage_pause_s` pauses the campaign with its rows waiting; a template-wide error pauses it
+and re-syncs the template (`template_resync`). Each send carries `hc:<campaign>:<row>` as its
+`biz_opaque_callback_data`, which the status webhooks echo.
 A job stops at its time budget, when told to, or when nothing is due; `job.send_campaign_batch` then
 re-enqueues it if queued rows remain. Several jobs and workers may run the same campaign at once.
 What each failure becomes (retry, requeue, failed, `unknown`, a paused campaign) is `outcomes`' business.
@@ -22,6 +27,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,19 +39,30 @@ from app import metrics_store
 from app.domain.campaign_status import SENDING
 from app.domain.variables import missing_title
 from app.models import Campaign, Channel, Template
+from app.services.sending import pacing
 from app.services.sending.claims import Claimed, campaign_status, claim_rows
 from app.services.sending.config import SendingConfig
-from app.services.sending.keys import POSTED_TTL_S, alive_key, ensure_posted_epoch, error_stats_key, posted_key
+from app.services.sending.keys import (
+    POSTED_TTL_S,
+    alive_key,
+    callback_data,
+    ensure_posted_epoch,
+    error_stats_key,
+    posted_key,
+)
 from app.services.sending.messenger import messenger_for
 from app.services.sending.outcomes import (
     STAT_FOR_KIND,
     Outcome,
     classify_error,
     error_ratio_reason,
+    outage_reason,
     stop_reason,
     store_outcomes,
 )
+from app.services.sending.quota import QuotaGate, hold_rows
 from app.services.sending.rate_limit import RateLimiter, channel_limiter
+from app.services.sending.template_resync import resync_channel_templates
 from app.timeutil import utcnow
 from app.whatsapp.components import MissingVariableError, build_send_components
 from app.whatsapp.errors import WhatsAppApiError
@@ -103,14 +120,18 @@ async def send_one(messenger: Messenger, ctx: SendContext, row: Claimed) -> tupl
         return Outcome(row, "failed", title=missing_title(exc.keys)), None
     try:
         result = await messenger.send_template(
-            row.address, template.name, template.language, components, biz_opaque_callback_data=str(row.id)
+            row.address,
+            template.name,
+            template.language,
+            components,
+            biz_opaque_callback_data=callback_data(ctx.campaign_id, row.id),
         )
     except WhatsAppApiError as exc:
         return classify_error(row, exc, ctx.config, utcnow()), exc
     except Exception as exc:  # a bug or an odd transport failure: the request may have left; never resend
         log.exception("unexpected error sending recipient %s", row.id)
         return Outcome(row, "unknown", title=f"Unexpected error ({type(exc).__name__}); not resent"), None
-    return Outcome(row, "sent", wamid=result.message_id), None
+    return Outcome(row, "sent", wamid=result.message_id, held=result.message_status in pacing.HELD_STATUSES), None
 
 
 class BatchRunner:
@@ -121,6 +142,7 @@ class BatchRunner:
     # Opened by `run()` and closed when it ends:
     aredis: aioredis.Redis
     limiter: RateLimiter
+    quota: QuotaGate
     messenger: Messenger
 
     def __init__(self, engine: Engine, ctx: SendContext, redis_url: str, *, messenger: Messenger | None = None):
@@ -148,6 +170,9 @@ class BatchRunner:
         self.pause_reason = ""
         self.reason_stored = False
         self._given_messenger = messenger
+        self.outage_seen = False  # this job stamped (or saw) a Meta outage: its next success clears it
+        self.outage_cleared_at = float("-inf")  # ... and any job's successes clear a stale stamp once a second
+        self.resync: asyncio.Task | None = None  # the template re-sync after a template-wide error
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + config.job_budget_s
 
@@ -161,6 +186,7 @@ class BatchRunner:
         config, cid = self.config, self.cid
         self.aredis = aioredis.Redis.from_url(self.redis_url)
         self.limiter = channel_limiter(self.aredis, self.ctx.channel, config)
+        self.quota = QuotaGate(self.engine, self.ctx.channel)
         self.messenger = self._given_messenger or messenger_for(
             self.ctx.channel, timeout=config.request_timeout_s, max_connections=config.concurrency
         )
@@ -172,6 +198,8 @@ class BatchRunner:
             await asyncio.gather(self.feeder(), self.pacer())
         finally:
             watcher_task.cancel()
+            if self.resync is not None:
+                await asyncio.gather(self.resync, return_exceptions=True)
             self.done.set()
             await asyncio.gather(watcher_task, flusher_task, return_exceptions=True)
             patience = self.loop.time() + _FINAL_STORE_PATIENCE_S
@@ -195,6 +223,9 @@ class BatchRunner:
             first = True
             while not self.stop.is_set() and (first or self.loop.time() < self.deadline):
                 first = False  # a job always does at least one claim, however small its budget
+                await self._wait_while_held()
+                if self.stop.is_set():
+                    break
                 t = time.perf_counter()
                 try:
                     rows = await asyncio.to_thread(claim_rows, self.engine, self.cid, self.claim_size, utcnow())
@@ -206,13 +237,42 @@ class BatchRunner:
                 if not rows:
                     break
                 self.stats.claimed += len(rows)
+                rows, over_quota = await self.admit_within_quota(rows)
                 for i, row in enumerate(rows):
                     if self.stop.is_set():
                         self.results.extend(Outcome(r, "requeue") for r in rows[i:])
                         break
                     await self.rows.put(row)
+                if over_quota:  # the daily messaging limit is reached: the rest of the campaign waits
+                    break
         finally:
             await self.rows.put(None)
+
+    async def admit_within_quota(self, rows: list[Claimed]) -> tuple[list[Claimed], bool]:
+        """The claimed rows Meta's daily messaging limit lets go now (`quota.QuotaGate`: one Redis round trip
+        per claim, none for an unlimited tier); the others wait ("Waiting for quota"). (rows, any held)."""
+        if not self.quota.active:
+            return rows, False
+        t = time.perf_counter()
+        try:
+            admission = await self.quota.admit(self.aredis, rows)
+        except Exception:  # Redis lost: nothing was sent; give the rows back and end, like the rate limiter
+            log.warning(
+                "campaign %s: messaging limit unreachable; returning %d rows", self.cid, len(rows), exc_info=True
+            )
+            self.results.extend(Outcome(r, "requeue") for r in rows)
+            self.request_stop()
+            return [], True
+        if admission.held:
+            free_at = admission.free_at or utcnow()
+            try:
+                waiting = await asyncio.to_thread(hold_rows, self.engine, self.cid, admission.held, free_at, utcnow())
+                log.info("campaign %s: %d rows wait for the messaging limit until %s", self.cid, waiting, free_at)
+            except Exception:  # stored by the flusher instead (without the "waiting for quota" title)
+                log.warning("campaign %s: could not hold rows for the messaging limit", self.cid, exc_info=True)
+                self.results.extend(Outcome(r, "requeue", next_attempt_at=free_at) for r in admission.held)
+        self.spans["quota_s"] = self.spans.get("quota_s", 0) + time.perf_counter() - t
+        return admission.allowed, bool(admission.held)
 
     async def pacer(self) -> None:
         """Hands rows to send tasks: a group at a time, each group's rate tokens and "may have been
@@ -267,21 +327,71 @@ class BatchRunner:
 
     async def send(self, row: Claimed) -> None:
         """One request (its rate token already taken); errors may cool the channel down or stop the job."""
+        outcome: Outcome | None = None
         try:
             started = time.perf_counter()
             outcome, exc = await send_one(self.messenger, self.ctx, row)
-            self.results.append(outcome)
             if exc is not None or outcome.kind != "failed":  # a failure without an error sent no request
                 self.figures.send_latency(self.ctx.channel.id, time.perf_counter() - started)
-            if exc is not None and not exc.ambiguous:
-                if exc.classification.rate_limited:
-                    with contextlib.suppress(Exception):  # Redis lost: this job stops at its next group anyway
-                        await self.limiter.cool_down(exc.retry_after or self.config.rate_limit_cooldown_s)
-                reason = stop_reason(exc)
-                if reason:
-                    self.request_stop(reason)
+            if exc is None:
+                if outcome.kind == "sent":
+                    await self._after_success(outcome)
+            elif not exc.ambiguous:
+                outcome = await self._after_error(row, outcome, exc)
         finally:
+            if outcome is not None:
+                self.results.append(outcome)
             self.in_flight.release()
+
+    async def _after_success(self, outcome: Outcome) -> None:
+        try:  # Redis lost: only the pacing misses this send, the outcome is stored anyway
+            if self.outage_seen or self.loop.time() - self.outage_cleared_at >= 1.0:
+                self.outage_seen, self.outage_cleared_at = False, self.loop.time()
+                await pacing.outage_over(self.aredis, self.cid)
+            if outcome.held:
+                await pacing.hold(self.aredis, self.cid, [outcome.row.id])
+        except Exception:
+            log.warning("campaign %s: could not record a send's pacing in Redis", self.cid, exc_info=True)
+
+    async def _after_error(self, row: Claimed, outcome: Outcome, exc: WhatsAppApiError) -> Outcome:
+        """What an unambiguous WhatsApp error does beyond the row: throttle, outage, pause, template re-sync."""
+        c = exc.classification
+        if c.rate_limited:
+            wait = exc.retry_after or self.config.rate_limit_cooldown_s
+            with contextlib.suppress(Exception):  # Redis lost: this job stops at its next group anyway
+                wait = await self.limiter.throttled(self.config, exc.retry_after)
+            outcome.next_attempt_at = utcnow() + timedelta(seconds=wait)
+        elif c.server_trouble:
+            self.outage_seen = True
+            lasted: float | None = None
+            with contextlib.suppress(Exception):
+                lasted = await pacing.outage_seconds(self.aredis, self.cid)
+            outcome = classify_error(row, exc, self.config, utcnow(), lasted)
+            if lasted is not None and lasted >= self.config.outage_pause_s:
+                self.request_stop(outage_reason(exc, lasted))
+        reason = stop_reason(exc)
+        if reason:
+            self.request_stop(reason)
+            if c.template_paused and self.resync is None:
+                self.resync = asyncio.create_task(
+                    asyncio.to_thread(resync_channel_templates, self.engine, self.ctx.channel.id)
+                )
+        return outcome
+
+    async def _wait_while_held(self) -> None:
+        """Take no new rows while a send of this campaign is held by WhatsApp (see `pacing`)."""
+        while not self.stop.is_set():
+            try:
+                held = await pacing.held_count(self.aredis, self.cid, self.config.held_wait_max_s)
+            except Exception:  # Redis lost: no pacing rather than no sending
+                return
+            if not held:
+                return
+            if self.loop.time() >= self.deadline:
+                self.request_stop()  # the job ends; the next one (re-enqueued: rows are due) waits on
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
 
     async def flush(self) -> None:
         """Store the outcomes gathered so far (and the pause reason, once); on failure keep them and raise."""

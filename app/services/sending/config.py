@@ -51,6 +51,24 @@ class SendingConfig:
     freeze_first_chunk: int = 1000
     freeze_chunk: int = 5000
     freeze_lease_s: float = 15.0
+    # Issue 12 (real WhatsApp behaviour):
+    # Meta failing (5xx, #131000, #131016) with no success for this long pauses the campaign; its rows wait
+    # (queued, attempts given back) instead of failing after `max_attempts`: a long incident loses nobody.
+    outage_pause_s: float = 120.0
+    # Throttled (#4, #80007, #130429, HTTP 429): the shared cool-down doubles with each throttle in a row
+    # (base `rate_limit_cooldown_s`, with jitter, capped here) unless Meta says how long (Retry-After,
+    # X-Business-Use-Case-Usage), and the channel's rate halves for `throttle_slow_s` (at most
+    # `throttle_slow_max_halvings` times).
+    throttle_cap_s: float = 60.0
+    throttle_slow_s: float = 30.0
+    throttle_slow_max_halvings: int = 4
+    # Sends answered `held_for_quality_assessment` / `paused`: the campaign takes no new rows until their
+    # statuses arrive by webhook, or at most this long after the last one was held.
+    held_wait_max_s: float = 600.0
+    # Status events that never matched a recipient (an unknown wamid) are deleted after this long; the
+    # sweeper looks for them at most once per `orphan_event_sweep_s`.
+    orphan_event_retention_s: float = 7 * 24 * 3600.0
+    orphan_event_sweep_s: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SendingConfig:

@@ -10,6 +10,7 @@ Redis holds no truth about recipients (the database does); these keys are what w
 
 from __future__ import annotations
 
+import re
 import time
 
 POSTED_TTL_S = 14 * 24 * 3600
@@ -59,3 +60,41 @@ def ensure_posted_epoch_sync(redis_client, campaign_id: int) -> None:
     if current and current.split(":")[0] == run_id:
         return
     redis_client.set(posted_epoch_key(campaign_id), _epoch_value(run_id), ex=POSTED_TTL_S)
+
+
+def held_key(campaign_id: int) -> str:
+    """Row ids whose send WhatsApp answered `held_for_quality_assessment` / `paused`, scored by when (issue 12):
+    while any is unresolved the campaign takes no new rows; a status webhook for the row removes it."""
+    return f"hubcast:sending:{campaign_id}:held"
+
+
+def outage_key(campaign_id: int) -> str:
+    """Since when (unix time) WhatsApp has been failing this campaign's sends (5xx, 131000, 131016) without a
+    success in between; the send that succeeds next deletes it."""
+    return f"hubcast:sending:{campaign_id}:outage"
+
+
+# `biz_opaque_callback_data`, which WhatsApp echoes in every status webhook of a send (issue 12): namespaced,
+# naming the campaign and the row. Rows sent before that carry "123" or "r:123", still read.
+_CALLBACK = re.compile(r"^(?:[A-Za-z_]+[:=])?(\d{1,18})$")
+_NAMESPACED = re.compile(r"^hc:(\d{1,18}):(\d{1,18})$")
+
+
+def callback_data(campaign_id: int, row_id: int) -> str:
+    return f"hc:{campaign_id}:{row_id}"
+
+
+def recipient_id_from_callback(value: str | None) -> int | None:
+    """Our recipient row id from `biz_opaque_callback_data` ("hc:<campaign>:<row>", "123" or "r:123")."""
+    text = (value or "").strip()
+    namespaced = _NAMESPACED.match(text)
+    if namespaced:
+        return int(namespaced.group(2))
+    match = _CALLBACK.match(text)
+    return int(match.group(1)) if match else None
+
+
+def campaign_id_from_callback(value: str | None) -> int | None:
+    """The campaign a namespaced callback names; None for the older forms."""
+    namespaced = _NAMESPACED.match((value or "").strip())
+    return int(namespaced.group(1)) if namespaced else None

@@ -44,7 +44,7 @@ from app.services.sending.claims import is_sqlite
 from app.services.sending.config import sending_config
 from app.services.sending.freeze import freeze_audience, freeze_first_chunk
 from app.services.sending.job import enqueue_lanes
-from app.services.sending.keys import error_stats_key
+from app.services.sending.keys import error_stats_key, outage_key
 from app.services.sending.progress import finish_if_done, refresh_counters
 from app.services.sending.readiness import SEND, campaign_problems
 from app.timeutil import utcnow
@@ -172,7 +172,7 @@ def start_now(
 def _enqueue(campaign_id: int) -> None:
     config = sending_config()
     try:
-        get_redis().delete(error_stats_key(campaign_id))
+        get_redis().delete(error_stats_key(campaign_id), outage_key(campaign_id))  # a fresh start for both rules
         enqueue_lanes(campaign_id, config.lanes, config=config)
     except Exception:  # Redis down: the sweeper re-enqueues Sending campaigns that have no live job
         log.exception("could not enqueue campaign %s; the sweeper will retry", campaign_id)

@@ -3,8 +3,11 @@
 `classify_error` turns a WhatsApp error into the row's next state:
 retryable -> queued again with exponential backoff + jitter (failed after `max_attempts`);
 rate-limited -> queued again without using an attempt (the caller also sets a shared cool-down);
+Meta failing (5xx, 131000, 131016) for `outage_pause_s` -> queued again, attempt given back, and the
+campaign pauses (`outage_reason`); a row on its last attempt while that lasts waits instead of failing;
 permanent -> failed with Meta's code and title (131050 also unsubscribes the WhatsApp identity);
-campaign-stopping -> back to queued, and `stop_reason` pauses the campaign with the reason shown;
+campaign-stopping (account-wide, or template-wide: issue 12) -> back to queued, and `stop_reason` pauses
+the campaign with the reason shown;
 ambiguous (a timeout after the request left) -> `unknown`, never resent.
 `store_outcomes` writes a group of them in one transaction (one executemany per kind), with the
 auto-pause when one is due; `error_ratio_reason` is the max-errors rule that triggers it.
@@ -20,6 +23,7 @@ from sqlalchemy import bindparam, case, func, insert, literal, update
 from sqlalchemy.engine import Connection, Engine
 
 from app.domain.campaign_status import PAUSED, R_QUEUED, R_SENDING, R_SENT, R_UNKNOWN, SENDING
+from app.domain.messaging_limits import failure_status
 from app.models import AuditLog, Campaign, CampaignRecipient, ContactIdentity
 from app.services.sending.claims import Claimed, begin_write
 from app.services.sending.config import SendingConfig
@@ -27,8 +31,6 @@ from app.whatsapp.errors import WhatsAppApiError
 
 R = CampaignRecipient.__table__
 C = Campaign.__table__
-# Template problems that fail every recipient the same way: pause rather than burn the audience.
-TEMPLATE_GONE = frozenset({132001, 132015, 132016})
 # The JobStats counter each outcome kind adds to.
 STAT_FOR_KIND = {"sent": "sent", "failed": "failed", "retry": "retried", "unknown": "unknown", "requeue": "requeued"}
 
@@ -44,6 +46,7 @@ class Outcome:
     title: str = ""
     next_attempt_at: datetime | None = None
     unsubscribe: bool = False
+    held: bool = False  # sent, but WhatsApp holds it (held_for_quality_assessment / paused): pace the campaign
 
 
 def backoff_delay(attempt: int, config: SendingConfig, rng: random.Random = _rng) -> float:
@@ -61,8 +64,16 @@ def error_title(exc: WhatsAppApiError) -> str:
     return text[:500]
 
 
-def classify_error(row: Claimed, exc: WhatsAppApiError, config: SendingConfig, now: datetime) -> Outcome:
-    """The outcome of a send that raised `exc` (see the module docstring)."""
+def in_outage(outage_s: float | None, config: SendingConfig) -> bool:
+    """Meta has been failing long enough that a row's failure says nothing about the row."""
+    return outage_s is not None and outage_s >= min(config.outage_pause_s, config.backoff_base_s)
+
+
+def classify_error(
+    row: Claimed, exc: WhatsAppApiError, config: SendingConfig, now: datetime, outage_s: float | None = None
+) -> Outcome:
+    """The outcome of a send that raised `exc` (see the module docstring). `outage_s`: for how long
+    Meta has been failing on this campaign without a success in between (None: not known)."""
     code, title, c = exc.code, error_title(exc), exc.classification
     if exc.ambiguous:
         return Outcome(
@@ -77,7 +88,12 @@ def classify_error(row: Claimed, exc: WhatsAppApiError, config: SendingConfig, n
         if c.rate_limited:
             delay = exc.retry_after or config.rate_limit_cooldown_s
             return Outcome(row, "requeue", code=code, title=title, next_attempt_at=now + timedelta(seconds=delay))
+        if c.server_trouble and outage_s is not None and outage_s >= config.outage_pause_s:
+            return Outcome(row, "requeue", code=code, title=title, next_attempt_at=now)  # the campaign pauses
         if row.attempts >= config.max_attempts:
+            if c.server_trouble and in_outage(outage_s, config):  # Meta's incident, not this row: it waits
+                delay = backoff_delay(row.attempts, config)
+                return Outcome(row, "requeue", code=code, title=title, next_attempt_at=now + timedelta(seconds=delay))
             return Outcome(row, "failed", code=code, title=f"{title} (after {row.attempts} attempts)"[:500])
         delay = backoff_delay(row.attempts, config)
         return Outcome(row, "retry", code=code, title=title, next_attempt_at=now + timedelta(seconds=delay))
@@ -87,15 +103,27 @@ def classify_error(row: Claimed, exc: WhatsAppApiError, config: SendingConfig, n
 def stop_reason(exc: WhatsAppApiError) -> str:
     """The pause reason when this (unambiguous) error must stop the whole campaign, else ''."""
     c = exc.classification
+    if c.template_paused:
+        return (
+            f"The template cannot be sent: #{exc.code} {error_title(exc)}. Its messages wait: "
+            "resume once WhatsApp approves the template again (it was re-synced)."
+        )[:500]
     if c.stops_campaign:
         return (
             f"WhatsApp refused the campaign: #{exc.code} {error_title(exc)}"
             if exc.code is not None
             else f"WhatsApp refused the campaign: {error_title(exc)}"
         )
-    if c.template_issue and exc.code in TEMPLATE_GONE:
-        return f"The template cannot be sent: #{exc.code} {error_title(exc)}"
     return ""
+
+
+def outage_reason(exc: WhatsAppApiError, seconds: float) -> str:
+    """The pause reason when Meta has kept failing (5xx, 131000, 131016) for `seconds`."""
+    code = f"#{exc.code} " if exc.code is not None else ""
+    return (
+        f"Paused automatically: WhatsApp has been failing for {seconds:.0f} s ({code}{error_title(exc)}). "
+        "No message was lost: the rest wait. Resume when WhatsApp works again."
+    )[:500]
 
 
 def error_ratio_reason(stats: dict, config: SendingConfig) -> str:
@@ -173,13 +201,16 @@ def store_outcomes(
                 update(R)
                 .where(R.c.id == bindparam("rid"), R.c.status == R_SENDING)
                 .values(
-                    status="failed",
+                    status=bindparam("st"),  # "limited" for Meta's per-user marketing limit (131049)
                     error_code=bindparam("code"),
                     error_title=bindparam("title"),
                     failed_at=bindparam("now"),
                     updated_at=bindparam("now"),
                 ),
-                [{"rid": o.row.id, "code": o.code, "title": o.title, "now": now} for o in by_kind["failed"]],
+                [
+                    {"rid": o.row.id, "st": failure_status(o.code), "code": o.code, "title": o.title, "now": now}
+                    for o in by_kind["failed"]
+                ],
             )
         if by_kind.get("unknown"):
             conn.execute(

@@ -10,7 +10,9 @@ Counters are per current status, so they always add up to `total_recipients`:
 - `sent_count`, `delivered_count`, `read_count` = rows whose latest status is exactly that one;
 - `failed_count` = failed + skipped (skipped rows were never sent: a missing variable value; their
   error title says why);
-- `unknown_count` = a crash made the outcome ambiguous; never resent.
+- `unknown_count` = a crash made the outcome ambiguous; never resent;
+- `limited_count` = "limited by WhatsApp": Meta's per-user marketing limit (131049) held the message back;
+  not a failure, and a later campaign may try the person again.
 `replied_count` belongs to inbound-message handling and is left alone here.
 """
 
@@ -25,6 +27,7 @@ from app.domain.campaign_status import (
     FAILED,
     R_DELIVERED,
     R_FAILED,
+    R_LIMITED,
     R_QUEUED,
     R_READ,
     R_SENDING,
@@ -73,6 +76,7 @@ def counters_from(counts: dict[str, int]) -> dict[str, int]:
         "read_count": counts.get(R_READ, 0),
         "failed_count": counts.get(R_FAILED, 0) + counts.get(R_SKIPPED, 0),
         "unknown_count": counts.get(R_UNKNOWN, 0),
+        "limited_count": counts.get(R_LIMITED, 0),
     }
 
 

@@ -11,13 +11,17 @@ Campaign jobs use `take` instead: n messages now or, refused, how long until the
 is held in the future, so a caller that wakes late (a busy machine) wastes no capacity; reserving
 ahead and re-reserving missed slots had made a loaded worker burn most of the rate in empty slots.
 
-A shared cool-down (set after 130429 / HTTP 429) pushes every reservation past its end.
+A shared cool-down (set after 130429 / HTTP 429) pushes every reservation past its end. `throttled()`
+(issue 12) sets it for Meta's Retry-After when given, else for an exponentially growing, jittered time
+(the throttles in a row double it), and halves the channel's rate for a while (`slow` level k: every
+interval is multiplied by 2^k until the level expires), so every worker on the number slows down.
 `gcra_reserve` is the same arithmetic in Python, for unit tests and for reasoning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,8 @@ US = 1_000_000
 _RESERVE = """
 local tat_key, cool_key = KEYS[1], KEYS[2]
 local interval, tolerance, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+interval = interval * 2 ^ tonumber(redis.call('GET', KEYS[3]) or '0')
+tolerance = math.max(tolerance, interval)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', tat_key) or '0')
@@ -46,6 +52,8 @@ return wait
 _TAKE = """
 local tat_key, cool_key, posted_key = KEYS[1], KEYS[2], KEYS[3]
 local interval, tolerance, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+interval = interval * 2 ^ tonumber(redis.call('GET', KEYS[4]) or '0')
+tolerance = math.max(tolerance, interval)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', tat_key) or '0')
@@ -73,6 +81,35 @@ if until_us > current then
   redis.call('SET', cool_key, string.format('%d', until_us), 'PX', math.ceil(seconds_us / 1000) + 1000)
 end
 return until_us
+"""
+
+# Throttled by Meta: KEYS cool, slow (rate halvings), streak (throttles in a row). ARGV: base cool-down (us),
+# cap (us), Meta's own wait (us, 0: none), jitter factor in [0.5, 1] (per mille), slow TTL (ms), max halvings.
+# Answers the cool-down set (us). One round trip, so concurrent throttles on one number add up once each.
+_THROTTLED = """
+local cool_key, slow_key, streak_key = KEYS[1], KEYS[2], KEYS[3]
+local base, cap, given = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local jitter, slow_ms, max_level = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local current = tonumber(redis.call('GET', cool_key) or '0')
+if current > now then
+  return current - now
+end
+local streak = redis.call('INCR', streak_key)
+redis.call('PEXPIRE', streak_key, math.ceil(cap / 1000) * 2 + slow_ms)
+local wait = given
+if wait <= 0 then
+  wait = math.min(cap, base * 2 ^ (streak - 1)) * jitter / 1000
+end
+wait = math.floor(wait)
+redis.call('SET', cool_key, string.format('%d', now + wait), 'PX', math.ceil(wait / 1000) + 1000)
+local level = tonumber(redis.call('GET', slow_key) or '0')
+if level < max_level then
+  level = level + 1
+end
+redis.call('SET', slow_key, level, 'PX', slow_ms + math.ceil(wait / 1000))
+return wait
 """
 
 
@@ -124,6 +161,15 @@ def _keys(channel_id: int) -> tuple[str, str]:
     return f"hubcast:rate:{channel_id}:tat", f"hubcast:rate:{channel_id}:cooldown"
 
 
+def slow_key(channel_id: int) -> str:
+    """How many times the channel's rate is halved for now (issue 12: throttled by Meta)."""
+    return f"hubcast:rate:{channel_id}:slow"
+
+
+def _streak_key(channel_id: int) -> str:
+    return f"hubcast:rate:{channel_id}:throttles"
+
+
 class RateLimiter:
     """Async facade over the scripts (redis.asyncio client). `acquire(n)` returns seconds to wait."""
 
@@ -133,6 +179,7 @@ class RateLimiter:
         self._reserve = redis_client.register_script(_RESERVE)
         self._cool = redis_client.register_script(_COOL_DOWN)
         self._take = redis_client.register_script(_TAKE)
+        self._throttled = redis_client.register_script(_THROTTLED)
 
     async def take(self, n: int, posted_key: str, members: list) -> float:
         """Take n messages now (0.0), adding `members` to the `posted_key` set in the same round
@@ -143,7 +190,8 @@ class RateLimiter:
             return 0.0
         tat_key, cool_key = _keys(self.rate.channel_id)
         wait_us = await self._take(
-            keys=[tat_key, cool_key, posted_key], args=[self.rate.interval_us, self.rate.tolerance_us, n, *members]
+            keys=[tat_key, cool_key, posted_key, slow_key(self.rate.channel_id)],
+            args=[self.rate.interval_us, self.rate.tolerance_us, n, *members],
         )
         return int(wait_us) / US
 
@@ -161,7 +209,10 @@ class RateLimiter:
         if self.rate.per_second <= 0:
             return 0.0
         tat_key, cool_key = _keys(self.rate.channel_id)
-        wait_us = await self._reserve(keys=[tat_key, cool_key], args=[self.rate.interval_us, self.rate.tolerance_us, n])
+        wait_us = await self._reserve(
+            keys=[tat_key, cool_key, slow_key(self.rate.channel_id)],
+            args=[self.rate.interval_us, self.rate.tolerance_us, n],
+        )
         return int(wait_us) / US
 
     async def wait(self, n: int = 1, max_late: float = 0.03, tries: int = 20) -> None:
@@ -181,6 +232,25 @@ class RateLimiter:
     async def cool_down(self, seconds: float) -> None:
         _, cool_key = _keys(self.rate.channel_id)
         await self._cool(keys=[cool_key], args=[max(1, int(seconds * US))])
+
+    async def throttled(self, config: SendingConfig, retry_after: float | None = None) -> float:
+        """Meta throttled this number: cool every sender down (Meta's wait when it gave one, else
+        exponential with jitter) and halve the rate for a while. Seconds of cool-down; a throttle that
+        arrives while one is running only reports the time left (requests already in flight)."""
+        channel = self.rate.channel_id
+        _, cool_key = _keys(channel)
+        wait_us = await self._throttled(
+            keys=[cool_key, slow_key(channel), _streak_key(channel)],
+            args=[
+                int(config.rate_limit_cooldown_s * US),
+                int(config.throttle_cap_s * US),
+                int((retry_after or 0) * US),
+                random.randint(500, 1000),
+                int(config.throttle_slow_s * 1000),
+                config.throttle_slow_max_halvings,
+            ],
+        )
+        return int(wait_us) / US
 
 
 def channel_limiter(aredis, channel: Any, config: SendingConfig) -> RateLimiter:

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from app.domain import readiness as rules
 from app.domain.readiness import DESIGN, SEND, SETUP, Problem
 from app.domain.template_components import template_variables
+from app.domain.template_support import unsendable_reason
 from app.domain.variables import unmapped_keys
 from app.models import AudienceUpload, Campaign, Channel, ContactList, Segment, Template
 from app.services.audiences.recipients import has_recipients
@@ -71,6 +72,7 @@ def facts(session: Session, campaign: Campaign, *, count_reach: bool = True) -> 
         unmapped=tuple(unmapped_keys(template_keys(template), campaign.variable_mapping or {}))
         if template is not None
         else (),
+        template_unsendable=unsendable_reason(template.components) if template is not None else "",
     )
 
 

@@ -37,13 +37,14 @@ from app.redis_conn import get_redis
 from app.services.sending.claims import begin_write
 from app.services.sending.config import SendingConfig, sending_config
 from app.services.sending.job import enqueue_lanes
-from app.services.sending.keys import alive_key, posted_epoch_key, posted_key
+from app.services.sending.keys import alive_key, campaign_id_from_callback, posted_epoch_key, posted_key
 from app.services.sending.progress import finish_if_done
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 R = CampaignRecipient.__table__
 E = WebhookStatusEvent.__table__
+C = Campaign.__table__
 UNKNOWN_TITLE = "The worker stopped while sending; no status from WhatsApp yet. Not resent."
 
 
@@ -55,26 +56,65 @@ def _best_event(events: list) -> object | None:
     return best
 
 
+def _belongs(event, campaign_id: int, channel_id: int | None) -> bool:
+    """Only a status that came through the campaign's own channel, naming this campaign when its callback
+    data names one (issue 12: matching bound to the channel), settles a row."""
+    if event.channel_id != channel_id:
+        return False
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    named = campaign_id_from_callback(payload.get("biz_opaque_callback_data"))
+    return named is None or named == campaign_id
+
+
+def expire_orphan_events(engine, now: datetime, config: SendingConfig, limit: int = 10_000) -> int:
+    """Status events that never matched a recipient (an unknown wamid) and are older than the retention
+    period are deleted (issue 12); how many."""
+    cutoff = now - timedelta(seconds=config.orphan_event_retention_s)
+    with engine.connect() as conn:
+        begin_write(conn)
+        ids = list(
+            conn.execute(
+                select(E.c.id).where(E.c.applied_at.is_(None), E.c.received_at < cutoff).limit(limit)
+            ).scalars()
+        )
+        for start in range(0, len(ids), 900):
+            conn.execute(E.delete().where(E.c.id.in_(ids[start : start + 900])))
+        conn.commit()
+    removed = len(ids)
+    if removed:
+        log.info("sweeper: %d orphan status events older than the retention period removed", removed)
+    return removed
+
+
 def settle_stuck_rows(engine, now: datetime, config: SendingConfig, redis_client=None, limit: int = 5000) -> set[int]:
     """Reconcile or mark `unknown` the rows stuck in `sending`; returns the campaigns touched."""
     cutoff = now - timedelta(seconds=config.stuck_grace_s)
     with engine.connect() as conn:
         stuck = conn.execute(
-            select(R.c.id, R.c.campaign_id, R.c.claimed_at)
+            select(R.c.id, R.c.campaign_id, R.c.claimed_at, C.c.channel_id)
+            .join(C, C.c.id == R.c.campaign_id)
             .where(R.c.status == R_SENDING, R.c.message_id.is_(None), R.c.claimed_at < cutoff)
             .limit(limit)
         ).all()
         if not stuck:
             return set()
         ids = [r.id for r in stuck]
+        owner = {r.id: (r.campaign_id, r.channel_id) for r in stuck}
         events: dict[int, list] = {}
         for i in range(0, len(ids), 900):
             for ev in conn.execute(
-                select(E.c.recipient_id, E.c.message_id, E.c.status, E.c.error_code, E.c.error_title).where(
-                    E.c.recipient_id.in_(ids[i : i + 900])
-                )
+                select(
+                    E.c.recipient_id,
+                    E.c.message_id,
+                    E.c.status,
+                    E.c.error_code,
+                    E.c.error_title,
+                    E.c.channel_id,
+                    E.c.payload,
+                ).where(E.c.recipient_id.in_(ids[i : i + 900]))
             ):
-                events.setdefault(ev.recipient_id, []).append(ev)
+                if _belongs(ev, *owner[ev.recipient_id]):
+                    events.setdefault(ev.recipient_id, []).append(ev)
     never_posted = _never_posted(stuck, redis_client)
     settled, unknown, requeue = [], [], []
     for rid in ids:
@@ -198,6 +238,13 @@ def reenqueue_orphans(engine, redis_client, config: SendingConfig) -> list[int]:
     return orphans
 
 
+def _orphans_due(redis_client, config: SendingConfig) -> bool:
+    """At most once per `orphan_event_sweep_s` across all workers (a Redis NX key; without Redis: always)."""
+    if redis_client is None:
+        return True
+    return bool(redis_client.set("hubcast:sweeper:orphan-events", "1", nx=True, ex=int(config.orphan_event_sweep_s)))
+
+
 def sweep(now: datetime | None = None, config: SendingConfig | None = None, redis_client=None) -> dict:
     now = now or utcnow()
     config = config or sending_config()
@@ -208,6 +255,11 @@ def sweep(now: datetime | None = None, config: SendingConfig | None = None, redi
         except Exception:
             log.exception("sweeper: no Redis")
     touched = settle_stuck_rows(engine, now, config, redis_client)
+    try:
+        if _orphans_due(redis_client, config):
+            expire_orphan_events(engine, now, config)
+    except Exception:
+        log.exception("sweeper: could not expire orphan status events")
     orphans: list[int] = []
     try:
         orphans = reenqueue_orphans(engine, redis_client, config)

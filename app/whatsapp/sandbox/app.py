@@ -8,10 +8,14 @@ Admin (same bearer token; only /_sandbox/health is open):
   GET  /_sandbox/health
   GET  /_sandbox/log            accepted sends: total, per recipient, recent, rejections, webhook stats
   GET/POST /_sandbox/config     read / change settings at runtime; faults: {"rate_limit_for_s": 5,
-                                "server_error_for_s": 5, "hang_for_s": 5} (0 ends a fault)
+                                "server_error_for_s": 5, "hang_for_s": 5, "bad_gateway_for_s": 5} (0 ends a
+                                fault); issue 12: "template_errors", "held_count", "throttle_code",
+                                "retry_after_s", "usage_regain_minutes", "failure_rules" (any code, by webhook)
   POST /_sandbox/reset          forget the log, pending webhooks and faults; restore startup settings
   POST /_sandbox/inbound        {"from": "+336...", "text": "STOP"} (or "button": {"text","payload"},
                                 "context_message_id") -> an inbound message webhook
+  POST /_sandbox/account_webhook {"field": "message_template_status_update", "value": {...}} -> one of
+                                Meta's other webhook fields, signed (see account_changes.py)
 
 Meta's behaviour reproduced on purpose:
 - Order: latency, token check (#190, HTTP 401), unknown node (#100 subcode 33), faults, validation,
@@ -22,6 +26,13 @@ Meta's behaviour reproduced on purpose:
   24 hours (see /_sandbox/inbound): outside that window only templates are allowed.
 - "hang" accepts the message (logged, webhooks scheduled) and answers only after `hang_seconds`: the
   client times out although the message went out, the ambiguous case the sender must reconcile.
+- "bad_gateway" accepts the message, then answers HTTP 502 with an HTML page (no Graph error): what a proxy
+  in front of Meta answers when it lost the reply of a request it forwarded (ambiguous too).
+- `template_errors` {name: code}: every send of that template is refused with the code (132015 paused,
+  132016 disabled...; the template list shows it PAUSED / DISABLED until the entry is removed).
+- `held_count`: the next N template sends answer `message_status: held_for_quality_assessment` and their
+  statuses come `held_seconds` later, as Meta holds a campaign while it judges its quality.
+- Throttle answers (`throttle_code`) may carry `Retry-After` and `X-Business-Use-Case-Usage`.
 """
 
 from __future__ import annotations
@@ -44,18 +55,21 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from .account_changes import build_change
 from .catalog import Catalog, load_templates
 from .config import SandboxConfig
+from .messaging_limit import DailyLimit, tier_name
 from .ratelimit import TokenBucket
 from .validation import AcceptedSend, ApiError, invalid, missing_object, validate_send
 from .webhooks import WebhookDispatcher, new_wamid
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("rate_limit", "server_error", "hang")
+FAULTS = ("rate_limit", "server_error", "hang", "bad_gateway")
+_TEMPLATE_STATUS_FOR_ERROR = {132015: "PAUSED", 132016: "DISABLED"}
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _REENGAGEMENT_WINDOW_S = 24 * 3600
 
@@ -93,6 +107,7 @@ class SandboxState:
         self.rng = random.Random(config.seed)
         self.catalog = Catalog(load_templates(config.templates_file, config.template_count))
         self.bucket = TokenBucket(config.mps)
+        self.daily_limit = DailyLimit()  # the messaging limit tier (messaging_limit.py)
         self.log = SendLog(config.log_file)
         self.faults: dict[str, float] = {}
         self.last_inbound: dict[str, float] = {}
@@ -115,7 +130,9 @@ class SandboxState:
         for f in dataclasses.fields(self.config):
             setattr(self.config, f.name, copy.deepcopy(getattr(self.initial, f.name)))
         self.bucket = TokenBucket(self.config.mps)
+        self.daily_limit.clear()
         self.faults.clear()
+        self.catalog.restore()  # template statuses an account webhook changed
         self.last_inbound.clear()
         self.log.clear()
         self.webhooks.clear()
@@ -166,24 +183,43 @@ async def send_message(request: Request) -> JSONResponse:
         if state.fault_active("server_error"):
             raise ApiError(131000, "Simulated server error (sandbox fault)", http_status=500)
         if state.fault_active("rate_limit"):
-            raise ApiError(130429, "Cloud API message throughput has been reached. (sandbox fault)", http_status=429)
+            code = state.config.throttle_code
+            raise ApiError(code, "Cloud API message throughput has been reached. (sandbox fault)", http_status=429)
         accepted = validate_send(await _json_body(request), state.catalog)
+        template_error = state.config.template_errors.get(str((accepted.template or {}).get("name") or ""))
+        if accepted.kind == "template" and template_error:
+            raise ApiError(template_error, "The template cannot be sent (sandbox template_errors)")
         if not state.bucket.try_acquire():
             raise ApiError(
                 130429,
                 "Cloud API message throughput has been reached.",
                 http_status=state.config.rate_limit_http_status,
             )
+        if accepted.kind == "template" and not state.daily_limit.admit(
+            accepted.wa_id, state.config.messaging_limit, state.config.messaging_window_s
+        ):
+            raise ApiError(
+                131048,
+                f"Message failed to send: this business reached its messaging limit of "
+                f"{state.config.messaging_limit} people per {state.config.messaging_window_s:g} s (sandbox)",
+            )
     except ApiError as exc:
         _state(request).log.rejected[exc.code] += 1
-        return _error(exc)
+        return _throttle_headers(_state(request), _error(exc))
     hang = state.fault_active("hang")
-    wamid = _accept(state, accepted, arrived=arrived, hung=hang)
+    held = accepted.kind == "template" and state.config.held_count > 0
+    if held:
+        state.config.held_count -= 1
+    wamid = _accept(state, accepted, arrived=arrived, hung=hang, held=held)
     if hang:
         await asyncio.sleep(state.config.hang_seconds)
+    if state.fault_active("bad_gateway"):  # accepted, but the answer is lost on the way back
+        return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=502)
     message: dict[str, Any] = {"id": wamid}
     if accepted.kind == "template" and str(accepted.template.get("category", "")).upper() == "MARKETING":  # type: ignore[union-attr]
         message["message_status"] = "accepted"
+    if held:
+        message["message_status"] = "held_for_quality_assessment"
     return JSONResponse(
         {
             "messaging_product": "whatsapp",
@@ -191,6 +227,28 @@ async def send_message(request: Request) -> JSONResponse:
             "messages": [message],
         }
     )
+
+
+def _throttle_headers(state: SandboxState, response: JSONResponse) -> JSONResponse:
+    """Meta's hints on a throttle answer: how long to wait (when configured)."""
+    cfg = state.config
+    if response.status_code in (400, 429) and b'"code":%d' % cfg.throttle_code in response.body.replace(b" ", b""):
+        if cfg.retry_after_s > 0:
+            response.headers["Retry-After"] = f"{cfg.retry_after_s:g}"
+        if cfg.usage_regain_minutes > 0:
+            usage = {
+                cfg.waba_id: [
+                    {
+                        "type": "whatsapp_business_management",
+                        "call_count": 100,
+                        "total_cputime": 1,
+                        "total_time": 1,
+                        "estimated_time_to_regain_access": cfg.usage_regain_minutes,
+                    }
+                ]
+            }
+            response.headers["X-Business-Use-Case-Usage"] = json.dumps(usage, separators=(",", ":"))
+    return response
 
 
 def _failure_code(state: SandboxState, accepted: AcceptedSend) -> int | None:
@@ -204,7 +262,14 @@ def _failure_code(state: SandboxState, accepted: AcceptedSend) -> int | None:
     return None
 
 
-def _accept(state: SandboxState, accepted: AcceptedSend, *, arrived: datetime | None = None, hung: bool = False) -> str:
+def _accept(
+    state: SandboxState,
+    accepted: AcceptedSend,
+    *,
+    arrived: datetime | None = None,
+    hung: bool = False,
+    held: bool = False,
+) -> str:
     wamid = new_wamid()
     template = accepted.template or {}
     category = str(template.get("category") or "SERVICE")
@@ -223,6 +288,10 @@ def _accept(state: SandboxState, accepted: AcceptedSend, *, arrived: datetime | 
     }
     if hung:  # answered only after `hang_seconds`: the client probably gave up although it went out
         entry["hung"] = True
+    if held:
+        entry["held"] = True
+    if state.fault_active("bad_gateway"):
+        entry["bad_gateway"] = True
     state.log.record(entry)
     state.webhooks.plan_message(
         wamid=wamid,
@@ -230,6 +299,7 @@ def _accept(state: SandboxState, accepted: AcceptedSend, *, arrived: datetime | 
         biz_opaque=accepted.biz_opaque_callback_data,
         category=category,
         failure_code=failure,
+        delay_s=state.config.held_seconds if held else 0.0,
     )
     return wamid
 
@@ -274,6 +344,10 @@ async def list_templates(request: Request) -> JSONResponse:
         page = templates[start : start + limit]
         fields = [f.strip() for f in query.get("fields", "").split(",") if f.strip()]
         data = [{k: v for k, v in t.items() if not fields or k in fields or k == "id"} for t in page]
+        for item in data:  # a template refused by `template_errors` is listed as Meta shows it then
+            shown = _TEMPLATE_STATUS_FOR_ERROR.get(state.config.template_errors.get(str(item.get("name"))) or 0)
+            if shown and "status" in item:
+                item["status"] = shown
     except ApiError as exc:
         return _error(exc)
     body: dict[str, Any] = {"data": data}
@@ -333,7 +407,7 @@ async def get_node(request: Request) -> JSONResponse:
                 "name_status": "APPROVED",
                 "platform_type": "CLOUD_API",
                 "throughput": {"level": "STANDARD"},
-                "messaging_limit_tier": "TIER_UNLIMITED",
+                "messaging_limit_tier": tier_name(cfg.messaging_limit),
             }
             default = ("id", "display_phone_number", "verified_name", "quality_rating")
         elif node == cfg.waba_id:
@@ -443,6 +517,16 @@ async def inbound(request: Request) -> JSONResponse:
     return JSONResponse({"id": wamid})
 
 
+async def account_webhook(request: Request) -> JSONResponse:
+    try:
+        state = await _admin(request)
+        field, value = build_change(await _json_body(request), state.catalog, state.config)
+    except ApiError as exc:
+        return _error(exc)
+    state.webhooks.plan_change(field, value)
+    return JSONResponse({"field": field, "value": value})
+
+
 async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
     method = request.method.lower()
     message = (
@@ -485,6 +569,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/config", config_endpoint, methods=["GET", "POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/inbound", inbound, methods=["POST"]),
+        Route("/_sandbox/account_webhook", account_webhook, methods=["POST"]),
         Route("/{version}/{node}/messages", send_message, methods=["POST"]),
         Route("/{version}/{node}/message_templates", list_templates, methods=["GET"]),
         Route("/{version}/{node}/message_templates", create_template, methods=["POST"]),

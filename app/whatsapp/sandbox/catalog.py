@@ -1,8 +1,9 @@
 """The templates the Sandbox's WhatsApp account "owns", as GET message_templates returns them.
 
 Default: the demo templates (`demo_templates.py`, which the demo seed stores too: same names, languages,
-components and ids, so a demo campaign validates exactly as it would at Meta) plus a generated set, large
-enough that a template sync has to follow paging (3 pages at limit=25). A JSON file can replace the lot.
+components and ids, so a demo campaign validates exactly as it would at Meta), the less common component
+types (`component_templates.py`) and a generated set, large enough that a template sync has to follow
+paging (3 pages at limit=25). A JSON file can replace the lot.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .component_templates import component_templates
 from .demo_templates import demo_templates
 
 _LANGUAGES = ("en_US", "fr", "de", "es", "pt_BR")
@@ -110,7 +112,7 @@ def load_templates(templates_file: str = "", template_count: int = 60) -> list[d
         if not isinstance(data, list):
             raise ValueError(f"{templates_file}: expected a JSON list of template objects")
         return [dict(t, id=str(t.get("id") or 4_000_000_000_000_000 + i)) for i, t in enumerate(data)]
-    return demo_templates() + generated_templates(template_count)
+    return demo_templates() + component_templates() + generated_templates(template_count)
 
 
 class Catalog:
@@ -118,6 +120,21 @@ class Catalog:
         self.templates = list(templates)
         self._by_key = {(t["name"], t["language"]): t for t in self.templates}
         self._names = {t["name"] for t in self.templates}
+        self._before: dict[tuple[str, str], dict[str, Any]] = {}  # review fields an account webhook changed
+
+    def will_change(self, template: dict[str, Any]) -> None:
+        """Remember a template's review fields before an account webhook changes them (`restore` on reset)."""
+        key = (template["name"], template["language"])
+        self._before.setdefault(key, {k: template.get(k) for k in ("status", "category", "quality_score")})
+
+    def restore(self) -> None:
+        for key, fields in self._before.items():
+            template = self._by_key.get(key)
+            if template is not None:
+                template.update({k: v for k, v in fields.items() if v is not None})
+                if fields.get("quality_score") is None:
+                    template.pop("quality_score", None)
+        self._before.clear()
 
     def find(self, name: str, language: str) -> dict[str, Any] | None:
         return self._by_key.get((name, language))

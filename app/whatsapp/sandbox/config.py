@@ -44,6 +44,16 @@ class SandboxConfig:
     webhook_retries: int = 4
     webhook_timeout: float = 10.0
     hang_seconds: float = 30.0  # "accept then time out": answer after this long (> the client's timeout)
+    # Meta's daily messaging limit (messaging_limit.py): unique people per window (0: unlimited), and the window
+    messaging_limit: int = 0
+    messaging_window_s: float = 86400.0
+    # Issue 12 (real WhatsApp behaviour), all changeable at runtime:
+    template_errors: dict[str, int] = field(default_factory=dict)  # template name -> code every send of it gets
+    held_count: int = 0  # the next N template sends answer message_status "held_for_quality_assessment" ...
+    held_seconds: float = 3.0  # ... and their statuses come this much later
+    throttle_code: int = 130429  # the code the rate_limit fault answers (4, 80007, 130429)
+    retry_after_s: float = 0.0  # > 0: throttle answers carry `Retry-After` with this many seconds
+    usage_regain_minutes: int = 0  # > 0: and `X-Business-Use-Case-Usage` with estimated_time_to_regain_access
     template_count: int = 60  # generated templates served besides the demo ones
     templates_file: str = ""  # JSON list of Meta template objects; replaces the default catalogue
     log_file: str = ""  # append-only JSONL of accepted sends
@@ -124,7 +134,7 @@ def coerce(name: str, value: Any) -> Any:
     if name not in types:
         raise ValueError(f"unknown setting {name!r}")
     value = _ratio(value) if name in _RATIOS else _CONVERTERS[str(types[name])](value)
-    if name in ("mps", "latency_ms", "hang_seconds", "webhook_timeout") and value < 0:
+    if name in ("mps", "latency_ms", "hang_seconds", "webhook_timeout", "held_seconds", "retry_after_s") and value < 0:
         raise ValueError(f"{name} must be >= 0")
     if name in ("webhook_batch_max", "webhook_concurrency") and value < 1:
         raise ValueError(f"{name} must be >= 1")

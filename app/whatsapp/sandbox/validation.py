@@ -10,7 +10,12 @@ Choices where Meta's behaviour is only partly documented (kept close to what the
   text value" (what Meta answers; #100 is for structurally invalid requests); a named parameter
   absent, or a URL button without its parameter: #131008 as well;
 - text with new lines, tabs or more than 4 consecutive spaces: #132018;
-- a media header given the wrong parameter type: #132012 "Parameter format does not match".
+- a media header given the wrong parameter type: #132012 "Parameter format does not match";
+- a LOCATION header without its location (latitude, longitude, name and address): #131008; another
+  parameter type there: #132012;
+- an authentication template's OTP button without its code (sub_type "url", one text parameter): #131008;
+- a carousel without its cards (or another number of cards): #131008 / #132000; a limited-time offer
+  without `expiration_time_ms`, a FLOW / CATALOG / MPM button without its `action` parameter: #131008.
 """
 
 from __future__ import annotations
@@ -193,7 +198,7 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
                 buttons[int(component.get("index"))] = component
             except (TypeError, ValueError):
                 raise invalid("button: the parameter index is required") from None
-        elif ctype in ("header", "body"):
+        elif ctype in ("header", "body", "carousel", "limited_time_offer"):
             by_type[ctype] = component
         else:
             raise invalid(f"Unknown component type {component.get('type')!r}")
@@ -212,6 +217,8 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
             received = str(params[0].get("type")).upper()
             raise ApiError(132012, f"header: Format mismatch, expected {fmt}, received {received}")
         rendered.append(f"[{fmt.lower()}]")
+    elif header and fmt == "LOCATION":
+        rendered.append(_check_location(_params(by_type.get("header"), "header")))
     else:
         rendered.append(_fill("header", (header or {}).get("text", ""), _params(by_type.get("header"), "header")))
     body = parts.get("BODY") or {}
@@ -222,6 +229,7 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
         if not 0 <= index < len(template_buttons):
             raise ApiError(131009, f"buttons: there is no button at index {index}")
         expected = str(template_buttons[index].get("type", "")).lower()
+        expected = {"otp": "url"}.get(expected, expected)  # Meta: an OTP button is sent as sub_type "url"
         if str(component.get("sub_type", "")).lower() != expected:
             raise ApiError(
                 131009,
@@ -240,5 +248,79 @@ def _check_components(template: Mapping[str, Any], given: Any) -> str:
         value = params[0].get("coupon_code") if variable.kind == "coupon_code" else params[0].get("text")
         if not isinstance(value, str) or not value.strip():
             raise ApiError(131008, "Parameter of type text is missing text value")
+    _check_special_buttons(template_buttons, buttons)
+    _check_carousel(parts.get("CAROUSEL"), by_type.get("carousel"))
+    _check_offer(parts.get("LIMITED_TIME_OFFER"), by_type.get("limited_time_offer"))
     footer = (parts.get("FOOTER") or {}).get("text")
     return "\n".join(p for p in rendered + [footer or ""] if p)
+
+
+def _check_location(params: list[Mapping[str, Any]]) -> str:
+    if not params:
+        raise ApiError(131008, "header: Parameter of type location is missing")
+    if params[0].get("type") != "location":
+        raise ApiError(
+            132012, f"header: Format mismatch, expected LOCATION, received {str(params[0].get('type')).upper()}"
+        )
+    location = params[0].get("location")
+    if not isinstance(location, Mapping):
+        raise ApiError(131008, "header: Parameter of type location is missing location")
+    for key, limit in (("latitude", 90), ("longitude", 180)):
+        value = location.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ApiError(131008, f"header: location is missing a numeric {key}")
+        if not -limit <= value <= limit:
+            raise invalid(f"header: location {key} must be between -{limit} and {limit}")
+    for key in ("name", "address"):
+        if not isinstance(location.get(key), str) or not location[key].strip():
+            raise ApiError(131008, f"header: location is missing its {key}")
+    return f"[location: {location['name']}, {location['address']}]"
+
+
+def _check_special_buttons(template_buttons: list[Any], given: dict[int, Mapping[str, Any]]) -> None:
+    """OTP, FLOW, CATALOG and MPM buttons each need their parameter on every send."""
+    for index, button in enumerate(template_buttons):
+        btype = str((button or {}).get("type", "")).upper()
+        if btype not in ("OTP", "FLOW", "CATALOG", "MPM"):
+            continue
+        params = _params(given.get(index), "buttons")
+        kind = btype.title() if btype != "OTP" else "Otp"
+        if not params:
+            raise ApiError(131008, f"buttons: Button at index {index} of type {kind} requires a parameter")
+        if btype == "OTP":
+            _check_text("buttons", params[0])
+            continue
+        action = params[0].get("action") if params[0].get("type") == "action" else None
+        needed = {"FLOW": "flow_token", "CATALOG": "thumbnail_product_retailer_id", "MPM": "sections"}[btype]
+        if not isinstance(action, Mapping) or not action.get(needed):
+            raise ApiError(131008, f"buttons: Button at index {index} of type {kind} requires action.{needed}")
+
+
+def _check_carousel(template_part: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> None:
+    if template_part is None:
+        if given is not None:
+            raise invalid("carousel: the template has no carousel")
+        return
+    expected = len(template_part.get("cards") or [])
+    cards = (given or {}).get("cards")
+    if not isinstance(cards, list) or not cards:
+        raise ApiError(131008, "carousel: Required parameter is missing: cards")
+    if len(cards) != expected:
+        raise ApiError(
+            132000, f"carousel: number of cards ({len(cards)}) does not match the expected number of cards ({expected})"
+        )
+    for i, card in enumerate(cards):
+        if not isinstance(card, Mapping) or not isinstance(card.get("components"), list) or not card["components"]:
+            raise ApiError(131008, f"carousel: card {i} is missing its components")
+
+
+def _check_offer(template_part: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> None:
+    if template_part is None:
+        if given is not None:
+            raise invalid("limited_time_offer: the template has no limited-time offer")
+        return
+    params = _params(given, "limited_time_offer")
+    offer = params[0].get("limited_time_offer") if params else None
+    expires = offer.get("expiration_time_ms") if isinstance(offer, Mapping) else None
+    if isinstance(expires, bool) or not isinstance(expires, int):
+        raise ApiError(131008, "limited_time_offer: Required parameter is missing: expiration_time_ms")

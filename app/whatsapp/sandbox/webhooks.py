@@ -78,6 +78,7 @@ class WebhookDispatcher:
             "posts": 0,
             "statuses_posted": 0,
             "messages_posted": 0,
+            "changes_posted": 0,
             "post_retries": 0,
             "posts_dropped": 0,
             "statuses_dropped_no_url": 0,
@@ -118,10 +119,17 @@ class WebhookDispatcher:
         return self.rng.uniform(*bounds)
 
     def plan_message(
-        self, *, wamid: str, wa_id: str, biz_opaque: str | None, category: str, failure_code: int | None
+        self,
+        *,
+        wamid: str,
+        wa_id: str,
+        biz_opaque: str | None,
+        category: str,
+        failure_code: int | None,
+        delay_s: float = 0.0,
     ) -> None:
-        """Schedule the statuses of one accepted message."""
-        cfg, now_mono, now_wall = self.config, time.monotonic(), time.time()
+        """Schedule the statuses of one accepted message (`delay_s` later: a message WhatsApp held)."""
+        cfg, now_mono, now_wall = self.config, time.monotonic() + delay_s, time.time() + delay_s
         events: list[tuple[float, dict[str, Any]]] = []  # (offset from now, status item)
 
         def item(status: str, offset: float, **extra: Any) -> dict[str, Any]:
@@ -200,6 +208,11 @@ class WebhookDispatcher:
         )
         return wamid
 
+    def plan_change(self, field: str, value: dict[str, Any]) -> None:
+        """A webhook of another field than `messages` (template status, quality, category, phone number
+        quality, account update, user preferences), posted at once, one per webhook, signed the same way."""
+        self._push(time.monotonic(), "change", {"field": field, "value": value})
+
     def _push(self, due: float, kind: str, item: dict[str, Any]) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), kind, item))
         self.stats["pending"] = len(self._heap)
@@ -243,6 +256,13 @@ class WebhookDispatcher:
                 _, _, kind, item = heapq.heappop(self._heap)
                 if kind == "status":
                     statuses.append(item)
+                elif kind == "change":
+                    change = {"value": item["value"], "field": item["field"]}
+                    envelope = {
+                        "object": "whatsapp_business_account",
+                        "entry": [{"id": self.config.waba_id, "time": int(time.time()), "changes": [change]}],
+                    }
+                    self._spawn(envelope, "changes_posted", 1)
                 else:  # inbound messages travel one per webhook, as Meta sends them
                     self._spawn(
                         self._envelope({**self._value(), "contacts": [item["contact"]], "messages": [item["message"]]}),

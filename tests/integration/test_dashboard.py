@@ -1,0 +1,190 @@
+"""The home dashboard's figures (issue 15 §7) from known rows: exact counts, rates, per-day series, the
+7/30/90-day windows (UTC days, today included), campaigns needing attention, each channel's tier and quality."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.domain import permissions as perm
+from app.models import Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, InboundMessage
+from app.services.campaigns import dashboard as dashboard_service
+
+NOW = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)  # a Sunday afternoon, UTC
+TODAY = NOW.replace(hour=9, minute=0)
+
+
+def ago(days: int, hour: int = 9) -> datetime:
+    return (NOW - timedelta(days=days)).replace(hour=hour, minute=0)
+
+
+@pytest.fixture()
+def seeded(session, make_user):
+    channel = Channel(
+        name="Main number",
+        kind="whatsapp_cloud",
+        status="connected",
+        display_phone_number="+33 6 00 00 00 00",
+        messaging_limit_tier="TIER_2K",
+        quality_rating="YELLOW",
+    )
+    session.add(channel)
+    session.commit()
+
+    def campaign(name, status, **kw):
+        c = Campaign(name=name, status=status, channel_id=channel.id, **kw)
+        session.add(c)
+        session.commit()
+        return c
+
+    done = campaign("Black Friday", "sent", finished_at=ago(2))
+    n = iter(range(1, 1000))
+
+    def row(status, sent=None, failed=None, campaign_id=None):
+        session.add(
+            CampaignRecipient(
+                campaign_id=campaign_id or done.id,
+                address=f"+336000000{next(n):02d}",
+                status=status,
+                sent_at=sent,
+                failed_at=failed,
+            )
+        )
+
+    # Today: 3 sent (1 read, 1 delivered, 1 only sent), 1 refused at once (failed, never sent).
+    row("read", sent=TODAY)
+    row("delivered", sent=TODAY)
+    row("sent", sent=TODAY)
+    row("failed", failed=TODAY)
+    # 6 days ago (still in the 7 days): 1 delivered, 1 sent then failed by webhook.
+    row("delivered", sent=ago(6))
+    row("failed", sent=ago(6), failed=ago(6, 10))
+    # 7 days ago: outside the 7 days, inside 30: 2 read.
+    row("read", sent=ago(7))
+    row("read", sent=ago(7, 23))
+    # 45 days ago: only in 90 days.
+    row("delivered", sent=ago(45))
+    # Never sent (queued) and yesterday's last microsecond before midnight counts for yesterday.
+    row("queued")
+    row("sent", sent=(NOW - timedelta(days=1)).replace(hour=23, minute=59, second=59, microsecond=999999))
+
+    # Replies: 2 today, 1 ten days ago; opt-outs: 1 today (still unsubscribed), 1 that re-subscribed, 1 long ago,
+    # and an Instagram unsubscribe that is not WhatsApp.
+    for i, when in enumerate((TODAY, TODAY, ago(10))):
+        session.add(
+            InboundMessage(channel_id=channel.id, message_id=f"wamid.in{i}", from_address="+33600", received_at=when)
+        )
+    contact = Contact(first_name="Ada")
+    session.add(contact)
+    session.commit()
+    for address, channel_type, subscribed, when in (
+        ("+33611", "whatsapp", False, TODAY),
+        ("+33612", "whatsapp", True, TODAY),
+        ("+33613", "whatsapp", False, ago(60)),
+        ("ig_1", "instagram", False, TODAY),
+    ):
+        session.add(
+            ContactIdentity(
+                contact_id=contact.id,
+                channel_type=channel_type,
+                address=address,
+                subscribed=subscribed,
+                subscription_changed_at=when,
+            )
+        )
+
+    # Needing attention: paused (any age), failed within the window, sending with > 10% failed.
+    paused = campaign("Paused one", "paused", pause_reason="WhatsApp refused the campaign: #131031", updated_at=ago(40))
+    failed_recent = campaign("Failed recently", "failed", total_recipients=12, failed_count=12, finished_at=ago(3))
+    failed_old = campaign(
+        "Failed long ago", "failed", total_recipients=5, failed_count=5, finished_at=ago(50), updated_at=ago(50)
+    )
+    failing = campaign("Failing now", "sending", total_recipients=100, queued_count=40, failed_count=10, sent_count=50)
+    fine = campaign("Sending fine", "sending", total_recipients=100, queued_count=40, failed_count=5, sent_count=55)
+    session.commit()
+    return {
+        "user": make_user("basic"),
+        "channel": channel,
+        "paused": paused,
+        "failed_recent": failed_recent,
+        "failed_old": failed_old,
+        "failing": failing,
+        "fine": fine,
+    }
+
+
+def _dash(session, seeded, days):
+    return dashboard_service.dashboard(session=session, actor=seeded["user"], days=days, now=NOW)
+
+
+def test_seven_days_counts_today_and_the_six_days_before(session, seeded):
+    d = _dash(session, seeded, 7)
+    assert (d.since.isoformat(), d.until.isoformat()) == ("2026-11-30", "2026-12-06")
+    # sent: 3 today + 2 six days ago + 1 yesterday; delivered: read 1 + delivered 1 today + delivered 6 days ago.
+    assert (d.sent, d.delivered, d.read, d.failed) == (6, 3, 1, 2)
+    assert (d.delivery_rate, d.read_rate) == ("50.0%", "33.3%")
+    assert (d.replies, d.opt_outs) == (2, 1)
+    assert [p["day"] for p in d.per_day] == [f"2026-11-{d:02d}" for d in range(30, 31)] + [
+        f"2026-12-{d:02d}" for d in range(1, 7)
+    ]
+    by_day = {p["day"]: p for p in d.per_day}
+    assert {k: by_day["2026-12-06"][k] for k in ("sent", "delivered", "read", "failed", "replies")} == {
+        "sent": 3,
+        "delivered": 2,
+        "read": 1,
+        "failed": 1,
+        "replies": 2,
+    }
+    assert by_day["2026-12-05"]["sent"] == 1  # 23:59:59.999999 is still yesterday in UTC
+    assert (by_day["2026-11-30"]["sent"], by_day["2026-11-30"]["failed"]) == (2, 1)
+    assert sum(p["sent"] for p in d.per_day) == d.sent and by_day["2026-12-02"]["sent"] == 0
+
+
+def test_thirty_and_ninety_days_widen_the_window(session, seeded):
+    d30, d90 = _dash(session, seeded, 30), _dash(session, seeded, 90)
+    assert (d30.sent, d30.delivered, d30.read, d30.replies, d30.opt_outs) == (8, 5, 3, 3, 1)
+    assert (d30.delivery_rate, d30.read_rate) == ("62.5%", "60.0%")
+    assert len(d30.per_day) == 30 and d30.since.isoformat() == "2026-11-07"
+    assert (d90.sent, d90.delivered, d90.read, d90.opt_outs) == (9, 6, 3, 2)
+    assert len(d90.per_day) == 90
+
+
+def test_an_empty_window_shows_dashes_not_zero_percent(session, seeded):
+    d = dashboard_service.dashboard(session=session, actor=seeded["user"], days=7, now=NOW + timedelta(days=200))
+    assert (d.sent, d.delivery_rate, d.read_rate) == (0, "—", "—")
+
+
+def test_campaigns_needing_attention_are_paused_failed_in_the_window_or_failing(session, seeded):
+    names = {a["name"]: a for a in _dash(session, seeded, 30).attention}
+    assert set(names) == {"Paused one", "Failed recently", "Failing now"}
+    assert names["Paused one"]["reason"] == "WhatsApp refused the campaign: #131031"
+    assert names["Paused one"]["status_label"] == "Paused"
+    assert names["Failing now"]["reason"] == "10 of 60 messages failed so far (16.7%)."
+    assert names["Failed recently"]["status_label"] == "Failed"
+    assert "Failed long ago" in {a["name"] for a in _dash(session, seeded, 90).attention}
+
+
+def test_channels_show_their_messaging_tier_and_quality(session, seeded):
+    (channel,) = _dash(session, seeded, 7).channels
+    assert (channel["name"], channel["tier"], channel["quality"]) == ("Main number", "2,000 people per 24 h", "Yellow")
+    seeded["channel"].messaging_limit_tier, seeded["channel"].quality_rating = "", ""
+    session.commit()
+    (channel,) = _dash(session, seeded, 7).channels
+    assert (channel["tier"], channel["quality"]) == ("not known yet", "not known yet")
+
+
+@pytest.mark.parametrize("days", ["14", "", "seven", None, 0, "-7"])
+def test_a_window_other_than_7_30_90_is_refused(session, seeded, days):
+    with pytest.raises(dashboard_service.DashboardError, match="Choose the last 7, 30 or 90 days"):
+        _dash(session, seeded, days)
+
+
+def test_every_role_sees_it_and_nobody_else(session, seeded, make_user):
+    for role in perm.ROLES:
+        assert _dash(session, {"user": make_user(role)}, 7).sent == 6
+    with pytest.raises(perm.NotAuthenticated):
+        dashboard_service.dashboard(session=session, actor=None, days=7, now=NOW)
+    gone = make_user("admin", active=False)
+    with pytest.raises(perm.NotAuthenticated):
+        dashboard_service.dashboard(session=session, actor=gone, days=7, now=NOW)
