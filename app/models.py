@@ -9,7 +9,7 @@ The schema is created by Alembic migrations (`migrations/`), never at import tim
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
@@ -392,3 +392,17 @@ class TrialSend(SQLModel, table=True):
     error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DailyMessageStats(SQLModel, table=True):
+    """Messages sent on one settled UTC day and how many of them were delivered / read (the home dashboard's
+    per-day chart). Written by app.services.campaigns.daily_stats once the day is settled, so a 90-day
+    window reads ~90 rows instead of a million index entries (issue 15 §7)."""
+
+    __tablename__ = "daily_message_stats"
+
+    day: date = Field(primary_key=True)
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    computed_at: datetime = Field(default_factory=utcnow)

@@ -48,6 +48,16 @@ def purge_uploads() -> list[int]:
     return purged
 
 
+def fill_dashboard_days() -> int:
+    """Count the home dashboard's newly settled days once, here, so no user waits for them."""
+    from app.db import session_scope
+    from app.services.campaigns.daily_stats import fill_settled_days
+    from app.services.campaigns.dashboard import live_sent_by_day
+
+    with session_scope() as session:
+        return fill_settled_days(session, live_sent_by_day)
+
+
 def periodic_tick() -> dict:
     """What every worker runs every few seconds (under a Redis lock, so once per interval overall)."""
     started = scheduler_tick()
@@ -56,7 +66,12 @@ def periodic_tick() -> dict:
     except Exception:  # a file-system hiccup must not stop the scheduler or the crash sweeper
         logging.getLogger(__name__).exception("retention: could not purge audience uploads")
         purged = []
-    return {"started": started, "uploads_purged": purged, **sweep()}
+    try:
+        days = fill_dashboard_days()
+    except Exception:  # the dashboard counts the day itself then; sending must not stop for it
+        logging.getLogger(__name__).exception("dashboard: could not store the settled days' counts")
+        days = 0
+    return {"started": started, "uploads_purged": purged, "dashboard_days_counted": days, **sweep()}
 
 
 def preload() -> None:

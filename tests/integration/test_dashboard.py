@@ -188,3 +188,40 @@ def test_every_role_sees_it_and_nobody_else(session, seeded, make_user):
     gone = make_user("admin", active=False)
     with pytest.raises(perm.NotAuthenticated):
         dashboard_service.dashboard(session=session, actor=gone, days=7, now=NOW)
+
+
+def test_settled_days_are_counted_once_and_read_back_from_the_daily_table(session, seeded):
+    """Days older than SETTLE_DAYS come from daily_message_stats after their first count: the same figures as the
+    live count, a later change to such a day is not recounted (documented), and recent days stay live."""
+    from sqlalchemy import func, select, update
+
+    from app.models import DailyMessageStats
+    from app.services.campaigns import daily_stats
+
+    live_90 = dashboard_service.live_sent_by_day(session, dashboard_service.window_start(90, NOW))
+    assert session.execute(select(func.count()).select_from(DailyMessageStats)).scalar_one() == 0
+    first = _dash(session, seeded, 90)
+    stored = {r.day: (r.sent, r.delivered, r.read) for r in session.execute(select(DailyMessageStats)).scalars()}
+    # Every settled day of the window is stored (zeros included), and nothing from the live days.
+    boundary = daily_stats.settled_before(NOW)
+    assert len(stored) == 90 - daily_stats.SETTLE_DAYS - 1 and max(stored) < boundary
+    by_day = {p["day"]: (p["sent"], p["delivered"], p["read"]) for p in first.per_day}
+    assert {d.isoformat(): v for d, v in live_90.items()} == {k: v for k, v in by_day.items() if v != (0, 0, 0)}
+
+    # A read arriving late for a message sent 7 days ago (settled), and one for today's "sent" message.
+    session.execute(
+        update(CampaignRecipient)
+        .where(CampaignRecipient.status == "delivered", CampaignRecipient.sent_at == ago(45))
+        .values(status="read")
+    )
+    session.execute(
+        update(CampaignRecipient)
+        .where(CampaignRecipient.status == "sent", CampaignRecipient.sent_at == TODAY)
+        .values(status="read")
+    )
+    session.commit()
+    again = {p["day"]: (p["sent"], p["delivered"], p["read"]) for p in _dash(session, seeded, 90).per_day}
+    assert again[ago(45).date().isoformat()] == by_day[ago(45).date().isoformat()]  # settled: kept as counted
+    assert again[TODAY.date().isoformat()] == (3, 3, 2)  # live: the new read shows at once
+    # The worker's fill has nothing left to count for this window's settled days.
+    assert daily_stats.fill_settled_days(session, dashboard_service.live_sent_by_day, NOW) == 0
