@@ -487,7 +487,7 @@ def submit_login() -> Callable:
 @pytest.fixture()
 def login() -> Callable:
     """login(page, email, password) -> signs in, lands on the home dashboard, then opens All Campaigns from
-    the menu (where most tests start; tests/e2e/test_dashboard.py looks at the landing page itself)."""
+    the menu (where most tests start; tests/e2e/test_dashboard_page.py looks at the landing page itself)."""
 
     def _login(page, email: str, password: str) -> None:
         do_login(page, email, password)
