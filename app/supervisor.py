@@ -140,6 +140,15 @@ def demo_wanted(settings: Settings, asked: bool | None) -> bool:
     return (not settings.is_production) if asked is None else asked
 
 
+def sandbox_wanted(settings: Settings, asked_demo: bool | None, asked_sandbox: bool | None) -> bool:
+    """Whether `hubcast run` starts the Sandbox (when a Sandbox channel exists). `--no-demo` only skips the
+    seeding: outside production an existing Sandbox channel still gets its simulator. In production it starts
+    only when asked (`--sandbox`, or `--demo`)."""
+    if asked_sandbox is not None:
+        return asked_sandbox
+    return bool(asked_demo) if settings.is_production else True
+
+
 def extra_children(settings: Settings, env: dict[str, str], *, sandbox: bool = True) -> list[ChildSpec]:
     """More processes to run beside the worker and the web app: the Sandbox, when a Sandbox channel
     exists (the demo data creates one). They start after the worker and before Reflex, and are
@@ -612,8 +621,8 @@ def run(port: int | None = None, demo: bool | None = None, sandbox: bool | None 
     settings = load_settings()
     policy = RestartPolicy.from_env()
     _check_port_free(settings.port)
+    sandbox = sandbox_wanted(settings, demo, sandbox)
     demo = demo_wanted(settings, demo)
-    sandbox = demo if sandbox is None else sandbox
     _prepare_database(settings, demo)
 
     sup = Supervisor(settings, policy)

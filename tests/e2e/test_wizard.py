@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
@@ -162,9 +163,21 @@ def _assert_sent_once(hubcast, campaign_id: int) -> int:
 # --- clicking ---------------------------------------------------------------------------------
 
 
+UI_RETRY_MS = 10_000
+
+
 def _pick(page, trigger: str, option: str) -> None:
-    page.locator(trigger).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Open a select and choose an option. The step's lists can be rebuilt once while they open (the draft's
+    view arrives after the step renders, on a loaded machine): pick again when the open list was replaced."""
+    for attempt in range(3):
+        page.locator(trigger).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=UI_RETRY_MS)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 def _var(page, key: str):

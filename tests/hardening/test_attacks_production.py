@@ -157,8 +157,10 @@ def test_production_seeds_no_demo_data_and_starts_no_sandbox_unless_asked(produc
     after_run = counts()
     forced = _hubcast("seed-demo", "--force", env=env())  # asked for in so many words
     after_force = counts()
-    sandbox_children = supervisor.extra_children(settings, env(), sandbox=supervisor.demo_wanted(settings, None))
-    asked_children = supervisor.extra_children(settings, env(), sandbox=supervisor.demo_wanted(settings, True))
+    sandbox_children = supervisor.extra_children(
+        settings, env(), sandbox=supervisor.sandbox_wanted(settings, None, None)
+    )
+    asked_children = supervisor.extra_children(settings, env(), sandbox=supervisor.sandbox_wanted(settings, True, None))
     reset_settings_cache()
     ok = (
         refused.returncode == 1

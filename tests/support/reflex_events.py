@@ -5,9 +5,9 @@ these fixtures (it imports the whole app)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+
+from tests.support.wait import run_coroutine
 
 
 @pytest.fixture()
@@ -47,7 +47,7 @@ def reflex_backend(database_url, redis_client, monkeypatch):
                     finally:
                         await RX_APP.state_manager.close()
 
-        return asyncio.run(main())
+        return run_coroutine(main())
 
     return run
 

@@ -27,3 +27,17 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} not met within {timeout}s (last value: {result!r})")
         time.sleep(interval)
+
+
+def run_coroutine(coro):
+    """asyncio.run(coro), in a thread of its own when this thread already runs an event loop (Playwright's
+    sync API keeps one running once a test of the session used the browser)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

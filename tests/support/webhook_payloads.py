@@ -3,7 +3,6 @@ was stored. The channel they belong to is the `webhook_world` fixture's (tests/s
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
@@ -14,6 +13,7 @@ from app.http_api import build_http_api
 from app.models import Campaign, CampaignRecipient, WebhookStatusEvent
 from app.services.inbound.webhook_ingest import apply_pending_statuses
 from app.whatsapp.signature import HEADER, sign
+from tests.support.wait import run_coroutine
 
 SECRET, PNID, VERIFY = "webhook-app-secret-0123", "100000000000001", "verify-token-abc"
 
@@ -70,7 +70,7 @@ async def _request(method: str, path: str, **kwargs) -> httpx.Response:
 
 def request(method: str, path: str, **kwargs) -> httpx.Response:
     """One request to the app's HTTP routes, in-process (ASGI)."""
-    return asyncio.run(_request(method, path, **kwargs))
+    return run_coroutine(_request(method, path, **kwargs))
 
 
 def post_signed(payload, secret: str = SECRET) -> httpx.Response:

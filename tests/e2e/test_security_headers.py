@@ -1,4 +1,6 @@
-"""Issue 13 item 12: every response of the running server carries the security headers.
+"""Issue 13 item 12: every response of the running server carries the security headers (an attack-class row of
+the hardening report; it lives with the e2e tests because it needs the built server and its browser fixture,
+whose Playwright event loop would break the hardening tests that call asyncio.run after it).
 
 Against the real server (`reflex run --env prod`, the e2e harness's `hubcast`: Granian, the compiled front
 end mounted on the backend, as `hubcast web` serves it): a page, a compiled script, the 404 page,
