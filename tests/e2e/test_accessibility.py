@@ -15,11 +15,12 @@ from datetime import datetime
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db import make_engine
-from app.models import AudienceUpload, Campaign, CampaignRecipient, WebhookStatusEvent
+from app.models import Campaign
+from tests.support.e2e import clear_campaigns
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +31,7 @@ AXE = Axe()
 @pytest.fixture(autouse=True, scope="module")
 def no_campaigns_left(hubcast):
     yield
-    engine = make_engine(hubcast.database_url)
-    with Session(engine) as s:
-        s.execute(
-            update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused"))).values(status="cancelled")
-        )
-        s.commit()
-        s.execute(delete(WebhookStatusEvent))
-        s.execute(delete(CampaignRecipient))
-        s.execute(delete(Campaign))
-        s.execute(delete(AudienceUpload))
-        s.commit()
-    engine.dispose()
+    clear_campaigns(hubcast.database_url)
 
 
 class AxeReport:

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db import make_engine
-from app.models import AudienceUpload, Campaign, CampaignRecipient, WebhookStatusEvent
+from app.models import AudienceUpload, Campaign, CampaignRecipient
 from tests.e2e.test_wizard import (
     SEND_TIMEOUT_MS,
     _campaign,
@@ -27,6 +27,7 @@ from tests.e2e.test_wizard import (
     _start,
     sandbox_config,
 )
+from tests.support.e2e import clear_campaigns
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +45,7 @@ NUMBERS = [
 @pytest.fixture(autouse=True, scope="module")
 def no_campaigns_left(hubcast):
     yield
-    engine = make_engine(hubcast.database_url)
-    with Session(engine) as s:
-        s.execute(
-            update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused"))).values(status="cancelled")
-        )
-        s.commit()
-        s.execute(delete(WebhookStatusEvent))
-        s.execute(delete(CampaignRecipient))
-        s.execute(delete(Campaign))
-        s.execute(delete(AudienceUpload))
-        s.commit()
-    engine.dispose()
+    clear_campaigns(hubcast.database_url)
 
 
 def _reply(hubcast, token: str, number: str, wamid: str, *, text: str = "", button: dict | None = None) -> None:

@@ -23,7 +23,8 @@ from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
 from app.db import make_engine
-from app.models import AudienceUpload, Campaign, CampaignRecipient, Channel, WebhookStatusEvent
+from app.models import Campaign, CampaignRecipient, Channel
+from tests.support.e2e import clear_campaigns
 
 pytestmark = pytest.mark.e2e
 
@@ -37,19 +38,7 @@ def no_campaigns_left(hubcast):
     ids, and a late status webhook for a deleted recipient (it carries our recipient id) would then match
     the next campaign's row with that id."""
     yield
-    engine = make_engine(hubcast.database_url)
-    with Session(engine) as s:
-        # Stop anything still going first, so the worker drops it instead of sending into deleted rows.
-        s.execute(
-            update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused"))).values(status="cancelled")
-        )
-        s.commit()
-        s.execute(delete(WebhookStatusEvent))
-        s.execute(delete(CampaignRecipient))
-        s.execute(delete(Campaign))
-        s.execute(delete(AudienceUpload))
-        s.commit()
-    engine.dispose()
+    clear_campaigns(hubcast.database_url)
 
 
 # --- reading and tuning the back end ------------------------------------------------------------

@@ -524,3 +524,28 @@ def shoot() -> Callable:
         return path
 
     return _shoot
+
+
+def clear_campaigns(database_url: str) -> None:
+    """Stop every campaign still going (so the worker drops it instead of sending into deleted rows), then
+    delete campaigns, their recipients, status events and uploads: what an e2e module leaves for the next.
+    Called at a module's end only: deleting recipients mid-module would let SQLite reuse their ids, and a late
+    status webhook for a deleted recipient (it carries our recipient id) would then match another row."""
+    from sqlalchemy import delete, update
+    from sqlmodel import Session
+
+    from app.db import make_engine
+    from app.models import AudienceUpload, Campaign, CampaignRecipient, WebhookStatusEvent
+
+    engine = make_engine(database_url)
+    with Session(engine) as s:
+        s.execute(
+            update(Campaign).where(Campaign.status.in_(("scheduled", "sending", "paused"))).values(status="cancelled")
+        )
+        s.commit()
+        s.execute(delete(WebhookStatusEvent))
+        s.execute(delete(CampaignRecipient))
+        s.execute(delete(Campaign))
+        s.execute(delete(AudienceUpload))
+        s.commit()
+    engine.dispose()
