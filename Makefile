@@ -65,6 +65,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/phone_differential.py 1000000
 	$(BIN)/python bench/audience.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/webhooks.py --rate 6000 --duration 60 --runs 1 --db both
+	$(BIN)/python bench/webhooks.py --burst 50000 --runs 1 --db both
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/live_latency.py
 	$(BIN)/python bench/campaign_insight.py

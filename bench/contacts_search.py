@@ -6,7 +6,9 @@ segment live counts ≤ 300 ms. Reuses the base bench/audience.py builds (same d
 measured in the same run: the same function with the conditions it built before migration 0005 (EXISTS
 lookups in contact_identities for channel filters, an OR with a sub-select for the search, which no index
 serves) and, past the 10,000 cap, every match sorted (no bounded walk of the name order). Both must return
-the same rows and total. Appends to bench/results/contacts_search.md.
+the same rows and total. Segment live counts: bench/audience.py's two segments and CUSTOM_SEGMENTS (custom-field
+rules), against the same counts with every custom-field rule read with `->>` (before migration 0016); both
+must agree. Appends to bench/results/contacts_search.md.
 
     .venv/bin/python bench/contacts_search.py --pg-db hubcast_audience_bench
     .venv/bin/python bench/contacts_search.py --runs 5 --baseline-runs 1
@@ -33,10 +35,33 @@ from sqlmodel import Session  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 from app.models import Contact, ContactIdentity  # noqa: E402
-from app.services.audiences import contact_search, segments  # noqa: E402
+from app.services.audiences import contact_search, segment_sql, segments  # noqa: E402
 from bench.audience import SEGMENTS, build_pg, ensure_base, ensure_fixtures, machine, pg_bench_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "contacts_search.md"
+
+# Segment live counts with custom-field rules beyond bench/audience.py's two (migration 0016 serves equals,
+# "is one of" and "is not empty" from ix_contacts_custom_terms on PostgreSQL; the others still read ->>).
+CUSTOM_SEGMENTS = {
+    "custom equals, alone (25%)": ("all", [{"field": "custom.tier", "op": "equals", "value": "Gold"}]),
+    "custom is one of + country (~20%)": (
+        "all",
+        [
+            {"field": "custom.tier", "op": "in", "value": ["gold", "silver"]},
+            {"field": "country", "op": "in", "value": ["FR", "DE"]},
+        ],
+    ),
+    "custom equals OR country (any)": (
+        "any",
+        [
+            {"field": "custom.tier", "op": "equals", "value": "gold"},
+            {"field": "country", "op": "equals", "value": "FR"},
+        ],
+    ),
+    "custom is not empty (whole base)": ("all", [{"field": "custom.signup", "op": "is_not_empty"}]),
+    "custom contains (not indexed)": ("all", [{"field": "custom.tier", "op": "contains", "value": "old"}]),
+    "custom after (date, not indexed)": ("all", [{"field": "custom.signup", "op": "after", "value": "2024-06-30"}]),
+}
 
 # (label, contacts_page keyword arguments)
 CASES = [
@@ -140,6 +165,7 @@ def page_call(session, actor, kwargs):
 def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
     rows = []
     current, prefix = contact_search._contact_conditions, contact_search._page_in_name_prefix
+    by_names = contact_search._page_by_last_names
     with Session(engine, expire_on_commit=False) as session:
         actor, _targets = ensure_fixtures(session)
         handle = session.execute(
@@ -155,10 +181,12 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
             fast, (ids, total) = timed(call, runs)
             contact_search._contact_conditions = legacy_conditions
             contact_search._page_in_name_prefix = lambda *args: []  # past the cap: every match sorted, as before
+            contact_search._page_by_last_names = lambda *args: None
             try:
                 slow, (old_ids, old_total) = timed(call, baseline_runs)
             finally:
                 contact_search._contact_conditions, contact_search._page_in_name_prefix = current, prefix
+                contact_search._page_by_last_names = by_names
             assert (ids, total) == (old_ids, old_total), (label, total, old_total)
             load = os.getloadavg()[0]
             rows.append(
@@ -176,7 +204,8 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
                 f"  load {load:.1f}",
                 flush=True,
             )
-        for label, (match, rules) in SEGMENTS.items():
+        indexed = segment_sql._indexed_custom
+        for label, (match, rules) in {**SEGMENTS, **CUSTOM_SEGMENTS}.items():
 
             def count(rules=rules, match=match) -> int:
                 n = segments.count_segment(session=session, actor=actor, rules=rules, match=match)
@@ -185,18 +214,29 @@ def measure(engine, runs: int, baseline_runs: int) -> list[dict]:
 
             count()
             fast, n = timed(count, runs)
+            # Baseline: every custom-field rule read with ->> (the conditions before migration 0016).
+            segment_sql._indexed_custom = lambda key, terms, default: default
+            try:
+                slow, old_n = timed(count, baseline_runs)
+            finally:
+                segment_sql._indexed_custom = indexed
+            assert n == old_n, (label, n, old_n)
             load = os.getloadavg()[0]
             rows.append(
                 {
                     "what": f"segment live count: {label}",
                     "result": f"{n:,}",
                     "ms": fast * 1000,
-                    "baseline_ms": None,
+                    "baseline_ms": slow * 1000,
                     "load": load,
                     "target": 300,
                 }
             )
-            print(f"  live count {label:<33} {n:>9,}  {fast * 1000:8.1f} ms  load {load:.1f}", flush=True)
+            print(
+                f"  live count {label:<36} {n:>9,}  {fast * 1000:8.1f} ms  baseline {slow * 1000:8.1f} ms"
+                f"  load {load:.1f}",
+                flush=True,
+            )
     return rows
 
 
@@ -205,8 +245,9 @@ def report(rows: list[dict], runs: int, baseline_runs: int, version: str, contac
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {machine()}; PostgreSQL {version}; {contacts:,} contacts (bench/audience.py's base)",
-        f"Median of {runs} runs, baseline {baseline_runs} (the conditions before migration 0005, same function, "
-        "same run; both return the same page and total). Targets (issue 16 §5): Contacts page ≤ 200 ms, "
+        f"Median of {runs} runs, baseline {baseline_runs} (Contacts page: the conditions before migration 0005, "
+        "same function, same run; segment counts: custom-field rules read with ->> as before migration 0016; "
+        "both return the same page / count). Targets (issue 16 §5): Contacts page ≤ 200 ms, "
         "segment live counts ≤ 300 ms. Load = 1-min load average right after the row was measured.",
         "",
         "| what | total | measured (ms) | baseline (ms) | target (ms) | load |",

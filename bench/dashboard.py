@@ -49,6 +49,7 @@ INDEXES_0011 = (
     "ix_recipient_sent_status",
     "ix_recipient_failed_at",
     "ix_inbound_received_at",
+    "ix_inbound_received_campaign",  # 0015: replies to campaign messages per day (the "before" drops it too)
     "ix_identity_whatsapp_opt_out",
 )
 INDEX_0009 = "ix_recipient_sent_at"
@@ -163,9 +164,9 @@ def build(engine, contacts: int) -> None:
         conn.execute(
             text("""
             INSERT INTO inbound_messages (channel_id, message_id, from_address, kind, text, context_message_id,
-                                          payload, received_at)
+                                          payload, received_at, campaign_id)
             SELECT 1 + campaign_id % 2, 'wamid.in' || id, address, 'text', 'Thanks!', message_id, '',
-                   sent_at + interval '1 hour'
+                   sent_at + interval '1 hour', campaign_id
             FROM campaign_recipients WHERE id % 20 = 0 AND sent_at IS NOT NULL""")
         )
         conn.execute(text(f"SELECT setval(pg_get_serial_sequence('campaign_recipients', 'id'), {n})"))

@@ -207,9 +207,44 @@ def replies_panel() -> rx.Component:
         ),
         rx.cond(
             S.replies.length() > 0,
-            data_table(["Number", "Reply", "Received"], S.replies, _reply_row, "replies-table"),
+            rx.vstack(
+                data_table(["Number", "Reply", "Received"], S.replies, _reply_row, "replies-table"),
+                _replies_pager(),
+                width="100%",
+            ),
             _muted("No replies yet."),
         ),
+    )
+
+
+def _replies_pager() -> rx.Component:
+    """Newest first, paged on the server: "Newer" / "Older" and where the page is ("21–40 of 57")."""
+    return rx.hstack(
+        rx.text(S.replies_range, size="2", color=rx.color("gray", 10), id="replies-range", aria_live="polite"),
+        rx.spacer(),
+        rx.button(
+            rx.icon("chevron-left", size=14),
+            "Newer",
+            variant="soft",
+            size="1",
+            on_click=S.newer_replies,
+            disabled=S.replies_page <= 1,
+            aria_label="Newer replies",
+            id="replies-newer",
+        ),
+        rx.button(
+            "Older",
+            rx.icon("chevron-right", size=14),
+            variant="soft",
+            size="1",
+            on_click=S.older_replies,
+            disabled=S.replies_page >= S.replies_pages,
+            aria_label="Older replies",
+            id="replies-older",
+        ),
+        align="center",
+        width="100%",
+        id="replies-pager",
     )
 
 
@@ -271,7 +306,7 @@ def campaign_insight() -> rx.Component:
         rx.grid(
             countries_panel(), replies_panel(), columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"
         ),
-        rx.cond(AppState.can_manage_audiences, send_again_panel()),
+        rx.cond(AppState.can_edit_campaigns, send_again_panel()),
         width="100%",
         spacing="4",
         id="campaign-insight",

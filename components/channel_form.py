@@ -30,6 +30,7 @@ def _field(
     input_type: str = "text",
     required: bool = False,
     width: str = "100%",
+    max_length: int | None = None,
 ) -> rx.Component:
     control_id = f"channel-{name.replace('_', '-')}"
     return rx.vstack(
@@ -42,6 +43,7 @@ def _field(
             placeholder=placeholder,
             default_value=ChannelsState.form_values.get(name, ""),
             required=required,
+            max_length=max_length,
             width="100%",
         ),
         spacing="1",
@@ -97,6 +99,13 @@ def channel_dialog() -> rx.Component:
             rx.form(
                 rx.vstack(
                     _field("Name", "name", placeholder="Main shop number", required=True),
+                    _field(
+                        "Display name",
+                        "display_name",
+                        hint="The sender name message previews show. Empty: Meta's verified name, from the next test.",
+                        placeholder="Corner Bakery",
+                        max_length=120,
+                    ),
                     rx.hstack(
                         _field(
                             "Phone number ID",

@@ -131,16 +131,30 @@ def sidebar() -> rx.Component:
             padding="10px",
             border_top=f"1px solid {rx.color('gray', 5)}",
         ),
-        width=SIDEBAR_WIDTH,
-        min_width=SIDEBAR_WIDTH,
-        height="100vh",
+        # The menu stays in view while the page scrolls: sticky, one viewport high (its own scroll when shorter).
+        height="100dvh",
         position="sticky",
         top="0",
         overflow_y="auto",
         padding="12px",
         spacing="2",
+        width="100%",
+        id="sidebar-menu",
+    )
+
+
+def sidebar_column(*children: rx.Component) -> rx.Component:
+    """The sidebar's column: its background and border stretch down the whole page, however long the content
+    beside it (a page taller than the window, a full-page screenshot), while the menu in it stays sticky."""
+    return rx.box(
+        *children,
+        width=SIDEBAR_WIDTH,
+        min_width=SIDEBAR_WIDTH,
+        align_self="stretch",
+        min_height="100dvh",
         background=rx.color("gray", 2),
         border_right=f"1px solid {rx.color('gray', 5)}",
+        id="sidebar",
     )
 
 
@@ -162,7 +176,7 @@ def page_shell(
     return rx.cond(
         AppState.signed_in,
         rx.hstack(
-            sidebar(),
+            sidebar_column(sidebar()),
             rx.box(
                 rx.vstack(header, *children, spacing="5", width="100%", max_width="1200px"),
                 padding_x="32px",

@@ -159,7 +159,12 @@ def new_template_dialog() -> rx.Component:
                 rx.box(_fields(), flex="1", min_width="0"),
                 rx.vstack(
                     rx.text("Preview", size="2", weight="medium", color=rx.color("gray", 11)),
-                    whatsapp_preview(TemplatesState.draft_preview, "draft-preview"),
+                    whatsapp_preview(
+                        TemplatesState.draft_preview,
+                        "draft-preview",
+                        business=TemplatesState.draft_business,
+                        initials=TemplatesState.draft_initials,
+                    ),
                     width="340px",
                     min_width="300px",
                     spacing="2",

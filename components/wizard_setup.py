@@ -239,6 +239,18 @@ def _file_import() -> rx.Component:
     )
 
 
+def _derived_file() -> rx.Component:
+    return rx.callout(
+        "A frozen copy of recipients of an earlier campaign (made by “Send again to…”). It cannot be changed "
+        "here; choose a contact list or a segment to send to another audience.",
+        icon="copy",
+        size="1",
+        color_scheme="blue",
+        width="100%",
+        id="wizard-derived-file",
+    )
+
+
 def setup_step() -> rx.Component:
     return rx.vstack(
         rx.vstack(
@@ -261,7 +273,15 @@ def setup_step() -> rx.Component:
                 rx.vstack(
                     _radio("list", "Select from contact lists", "wizard-audience-list"),
                     _radio("segment", "Select from a contact segment", "wizard-audience-segment"),
-                    rx.cond(AppState.can_manage_audiences, _radio("csv", "Import from a file", "wizard-audience-csv")),
+                    rx.cond(
+                        AppState.can_manage_audiences,
+                        _radio("csv", "Import from a file", "wizard-audience-csv"),
+                        # A basic user's "send again to…" draft: its frozen file, kept (never another one).
+                        rx.cond(
+                            S.summary["derived"] == "yes",
+                            _radio("csv", "Recipients of an earlier campaign", "wizard-audience-derived"),
+                        ),
+                    ),
                     spacing="2",
                 ),
                 value=W.audience_kind,
@@ -312,7 +332,7 @@ def setup_step() -> rx.Component:
                         spacing="3",
                     ),
                 ),
-                ("csv", _file_import()),
+                ("csv", rx.cond(AppState.can_manage_audiences, _file_import(), _derived_file())),
                 rx.fragment(),
             ),
             width="100%",

@@ -122,6 +122,10 @@ class AppState(rx.State):
         return perm.AUDIENCES_MANAGE in perm.capabilities(self.user_role)
 
     @rx.var
+    def can_edit_campaigns(self) -> bool:
+        return perm.CAMPAIGNS_EDIT in perm.capabilities(self.user_role)
+
+    @rx.var
     def role_label(self) -> str:
         return perm.ROLE_LABELS.get(self.user_role, "")
 

@@ -15,6 +15,7 @@ from app.domain import permissions as perm
 from app.http_api import campaign_export_url
 from app.services.accounts import auth
 from app.services.campaigns import insight as campaign_insight
+from app.services.campaigns import replies as replies_service
 from app.services.campaigns import results as campaign_results
 from app.services.campaigns import send_again
 from components import routes
@@ -27,24 +28,26 @@ _ID_IN_PATH = re.compile(re.escape(routes.CAMPAIGNS) + r"/(\d{1,12})/?$")
 STATUS_OPTIONS = ["all", *campaign_results.RECIPIENT_FILTERS]
 SEND_AGAIN_OPTIONS = list(send_again.KINDS)
 # While live, the funnel and the per-second timeline refresh every tick; the groupings over the whole
-# campaign (failures, countries, replies) scan all its rows (2 s at 100,000 on a loaded machine,
-# bench/campaign_insight.py), so they refresh at most every FULL_INSIGHT_EVERY_S per campaign, and wait at
+# campaign (failures, countries) read all its rows (about 0.1 s at 100,000 once migration 0015's index
+# is there, more on a loaded machine: bench/campaign_insight.py), so they refresh at most every FULL_INSIGHT_EVERY_S per campaign, and wait at
 # least ten times as long as the last one took (the web process stays mostly free).
 FULL_INSIGHT_EVERY_S = 2.0
 _full_insight_next: dict[int, float] = {}
 
 
-def _insight(session, user, campaign_id: int, force: bool = False) -> dict:
+def _insight(session, user, campaign_id: int, force: bool = False, replies_page: int = 1) -> dict:
     started = time.monotonic()
     everything = force or started >= _full_insight_next.get(campaign_id, 0.0)
-    data = campaign_insight.insight(session=session, actor=user, campaign_id=campaign_id, everything=everything)
+    data = campaign_insight.insight(
+        session=session, actor=user, campaign_id=campaign_id, everything=everything, replies_page=replies_page
+    )
     if everything:
         took = time.monotonic() - started
         _full_insight_next[campaign_id] = started + max(FULL_INSIGHT_EVERY_S, 10 * took)
     return data
 
 
-def read_campaign(secret: str, campaign_id: int, status: str, search: str, page: int):
+def read_campaign(secret: str, campaign_id: int, status: str, search: str, page: int, replies_page: int = 1):
     """(summary, recipients page, insight) for the user behind `secret`; None when the session ended or lost
     the right."""
     with session_scope() as session:
@@ -55,7 +58,7 @@ def read_campaign(secret: str, campaign_id: int, status: str, search: str, page:
         rows = campaign_results.recipients_page(
             session=session, actor=user, campaign_id=campaign_id, status=status, search=search, page=page
         )
-        return summary, rows, _insight(session, user, campaign_id)
+        return summary, rows, _insight(session, user, campaign_id, replies_page=replies_page)
 
 
 class CampaignDetailState(AppState):
@@ -77,6 +80,11 @@ class CampaignDetailState(AppState):
     failures: list[dict[str, str]] = []
     countries: list[dict[str, str]] = []
     replies: list[dict[str, str]] = []
+    # Replies are paged on the server, newest first (replies.PAGE_SIZE a page).
+    replies_page: int = 1
+    replies_pages: int = 1
+    replies_total: int = 0
+    replies_range: str = ""
     buttons: list[dict[str, str | int]] = []
     again_kind: str = "failed"
     again_hours: str = "24"
@@ -91,10 +99,15 @@ class CampaignDetailState(AppState):
         if "failures" in data:
             self.failures = as_text(data["failures"])
             self.countries = as_text(data["countries"])
-            self.replies = as_text(data["replies"])
+            self._show_replies(data["replies"])
             self.buttons = data["buttons"]
             if self.buttons and self.again_button not in {b["payload"] for b in self.buttons}:
                 self.again_button = str(self.buttons[0]["payload"])
+
+    def _show_replies(self, view: dict) -> None:
+        self.replies = as_text(view["rows"])
+        self.replies_page, self.replies_pages = view["page"], view["pages"]
+        self.replies_total, self.replies_range = view["total"], view["range"]
 
     def _show(self, summary: dict, result, data: dict | None = None) -> None:
         if data is not None:
@@ -122,7 +135,7 @@ class CampaignDetailState(AppState):
                     search=self.search,
                     page=self.page,
                 )
-                data = _insight(session, current_actor(), self._campaign_id, force=True)
+                data = _insight(session, current_actor(), self._campaign_id, force=True, replies_page=self.replies_page)
         except campaign_results.CampaignNotFound as exc:
             self.error, self.loaded, self.campaign, self.rows = str(exc), True, {}, []
             return
@@ -132,7 +145,7 @@ class CampaignDetailState(AppState):
     def load_campaign(self):
         """On page load: the campaign named by the URL."""
         match = _ID_IN_PATH.search(self.router.url.path or "")
-        self.search, self.status_filter, self.page = "", "", 1
+        self.search, self.status_filter, self.page, self.replies_page = "", "", 1, 1
         self.campaign, self.rows, self.loaded, self.error = {}, [], False, ""
         self._campaign_id = int(match.group(1)) if match else 0
         if not self._campaign_id:
@@ -143,6 +156,17 @@ class CampaignDetailState(AppState):
             self._again_count()
         if self.live:
             return CampaignDetailState.watch_live
+
+    def _read_args(self) -> tuple:
+        """What a live read depends on: when it changed meanwhile, the read is not shown."""
+        return (
+            self._bound_secret(),
+            self._campaign_id,
+            self.status_filter,
+            self.search,
+            self.page,
+            self.replies_page,
+        )
 
     @rx.event(background=True)
     @requires(perm.CAMPAIGNS_VIEW)
@@ -157,7 +181,7 @@ class CampaignDetailState(AppState):
             async with self:
                 if self._live_generation != generation or self.router.url.path != route:
                     return
-                args = (self._bound_secret(), self._campaign_id, self.status_filter, self.search, self.page)
+                args = self._read_args()
             if not await tab_is_open(token):
                 return
             try:
@@ -168,7 +192,7 @@ class CampaignDetailState(AppState):
                 if read is None or self._live_generation != generation:
                     self.live = False
                     return
-                if (self._bound_secret(), self._campaign_id, self.status_filter, self.search, self.page) == args:
+                if self._read_args() == args:
                     self._show(*read)
                 if not self.live:
                     return
@@ -195,6 +219,31 @@ class CampaignDetailState(AppState):
     def prev_page(self):
         self.page = max(1, self.page - 1)
         self._refresh()
+
+    # --- replies, paged (issue 15) -------------------------------------------------------------
+
+    def _replies_at(self, page: int):
+        if not self._campaign_id:
+            return None
+        try:
+            with session_scope() as session:
+                result = replies_service.replies_page(
+                    session=session, actor=current_actor(), campaign_id=self._campaign_id, page=page
+                )
+        except campaign_results.CampaignNotFound as exc:
+            return rx.toast.error(str(exc))
+        self._show_replies(campaign_insight.replies_view(result))
+        return None
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def older_replies(self):
+        """The next page of replies (older ones)."""
+        return self._replies_at(self.replies_page + 1)
+
+    @requires(perm.CAMPAIGNS_VIEW)
+    def newer_replies(self):
+        """The previous page of replies (newer ones)."""
+        return self._replies_at(max(1, self.replies_page - 1))
 
     # --- "Send again to…" (issue 15) -------------------------------------------------------------
 

@@ -76,6 +76,9 @@ class TemplatesState(AppState):
     draft_preview: dict[str, list[dict[str, str]]] = EMPTY_PREVIEW
     draft_errors: list[str] = []
     draft_channel: str = ""
+    # The preview's sender: the draft's channel's display name and initials (empty: "Your business").
+    draft_business: str = ""
+    draft_initials: str = ""
     saving: bool = False
     _draft_channel_id: int | None = None
 
@@ -227,10 +230,15 @@ class TemplatesState(AppState):
         if sandbox is None:
             with session_scope() as session:
                 channel = templates_service.sandbox_channel_of(session)
-                sandbox = {"id": str(channel.id), "name": channel.name} if channel else None
+                sandbox = (
+                    {"id": str(channel.id), "name": channel.name, **templates_service.preview_sender(channel)}
+                    if channel
+                    else None
+                )
         if sandbox is None:
             return rx.toast.error("There is no Sandbox channel to write templates for.")
         self._draft_channel_id, self.draft_channel = int(sandbox["id"]), sandbox["name"]
+        self.draft_business, self.draft_initials = sandbox.get("business", ""), sandbox.get("initials", "")
         self.draft, self.draft_examples, self.draft_errors = dict(DRAFT_DEFAULTS), {}, []
         self._recompute_draft()
         self.create_open = True

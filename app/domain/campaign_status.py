@@ -64,6 +64,19 @@ R_QUEUED, R_SENDING, R_SENT, R_DELIVERED, R_READ, R_FAILED, R_UNKNOWN, R_SKIPPED
 # Meta's per-user marketing limit (131049) held the message back: its own outcome, not a failure (terminal for
 # this campaign; a later campaign may try the person again). app/domain/messaging_limits.py.
 R_LIMITED = "limited"
+# The names users know for a recipient's status: the campaign page's cards, its recipients table and its
+# status filter all read them from here (one table; "limited" is the card's "Limited by WhatsApp").
+RECIPIENT_STATUS_LABELS = {
+    R_QUEUED: "Queued",
+    R_SENDING: "Sending",
+    R_SENT: "Sent",
+    R_DELIVERED: "Delivered",
+    R_READ: "Read",
+    R_FAILED: "Failed",
+    R_UNKNOWN: "Unknown",
+    R_SKIPPED: "Skipped",
+    R_LIMITED: "Limited by WhatsApp",
+}
 _RECIPIENT_RANK = {R_QUEUED: 0, R_SENDING: 1, R_UNKNOWN: 2, R_SENT: 3, R_DELIVERED: 4, R_READ: 5}
 
 

@@ -54,14 +54,21 @@ def _location_parameter(cleaned: Mapping[str, str]) -> dict[str, Any]:
 
 
 def build_send_components(
-    components: Sequence[Mapping[str, Any]], values: Mapping[str, Any], parameter_format: str = "POSITIONAL"
+    components: Sequence[Mapping[str, Any]],
+    values: Mapping[str, Any],
+    parameter_format: str = "POSITIONAL",
+    *,
+    variables: Sequence[TemplateVariable] | None = None,
 ) -> list[dict[str, Any]]:
     """The send request's `components` for these resolved values (keys as in `template_variables`).
 
+    `variables`: `template_variables(components, parameter_format)` computed once by a caller that sends
+    the same template many times (the campaign sender: once per job, not once per message).
     Raises MissingVariableError when a variable has no non-blank value: Meta would refuse the send
     (#131008 "Parameter of type text is missing text value"), so the caller applies fallbacks first.
     """
-    variables = template_variables(components, parameter_format)
+    if variables is None:
+        variables = template_variables(components, parameter_format)
     cleaned: dict[str, str] = {}
     missing: list[str] = []
     for variable in variables:

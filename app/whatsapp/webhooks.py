@@ -111,10 +111,14 @@ def _message(item: Mapping[str, Any], phone_number_id: str, names: dict[str, str
 
 MAX_DEPTH = 24  # Meta's payloads nest ~8 deep; far deeper is an attack on whoever walks it later
 _SCALAR = (str, int, float)
+_STATUS_SCALARS = ("id", "status", "timestamp", "recipient_id", "biz_opaque_callback_data")
 
 
 class MalformedWebhook(ValueError):
     """A signed body that is not a WhatsApp webhook we can read; the message says what is wrong."""
+
+
+_LEAF = (str, int, float, type(None))  # what json.loads returns besides dicts and lists (bool is an int)
 
 
 def _depth_ok(payload: Any) -> bool:
@@ -124,9 +128,16 @@ def _depth_ok(payload: Any) -> bool:
         if depth > MAX_DEPTH:
             return False
         if isinstance(node, Mapping):
-            stack.extend((v, depth + 1) for v in node.values())
+            children = node.values()
         elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+            children = node
+        else:
+            continue
+        # Only containers go on the stack (a 100-status body has ~1,500 scalars); a non-empty container at
+        # the limit has children one level deeper, which the walk above would refuse when popping them.
+        if children and depth >= MAX_DEPTH:
+            return False
+        stack.extend((v, depth + 1) for v in children if not isinstance(v, _LEAF))
     return True
 
 
@@ -167,8 +178,10 @@ def _check_value(value: Mapping[str, Any]) -> None:
         _expect(value.get(name), list, f"value.{name}")
     for item in value.get("statuses") or []:
         _expect(item, Mapping, "a status", optional=False)
-        for key in ("id", "status", "timestamp", "recipient_id", "biz_opaque_callback_data"):
-            _expect(item.get(key), _SCALAR, f"status.{key}")
+        for key in _STATUS_SCALARS:
+            v = item.get(key)
+            if v is not None and type(v) not in _SCALAR:  # the common case without a call (bool fails here too)
+                _expect(v, _SCALAR, f"status.{key}")
         _expect(item.get("errors"), list, "status.errors")
         for error in item.get("errors") or []:
             _expect(error, Mapping, "a status error", optional=False)

@@ -2,9 +2,10 @@
 
 import reflex as rx
 
+from app.domain.campaign_status import RECIPIENT_STATUS_LABELS as LABELS
 from components import routes
 from components.campaign_insight import campaign_insight
-from components.common import data_table, pager, search_box, status_badge
+from components.common import data_table, field_label, pager, search_box, status_badge
 from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import progress_bar
@@ -13,14 +14,28 @@ from state.campaign_detail import CampaignDetailState as S
 
 CARDS = [  # (key, label, rate key, icon, color)
     ("total", "Recipients", "waiting_note", "users", "gray"),
-    ("sent", "Sent", "sent_rate", "send", "gray"),
-    ("delivered", "Delivered", "delivered_rate", "check-check", "blue"),
-    ("read", "Read", "read_rate", "eye", "grass"),
-    ("failed", "Failed", "failed_rate", "circle-x", "red"),
-    ("unknown", "Unknown", "unknown_rate", "circle-help", "amber"),
-    ("limited", "Limited by WhatsApp", "limited_rate", "shield-alert", "orange"),  # 131049 (issue 12)
+    ("sent", LABELS["sent"], "sent_rate", "send", "gray"),
+    ("delivered", LABELS["delivered"], "delivered_rate", "check-check", "blue"),
+    ("read", LABELS["read"], "read_rate", "eye", "grass"),
+    ("failed", LABELS["failed"], "failed_rate", "circle-x", "red"),
+    ("unknown", LABELS["unknown"], "unknown_rate", "circle-help", "amber"),
+    ("limited", LABELS["limited"], "limited_rate", "shield-alert", "orange"),  # 131049 (issue 12)
     ("replied", "Replied", "replied_rate", "reply", "violet"),
 ]
+# A recipient's status in the table: the cards' icon and colour beside the name users know (never colour alone).
+RECIPIENT_BADGES = {  # status: (icon, color)
+    "queued": ("clock", "gray"),
+    "sending": ("loader", "amber"),
+    "sent": ("send", "gray"),
+    "delivered": ("check-check", "blue"),
+    "read": ("eye", "grass"),
+    "failed": ("circle-x", "red"),
+    "unknown": ("circle-help", "amber"),
+    "skipped": ("circle-slash", "gray"),
+    "limited": ("shield-alert", "orange"),
+}
+# The status filter: the same names, in the service's order.
+FILTER_OPTIONS = [("all", "All statuses")] + [(s, LABELS[s]) for s in STATUS_OPTIONS if s != "all"]
 
 
 def _card(key: str, label: str, rate: str, icon: str, color: str) -> rx.Component:
@@ -41,10 +56,21 @@ def _card(key: str, label: str, rate: str, icon: str, color: str) -> rx.Componen
     )
 
 
+def recipient_status_badge(status: rx.Var, label: rx.Var) -> rx.Component:
+    return rx.badge(
+        rx.match(status, *[(s, rx.icon(icon, size=12)) for s, (icon, _) in RECIPIENT_BADGES.items()], rx.fragment()),
+        label,
+        color_scheme=rx.match(status, *[(s, color) for s, (_, color) in RECIPIENT_BADGES.items()], "gray"),
+        variant="soft",
+        radius="full",
+        class_name="recipient-status",
+    )
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.text(row["number"], font_family="monospace", size="2")),
-        rx.table.cell(status_badge(row["status"])),
+        rx.table.cell(recipient_status_badge(row["status"], row["status_label"])),
         rx.table.cell(
             rx.text(
                 row["wamid"],
@@ -135,12 +161,16 @@ def _results() -> rx.Component:
         campaign_insight(),
         rx.hstack(
             search_box(S.search, S.set_search, "Search by number", "recipient-search"),
-            rx.select(
-                STATUS_OPTIONS,
-                value=rx.cond(S.status_filter == "", "all", S.status_filter),
-                on_change=S.filter_status,
-                id="recipient-status-filter",
-                custom_attrs={"aria-label": "Recipient status"},  # rx.select puts custom_attrs on its trigger
+            rx.hstack(
+                field_label("Status", "recipient-status-filter"),
+                rx.select.root(
+                    rx.select.trigger(id="recipient-status-filter", aria_label="Recipient status"),
+                    rx.select.content(*[rx.select.item(label, value=value) for value, label in FILTER_OPTIONS]),
+                    value=rx.cond(S.status_filter == "", "all", S.status_filter),
+                    on_change=S.filter_status,
+                ),
+                spacing="2",
+                align="center",
             ),
             width="100%",
         ),

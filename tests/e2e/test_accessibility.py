@@ -1,5 +1,5 @@
 """Accessibility (SPEC S20, issue 15 points 9 and 10): axe-core on every page, wizard step and main dialog finds no
-serious or critical violation, and the whole wizard can be done with the keyboard alone, focus always visible.
+serious or critical violation (the main pages in dark mode too), and the whole wizard can be done with the keyboard alone, focus always visible.
 
 axe-core runs inside the real page (axe-playwright-python injects it), after the page has loaded its data, so it
 judges what a person gets: the controls' accessible names, ARIA roles and states, colour contrast. Every check
@@ -218,6 +218,55 @@ def test_wizard_steps_and_campaign_pages_have_no_serious_violation(page, login_a
     page.get_by_role("link", name="A11y check").click()
     expect(page.locator("#campaign-name")).to_have_text("A11y check")
     axe_report.check(page, "campaign-page")
+    axe_report.assert_clean()
+
+
+# --- dark mode ----------------------------------------------------------------------------------------
+
+# (menu link, page title, what shows once the page has its data)
+MAIN_PAGES = [
+    ("Dashboard", "Dashboard", "#dashboard-period"),
+    ("All Campaigns", "All Campaigns", "#page-title"),
+    ("Contacts", "Contacts", "#contacts-table tbody tr"),
+    ("Lists", "Lists", "#lists-table tbody tr"),
+    ("Segments", "Segments", "#segments-table tbody tr"),
+    ("Templates", "Templates", "#templates-table tbody tr"),
+    ("Channels", "Channels", "#channels-table tbody tr"),
+    ("Users", "Users", "#users-table tbody tr"),
+]
+
+
+def test_dark_mode_pages_have_no_serious_violation_and_the_menu_spans_long_pages(page, login_as, axe_report, shoot):
+    """The menu's colour-mode button switches the whole app to dark; every main page and its main dialog stay
+    readable (contrast) there too. On the longest page, scrolled to the bottom, the menu is still in view and its
+    column runs down the whole page."""
+    login_as(page, "admin")
+    page.get_by_role("button", name="Switch light or dark mode").click()
+    expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
+    for nav_name, title, ready in MAIN_PAGES:
+        _open(page, nav_name, title)
+        expect(page.locator(ready).first).to_be_visible()
+        axe_report.check(page, f"dark-{title}")
+        if title == "Contacts":  # 50 rows: far taller than the window
+            page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            page.wait_for_function(
+                "() => scrollY > 0 && scrollY + innerHeight >= document.documentElement.scrollHeight - 2"
+            )
+            expect(page.locator("#nav-dashboard")).to_be_in_viewport()  # sticky: the menu stays in view
+            expect(page.locator("#logout-button")).to_be_in_viewport()
+            column = page.locator("#sidebar").bounding_box()
+            page_height = page.evaluate("document.documentElement.scrollHeight")
+            assert column["height"] >= page_height - 1, (column, page_height)  # its background reaches the bottom
+            shoot(page, "dark-contacts-scrolled")
+        if title == "Templates":
+            _dialog(page, lambda: page.locator("#new-template").click(), "dark-new-template", axe_report, shoot)
+        if title == "Channels":
+            _dialog(page, lambda: page.locator("#connect-channel").click(), "dark-channels-connect", axe_report, shoot)
+    page.locator("#nav-campaigns").click()
+    page.locator("#start-campaign, #create-campaign").first.click()
+    expect(page).to_have_url(re.compile(r"/campaigns/new$"))
+    axe_report.check(page, "dark-wizard-setup")
+    expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))  # kept across pages
     axe_report.assert_clean()
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from app.db import make_engine
 from app.models import AudienceUpload, Campaign, CampaignRecipient
+from tests.e2e.test_accessibility import AxeReport
 from tests.e2e.test_wizard import (
     SEND_TIMEOUT_MS,
     _campaign,
@@ -159,6 +160,39 @@ def test_insight_charts_failures_countries_replies_and_send_again(page, submit_l
     expect(countries.get_by_role("rowheader", name="Germany")).to_be_visible()
     expect(countries.locator("tbody tr").first).to_contain_text("France4")
     shoot(page, "insight-1-sent")
+
+    # The recipients table names each status as the cards do (never the code), beside the card's icon: the
+    # colour is never the only signal. Its filter offers the same names.
+    table = page.locator("#recipients-table")
+    statuses = table.locator(".recipient-status")
+    expect(statuses).to_have_count(len(NUMBERS))
+    expect(table.locator("tbody tr").filter(has_text="+4915112340000").locator(".recipient-status")).to_have_text(
+        "Failed"
+    )
+    expect(table.locator("tbody tr").filter(has_text="+33612340001").locator(".recipient-status")).to_have_text(
+        "Limited by WhatsApp"
+    )
+    expect(statuses.locator("svg")).to_have_count(len(NUMBERS))
+    assert set(statuses.all_inner_texts()) <= {"Delivered", "Read", "Failed", "Limited by WhatsApp"}
+    status_filter = page.get_by_role("combobox", name="Recipient status")
+    status_filter.click()
+    page.get_by_role("option", name="Limited by WhatsApp", exact=True).click()
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(status_filter).to_have_text("Limited by WhatsApp")
+    shoot(page, "insight-1b-recipients-limited")
+    status_filter.click()
+    page.get_by_role("option", name="All statuses", exact=True).click()
+    expect(table.locator("tbody tr")).to_have_count(len(NUMBERS))
+    # In dark mode too, the page with its charts and badges has no serious contrast problem.
+    mode = page.get_by_role("button", name="Switch light or dark mode")
+    mode.click()
+    expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
+    axe = AxeReport()
+    axe.check(page, "dark-campaign-page")
+    shoot(page, "insight-1c-dark")
+    mode.click()
+    expect(page.locator("html")).not_to_have_class(re.compile(r"\bdark\b"))
+    axe.assert_clean()
 
     # Replies through the Sandbox, each carrying the context of the campaign message it answers.
     by_number = {r.address: r for r in rows}

@@ -139,8 +139,9 @@ def test_counts_change_without_reload_on_the_list_and_the_detail_page(page, logi
     assert page.evaluate("window.__same_document") is True
 
     page.locator("#recipient-status-filter").click()
-    page.get_by_role("option", name="failed", exact=True).click()
+    page.get_by_role("option", name="Failed", exact=True).click()  # the name users know (issue 15)
     expect(page.locator("#recipients-table tbody tr")).to_have_count(2)
+    expect(page.locator("#recipients-table .recipient-status").first).to_have_text("Failed")
     shoot(page, "campaign-detail")
 
     # The export is a plain download checked on the server with the session cookie: every row, not the filter.

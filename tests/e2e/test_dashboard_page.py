@@ -97,6 +97,7 @@ def sent_data(hubcast):
                     from_address="+33612000000",
                     text="Thanks!",
                     context_message_id="wamid.e2e.dash.0",
+                    campaign_id=sent.id,  # matched to the campaign, as record_inbound does
                     received_at=now - timedelta(minutes=5),
                 )
                 for i in range(2)

@@ -193,7 +193,11 @@ def test_admin_connects_tests_edits_and_disconnects_a_number(page, login_as, set
     expect(page.locator("#channel-name")).to_have_value("E2E Shop")
     expect(page.locator("#channel-access-token")).to_have_value("")  # write-only: never sent back
     expect(dialog.locator(".rt-Badge", has_text=re.compile("^set$"))).to_have_count(3)
+    # Left empty on connect: the connection test filled the display name with Meta's verified name.
+    display_name = dialog.get_by_label("Display name", exact=True)
+    expect(display_name).to_have_value("Hubcast Sandbox")
     shoot(page, "channels-edit-dialog")
+    display_name.fill("  E2E Corner   Shop ")
     page.locator("#channel-messages-per-second").fill("120")
     page.locator("#channel-form-submit").click()
     expect(page.get_by_text("E2E Shop updated.")).to_be_visible()
@@ -201,6 +205,11 @@ def test_admin_connects_tests_edits_and_disconnects_a_number(page, login_as, set
 
     page.locator(f"#test-channel-{channel_id}").click()
     expect(page.get_by_text("E2E Shop is connected (Hubcast Sandbox).").first).to_be_visible()
+    # The test did not overwrite the name the admin typed (saved trimmed by the server).
+    page.locator(f"#edit-channel-{channel_id}").click()
+    expect(display_name).to_have_value("E2E Corner Shop")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
 
     page.locator(f"#disconnect-channel-{channel_id}").click()
     page.locator("#confirm-disconnect").click()
@@ -292,6 +301,9 @@ def test_advanced_user_writes_a_sandbox_template_and_sees_it_approved(page, logi
     expect(page.locator("#draft-preview-body")).to_have_text("Hi Maria, your order #4821 is ready for pickup.")
     expect(page.locator("#draft-preview-header")).to_have_text("Order #4821")
     expect(page.locator("#draft-preview .wa-preview-button")).to_have_text("On my way")
+    # From the Sandbox channel's display name and profile initials, as in the wizard (issue 15 point 11).
+    expect(page.locator("#draft-preview-business")).to_have_text("Hubcast Sandbox")
+    expect(page.locator("#draft-preview-initials")).to_have_text("HS")
     shoot(page, "template-new-preview")
     page.locator("#template-form-submit").click()
 

@@ -13,10 +13,13 @@ from sqlalchemy import select
 
 from app.domain import permissions as perm
 from app.models import AudienceUpload, Campaign, CampaignRecipient, Channel
-from app.services.campaigns import insight, replies, send_again
+from app.services.audiences import uploads
+from app.services.audiences.csv_reader import check_csv
+from app.services.campaigns import drafts, insight, replies, send_again
 from app.services.campaigns.results import CampaignNotFound
 from app.services.inbound.opt_out import record_inbound
 from app.services.sending import progress as campaign_progress
+from app.services.sending.lifecycle import start_campaign
 from app.timeutil import utcnow
 from app.whatsapp.webhooks import InboundMessage as ParsedInbound
 from tests.support.factories import MAPPING, make_channel, make_template
@@ -248,8 +251,6 @@ def test_send_again_refuses_clearly_and_creates_nothing(session, seeded):
     source = seeded["campaign"]
     before = session.execute(select(Campaign.id)).all()
     base = {"session": session, "campaign_id": source.id}
-    with pytest.raises(send_again.SendAgainError, match="manage audiences"):
-        send_again.create(**base, actor=seeded["basic"], kind="failed")
     with pytest.raises(send_again.SendAgainError, match="No recipient"):
         send_again.create(**base, actor=seeded["admin"], kind="button", button="NOBODY")
     with pytest.raises(send_again.SendAgainError, match="hours"):
@@ -261,3 +262,62 @@ def test_send_again_refuses_clearly_and_creates_nothing(session, seeded):
     session.rollback()
     assert session.execute(select(Campaign.id)).all() == before
     assert perm.can("basic", perm.CAMPAIGNS_VIEW)
+
+
+def test_a_basic_user_sends_again_to_a_frozen_copy_and_sends_it(session, seeded, redis_client):
+    """SPEC S1: the copy is a subset of an existing campaign's recipients, not data the user brings in."""
+    basic, source = seeded["basic"], seeded["campaign"]
+    draft = send_again.create(session=session, actor=basic, campaign_id=source.id, kind="replied")
+    session.commit()
+    expected = ["+33612345670", "+33612345671", "+33612345672"]
+    upload = session.get(AudienceUpload, draft.audience_upload_id)
+    assert (upload.derived_from_campaign_id, upload.uploaded_by_id) == (source.id, basic.id)
+    assert sorted(r["phone"] for r in _file_numbers(session, draft)) == expected
+    # Back to step 1 and on again, as the wizard saves it: the draft keeps its derived file.
+    drafts.update_setup(
+        session=session,
+        actor=basic,
+        campaign_id=draft.id,
+        name=draft.name,
+        audience_kind="csv",
+        audience_ref=upload.id,
+        channel_id=source.channel_id,
+    )
+    drafts.set_wizard_step(session=session, actor=basic, campaign_id=draft.id, step=3)
+    session.commit()
+    assert drafts.step_problems(session=session, actor=basic, campaign_id=draft.id, step=3) == []  # Review: Send
+    start_campaign(session=session, actor=basic, campaign_id=draft.id)
+    assert session.get(Campaign, draft.id).status == "sending"
+    frozen = session.execute(select(CampaignRecipient.address).where(CampaignRecipient.campaign_id == draft.id))
+    assert sorted(frozen.scalars()) == expected
+
+
+def test_a_basic_user_still_cannot_bring_in_or_swap_a_file(session, seeded, make_user, tmp_path):
+    basic, source = seeded["basic"], seeded["campaign"]
+    draft = send_again.create(session=session, actor=basic, campaign_id=source.id, kind="failed")
+    other_derived = send_again.create(session=session, actor=seeded["admin"], campaign_id=source.id, kind="replied")
+    session.commit()
+    (tmp_path / "mine.csv").write_bytes(b"phone\n+33612345678\n")
+    with open(tmp_path / "mine.csv", "rb") as fh:
+        stored = uploads.store_upload(fh, original_name="mine.csv", purpose=drafts.UPLOAD_PURPOSE)
+    check = check_csv(stored.path)
+    with pytest.raises(perm.PermissionDenied):  # uploading a file of one's own
+        drafts.register_upload(session=session, actor=basic, path=str(stored.path), original_name="x", check=check)
+    theirs = drafts.register_upload(
+        session=session, actor=make_user("advanced"), path=str(stored.path), original_name="x", check=check
+    )
+    session.commit()
+    kept = draft.audience_upload_id
+    for swapped in (theirs.id, other_derived.audience_upload_id):  # another file, even another derived one
+        with pytest.raises(perm.PermissionDenied):
+            drafts.update_setup(
+                session=session,
+                actor=basic,
+                campaign_id=draft.id,
+                name=draft.name,
+                audience_kind="csv",
+                audience_ref=swapped,
+                channel_id=source.channel_id,
+            )
+        session.rollback()
+    assert session.get(Campaign, draft.id).audience_upload_id == kept

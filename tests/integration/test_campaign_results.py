@@ -65,6 +65,15 @@ def test_recipients_are_filtered_searched_and_paged_on_the_server(session, resul
     assert [(r["number"], r["error_code"], r["error_title"]) for r in failed.rows] == [
         ("+33612345603", 131026, "@Message undeliverable")
     ]
+    # Each row carries the status name users know (the table shows it, not the code).
+    every = campaign_results.recipients_page(**args)
+    assert {r["status"]: r["status_label"] for r in every.rows} == {
+        "read": "Read",
+        "delivered": "Delivered",
+        "failed": "Failed",
+        "sent": "Sent",
+        "queued": "Queued",
+    }
     uk = campaign_results.recipients_page(**args, search="+44 7700")
     assert uk.total == 2
     paged = campaign_results.recipients_page(**args, page=2, page_size=2)

@@ -112,6 +112,9 @@ def test_a_verify_token_given_is_kept_and_not_generated(session, make_user):
         ({"api_base_url": "ftp://graph.facebook.com"}, "The API base URL must look like https://graph.facebook.com."),
         ({"api_base_url": "https://user:pw@graph.facebook.com"}, "may not contain credentials"),
         ({"api_version": "23"}, "The API version must look like v23.0."),
+        ({"display_name": "x" * 121}, "The display name is too long (at most 120 characters)."),
+        ({"display_name": "Shop\u0000"}, "The display name may not contain control characters."),
+        ({"display_name": ["Shop"]}, "The display name must be text."),
     ],
 )
 def test_bad_input_is_refused_with_a_specific_message_and_nothing_written(session, make_user, changes, message):
@@ -178,6 +181,41 @@ def test_edit_keeps_secrets_left_empty_and_replaces_the_ones_given(session, make
     assert _channels(session)[0].phone_number_id == FORM["phone_number_id"]
 
 
+def test_the_display_name_is_trimmed_saved_audited_and_kept_when_absent(session, make_user):
+    admin = make_user(perm.ADMIN)
+    channel = _connect(session, admin, display_name="  Main   Shop  ").channel
+    assert _channels(session)[0].display_name == "Main Shop"  # trimmed, inner spaces collapsed
+    assert _audit(session, "channel.connect")[-1].detail["display_name"] == "Main Shop"
+    form = channels_service.channel_for_edit(session=session, actor=admin, channel_id=channel.id)
+    assert form["display_name"] == "Main Shop"
+
+    saved = channels_service.update_channel(
+        session=session, actor=admin, channel_id=channel.id, form={**form, "display_name": "x" * 120}
+    )
+    session.commit()
+    assert saved.changed == ("display_name",) and not saved.connection_changed  # no connection test for a name
+    assert _channels(session)[0].display_name == "x" * 120
+    assert _audit(session, "channel.update")[-1].detail == {"name": "Main shop", "changed": ["display_name"]}
+
+    # A form without the field (an older client) keeps it; an empty one clears it for the next test to fill.
+    without = {k: v for k, v in form.items() if k != "display_name"}
+    assert (
+        channels_service.update_channel(session=session, actor=admin, channel_id=channel.id, form=without).changed == ()
+    )
+    channels_service.update_channel(
+        session=session, actor=admin, channel_id=channel.id, form={**form, "display_name": " "}
+    )
+    session.commit()
+    assert _channels(session)[0].display_name == ""
+
+    with pytest.raises(ChannelError, match="at most 120"):
+        channels_service.update_channel(
+            session=session, actor=admin, channel_id=channel.id, form={**form, "display_name": "y" * 121}
+        )
+    session.rollback()
+    assert _channels(session)[0].display_name == ""
+
+
 def test_disconnect_stops_the_channel_and_says_which_campaigns_used_it(session, make_user):
     admin = make_user(perm.ADMIN)
     channel = _connect(session, admin).channel
@@ -222,11 +260,14 @@ def test_the_sandbox_cannot_be_edited_or_disconnected(session, make_user):
 def test_only_admins_manage_channels(session, make_user, role):
     admin, user = make_user(perm.ADMIN), make_user(role)
     channel = _connect(session, admin).channel
-    before = [(c.name, c.status, c.access_token) for c in _channels(session)]
+    before = [(c.name, c.status, c.access_token, c.display_name) for c in _channels(session)]
     calls = [
         lambda: channels_service.connect_channel(session=session, actor=user, form={**FORM, "name": "Mine"}),
         lambda: channels_service.update_channel(
             session=session, actor=user, channel_id=channel.id, form={**FORM, "access_token": "stolen"}
+        ),
+        lambda: channels_service.update_channel(
+            session=session, actor=user, channel_id=channel.id, form={**FORM, "display_name": "Not yours"}
         ),
         lambda: channels_service.disconnect_channel(session=session, actor=user, channel_id=channel.id),
         lambda: channels_service.test_connection(session=session, actor=user, channel_id=channel.id),
@@ -236,7 +277,7 @@ def test_only_admins_manage_channels(session, make_user, role):
         with pytest.raises(perm.PermissionDenied):
             call()
     session.rollback()
-    assert [(c.name, c.status, c.access_token) for c in _channels(session)] == before
+    assert [(c.name, c.status, c.access_token, c.display_name) for c in _channels(session)] == before
 
 
 # --- connection test over HTTP ---------------------------------------------------------------
@@ -266,6 +307,20 @@ def test_connection_test_against_the_sandbox_connects_the_channel(session, make_
     assert stored.status == "connected" and stored.last_error == "" and stored.last_checked_at is not None
     assert stored.display_phone_number == "+1 555 010 0000"
     assert _audit(session, "channel.test")[-1].outcome == "ok"
+    assert stored.display_name == "Hubcast Sandbox"  # left empty: filled with Meta's verified name
+    assert _audit(session, "channel.test")[-1].detail["display_name_filled"] == "Hubcast Sandbox"
+
+
+def test_the_connection_test_never_overwrites_a_display_name_the_admin_typed(session, make_user, sandbox_url):
+    admin = make_user(perm.ADMIN)
+    channel = _sandbox_backed(session, admin, sandbox_url, display_name="Corner Bakery")
+
+    result = channels_service.test_connection(session=session, actor=admin, channel_id=channel.id)
+    session.commit()
+
+    assert result.ok
+    assert _channels(session)[0].display_name == "Corner Bakery"
+    assert "display_name_filled" not in _audit(session, "channel.test")[-1].detail
 
 
 def test_a_wrong_token_stores_metas_error_190(session, make_user, sandbox_url):

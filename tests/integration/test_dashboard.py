@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func
+from sqlmodel import select
 
 from app.domain import permissions as perm
 from app.models import Campaign, CampaignRecipient, Channel, Contact, ContactIdentity, InboundMessage
 from app.services.campaigns import dashboard as dashboard_service
+from app.services.inbound.opt_out import record_inbound
+from app.whatsapp.webhooks import InboundMessage as ParsedInbound
 
 NOW = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)  # a Sunday afternoon, UTC
 TODAY = NOW.replace(hour=9, minute=0)
@@ -42,13 +46,15 @@ def seeded(session, make_user):
     n = iter(range(1, 1000))
 
     def row(status, sent=None, failed=None, campaign_id=None):
+        i = next(n)
         session.add(
             CampaignRecipient(
                 campaign_id=campaign_id or done.id,
-                address=f"+336000000{next(n):02d}",
+                address=f"+336000000{i:02d}",
                 status=status,
                 sent_at=sent,
                 failed_at=failed,
+                message_id=f"wamid.out{i}" if sent else None,
             )
         )
 
@@ -69,12 +75,33 @@ def seeded(session, make_user):
     row("queued")
     row("sent", sent=(NOW - timedelta(days=1)).replace(hour=23, minute=59, second=59, microsecond=999999))
 
-    # Replies: 2 today, 1 ten days ago; opt-outs: 1 today (still unsubscribed), 1 that re-subscribed, 1 long ago,
-    # and an Instagram unsubscribe that is not WhatsApp.
-    for i, when in enumerate((TODAY, TODAY, ago(10))):
-        session.add(
-            InboundMessage(channel_id=channel.id, message_id=f"wamid.in{i}", from_address="+33600", received_at=when)
+    # Replies (answers to a campaign message, recorded as the webhook does): 2 today, 1 ten days ago. Not replies:
+    # a message answering nothing, one answering a wamid no campaign sent, one through another channel.
+    session.commit()
+    other = Channel(name="Other number", kind="whatsapp_cloud", status="connected")
+    session.add(other)
+    session.commit()
+    inbound = [
+        (channel.id, TODAY, "wamid.out1"),
+        (channel.id, TODAY, "wamid.out2"),
+        (channel.id, ago(10), "wamid.out7"),
+        (channel.id, TODAY, None),
+        (channel.id, TODAY, "wamid.unknown"),
+        (other.id, TODAY, "wamid.out3"),
+    ]
+    for i, (channel_id, when, context) in enumerate(inbound):
+        message = ParsedInbound(
+            message_id=f"wamid.in{i}",
+            from_wa_id="33600",
+            timestamp=when,
+            kind="text",
+            text="Thanks!",
+            context_message_id=context,
         )
+        record_inbound(session=session, message=message, channel_id=channel_id)
+    session.commit()
+    assert session.exec(select(func.count()).select_from(InboundMessage)).one() == 6
+    # Opt-outs: 1 today (still unsubscribed), 1 that re-subscribed, 1 long ago, and an Instagram unsubscribe.
     contact = Contact(first_name="Ada")
     session.add(contact)
     session.commit()
@@ -166,11 +193,12 @@ def test_campaigns_needing_attention_are_paused_failed_in_the_window_or_failing(
 
 
 def test_channels_show_their_messaging_tier_and_quality(session, seeded):
-    (channel,) = _dash(session, seeded, 7).channels
+    channel, other = _dash(session, seeded, 7).channels  # by name ("Other number": where a non-reply came in)
     assert (channel["name"], channel["tier"], channel["quality"]) == ("Main number", "2,000 people per 24 h", "Yellow")
+    assert (other["name"], other["tier"]) == ("Other number", "not known yet")
     seeded["channel"].messaging_limit_tier, seeded["channel"].quality_rating = "", ""
     session.commit()
-    (channel,) = _dash(session, seeded, 7).channels
+    channel, _ = _dash(session, seeded, 7).channels
     assert (channel["tier"], channel["quality"]) == ("not known yet", "not known yet")
 
 

@@ -117,7 +117,14 @@ def test_the_same_rules_compile_for_postgresql():
         "all",
     )
     sql = str(condition.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-    assert "custom_fields ->> 'tier'" in sql and "contacts.country IN ('FR', 'DE')" in sql
+    # "equals" on a custom field reads ix_contacts_custom_terms there (migration 0016; same contacts as
+    # `lower(custom_fields ->> 'tier') = 'gold'`, tests/integration/test_contacts_search_speed.py).
+    assert "contacts.custom_terms && ARRAY['4:tier=gold']" in sql
+    assert "contacts.country IN ('FR', 'DE')" in sql
+    contains = rules_condition([rule("custom.tier", "contains", "go")], "all")
+    assert "custom_fields ->> 'tier'" in str(
+        contains.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
     lite = str(condition.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     assert "JSON_EXTRACT(contacts.custom_fields, '$.\"tier\"')" in lite
 

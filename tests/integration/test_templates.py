@@ -282,6 +282,14 @@ def test_advanced_user_writes_a_sandbox_template_approved_at_once(session, make_
         ("body.1", "{{1}}", "Maria"),
     ]
     assert detail["sendable"] and detail["channel"] == "Sandbox"
+    # Both previews (detail and new-template dialog) say who sends: the display name, else the channel's name.
+    assert (detail["business"], detail["initials"]) == ("Sandbox", "S")
+    sandbox_channel.display_name = "Corner  Bakery"
+    session.add(sandbox_channel)
+    session.commit()
+    channels = templates_service.template_channels(session=session, actor=advanced)
+    assert [(c["business"], c["initials"]) for c in channels] == [("Corner Bakery", "CB")]
+    assert templates_service.preview_sender(None) == {"business": "", "initials": ""}
     entry = session.exec(select(AuditLog).where(AuditLog.action == "template.create")).one()
     assert entry.actor_id == advanced.id and entry.detail["name"] == "autumn_hello"
 

@@ -528,14 +528,15 @@ def shoot() -> Callable:
 
 def clear_campaigns(database_url: str) -> None:
     """Stop every campaign still going (so the worker drops it instead of sending into deleted rows), then
-    delete campaigns, their recipients, status events and uploads: what an e2e module leaves for the next.
+    delete campaigns, their recipients, status events, the replies tied to them and uploads: what an e2e module
+    leaves for the next (a reply left behind would show under a later campaign that reuses the id).
     Called at a module's end only: deleting recipients mid-module would let SQLite reuse their ids, and a late
     status webhook for a deleted recipient (it carries our recipient id) would then match another row."""
     from sqlalchemy import delete, update
     from sqlmodel import Session
 
     from app.db import make_engine
-    from app.models import AudienceUpload, Campaign, CampaignRecipient, WebhookStatusEvent
+    from app.models import AudienceUpload, Campaign, CampaignRecipient, InboundMessage, WebhookStatusEvent
 
     engine = make_engine(database_url)
     with Session(engine) as s:
@@ -544,6 +545,7 @@ def clear_campaigns(database_url: str) -> None:
         )
         s.commit()
         s.execute(delete(WebhookStatusEvent))
+        s.execute(delete(InboundMessage).where(InboundMessage.campaign_id.is_not(None)))
         s.execute(delete(CampaignRecipient))
         s.execute(delete(Campaign))
         s.execute(delete(AudienceUpload))

@@ -33,7 +33,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = Path(os.environ.get("HUBCAST_TOPOLOGY_WEB_DIR", PROJECT_ROOT / "build" / "topology-web")).resolve()
 PG_SERVER = os.environ.get("HUBCAST_TOPOLOGY_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-PG_DB = "hubcast_topology"
+PG_DB = os.environ.get("HUBCAST_TOPOLOGY_DB", "hubcast_topology")  # a run of its own (benchmarks) takes another
 REDIS_URL = os.environ.get("HUBCAST_TOPOLOGY_REDIS", "redis://127.0.0.1:6379/12")
 # The test process seals channel secrets with its own key: the processes must open them with the same one.
 SECRET_KEY = os.environ.get("HUBCAST_SECRET_KEY") or "topology-secret-key-that-is-long-enough-0123456789"

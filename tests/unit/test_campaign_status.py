@@ -205,3 +205,13 @@ def test_failure_before_any_delivery_stays_failed(seed):
         if seen_failed:
             assert status == R_FAILED
     assert status == R_FAILED
+
+
+def test_every_recipient_status_has_one_capitalised_name_and_is_a_filter():
+    """One table of names (the cards, the recipients table and its filter read it): every status, capitalised."""
+    from app.services.campaigns.results import RECIPIENT_FILTERS
+
+    statuses = {R_QUEUED, R_SENDING, R_SENT, R_DELIVERED, R_READ, R_FAILED, R_UNKNOWN, R_SKIPPED, cs.R_LIMITED}
+    assert set(cs.RECIPIENT_STATUS_LABELS) == statuses == set(RECIPIENT_FILTERS)
+    assert all(label[0].isupper() for label in cs.RECIPIENT_STATUS_LABELS.values())
+    assert cs.RECIPIENT_STATUS_LABELS[cs.R_LIMITED] == "Limited by WhatsApp"

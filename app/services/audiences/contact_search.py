@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, func, or_, tuple_
+from sqlalchemy import and_, func, literal, or_, tuple_
 from sqlmodel import Session, select
 
 from app.domain import permissions as perm
@@ -28,6 +28,8 @@ from app.services.paging import Page, paging
 CONTACTS_COUNT_CAP = 10_000
 # Past the cap, the page is first looked for among this many contacts in name order (a bounded index walk).
 NAME_WALK_ROWS = 10_000
+# ...then among the first matching distinct last names, reading at most this many distinct last names.
+LAST_NAME_WALK = 10_000
 CHANNEL_LABELS = {"whatsapp": "WhatsApp", "instagram": "Instagram", "messenger": "Messenger", "sms": "SMS"}
 
 
@@ -71,7 +73,15 @@ _PLAIN_RUN = re.compile(r"[^\s%_\\]+")  # characters that match only themselves 
 
 
 def _text_match(session: Session, term: str):
-    """First name, last name, "first last", email (when the term has an @) or an Instagram/Messenger id.
+    """First name, last name, "first last", email (when the term has an @) or an Instagram/Messenger id."""
+    last, others = _text_arms(session, term)
+    return or_(last, *others)
+
+
+def _text_arms(session: Session, term: str) -> tuple:
+    """The search as (last-name condition, [the other conditions]); a contact matches if any holds.
+
+    First name, last name, "first last", email (when the term has an @) or an Instagram/Messenger id.
 
     Written so PostgreSQL can answer from indexes (ix_contacts_search_trgm, a pg_trgm GIN index, 0005):
     every arm of the OR is indexable. "first last" is not a column, so it is also required to contain the
@@ -80,7 +90,7 @@ def _text_match(session: Session, term: str):
     up first (an index probe) and joins the OR as a list of ids, not as a sub-select, which would force a
     scan of every contact."""
     like = f"%{term}%"
-    conds = [Contact.first_name.ilike(like), Contact.last_name.ilike(like)]
+    conds = [Contact.first_name.ilike(like)]
     if " " in term:  # "anna mü": first and last name together
         full = (Contact.first_name + " " + Contact.last_name).ilike(like)
         run = max(_PLAIN_RUN.findall(term), key=len, default="")
@@ -97,7 +107,7 @@ def _text_match(session: Session, term: str):
     ).all()
     if handles:
         conds.append(Contact.id.in_(sorted(set(handles))))
-    return or_(*conds)
+    return Contact.last_name.ilike(like), conds
 
 
 def _contact_conditions(session: Session, search: str, country: str, channel: str, subscription: str) -> list:
@@ -158,6 +168,81 @@ def _page_in_name_prefix(session: Session, conds: list, order: tuple, page: int,
     return contacts if len(contacts) == page_size else []
 
 
+def _matching_last_names(session: Session, term: str, wanted: int) -> tuple[list[str], bool] | None:
+    """The first `wanted` distinct last names containing `term` (ILIKE, as the search), in name order, and
+    whether there are no more; None when LAST_NAME_WALK distinct names were read without getting there.
+
+    A skip scan of ix_contacts_last_first: one index probe per distinct last name (`min(last_name) WHERE
+    last_name > previous`, a recursive CTE), so the cost follows the number of distinct names passed, not
+    the number of contacts carrying them."""
+    walk_anchor = select(func.min(Contact.last_name).label("name"), literal(1).label("step"))
+    walk = walk_anchor.cte("name_walk", recursive=True)
+    inner = Contact.__table__.alias("later")
+    following = select(func.min(inner.c.last_name)).where(inner.c.last_name > walk.c.name).scalar_subquery()
+    walk = walk.union_all(
+        select(following, walk.c.step + 1).where(walk.c.name.is_not(None), walk.c.step < LAST_NAME_WALK)
+    )
+    hit = walk.c.name.ilike(f"%{term}%")
+    rows = session.exec(
+        select(walk.c.name, walk.c.step, hit)
+        .where(or_(hit, walk.c.name.is_(None), walk.c.step == LAST_NAME_WALK))
+        .limit(wanted + 1)
+    ).all()
+    names = [name for name, _step, matched in rows if name is not None and matched][:wanted]
+    if len(names) == wanted:
+        return names, False
+    if any(name is None for name, _step, _matched in rows):
+        return names, True  # the end of the name order
+    return None  # the walk's budget ran out first
+
+
+def _page_by_last_names(session: Session, term: str, filters: list, page: int, page_size: int):
+    """The page past the cap when it is not in the name-order prefix, without sorting every match; None
+    when this way would not be quick (then the caller sorts every match, as before).
+
+    Exact: a contact matches by its last name (`last_name ILIKE`) or by another arm (first name, "first
+    last", email, id). The first page * page_size matches in name order are among (a) the first that many
+    last-name matches, which lie in the first matching distinct last names (found by a skip scan over
+    distinct names, _matching_last_names), and (b) every other-arm match, read whole when there are at
+    most CONTACTS_COUNT_CAP of them (a trigram index search). The page is then cut from those candidates in
+    the database's name order."""
+    _last_arm, other_arms = _text_arms(session, term)
+    need = page * page_size
+    keys = (Contact.last_name, Contact.first_name, Contact.id)
+    candidates: set[int] = set()
+    if other_arms:
+        others = session.exec(select(Contact.id).where(or_(*other_arms), *filters).limit(CONTACTS_COUNT_CAP + 1)).all()
+        if len(others) > CONTACTS_COUNT_CAP:
+            return None
+        candidates.update(others)
+    wanted = 8
+    while True:
+        found = _matching_last_names(session, term, wanted)
+        if found is None:
+            return None
+        names, exhausted = found
+        firsts = (
+            session.exec(
+                select(Contact.id).where(Contact.last_name.in_(names), *filters).order_by(*keys).limit(need)
+            ).all()
+            if names
+            else []
+        )
+        if len(firsts) >= need or exhausted:
+            break
+        wanted *= 4
+    candidates.update(firsts)
+    if not candidates:
+        return []
+    return session.exec(
+        select(Contact)
+        .where(Contact.id.in_(sorted(candidates)))
+        .order_by(*keys)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+
+
 def contacts_page(
     *,
     session: Session,
@@ -198,6 +283,8 @@ def contacts_page(
         contacts = []
         if total > CONTACTS_COUNT_CAP:
             contacts = _page_in_name_prefix(session, conds, order, page, page_size)
+            if not contacts:
+                contacts = _page_by_last_names(session, term[:200], conds[1:], page, page_size) or []
         if hits and not contacts:
             chosen = Contact.id.in_(hits) if total <= CONTACTS_COUNT_CAP else and_(*conds)
             order = (Contact.last_name if total <= CONTACTS_COUNT_CAP else Contact.last_name.concat(""), *order[1:])

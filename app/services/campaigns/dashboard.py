@@ -6,8 +6,10 @@ What each figure means (days are UTC calendar days; "the last 7 days" is today a
   the day a message was sent, as the campaign page counts it). Delivery rate = delivered ÷ sent; read
   rate = read ÷ delivered (an "open rate": of the messages that reached a phone, how many were opened);
 - **failed**: rows that failed (`failed_at`) in the window, refused at once or reported later by webhook;
-- **replies**: messages contacts sent to our numbers in the window (STOP keywords included: they are replies
-  too, and are counted again as opt-outs);
+- **replies**: messages received in the window that answer a campaign message, as the campaign page counts
+  them (its `context.id` is a wamid that campaign sent, through the same channel: `inbound_messages.campaign_id`,
+  set when the reply is recorded). A STOP sent as such a reply counts here and again as an opt-out; messages
+  that answer no campaign message are not replies;
 - **opt-outs**: WhatsApp identities unsubscribed in the window and still unsubscribed (a STOP keyword, a
   "user unsubscribed" error from Meta, or by hand on the Contacts page);
 - **needs attention**: Paused campaigns (with the reason), campaigns that Failed in the window, and Sending
@@ -16,7 +18,7 @@ What each figure means (days are UTC calendar days; "the last 7 days" is today a
 Speed (bench/dashboard.py: 1,000,000 contacts, 5,000,000 recipient rows on PostgreSQL): every query reads an
 index range for the window only, never the recipients table: the per-day figures come from
 ix_recipient_sent_status (sent_at, status) in an index-only scan, failures from ix_recipient_failed_at,
-replies from ix_inbound_received_at, opt-outs from a partial index holding only unsubscribed WhatsApp
+replies from ix_inbound_received_campaign (received_at, campaign_id), opt-outs from a partial index holding only unsubscribed WhatsApp
 identities (migration 0011). Campaigns needing attention read the small campaigns table.
 """
 
@@ -149,7 +151,9 @@ def failed_by_day(session: Session, since: datetime) -> dict[date, int]:
 
 def replies_by_day(session: Session, since: datetime) -> dict[date, int]:
     day = utc_day(session, I.c.received_at)
-    rows = session.execute(select(day, func.count()).where(I.c.received_at >= since).group_by(day)).all()
+    rows = session.execute(
+        select(day, func.count()).where(I.c.received_at >= since, I.c.campaign_id.is_not(None)).group_by(day)
+    ).all()
     return {_as_date(d): int(n) for d, n in rows}
 
 

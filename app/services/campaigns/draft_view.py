@@ -137,6 +137,8 @@ def _summary(session: Session, actor: User | None, campaign: Campaign, view: Dra
                 "not_reachable": "0",
                 "unsubscribed": "0",
                 "kind": "csv",
+                # A "send again to…" copy of an earlier campaign's recipients: kept without audiences:manage.
+                "derived": "yes" if upload.derived_from_campaign_id is not None else "",
             }
             view.field_options = list(upload.columns)
             return

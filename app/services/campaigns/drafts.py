@@ -2,7 +2,8 @@
 
 A Draft exists as soon as it has a name, and every step saves into it, so a user can leave and resume
 at `wizard_step`. Each function re-reads the actor and checks the capability (campaigns:edit; a CSV
-file as audience needs audiences:manage, like any import), audit-logs what it changed, and raises
+file as audience needs audiences:manage, like any import, except keeping a "send again to…" file, which
+Hubcast wrote from an existing campaign's recipients), audit-logs what it changed, and raises
 `CampaignError` with a message to show as is, having changed nothing. Sending and scheduling stay in
 `app.services.sending.lifecycle` (which commits); this module leaves committing to the caller's unit of work.
 
@@ -102,7 +103,7 @@ def get_draft(*, session: Session, actor: User | None, campaign_id: Any) -> Camp
     return _draft(session, campaign_id)
 
 
-def _check_audience(session: Session, user: User, kind: str, ref_id: Any) -> int | None:
+def _check_audience(session: Session, user: User, kind: str, ref_id: Any, campaign: Campaign) -> int | None:
     if kind in ("", None):
         return None
     if kind not in AUDIENCE_KINDS:
@@ -119,9 +120,21 @@ def _check_audience(session: Session, user: User, kind: str, ref_id: Any) -> int
                 "csv": "That file is gone; upload it again.",
             }[kind]
         )
-    if kind == "csv":
+    if kind == "csv" and not keeps_derived_file(session, campaign, ref):
         perm.require(user.role, perm.AUDIENCES_MANAGE)
     return ref
+
+
+def is_derived_upload(session: Session, upload_id: Any) -> bool:
+    """A "send again to…" file: written by Hubcast from a campaign's recipients, not brought in by a user."""
+    upload = session.get(AudienceUpload, upload_id) if upload_id else None
+    return upload is not None and upload.derived_from_campaign_id is not None
+
+
+def keeps_derived_file(session: Session, campaign: Campaign, upload_id: Any) -> bool:
+    """The draft keeps the "send again" file it already has: what a user without audiences:manage may do with
+    a file audience (README Security). Choosing any other file, even another derived one, needs the right."""
+    return upload_id is not None and upload_id == campaign.audience_upload_id and is_derived_upload(session, upload_id)
 
 
 def _check_channel(session: Session, channel_id: Any) -> int | None:
@@ -152,7 +165,7 @@ def update_setup(
     campaign = _draft(session, campaign_id)
     new_name = _clean_name(name)
     kind = str(audience_kind or "") if isinstance(audience_kind, str) else ""
-    ref = _check_audience(session, user, kind, audience_ref)
+    ref = _check_audience(session, user, kind, audience_ref, campaign)
     channel = _check_channel(session, channel_id)
     if channel != campaign.channel_id and campaign.template_id:
         # A template belongs to one channel: a new channel means choosing the message again.
@@ -179,6 +192,22 @@ def register_upload(*, session: Session, actor: User | None, path: str, original
     """Record a checked CSV (stored by `uploads.store_upload(purpose="audiences")`) as a campaign audience."""
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
     perm.require(user.role, perm.AUDIENCES_MANAGE)
+    return _record_upload(session, user, path, original_name, check, None)
+
+
+def register_derived_upload(
+    *, session: Session, actor: User | None, path: str, original_name: str, check, source: Campaign
+) -> AudienceUpload:
+    """Record a "send again to…" file that `send_again` wrote from `source`'s recipients: a frozen subset of
+    an existing campaign, not data a user brings in, so campaigns:edit (and seeing the campaign) is enough."""
+    user = require(session, actor, perm.CAMPAIGNS_EDIT)
+    perm.require(user.role, perm.CAMPAIGNS_VIEW)
+    return _record_upload(session, user, path, original_name, check, source.id)
+
+
+def _record_upload(
+    session: Session, user: User, path: str, original_name: str, check, derived_from: int | None
+) -> AudienceUpload:
     owned = uploads.owned_path(path, UPLOAD_PURPOSE)
     if owned is None:
         raise CampaignError("Upload the CSV file again.")
@@ -199,16 +228,18 @@ def register_upload(*, session: Session, actor: User | None, path: str, original
         invalid_count=check.invalid,
         duplicate_count=check.duplicates,
         uploaded_by_id=user.id,
+        derived_from_campaign_id=derived_from,
     )
     session.add(upload)
     session.flush()
+    detail = {"file": upload.original_filename, "rows": check.rows, "valid": check.valid, "invalid": check.invalid}
     audit.record(
         session=session,
         actor=user,
         action="campaign.upload",
         target_type="audience_upload",
         target_id=upload.id,
-        detail={"file": upload.original_filename, "rows": check.rows, "valid": check.valid, "invalid": check.invalid},
+        detail={**detail, "derived_from": derived_from} if derived_from else detail,
     )
     return upload
 

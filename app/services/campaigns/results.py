@@ -18,7 +18,14 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from app.domain import permissions as perm
-from app.domain.campaign_status import DRAFT, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
+from app.domain.campaign_status import (
+    DRAFT,
+    PAUSED,
+    RECIPIENT_STATUS_LABELS,
+    SCHEDULED,
+    SENDING,
+    STATUS_LABELS,
+)
 from app.models import Campaign, CampaignRecipient, Channel, Template
 from app.services.access import get_or_raise, require
 from app.services.audiences.csv_reader import export_safe
@@ -29,7 +36,7 @@ from app.timeutil import utcnow
 LIVE_STATUSES = (SENDING, SCHEDULED)
 # Delivery and read receipts keep arriving after the last message went out: keep pages live that long.
 RECENT_ACTIVITY = timedelta(minutes=2)
-RECIPIENT_FILTERS = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown", "skipped", "limited")
+RECIPIENT_FILTERS = tuple(RECIPIENT_STATUS_LABELS)  # queued, sending, sent, delivered, read, failed, ...
 EXPORT_COLUMNS = [
     "number",
     "status",
@@ -168,6 +175,7 @@ def recipients_page(
                 "id": r.id,
                 "number": r.address,
                 "status": r.status,
+                "status_label": RECIPIENT_STATUS_LABELS.get(r.status, r.status.capitalize()),
                 "wamid": r.message_id or "",
                 "error_code": "" if r.error_code is None else r.error_code,
                 "error_title": r.error_title,

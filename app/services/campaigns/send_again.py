@@ -8,8 +8,13 @@ variable holding the value the recipient was sent), registered like an uploaded 
 same `csv_reader.check_csv`. A file is the one audience kind that is truly frozen (a list can be edited, a
 segment re-evaluates), it keeps numbers that came from a file and have no contact, and it keeps each
 recipient's personalised values. Its freeze still drops numbers that unsubscribed since (as for any
-file), and the campaign's unique (campaign, number) rows mean nobody gets the new campaign twice. A file
-audience needs `audiences:manage` (as for any file, README Security), so this does too.
+file), and the campaign's unique (campaign, number) rows mean nobody gets the new campaign twice.
+
+Who may: anyone who may edit campaigns (campaigns:edit) and see the source campaign (campaigns:view), basic
+users included. The file is not data a user brings in but a frozen subset of an existing campaign's
+recipients (SPEC S1: basic users send to existing audiences), so it is recorded as derived
+(`AudienceUpload.derived_from_campaign_id`): the draft may keep and send it without `audiences:manage`,
+while uploading a file, or swapping in another one, still needs that right (README Security).
 
 The new Draft opens at step 2 ("Design your message") with the same channel and template, each variable
 mapped to its column (with the original fallback). It is a new campaign: the original is never changed.
@@ -158,11 +163,7 @@ def create(
 ) -> Campaign:
     """The new Draft (caller commits). Raises SendAgainError (nothing created) when nobody matches."""
     user = require(session, actor, perm.CAMPAIGNS_EDIT)
-    if not perm.can(user.role, perm.AUDIENCES_MANAGE):
-        raise SendAgainError(
-            "Sending again makes a file audience of these numbers, and file audiences need the right to "
-            "manage audiences (an admin or an advanced user)."
-        )
+    perm.require(user.role, perm.CAMPAIGNS_VIEW)
     source = _campaign(session, campaign_id)
     if source.status == DRAFT:
         raise SendAgainError("This campaign was never sent.")
@@ -192,8 +193,13 @@ def create(
     try:
         check = check_csv(stored.path)
         draft = drafts.create_draft(session=session, actor=user, name=name[: drafts.MAX_NAME])
-        upload = drafts.register_upload(
-            session=session, actor=user, path=str(stored.path), original_name=stored.original_name, check=check
+        upload = drafts.register_derived_upload(
+            session=session,
+            actor=user,
+            path=str(stored.path),
+            original_name=stored.original_name,
+            check=check,
+            source=source,
         )
         draft.audience_kind, draft.audience_upload_id = "csv", upload.id
         draft.channel_id, draft.template_id = source.channel_id, source.template_id

@@ -329,9 +329,11 @@ def latest_status(session: Session, trial_send_id: Any) -> TrialSend | None:
 # --- status webhooks --------------------------------------------------------------------------------
 
 
-def apply_trial_statuses(session: Session, limit: int) -> int:
+def apply_trial_statuses(session: Session, limit: int, *, up_to: int | None = None) -> int:
     """Apply stored status events whose wamid is a trial send's (called by the webhook applier, inside
-    its write transaction). Returns how many events were stamped applied."""
+    its write transaction), among the unapplied events of id <= `up_to` when given (the applier's window:
+    looking through the whole backlog on every pass made a large one slow to drain). Returns how many
+    events were stamped applied."""
     events, trials, campaigns = WebhookStatusEvent.__table__, TrialSend.__table__, Campaign.__table__
     # Only statuses that came through the trial's own channel (issue 13: another channel's secret
     # cannot vouch for this one's messages).
@@ -347,7 +349,7 @@ def apply_trial_statuses(session: Session, limit: int) -> int:
         .join(trials, trials.c.message_id == events.c.message_id)
         .join(campaigns, campaigns.c.id == trials.c.campaign_id)
         .where(campaigns.c.channel_id == events.c.channel_id)
-        .where(events.c.applied_at.is_(None))
+        .where(events.c.applied_at.is_(None), *([events.c.id <= up_to] if up_to is not None else []))
         .order_by(events.c.id)
         .limit(max(1, int(limit)))
     ).all()

@@ -41,6 +41,7 @@ DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
 DEFAULT_MPS = 80
 MAX_MPS = 1000
+MAX_DISPLAY_NAME = 120  # Channel.display_name's column
 CONNECTION_TEST_TIMEOUT_S = 10
 WEBHOOK_PATH = "/webhooks/whatsapp"
 # Campaigns in these states still need their channel; disconnecting tells the admin how many there are.
@@ -220,6 +221,23 @@ def host_allowed(url: str) -> bool:
     return False
 
 
+def _display_name(form: Mapping[str, Any], errors: list[str]) -> str | None:
+    """The business name the message preview shows: trimmed, spaces collapsed, 1 to 120 characters, or empty
+    (the next connection test fills it with Meta's verified name). None when refused (with the reason)."""
+    value = form.get("display_name")
+    if value is not None and not isinstance(value, str):
+        errors.append("The display name must be text.")
+        return None
+    value = " ".join((value or "").split())
+    if len(value) > MAX_DISPLAY_NAME:
+        errors.append(f"The display name is too long (at most {MAX_DISPLAY_NAME} characters).")
+        return None
+    if not value.isprintable():
+        errors.append("The display name may not contain control characters.")
+        return None
+    return value
+
+
 def _parse_form(form: Any, *, creating: bool) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(plain fields, secrets given, errors). Empty secrets on edit mean "keep the stored one"."""
     form = form if isinstance(form, Mapping) else {}
@@ -231,6 +249,10 @@ def _parse_form(form: Any, *, creating: bool) -> tuple[dict[str, Any], dict[str,
     elif len(name) > 120:
         errors.append("The name is too long (at most 120 characters).")
     fields["name"] = name
+    if creating or "display_name" in form:  # absent on an edit: keep the stored one
+        display_name = _display_name(form, errors)
+        if display_name is not None:
+            fields["display_name"] = display_name
     for key, label in (("phone_number_id", "phone number ID"), ("business_account_id", "WhatsApp Business Account ID")):
         value = re.sub(r"\s+", "", _text(form, key, 500))
         if not value:
@@ -313,6 +335,7 @@ def connect_channel(*, session: Session, actor: User, form: Mapping[str, Any]) -
         detail={
             "name": channel.name,
             "phone_number_id": channel.phone_number_id,
+            "display_name": channel.display_name,
             "verify_token_generated": generated is not None,
         },
     )
@@ -447,9 +470,11 @@ def test_connection(*, session: Session, actor: User, channel_id: Any) -> Connec
     display = str(info.get("display_phone_number") or "")[:32]
     if display:
         channel.display_phone_number = display
-    # The business name people see in WhatsApp (Meta's verified name): the message preview shows it.
-    verified = str(info.get("verified_name") or "").strip()[:120]
-    if ok and verified:
+    # The business name people see in WhatsApp (Meta's verified name): the message preview shows it. Only
+    # when the admin left the channel's display name empty: one they typed is never overwritten.
+    verified = " ".join(str(info.get("verified_name") or "").split())[:MAX_DISPLAY_NAME]
+    filled = ok and bool(verified) and not channel.display_name
+    if filled:
         channel.display_name = verified
     if ok:
         messaging_limit.record_from_phone_info(session, channel, info)
@@ -461,7 +486,11 @@ def test_connection(*, session: Session, actor: User, channel_id: Any) -> Connec
         outcome="ok" if ok else "error",
         target_type="channel",
         target_id=channel.id,
-        detail={"name": channel.name, "error": channel.last_error_detail} if not ok else {"name": channel.name},
+        detail=(
+            {"name": channel.name, "error": channel.last_error_detail}
+            if not ok
+            else {"name": channel.name, **({"display_name_filled": verified} if filled else {})}
+        ),
     )
     # The admin who ran the test (channels:manage) reads the host's own words.
     message = str(info.get("verified_name") or channel.display_phone_number or channel.name) if ok else problem.detail
@@ -485,6 +514,7 @@ def channel_for_edit(*, session: Session, actor: User, channel_id: Any) -> dict[
         for k in (
             "id",
             "name",
+            "display_name",
             "phone_number_id",
             "business_account_id",
             "api_base_url",

@@ -157,9 +157,17 @@ def template_channels(*, session: Session, actor: User) -> list[dict]:
             "status": c.status,
             "templates": counts.get(c.id, 0),
             "synced": fmt_time(synced.get(c.id)),
+            **preview_sender(c),
         }
         for c in session.exec(select(Channel).order_by(Channel.name)).all()
     ]
+
+
+def preview_sender(channel: Channel | None) -> dict[str, str]:
+    """Who a message preview says it is from: the channel's WhatsApp display name (else its name) and its
+    profile initials; empty without a channel (the preview then says "Your business")."""
+    name = business_name(channel.display_name, channel.name) if channel else ""
+    return {"business": name, "initials": profile_initials(name) if name else ""}
 
 
 def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[str, Any]:
@@ -191,8 +199,7 @@ def template_detail(*, session: Session, actor: User, template_id: Any) -> dict[
         "channel": channel.name if channel else "",
         "sandbox": bool(channel and channel.kind == KIND_SANDBOX),
         # The preview's sender: the channel's WhatsApp display name and its profile initials.
-        "business": business_name(channel.display_name, channel.name) if channel else "",
-        "initials": profile_initials(business_name(channel.display_name, channel.name)) if channel else "",
+        **preview_sender(channel),
         "external_id": template.external_id,
         "synced": fmt_time(template.synced_at),
         "updated": fmt_time(template.updated_at),

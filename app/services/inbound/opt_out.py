@@ -97,6 +97,9 @@ def record_inbound(*, session: Session, message: ParsedInbound, channel_id: int 
             channel_id=channel_id,
         )
     replied = _count_reply(session, context, message.message_id, channel_id) if context and channel_id else None
+    if replied is not None:
+        # The reply names its campaign, so the home dashboard counts replies as the campaign page does (0015).
+        session.execute(update(InboundMessage).where(InboundMessage.id == inserted[0]).values(campaign_id=replied))
     return InboundOutcome(stored=True, address=address, unsubscribed=unsubscribed, replied_campaign_id=replied)
 
 

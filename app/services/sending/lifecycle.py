@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import update
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from app.domain import permissions as perm
@@ -35,7 +36,7 @@ from app.domain.campaign_status import (
     check_transition,
 )
 from app.domain.readiness import for_resume, refusal
-from app.models import Campaign, User
+from app.models import AudienceUpload, Campaign, User
 from app.redis_conn import get_redis
 from app.services.access import get_or_raise, require
 from app.services.accounts import audit
@@ -72,8 +73,18 @@ def _label(status: str) -> str:
 def require_audience_rights(user: User | None, campaign: Campaign) -> None:
     """A file audience is data the sender brings in: sending (or scheduling) a campaign with one needs
     `audiences:manage`, as choosing the file does (issue 13 item 9: otherwise a basic user duplicates a
-    CSV campaign and sends it). PermissionDenied otherwise."""
+    CSV campaign and sends it). PermissionDenied otherwise. Except a "send again to…" file: Hubcast wrote
+    it from an existing campaign's recipients (`derived_from_campaign_id`), so sending it is sending to an
+    existing audience (SPEC S1)."""
     if campaign.audience_kind == "csv":
+        session = object_session(campaign)
+        upload = (
+            session.get(AudienceUpload, campaign.audience_upload_id)
+            if session is not None and campaign.audience_upload_id
+            else None
+        )
+        if upload is not None and upload.derived_from_campaign_id is not None:
+            return
         perm.require(user.role if user is not None else "", perm.AUDIENCES_MANAGE)
 
 
