@@ -27,6 +27,22 @@ def field_label(text, control_id, *, size: str = "2", **props) -> rx.Component:
     )
 
 
+def status_filter(control_id: str, options, value, on_change, *, aria_label: str = "Status") -> rx.Component:
+    """A "Status" select with its visible label: `options` are (value, label) pairs, "all" standing for no
+    filter (an empty `value`)."""
+    return rx.hstack(
+        field_label("Status", control_id),
+        rx.select.root(
+            rx.select.trigger(id=control_id, aria_label=aria_label),
+            rx.select.content(*[rx.select.item(label, value=v) for v, label in options]),
+            value=rx.cond(value == "", "all", value),
+            on_change=on_change,
+        ),
+        spacing="2",
+        align="center",
+    )
+
+
 def labelled_radio(value: str, label, item_id: str) -> rx.Component:
     """A radio with its text inside one <label>: clicking the text selects it, and the text is its name."""
     # aria-labelledby too: axe (and some screen readers) do not take a wrapping <label> as a button's name, and a

@@ -52,6 +52,30 @@ PHONE_NUMBER_FIELDS = (
 USER_AGENT = "Hubcast/0.1 (+https://github.com/hubcast)"
 
 
+def template_message(
+    to: str,
+    template_name: str,
+    language_code: str,
+    components: Sequence[Mapping[str, Any]] | None,
+    biz_opaque_callback_data: str | None,
+) -> dict[str, Any]:
+    """The send request's JSON object (Meta's template message); `CloudApiClient._send_body` encodes the same
+    object faster for the campaign sender."""
+    template: dict[str, Any] = {"name": template_name, "language": {"code": language_code}}
+    if components:
+        template["components"] = list(components)
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": template,
+    }
+    if biz_opaque_callback_data is not None:
+        body["biz_opaque_callback_data"] = biz_opaque_callback_data
+    return body
+
+
 class CloudApiClient(Messenger):
     """The production `Messenger` (plus template listing and the connection test), over HTTP."""
 
@@ -129,18 +153,7 @@ class CloudApiClient(Messenger):
                 path, self._send_body(to, template_name, language_code, components, biz_opaque_callback_data)
             )
         else:
-            template: dict[str, Any] = {"name": template_name, "language": {"code": language_code}}
-            if components:
-                template["components"] = list(components)
-            body: dict[str, Any] = {
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": to,
-                "type": "template",
-                "template": template,
-            }
-            if biz_opaque_callback_data is not None:
-                body["biz_opaque_callback_data"] = biz_opaque_callback_data
+            body = template_message(to, template_name, language_code, components, biz_opaque_callback_data)
             payload = await self._request("POST", path, json=body)
         messages = payload.get("messages") if isinstance(payload, dict) else None
         message_id = messages[0].get("id") if messages and isinstance(messages[0], dict) else None
@@ -166,7 +179,7 @@ class CloudApiClient(Messenger):
         components: Sequence[Mapping[str, Any]] | None,
         biz_opaque_callback_data: str | None,
     ) -> bytes:
-        """The send request's JSON (the same object as the httpx path's `json=`), its template part encoded
+        """The send request's JSON (the same object as `template_message`, the httpx path's), its template part encoded
         once per template and language instead of once per message (the campaign sender's hot path)."""
         key = (template_name, language_code)
         head = self._body_heads.get(key)

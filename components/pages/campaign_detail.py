@@ -5,7 +5,7 @@ import reflex as rx
 from app.domain.campaign_status import RECIPIENT_STATUS_LABELS as LABELS
 from components import routes
 from components.campaign_insight import campaign_insight
-from components.common import data_table, field_label, pager, search_box, status_badge
+from components.common import data_table, pager, search_box, status_badge, status_filter
 from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import progress_bar
@@ -161,16 +161,12 @@ def _results() -> rx.Component:
         campaign_insight(),
         rx.hstack(
             search_box(S.search, S.set_search, "Search by number", "recipient-search"),
-            rx.hstack(
-                field_label("Status", "recipient-status-filter"),
-                rx.select.root(
-                    rx.select.trigger(id="recipient-status-filter", aria_label="Recipient status"),
-                    rx.select.content(*[rx.select.item(label, value=value) for value, label in FILTER_OPTIONS]),
-                    value=rx.cond(S.status_filter == "", "all", S.status_filter),
-                    on_change=S.filter_status,
-                ),
-                spacing="2",
-                align="center",
+            status_filter(
+                "recipient-status-filter",
+                FILTER_OPTIONS,
+                S.status_filter,
+                S.filter_status,
+                aria_label="Recipient status",
             ),
             width="100%",
         ),

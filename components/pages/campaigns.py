@@ -5,7 +5,7 @@ import reflex as rx
 from app.domain.campaign_status import CAMPAIGN_STATUSES, STATUS_LABELS
 from app.domain.time_zones import TIMEZONES
 from components import routes
-from components.common import empty_state, field_label, pager, search_box, status_badge
+from components.common import empty_state, field_label, pager, search_box, status_badge, status_filter
 from components.health_banner import worker_paused_banner
 from components.layout import page_shell
 from components.progress import campaign_progress
@@ -244,17 +244,7 @@ def _campaigns_table() -> rx.Component:
 
 def _status_filter() -> rx.Component:
     S = CampaignsState
-    return rx.hstack(
-        field_label("Status", "campaign-status-filter"),
-        rx.select.root(
-            rx.select.trigger(id="campaign-status-filter", aria_label="Status"),
-            rx.select.content(*[rx.select.item(label, value=value) for value, label in STATUS_OPTIONS]),
-            value=rx.cond(S.status_filter == "", "all", S.status_filter),
-            on_change=S.set_status_filter,
-        ),
-        spacing="2",
-        align="center",
-    )
+    return status_filter("campaign-status-filter", STATUS_OPTIONS, S.status_filter, S.set_status_filter)
 
 
 def _date_filter(label: str, value: rx.Var, on_change, input_id: str) -> rx.Component:

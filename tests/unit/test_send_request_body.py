@@ -8,24 +8,7 @@ import json
 
 import pytest
 
-from app.whatsapp.client import CloudApiClient
-
-
-def _expected(to, name, language, components, callback):
-    template = {"name": name, "language": {"code": language}}
-    if components:
-        template["components"] = list(components)
-    body = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "template",
-        "template": template,
-    }
-    if callback is not None:
-        body["biz_opaque_callback_data"] = callback
-    return body
-
+from app.whatsapp.client import CloudApiClient, template_message
 
 BODY = [{"type": "body", "parameters": [{"type": "text", "text": 'Zoë "the boss" \\ 🎉'}]}]
 
@@ -44,6 +27,6 @@ def test_the_encoded_body_is_the_documented_object(to, name, language, component
     try:
         for _ in range(2):  # the second time from the cached head
             raw = client._send_body(to, name, language, components, callback)
-            assert json.loads(raw) == _expected(to, name, language, components, callback)
+            assert json.loads(raw) == template_message(to, name, language, components, callback)
     finally:
         asyncio.run(client.aclose())

@@ -21,7 +21,6 @@ from sqlmodel import Session
 
 from app.domain import permissions as perm
 from app.domain.variables import CONTACT_FIELDS, placeholder_label
-from app.domain.whatsapp_markup import business_name, profile_initials
 from app.models import AudienceUpload, Campaign, Channel, Template, User
 from app.services import access
 from app.services.audiences import lists as lists_service
@@ -30,6 +29,7 @@ from app.services.audiences import summary as audience_service
 from app.services.campaigns import drafts
 from app.services.campaigns.design_preview import design_preview
 from app.services.campaigns.trial_send import latest_status
+from app.services.channels.templates import preview_sender
 from app.services.sending.lifecycle import SendingError
 from app.services.sending.review_limits import limits_review
 from app.whatsapp.components import template_variables
@@ -168,10 +168,8 @@ def _summary(session: Session, actor: User | None, campaign: Campaign, view: Dra
 def _design(session: Session, actor: User | None, campaign: Campaign, view: DraftView) -> None:
     if not campaign.channel_id:
         return
-    channel = session.get(Channel, campaign.channel_id)
-    if channel is not None:
-        view.business_name = business_name(channel.display_name, channel.name)
-        view.business_initials = profile_initials(view.business_name)
+    sender = preview_sender(session.get(Channel, campaign.channel_id))
+    view.business_name, view.business_initials = sender["business"], sender["initials"]
     view.template_options = [
         {"id": str(t.id), "name": f"{t.name} · {t.language}"}
         for t in drafts.sendable_templates(session=session, actor=actor, channel_id=campaign.channel_id)
