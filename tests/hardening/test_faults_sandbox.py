@@ -29,7 +29,7 @@ def _finished(campaign_id: int):
     return row if row.status in ("sent", "failed", "paused") else None
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_rate_limited_then_server_errors_for_10s_each(
     session, redis_client, redis_url, database_url, make_user, tmp_path
 ):
@@ -45,11 +45,16 @@ def test_rate_limited_then_server_errors_for_10s_each(
             began = time.monotonic()
             sb.configure(rate_limit_for_s=10)
             time.sleep(10)  # the fault itself: 10 s of 429s, which sending must ride out
+            # The shared cool-down doubles with each throttle in a row (1, 2, 4, 8, 16 s with jitter): the last
+            # one can outlast a 10-s 5xx window started right away, and then no request meets the 5xx at all.
+            # The 5xx fault starts once sending has resumed after the throttle.
+            after_throttle = sb.log()["total"]
+            wait_until(lambda: sb.log()["total"] > after_throttle, timeout=90, interval=0.1, message="sending resumed")
             sb.configure(server_error_for_s=10)
             time.sleep(10)  # then 10 s of 5xx
             during = sb.log()
             done = wait_until(lambda: _finished(campaign.id), timeout=120, interval=0.5, message="campaign finished")
-            recovery = time.monotonic() - began - 20
+            recovery = time.monotonic() - began - 20  # includes the wait for sending to resume
         finally:
             for w in workers:
                 stop_process(w)
