@@ -147,6 +147,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_applier(_args: argparse.Namespace) -> int:
+    import redis
+
+    from app.logging_setup import configure_logging
+    from app.redis_conn import redis_url
+    from app.settings import get_settings
+    from workers.status_applier import run_status_applier
+
+    configure_logging(get_settings(), role="applier")
+    redis.Redis.from_url(redis_url(), socket_connect_timeout=5).ping()  # fail fast, with one clear line
+    run_status_applier()
+    return 0
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from app.db import session_scope
     from app.services.channels.sandbox_channel import sandbox_argv, sandbox_channel, write_sandbox_catalogue
@@ -281,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="run queued jobs, then exit")
     p.add_argument("--queues", nargs="+", metavar="QUEUE", help="queues to work on (default: all)")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser(
+        "applier",
+        help="apply received webhook statuses in a process of its own "
+        "(optional: web processes apply them until one runs, and again if it stops)",
+    )
+    p.set_defaults(func=_cmd_applier)
 
     p = sub.add_parser(
         "sandbox", help="run the local WhatsApp Cloud API simulator for the Sandbox channel", add_help=False

@@ -18,7 +18,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 from sqlalchemy import select, text
@@ -39,7 +38,7 @@ from app.redis_conn import get_redis
 from app.services.accounts import auth, cookies
 from app.services.campaigns import results as campaign_results
 from app.services.channels.channels import WEBHOOK_PATH
-from app.services.inbound import account_events, webhook_ingest
+from app.services.inbound import account_events, status_applier, webhook_ingest
 from app.upload_limit import UploadSizeLimit
 from app.whatsapp import signature
 from app.whatsapp.webhooks import MalformedWebhook, check_shape, parse_webhook
@@ -65,32 +64,26 @@ class StatusApplier:
     Why a loop here rather than an RQ job: the stored events table already is the durable queue (an
     acknowledged event is a committed row; `applied_at` marks it done), so a queue would only add a
     Redis hop and a job per batch. Applying where the events arrive keeps the delay from webhook to
-    browser count well under the 2-second target, and batches (up to DEFAULT_BATCH events per
-    transaction, BACKLOG_BATCH while a backlog drains) are what make thousands of statuses per second
-    possible: one transaction per event tops out near 3,700/s on SQLite.
+    browser count well under the 2-second target, and batches (`status_applier.run_pass`) are what make
+    thousands of statuses per second possible: one transaction per event tops out near 3,700/s on SQLite.
 
     Started by the first webhook or `/healthz` poll in a process; runs every INTERVAL_S while there is
     work (events whose wamid is not known yet are retried each pass) and ends after IDLE_EXIT_S
-    without any. A crash only leaves unapplied rows, which the next loop applies first. Counters of a
-    touched campaign (an aggregate over its rows) are recomputed at most every REFRESH_EVERY_S and
-    once more when the backlog drains. Several web processes may each run one: applying is idempotent.
+    without any. A crash only leaves unapplied rows, which the next loop applies first. Several web
+    processes may each run one: applying is idempotent. While a dedicated `hubcast applier` runs
+    (`status_applier.DedicatedWatch`), this loop stands aside, and takes over again if that one stops.
     """
 
-    INTERVAL_S = 0.2
-    # Behind a backlog: bigger transactions cost less per event (one commit, one match query, one
-    # UPDATE per column set) at the price of holding SQLite's writer lock a little longer.
-    BACKLOG_BATCH = 2000
-    # PostgreSQL plans the match query from the events table's statistics; a backlog grows that table
-    # faster than autovacuum analyzes it, and with stale figures the planner sorted the whole backlog on
-    # every pass (0.5 s a pass at 50,000 events). Refreshed at most this often while a backlog drains.
-    ANALYZE_EVERY_S = 10.0
-    REFRESH_EVERY_S = 0.5
+    INTERVAL_S = status_applier.INTERVAL_S
     IDLE_EXIT_S = 120.0
 
     def __init__(self) -> None:
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dedicated = status_applier.DedicatedWatch()
+        self.standing_aside = False  # the last loop turn saw a dedicated applier and left applying to it
+        self.turns = 0  # loop turns so far (/healthz shows both: operators see who applies)
 
     def kick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -101,64 +94,29 @@ class StatusApplier:
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(self._wake), name="hubcast-status-applier")
 
-    @staticmethod
-    def refresh_statistics() -> None:
-        try:
-            with Session(get_engine()) as session:
-                webhook_ingest.refresh_backlog_statistics(session)
-        except Exception:  # e.g. a database user that may not ANALYZE: the passes still run, just slower
-            log.warning("status applier: could not refresh the events table's statistics", exc_info=True)
-
-    @classmethod
-    def run_pass(cls, dirty: dict[int, float], limit: int = webhook_ingest.DEFAULT_BATCH) -> int:
-        """One batch of up to `limit` events and the throttled counter refresh (blocking: runs in a worker thread)."""
-        with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
-            result = webhook_ingest.apply_pending_statuses(session, limit, refresh=False)
-            session.commit()
-        if result.events:
-            figures, applied_at = metrics_store.Buffer(), datetime.now(UTC)
-            for channel_id, status, received_at in result.events:
-                figures.webhook_applied(channel_id, status, received_at, applied_at)
-            figures.flush(get_redis())
-        now = time.monotonic()
-        for campaign_id in result.campaigns:
-            dirty.setdefault(campaign_id, float("-inf"))
-        drained = result.applied < limit
-        due = [cid for cid, last in dirty.items() if drained or now - last >= cls.REFRESH_EVERY_S]
-        if due:
-            with Session(get_engine(), expire_on_commit=False) as session, webhook_ingest.one_writer(session):
-                webhook_ingest.lock_for_writing(session)
-                webhook_ingest.refresh_campaigns(session, due)
-                session.commit()
-            for cid in due:
-                dirty[cid] = now
-        if result.applied == 0:
-            dirty.clear()  # every touched campaign got its final refresh above
-        return result.applied
-
     async def _run(self, wake: asyncio.Event) -> None:
         dirty: dict[int, float] = {}
         idle_since = time.monotonic()
-        limit = webhook_ingest.DEFAULT_BATCH
-        analyzed = float("-inf")
+        pacer = status_applier.Pacer()
         while True:
             wake.clear()
-            try:
-                if limit == self.BACKLOG_BATCH and time.monotonic() - analyzed > self.ANALYZE_EVERY_S:
-                    analyzed = time.monotonic()
-                    await asyncio.to_thread(self.refresh_statistics)
-                applied = await asyncio.to_thread(self.run_pass, dirty, limit)
-            except Exception:  # the events stay unapplied and are retried next pass
-                log.exception("status applier pass failed")
-                applied = 0
+            applied = 0
+            self.standing_aside = self._dedicated.alive()
+            if not self.standing_aside:
+                try:
+                    if pacer.analyze_due():
+                        await asyncio.to_thread(status_applier.refresh_statistics)
+                    applied = await asyncio.to_thread(status_applier.run_pass, dirty, pacer.limit)
+                except Exception:  # the events stay unapplied and are retried next pass
+                    log.exception("status applier pass failed")
+            self.turns += 1
+            backlog = pacer.after(applied)
             if applied:
                 idle_since = time.monotonic()
-                if applied >= limit:
-                    limit = self.BACKLOG_BATCH  # a backlog: bigger batches, the next one at once
-                    continue
+                if backlog:
+                    continue  # bigger batches, the next one at once
             elif time.monotonic() - idle_since > self.IDLE_EXIT_S:
                 return
-            limit = webhook_ingest.DEFAULT_BATCH
             try:
                 await asyncio.wait_for(wake.wait(), timeout=self.INTERVAL_S)
                 await asyncio.sleep(0.05)  # woken by a webhook: let its neighbours land, then batch
@@ -174,7 +132,7 @@ applier = StatusApplier()
 
 async def healthz(_request: Request) -> JSONResponse:
     """Each component's state: {"status", "web", "database", "redis", and under `hubcast run` "worker",
-    "sandbox"}. 200 while the web app can serve, even if another part is down or restarting ("status":
+    "sandbox"}, and who applies received statuses ("status_applier": "web" or "dedicated"). 200 while the web app can serve, even if another part is down or restarting ("status":
     "degraded"); 503 only when it cannot (its database is unreachable)."""
     checks: dict[str, str] = {"web": "ok"}
     try:
@@ -199,7 +157,11 @@ async def healthz(_request: Request) -> JSONResponse:
     healthy = all(v == "ok" for v in checks.values())
     if serving:
         applier.kick()
-    return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if serving else 503)
+    # Who applies received statuses: this process, or a dedicated `hubcast applier` it stands aside for.
+    applying = {"status_applier": "dedicated" if applier.standing_aside else "web", "applier_turns": applier.turns}
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", **checks, **applying}, status_code=200 if serving else 503
+    )
 
 
 @dataclass(frozen=True)

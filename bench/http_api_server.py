@@ -42,8 +42,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_api_server(database_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Yields the webhook URL once the server answers (a 403 to an unverified subscribe); stops it on exit."""
+def http_api_server(
+    database_url: str, workdir: Path, extra_env: dict[str, str] | None = None, *, dedicated_applier: bool = False
+) -> Iterator[str]:
+    """Yields the webhook URL once the server answers (a 403 to an unverified subscribe); stops it on exit.
+    `dedicated_applier`: also run `hubcast applier` (statuses applied in a process of their own, the web
+    process standing aside) — the deployment `--applier process` of the benchmarks measures."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -69,6 +73,16 @@ def http_api_server(database_url: str, workdir: Path, extra_env: dict[str, str] 
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    applier = None
+    if dedicated_applier:
+        applier_log = open(workdir / "applier.log", "wb")
+        applier = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "applier"],
+            cwd=ROOT,
+            env=env,
+            stdout=applier_log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/webhooks/whatsapp"
     try:
         deadline = time.monotonic() + 60
@@ -85,9 +99,12 @@ def http_api_server(database_url: str, workdir: Path, extra_env: dict[str, str] 
             time.sleep(0.1)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for proc in (server, applier):
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         log.close()

@@ -23,6 +23,9 @@ Issue 16 §4 (≥ 6,000 statuses/s sustained with apply lag ≤ 2 s; a burst of 
     .venv/bin/python bench/webhooks.py --rate 6000 --duration 60 --runs 1 --db both   # sustained
     .venv/bin/python bench/webhooks.py --burst 50000 --runs 1 --db both               # burst, unpaced
 
+`--applier process` runs a dedicated `hubcast applier` beside the web process (it applies, the web
+process only receives); `--applier both` measures the two deployments one after the other.
+
 Both also report the applied rate (applied events / first arrival to last apply) and the time from
 the first POST until every status is applied.
 """
@@ -184,14 +187,22 @@ def fresh_database(kind: str, tmp: str, name: str) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
-def one_run(messages: int, concurrency: int, per_post: int, seed: int, rate: float = 0.0, kind: str = "sqlite") -> dict:
+def one_run(
+    messages: int,
+    concurrency: int,
+    per_post: int,
+    seed: int,
+    rate: float = 0.0,
+    kind: str = "sqlite",
+    dedicated_applier: bool = False,
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="hubcast-bench-webhooks-") as tmp:
         url = fresh_database(kind, tmp, "hubcast_bench_webhooks")
         cid = prepare_db(url, messages)
         posts, total = bodies(messages, per_post, seed)
         engine = make_engine(url)
         try:
-            with http_api_server(url, Path(tmp)) as base:
+            with http_api_server(url, Path(tmp), dedicated_applier=dedicated_applier) as base:
                 elapsed, latencies, failures = asyncio.run(load(base, posts, concurrency, rate, per_post))
                 acked = time.perf_counter()
                 while True:
@@ -292,6 +303,12 @@ def main() -> None:
         help="post this many statuses unpaced (messages = burst / 3; overrides --messages and --rate)",
     )
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    parser.add_argument(
+        "--applier",
+        choices=("web", "process", "both"),
+        default="web",
+        help="who applies the statuses: the web process (default), a dedicated `hubcast applier`, or both in turn",
+    )
     args = parser.parse_args()
     if args.burst:
         args.messages, args.rate = -(-args.burst // len(STATUSES)), 0.0
@@ -302,14 +319,18 @@ def main() -> None:
     os.environ["REDIS_URL"], redis_proc = bench_redis_url(tmp)
     try:
         for kind in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
-            report_one_database(args, kind)
+            for applier in ("web", "process") if args.applier == "both" else (args.applier,):
+                report_one_database(args, kind, applier)
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
 
 
-def report_one_database(args: argparse.Namespace, kind: str) -> None:
-    runs = [one_run(args.messages, args.concurrency, args.per_post, seed, args.rate, kind) for seed in range(args.runs)]
+def report_one_database(args: argparse.Namespace, kind: str, applier: str = "web") -> None:
+    runs = [
+        one_run(args.messages, args.concurrency, args.per_post, seed, args.rate, kind, applier == "process")
+        for seed in range(args.runs)
+    ]
     base = [baseline(args.baseline_messages, kind) for _ in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     lost = sum(r["posted"] - r["stored"] for r in runs)  # acknowledged (or posted) but never stored
@@ -323,7 +344,12 @@ def report_one_database(args: argparse.Namespace, kind: str) -> None:
         "",
         (f"Burst of {args.burst:,} statuses: " if args.burst else "")
         + f"{args.messages:,} messages × 3 statuses, {args.per_post} statuses per POST, {args.concurrency} concurrent "
-        f"connections, {'paced at %s statuses/s' % format(args.rate, ',.0f') if args.rate else 'unpaced (burst)'}, median of {args.runs} runs (each: fresh database, fresh server process).",
+        f"connections, {'paced at %s statuses/s' % format(args.rate, ',.0f') if args.rate else 'unpaced (burst)'}, median of {args.runs} runs (each: fresh database, fresh server process); "
+        + (
+            "statuses applied by a dedicated `hubcast applier` process."
+            if applier == "process"
+            else "statuses applied by the web process."
+        ),
         "",
         "| figure | target | measured (median) | runs |",
         "|---|---|---|---|",

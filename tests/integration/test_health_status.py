@@ -18,7 +18,9 @@ from app.settings import reset_settings_cache
 def _healthz():
     with TestClient(build_http_api()) as client:
         resp = client.get("/healthz")
-    return resp.status_code, resp.json()
+    body = resp.json()
+    assert isinstance(body.pop("applier_turns"), int)  # how many turns the status applier loop took so far
+    return resp.status_code, body
 
 
 def _status(**states: str) -> None:
@@ -36,13 +38,22 @@ def test_healthz_names_each_component_and_answers_200_while_the_worker_restarts(
         "redis": "ok",
         "worker": "restarting",
         "sandbox": "ok",
+        "status_applier": "web",
     }
     assert health.worker_paused()  # the campaign pages show "Sending is paused while the worker restarts"
 
     _status(redis="ok", worker="ok", sandbox="ok", web="ok")
     assert _healthz() == (
         200,
-        {"status": "ok", "web": "ok", "database": "ok", "redis": "ok", "worker": "ok", "sandbox": "ok"},
+        {
+            "status": "ok",
+            "web": "ok",
+            "database": "ok",
+            "redis": "ok",
+            "worker": "ok",
+            "sandbox": "ok",
+            "status_applier": "web",
+        },
     )
     assert not health.worker_paused()
 
@@ -67,7 +78,7 @@ def test_a_status_left_by_a_supervisor_that_is_gone_is_ignored(database_url, red
     dead.wait()
     health.write_status(health.status_path(), {"worker": {"state": "restarting"}}, supervisor_pid=dead.pid)
     assert health.read_status() is None and not health.worker_paused()
-    assert _healthz() == (200, {"status": "ok", "web": "ok", "database": "ok", "redis": "ok"})
+    assert _healthz() == (200, {"status": "ok", "web": "ok", "database": "ok", "redis": "ok", "status_applier": "web"})
 
 
 def test_without_a_supervisor_nothing_is_claimed(database_url, redis_client):

@@ -45,8 +45,8 @@ def drive_until(redis_url: str, campaign_id: int, statuses=FINISHED, timeout: fl
     return wait_until(step, timeout, interval=0.2, message=f"campaign {campaign_id} reaching one of {statuses}")
 
 
-def worker_process(tmp: Path, database_url: str, redis_url: str, name: str, env_extra: dict | None = None):
-    """`hubcast worker` in its own process group (its RQ scheduler too), logging to tmp/<name>.log."""
+def cli_process(tmp: Path, database_url: str, redis_url: str, name: str, args, env_extra: dict | None = None):
+    """`hubcast <args>` in its own process group, logging to tmp/<name>.log."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -57,13 +57,18 @@ def worker_process(tmp: Path, database_url: str, redis_url: str, name: str, env_
     }
     log = open(tmp / f"{name}.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"],
+        [sys.executable, "-m", "app.cli", *args],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def worker_process(tmp: Path, database_url: str, redis_url: str, name: str, env_extra: dict | None = None):
+    """`hubcast worker` in its own process group (its RQ scheduler too), logging to tmp/<name>.log."""
+    return cli_process(tmp, database_url, redis_url, name, ["worker"], env_extra)
 
 
 def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> None:
