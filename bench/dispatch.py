@@ -439,14 +439,16 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def capped_under_load(n: int, db_url: str, r_url: str, tmp: Path, kind: str) -> dict:
+def capped_under_load(n: int, db_url: str, r_url: str, tmp: Path, kind: str, dedicated_applier: bool = False) -> dict:
     from bench.csv_audience import generate_csv
     from tests.support.sandbox import run_sandbox
 
     csv_path = tmp / "audience-20mb.csv"
     if not csv_path.exists():
         generate_csv(csv_path, 20 * 1024 * 1024)
-    with http_api_server(db_url, tmp / f"web-{kind}", {"REDIS_URL": r_url}) as webhook_url:
+    with http_api_server(
+        db_url, tmp / f"web-{kind}", {"REDIS_URL": r_url}, dedicated_applier=dedicated_applier
+    ) as webhook_url:
         extra = ("--webhook-url", webhook_url, "--read-ratio", "1") + (
             "--sent-delay",
             "0.1,0.5",
@@ -471,6 +473,12 @@ def main() -> int:
         action="store_true",
         help="also the capped run while a 20 MB CSV is checked and the Sandbox posts every message's sent, "
         "delivered and read statuses (~3,000/s) to a web process that applies them",
+    )
+    parser.add_argument(
+        "--applier",
+        choices=("web", "process"),
+        default="web",
+        help="with --with-load: statuses applied by the web process (default) or a dedicated `hubcast applier`",
     )
     parser.add_argument(
         "--tier",
@@ -519,10 +527,11 @@ def main() -> int:
                     f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
                 )
             if args.with_load:
-                r = capped_under_load(args.recipients, db_url, r_url, tmp, kind)
+                r = capped_under_load(args.recipients, db_url, r_url, tmp, kind, args.applier == "process")
                 print(kind, "capped under load", json.dumps(r, default=str))
+                applied_by = " (statuses: `hubcast applier`)" if args.applier == "process" else ""
                 lines.append(
-                    f"| {kind} | 1,000/s cap + 150 ms, **under load** | {r['rate']:.0f} | ≥ 950 | {r['seconds']:.1f} | "
+                    f"| {kind} | 1,000/s cap + 150 ms, **under load**{applied_by} | {r['rate']:.0f} | ≥ 950 | {r['seconds']:.1f} | "
                     f"{r['freeze_s']:.2f} | {r['duplicates']} | {r['busiest_1s']} | {r['worker_peak_rss_mb']:.0f} | "
                     f"{r['worker_cpu_ms_per_1000']:.0f} | {r['load_avg']:.1f} |"
                 )

@@ -13,6 +13,7 @@ Appends to bench/results/topology.md.
 
     .venv/bin/python bench/topology.py                       # 100,000 recipients, 2 x 500 msg/s
     .venv/bin/python bench/topology.py --recipients 10000 --skip-baseline
+    .venv/bin/python bench/topology.py --workers 2 --applier process   # statuses applied by `hubcast applier`
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def baseline(recipients: int) -> float | None:
     return None
 
 
-def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
+def run_topology(recipients: int, cap: int, workers: int, root: Path, dedicated_applier: bool = False) -> dict:
     from tests.topology import harness
 
     topo = harness.prepare(root)
@@ -83,6 +84,8 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
             topo.wait_web(web)
         harness.start_nginx(topo)
         procs = [topo.worker(f"worker{i + 1}") for i in range(workers)]
+        if dedicated_applier:
+            procs.append(topo.applier())
         time.sleep(3)  # let the workers import the sending stack before the clock starts
 
         from sqlmodel import Session
@@ -124,6 +127,7 @@ def run_topology(recipients: int, cap: int, workers: int, root: Path) -> dict:
             "recipients": recipients,
             "cap": cap,
             "workers": workers,
+            "applier": "dedicated process" if dedicated_applier else "web processes",
             "seconds": round(seconds, 1),
             "rate": recipients / seconds,
             "rate_first_to_last": recipients / first_to_last,
@@ -144,17 +148,24 @@ def main() -> int:
     parser.add_argument("--cap", type=int, default=500, help="msg/s cap of each of the two channels")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--applier",
+        choices=("web", "process"),
+        default="web",
+        help="who applies the status webhooks: the web processes (default) or a dedicated `hubcast applier`",
+    )
     args = parser.parse_args()
 
     base = None if args.skip_baseline else baseline(args.recipients)
     root = Path(tempfile.mkdtemp(prefix="hubcast-bench-topology-"))
-    r = run_topology(args.recipients, args.cap, args.workers, root)
+    r = run_topology(args.recipients, args.cap, args.workers, root, args.applier == "process")
     print("topology", json.dumps(r, default=str))
     target = 0.95 * 2 * args.cap
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} CPU, load {r['load_avg']:.1f}",
         f"{args.recipients:,} recipients over 2 channels capped at {args.cap}/s each (150 ms API latency), "
-        f"2 web + {args.workers} workers behind nginx, PostgreSQL + Redis\n",
+        f"2 web + {args.workers} workers{' + 1 applier' if args.applier == 'process' else ''} behind nginx, "
+        "PostgreSQL + Redis\n",
         "| figure | msg/s | target | seconds | duplicates | busiest 1 s per channel | webhooks applied after | "
         "baseline: bench/dispatch.py, 1 channel at 1,000/s, same run |",
         "|---|---|---|---|---|---|---|---|",

@@ -283,6 +283,9 @@ class Topology:
     def worker(self, name: str) -> Proc:
         return self.start(name, [sys.executable, "-m", "app.cli", "worker"])
 
+    def applier(self) -> Proc:
+        return self.start("applier", [sys.executable, "-m", "app.cli", "applier"])
+
     def wait_web(self, entry: Proc, timeout: float = 120) -> None:
         def up():
             if not entry.alive():
