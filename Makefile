@@ -8,7 +8,7 @@ DURATIONS := --durations=15
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_REDIS_URL ?= redis://127.0.0.1:6379/3
 
-.PHONY: run lint test test-unit test-integration test-e2e test-pg hardening bench install install-test clean
+.PHONY: run lint test test-serial test-unit test-integration test-e2e test-pg hardening bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-## Lint first, then every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end.
+## Lint first, then every layer: unit, integration (real DB + Redis), hardening (faults and attacks), end-to-end,
+## topology; in three pytest processes at once (tests/run_layers.py says why), each printing its own summary.
 test: lint
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tests/run_layers.py
+
+## The same layers one after the other in one pytest process (slower; one report).
+test-serial: lint
 	PATH="$(abspath $(BIN)):$$PATH" $(PYTEST) tests/unit tests/integration tests/hardening tests/e2e tests/topology -q $(DURATIONS)
 
 test-unit: $(VENV)/.installed-test
