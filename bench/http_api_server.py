@@ -73,7 +73,7 @@ def http_api_server(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    applier = None
+    applier, applier_log = None, None
     if dedicated_applier:
         applier_log = open(workdir / "applier.log", "wb")
         applier = subprocess.Popen(
@@ -108,3 +108,5 @@ def http_api_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+        if applier_log is not None:
+            applier_log.close()

@@ -6,11 +6,9 @@ afterwards: the other e2e modules expect the seed's empty campaign list."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import delete, text
@@ -19,7 +17,7 @@ from sqlmodel import Session
 from app.db import make_engine
 from app.models import Campaign, CampaignRecipient, Channel, WebhookStatusEvent
 from app.services.sending import progress as campaign_progress
-from app.whatsapp.signature import HEADER, sign
+from tests.support.webhook_payloads import envelope, post_signed_over_http
 
 pytestmark = pytest.mark.e2e
 
@@ -67,32 +65,8 @@ def live_campaign(hubcast):
 
 
 def post_statuses(hubcast, items: list[dict]) -> None:
-    raw = json.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "1",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {"phone_number_id": PNID, "display_phone_number": "1555"},
-                                "statuses": items,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    ).encode()
-    response = httpx.post(
-        f"{hubcast.base_url}/webhooks/whatsapp",
-        content=raw,
-        headers={HEADER: sign(raw, SECRET), "Content-Type": "application/json"},
-        timeout=10,
-    )
+    payload = envelope(items, pnid=PNID)
+    response = post_signed_over_http(hubcast.base_url, payload, SECRET)
     assert response.status_code == 200, response.text
 
 

@@ -11,16 +11,14 @@ import httpx
 import pytest
 
 from app.services.inbound import status_applier
-from app.whatsapp.signature import HEADER, sign
 from tests.support.processes import cli_process, http_api_process, stop_process
 from tests.support.wait import wait_until
 from tests.support.webhook_payloads import (
-    SECRET,
     add_recipients,
-    body_of,
     campaign,
     envelope,
     post_signed,
+    post_signed_over_http,
     recipient,
     status_item,
 )
@@ -31,13 +29,7 @@ def _statuses(cid: int, first: int, n: int, status: str) -> list[dict]:
 
 
 def _post(url: str, statuses: list[dict]) -> None:
-    raw = body_of(envelope(statuses))
-    resp = httpx.post(
-        f"{url}/webhooks/whatsapp",
-        content=raw,
-        headers={HEADER: sign(raw, SECRET), "Content-Type": "application/json"},
-        timeout=10,
-    )
+    resp = post_signed_over_http(url, envelope(statuses))
     assert resp.status_code == 200, resp.text
 
 

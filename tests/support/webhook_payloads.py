@@ -83,6 +83,17 @@ def post_signed(payload, secret: str = SECRET) -> httpx.Response:
     )
 
 
+def post_signed_over_http(base_url: str, payload, secret: str = SECRET) -> httpx.Response:
+    """The same POST, to a running server of the app over HTTP."""
+    raw = body_of(payload)
+    return httpx.post(
+        f"{base_url}/webhooks/whatsapp",
+        content=raw,
+        headers={HEADER: sign(raw, secret), "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
 def apply_all() -> None:
     with Session(get_engine()) as s:
         while apply_pending_statuses(s, limit=5000).applied:
