@@ -131,32 +131,34 @@ def _cmd_user_list(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
+def _background_role(role: str) -> str:
+    """Logging for a background process (`hubcast worker`, `hubcast applier`) and its Redis URL, once Redis
+    answered: fail fast, with one clear line."""
     import redis
 
     from app.logging_setup import configure_logging
     from app.redis_conn import redis_url
     from app.settings import get_settings
+
+    configure_logging(get_settings(), role=role)
+    url = redis_url()
+    redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    return url
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.queues import ALL_QUEUES
     from workers.worker import run_worker
 
-    configure_logging(get_settings(), role="worker")
-    url = redis_url()
-    redis.Redis.from_url(url, socket_connect_timeout=5).ping()  # fail fast, with one clear line
+    url = _background_role("worker")
     run_worker(url, queues=tuple(args.queues or ALL_QUEUES), burst=args.burst)
     return 0
 
 
 def _cmd_applier(_args: argparse.Namespace) -> int:
-    import redis
-
-    from app.logging_setup import configure_logging
-    from app.redis_conn import redis_url
-    from app.settings import get_settings
     from workers.status_applier import run_status_applier
 
-    configure_logging(get_settings(), role="applier")
-    redis.Redis.from_url(redis_url(), socket_connect_timeout=5).ping()  # fail fast, with one clear line
+    _background_role("applier")
     run_status_applier()
     return 0
 

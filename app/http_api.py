@@ -132,8 +132,9 @@ applier = StatusApplier()
 
 async def healthz(_request: Request) -> JSONResponse:
     """Each component's state: {"status", "web", "database", "redis", and under `hubcast run` "worker",
-    "sandbox"}, and who applies received statuses ("status_applier": "web" or "dedicated"). 200 while the web app can serve, even if another part is down or restarting ("status":
-    "degraded"); 503 only when it cannot (its database is unreachable)."""
+    "sandbox"}, and who applies received statuses ("status_applier": "web" or "dedicated"). 200 while the
+    web app can serve, even if another part is down or restarting ("status": "degraded"); 503 only when it
+    cannot (its database is unreachable)."""
     checks: dict[str, str] = {"web": "ok"}
     try:
         with get_engine().connect() as conn:
