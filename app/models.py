@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Computed, Index, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlmodel import Field, SQLModel
@@ -144,7 +144,11 @@ class Contact(SQLModel, table=True):
     country: str = Field(default="", max_length=2, index=True)  # ISO 3166-1 alpha-2
     city: str = Field(default="", max_length=120)
     language: str = Field(default="", max_length=16)
-    custom_fields: dict = _json()
+    # jsonb on PostgreSQL (0018): segment rules no index answers read `->>` from every contact, a lookup in
+    # the stored binary document instead of a parse of its text.
+    custom_fields: dict = Field(
+        default_factory=dict, sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False)
+    )
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
     # Which channel types the contact has a subscribed / an unsubscribed identity on (bits in

@@ -74,6 +74,32 @@ def test_bad_input_is_refused_with_a_reason_and_nothing_is_written(session, make
     assert session.exec(select(Contact)).all() == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "custom", "message"),
+    [
+        ({"city": "Pa\x00ris"}, {}, "City holds a NUL character"),
+        ({}, {"note": "a\x00b"}, "Custom field 'note' holds a NUL character"),
+    ],
+)
+def test_a_nul_character_is_refused_by_name_before_the_database_sees_it(session, make_user, fields, custom, message):
+    """PostgreSQL refuses a NUL in text and in jsonb (custom fields, 0018): the form says which field holds it."""
+    admin = make_user("admin")
+    ada = _create(session, admin)
+    session.commit()
+    with pytest.raises(ContactError, match=message):
+        svc.update_contact(
+            session=session,
+            actor=admin,
+            contact_id=ada.id,
+            fields={**FIELDS, **fields},
+            custom_fields=custom,
+            identities=_identities(whatsapp="+44 7400 123456"),
+        )
+    session.rollback()
+    got = svc.get_contact(session=session, actor=admin, contact_id=ada.id)
+    assert got["fields"]["city"] == "London" and got["custom_fields"] == {"loyalty_tier": "gold"}
+
+
 def test_an_address_belongs_to_one_contact_and_the_error_names_the_owner(session, make_user):
     admin = make_user("advanced")
     ada = _create(session, admin)

@@ -113,20 +113,6 @@ def test_custom_field_rules_match_the_json_extraction(session, monkeypatch, seed
     assert any(w for w in want) and any(not w for w in want)  # the cases are not all trivial
 
 
-def test_a_contact_with_an_unreadable_custom_field_can_still_be_written(session):
-    """A JSON NUL escape cannot be read by ->> (PostgreSQL); the index must not make the write fail."""
-    now = datetime.now(UTC)
-    session.execute(
-        text(
-            "INSERT INTO contacts (first_name, last_name, email, country, city, language, custom_fields, "
-            "created_at, updated_at, channel_flags) VALUES ('N', 'U', '', '', '', '', :j, :now, :now, 0)"
-        ),
-        {"j": '{"tier": "gold", "note": "a\\u0000b"}', "now": now},
-    )
-    session.commit()
-    assert session.execute(select(Contact.id).where(Contact.first_name == "N")).scalar_one()
-
-
 def test_broad_search_pages_equal_sorting_every_match(session, make_user, monkeypatch):
     """Past the count cap, when the page is not among the first names in name order, it is cut from the
     first matching distinct last names plus the other arms' matches (contact_search._page_by_last_names);

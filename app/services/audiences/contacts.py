@@ -69,10 +69,17 @@ def custom_key(name: str) -> str:
     return key if _CUSTOM_KEY.match(key) else ""
 
 
+def _refuse_nul(label: str, text: str) -> None:
+    # PostgreSQL refuses a NUL in text and jsonb alike: say so instead of failing the write.
+    if "\x00" in text:
+        raise ContactError(f"{label} holds a NUL character (binary data, not text); remove it.")
+
+
 def clean_field(name: str, value) -> str:
     """One built-in field, trimmed and checked; raises ContactError naming the field."""
     text = str(value if value is not None else "").strip()
     label = FIELD_LABELS[name]
+    _refuse_nul(label, text)
     if name == "country":
         text = text.upper()
         if text and text not in phonenumbers.SUPPORTED_REGIONS:
@@ -112,6 +119,7 @@ def clean_custom_fields(custom) -> dict[str, str]:
             )
         if key in CONTACT_FIELDS or key in IDENTIFIER_COLUMNS:
             raise ContactError(f"{key!r} is a built-in field; give the custom field another name.")
+        _refuse_nul(f"Custom field {key!r}", value)
         if len(value) > CUSTOM_VALUE_LIMIT:
             raise ContactError(f"Custom field {key!r} is longer than {CUSTOM_VALUE_LIMIT} characters.")
         if value:
