@@ -147,6 +147,30 @@ def test_duplicates_are_stored_once_and_counted_once(world, session):
     assert (c.total_recipients, c.sent_count, c.delivered_count) == (2, 1, 1)
 
 
+def test_each_status_is_kept_as_meta_sent_it_in_the_body_order(world, session):
+    """The events table is the record of what Meta said (support reads it): every item's JSON, its
+    time, error and recipient, stored in the order of the body (the applier reads them in id order)."""
+    cid = world["campaign"].id
+    [rid] = add_recipients(session, cid, 1, status="sending")
+    wamid = f"wamid.{cid}.0"
+    items = [
+        status_item(wamid, "sent", ts=1_750_000_010, opaque=f"r:{rid}"),
+        status_item(wamid, "failed", ts=1_750_000_020, error=131026),
+        {**status_item(wamid, "read", ts=1_750_000_030), "note": 'quotes " and \\ backslash, é'},
+    ]
+    assert post_signed(envelope(items)).status_code == 200
+    with Session(get_engine()) as s:
+        rows = s.exec(select(WebhookStatusEvent).order_by(WebhookStatusEvent.id)).all()
+    assert [(e.status, e.provider_timestamp.timestamp(), e.error_code, e.error_title) for e in rows] == [
+        ("sent", 1_750_000_010, None, ""),
+        ("failed", 1_750_000_020, 131026, "Message undeliverable"),
+        ("read", 1_750_000_030, None, ""),
+    ]
+    assert [e.payload for e in rows] == items
+    assert [e.recipient_id for e in rows] == [rid, None, None]
+    assert {e.message_id for e in rows} == {wamid} and rows[0].received_at is not None
+
+
 def test_out_of_order_statuses_end_read_with_every_timestamp(world, session):
     cid = world["campaign"].id
     add_recipients(session, cid, 1, status="sending")
