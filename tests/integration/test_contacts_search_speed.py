@@ -27,6 +27,7 @@ from app.services.audiences.segment_sql import rules_condition
 RULE_KEYS = ["tier", "Tier", "city code", "x", "n", "deep", "empty", "a-b"]
 KEYS = [*RULE_KEYS, "a:b", "x=y", "1:x", "Ünï"]  # stored keys a rule cannot name, made to look like terms
 VALUES = ["gold", "Gold", "GOLD", "silver", "", " ", "é", "É", "ß", "1.50", "10", "y=z", "a=b", "2:x", "Gold "]
+DATES = ["2025-03-01", "2025-03-02", "2026-01-15", "2026-01-15T10:00:00", "2025-3-1"]
 
 
 def _value(rng: random.Random):
@@ -37,6 +38,8 @@ def _value(rng: random.Random):
         return rng.choice([1, 1.5, 10, True, False])
     if roll < 0.22:
         return {"v": rng.choice(VALUES)} if rng.random() < 0.5 else [rng.choice(VALUES)]
+    if roll < 0.35:
+        return rng.choice(DATES)
     return rng.choice(VALUES)
 
 
@@ -83,9 +86,13 @@ def random_rules(rng: random.Random) -> tuple[list[dict], str]:
     rules = []
     for _ in range(rng.randrange(1, 4)):
         key = rng.choice(RULE_KEYS)
-        op = rng.choice(["equals", "in", "is_not_empty", "equals", "is_empty", "not_equals", "contains"])
+        op = rng.choice(
+            ["equals", "in", "is_not_empty", "equals", "is_empty", "not_equals", "contains", "before", "after"]
+        )
         rule = {"field": f"custom.{key}", "op": op}
-        if op == "in":
+        if op in ("before", "after"):
+            rule["value"] = rng.choice(DATES[:3])
+        elif op == "in":
             rule["value"] = [v for v in rng.sample(VALUES, rng.randrange(1, 4)) if v.strip()] or ["gold"]
         elif op not in ("is_empty", "is_not_empty"):
             rule["value"] = rng.choice(VALUES).strip() or "gold"
