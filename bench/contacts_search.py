@@ -12,6 +12,7 @@ must agree. Appends to bench/results/contacts_search.md.
 
     .venv/bin/python bench/contacts_search.py --pg-db hubcast_audience_bench
     .venv/bin/python bench/contacts_search.py --runs 5 --baseline-runs 1
+    .venv/bin/python bench/contacts_search.py --at-revision 0017   # custom_fields as json (before 0018), to compare
 """
 
 from __future__ import annotations
