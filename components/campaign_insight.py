@@ -72,6 +72,8 @@ def funnel_panel() -> rx.Component:
 
 
 def timeline_panel() -> rx.Component:
+    # Straight segments between buckets: a count per minute is not a curve, and a smoothed line drew
+    # swells between buckets that never happened on short campaigns.
     chart = rx.recharts.line_chart(
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
         rx.recharts.x_axis(data_key="t", min_tick_gap=24),
@@ -80,7 +82,7 @@ def timeline_panel() -> rx.Component:
         rx.recharts.legend(),
         *[
             rx.recharts.line(
-                data_key=key, name=label, stroke=color, dot=False, is_animation_active=False, type_="monotone"
+                data_key=key, name=label, stroke=color, dot=False, is_animation_active=False, type_="linear"
             )
             for key, label, color in SERIES
         ],
@@ -90,7 +92,7 @@ def timeline_panel() -> rx.Component:
             stroke=FAILED_COLOR,
             dot=False,
             is_animation_active=False,
-            type_="monotone",
+            type_="linear",
         ),
         data=S.timeline,
         height=240,
