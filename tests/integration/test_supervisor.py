@@ -186,17 +186,21 @@ def test_a_crashed_child_is_restarted_until_it_crashes_too_often(tmp_path):
         # No admin configured: one is generated and its password printed once, with the email.
         assert "admin@hubcast.local" in output and output.count("password:") == 1
         assert any("redis-server" in _cmdline(pid) for pid in _descendants(sup.pid))
+        killed: set[int] = set()
         for crash in range(1, 7):
 
             def running_worker():
                 child = _child(status_file, "worker")
                 seen_states.add(child.get("state", ""))
-                return child if child.get("state") == "ok" else None
+                # The console line of a crash comes a moment before the status file is rewritten: until then
+                # the file still names the killed worker as ok. Wait for the one started after it.
+                return child if child.get("state") == "ok" and child.get("pid") not in killed else None
 
             worker = wait_until(running_worker, 30, message=f"a running worker before crash {crash}")
             assert _parent(worker["pid"]) == sup.pid and "app.cli worker" in _cmdline(worker["pid"])
             pids |= _descendants(sup.pid)
             os.kill(worker["pid"], signal.SIGKILL)
+            killed.add(worker["pid"])
             if crash <= 5:
                 _wait_for_text(
                     sup,
