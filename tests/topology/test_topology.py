@@ -360,8 +360,13 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         pattern = r"hubcast_messages_total\{" + re.escape(labels) + r"\} (\S+)"
         posted = float(re.search(pattern, scraped.text).group(1))
         report[f"channel{k + 1}"]["metrics_posted"] = posted
-        # A worker killed between the POST and storing its answer leaves rows `unknown` (not counted as posted).
-        assert n - 50 <= posted <= n, (k, posted)
+        # Counted when a batch of outcomes is stored (every 0.25 s, plus the store's own time), then written to
+        # Redis: the SIGKILLed worker may have stored its last batch and died before counting it (up to about
+        # a second of sends at the cap on a loaded machine: 52 of 7,000 missing was seen at a 200/s cap), and
+        # rows it left `unknown` were never counted as posted. Never more than were sent.
+        seen = report[f"channel{k + 1}"]
+        unknown_rows = seen["statuses"].get("unknown", 0)
+        assert n - seen["cap"] - unknown_rows <= posted <= n, (k, posted, unknown_rows)
 
     bad = harness.json_log_problems([w.log for w in workers] + [w.log for w in webs])
     report["non_json_log_lines"] = len(bad)
