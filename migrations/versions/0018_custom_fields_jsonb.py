@@ -27,7 +27,7 @@ SQLite stores JSON as text either way: nothing changes there.
 import json
 from collections.abc import Sequence
 
-from alembic import op
+from alembic import context, op
 from sqlalchemy import text
 
 revision: str = "0018"
@@ -50,41 +50,6 @@ BEGIN
     END IF;
     FOR k, v IN SELECT key, value FROM jsonb_each_text(fields) LOOP
         CONTINUE WHEN v IS NULL;  -- JSON null
-        term := length(k) || ':' || k || '=' || lower(v);
-        IF length(term) <= 500 THEN
-            terms := terms || term;
-        END IF;
-        IF v <> '' AND length(k) <= 480 THEN
-            terms := terms || (length(k) || ':' || k);
-        END IF;
-    END LOOP;
-    RETURN terms;
-END $$;
-"""
-
-# 0016's function, frozen as it was, for the downgrade.
-_JSON_FUNCTION = r"""
-CREATE FUNCTION hubcast_custom_terms(fields json) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-    k text;
-    v text;
-    terms text[] := '{}';
-    term text;
-BEGIN
-    IF json_typeof(fields) IS DISTINCT FROM 'object' THEN
-        RETURN terms;
-    END IF;
-    IF strpos(fields::text, '\u0000') > 0 THEN
-        BEGIN
-            PERFORM fields::jsonb;
-        EXCEPTION WHEN OTHERS THEN
-            RETURN terms;
-        END;
-    END IF;
-    FOR k IN SELECT jsonb_object_keys(fields::jsonb) LOOP
-        v := fields ->> k;
-        CONTINUE WHEN v IS NULL;
         term := length(k) || ':' || k || '=' || lower(v);
         IF length(term) <= 500 THEN
             terms := terms || term;
@@ -140,7 +105,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(_JSON_FUNCTION)
+    # 0016's own function text, read from that migration (one copy of it, not two).
+    op.execute(context.script.get_revision("0016").module._PG_FUNCTION)
     op.execute("DROP INDEX ix_contacts_custom_terms")
     op.execute(
         "ALTER TABLE contacts DROP COLUMN custom_terms, "
