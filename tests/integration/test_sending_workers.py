@@ -69,10 +69,10 @@ def test_two_workers_share_a_campaign_at_the_capped_rate(
     busiest, busiest_5s = max_per_window(entries, 1.0), max_per_window(entries, 5.0)
     print(
         f"busiest 1-second window: {busiest} sends, 5-second: {busiest_5s} (cap {CAP}/s); "
-        f"peak load {load.peak:.1f}; rejected: {log['rejected']}"
+        f"machine: {load.describe()}; rejected: {log['rejected']}"
     )
     assert busiest_5s <= 5 * CAP * 1.05, f"{busiest_5s} sends in five seconds, cap {CAP}/s"
-    busy = load.peak >= (os.cpu_count() or 1)
+    busy = load.overloaded() or load.peak >= (os.cpu_count() or 1)
     assert busiest <= CAP * (1.25 if busy else 1.05), f"{busiest} sends in one second, cap {CAP}"
     for i in range(2):  # both workers took part
         assert "send campaign" in (tmp_path / f"worker{i}.log").read_text(errors="replace")

@@ -221,38 +221,10 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         assert page_a.url == draft_url
         expect(page_a.locator("#wizard-template")).to_be_visible(timeout=UI_MS)
 
-        def choose_template():
-            page_a.locator("#wizard-template").click()
-            page_a.get_by_role("option", name="order_update · en_US", exact=True).click()
-
-        choose_template()
-        # Once, on a loaded CI machine, the first choice after the failover was lost (no variables appeared in
-        # 30 s: the page's reload of the draft may have landed after it). A person picks again; so does the test,
-        # once, and the report says so.
-        template_chosen_twice = False
-        try:
-            expect(page_a.locator('[id="wizard-var-body.1"]')).to_be_visible(timeout=UI_MS)
-        except AssertionError:
-            template_chosen_twice = True
-            choose_template()
-        for key, option, fallback in (
-            ("body.1", "first_name", "friend"),
-            ("body.2", "The same text for everyone", "#48213"),
-            ("body.3", "The same text for everyone", "Friday"),
-        ):
-            page_a.locator(f'[id="wizard-var-{key}"]').click()
-            page_a.get_by_role("option", name=option, exact=True).click()
-            # The select shows the choice once the server has applied it; the text box beside it is rebuilt
-            # then, so typing before that (a slow round trip just after the reconnect) would be lost.
-            expect(page_a.locator(f'[id="wizard-var-{key}"]')).to_have_text(option, timeout=UI_MS)
-            page_a.locator(f'[id="wizard-fallback-{key}"]').fill(fallback)
-            page_a.locator(f'[id="wizard-fallback-{key}"]').press("Tab")
-        expect(page_a.locator("#wizard-next")).to_be_enabled()
-        page_a.locator("#wizard-next").click()
-        expect(page_a.locator("#wizard-review-name")).to_contain_text("Survives a dead backend", timeout=UI_MS)
-        expect(page_a.locator("#wizard-review-audience")).to_contain_text("Audience 2")
-
-        # Both browsers keep seeing live counts: A on campaign 1's page, B on All Campaigns.
+        # Both browsers keep seeing live counts, checked at once while campaign 1's statuses still arrive (after
+        # the wizard below, on a loaded CI machine, campaign 1 could be all delivered and nothing left to move):
+        # A on campaign 1's page, served by the surviving backend; B on All Campaigns, never reloaded.
+        seen_b = _digits(page_b.locator(f"#campaign-{c1}-delivered").inner_text())
         page_a.goto(f"/campaigns/{c1}")
         delivered_a = page_a.locator("#card-delivered")
         expect(page_a.locator("#campaign-name")).to_have_text("Topology 1", timeout=UI_MS)
@@ -262,11 +234,12 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
             "campaign 1's page loaded",
             interval=0,
         )
-        seen_b = _digits(page_b.locator(f"#campaign-{c1}-delivered").inner_text())
+        delivered_in_db = _campaign(c1).delivered_count
         harness.wait_for(
             lambda: page_a.wait_for_timeout(300) or _digits(delivered_a.inner_text()) > seen_a,
             60,
-            "browser A sees campaign 1's counts move after the reconnect",
+            f"browser A sees campaign 1's delivered count move after the reconnect (page {seen_a}, "
+            f"database {delivered_in_db} of {N1} when the page loaded)",
             interval=0,
         )
         harness.wait_for(
@@ -278,6 +251,29 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
             "browser B sees campaign 1's counts move after the kill",
             interval=0,
         )
+
+        # A's draft resumes from its own address on the surviving backend: design it and review it.
+        page_a.goto(draft_url)
+        expect(page_a.locator("#wizard-template")).to_be_visible(timeout=UI_MS)
+        page_a.locator("#wizard-template").click()
+        page_a.get_by_role("option", name="order_update · en_US", exact=True).click()
+        expect(page_a.locator('[id="wizard-var-body.1"]')).to_be_visible(timeout=UI_MS)
+        for key, option, fallback in (
+            ("body.1", "first_name", "friend"),
+            ("body.2", "The same text for everyone", "#48213"),
+            ("body.3", "The same text for everyone", "Friday"),
+        ):
+            page_a.locator(f'[id="wizard-var-{key}"]').click()
+            page_a.get_by_role("option", name=option, exact=True).click()
+            # The select shows the choice once the server has applied it; the text box beside it is rebuilt
+            # then, so typing before that (a slow round trip) would be lost.
+            expect(page_a.locator(f'[id="wizard-var-{key}"]')).to_have_text(option, timeout=UI_MS)
+            page_a.locator(f'[id="wizard-fallback-{key}"]').fill(fallback)
+            page_a.locator(f'[id="wizard-fallback-{key}"]').press("Tab")
+        expect(page_a.locator("#wizard-next")).to_be_enabled()
+        page_a.locator("#wizard-next").click()
+        expect(page_a.locator("#wizard-review-name")).to_contain_text("Survives a dead backend", timeout=UI_MS)
+        expect(page_a.locator("#wizard-review-audience")).to_contain_text("Audience 2")
 
         harness.wait_for(
             lambda: (
@@ -323,7 +319,6 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         "delivered_shown_in_b_at_end": delivered_shown_b,
         "killed_web_after": killed_web_at,
         "killed_worker_after": killed_worker_at,
-        "template_chosen_twice_after_failover": template_chosen_twice,
     }
     for k, (sb, n, cap, cid) in enumerate(((sandboxes[0], N1, CAP1, c1), (sandboxes[1], N2, CAP2, c2))):
         log, entries = sb.summary(), sb.entries()
@@ -340,7 +335,7 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
             "busiest_1s": busiest,
             "busiest_5s": busiest_5s,
             "cap": cap,
-            "peak_load_during_send": round(load_during_send.peak, 1),
+            **load_during_send.describe(),
             "statuses": statuses,
         }
         accepted = set(log["per_recipient"])
@@ -356,9 +351,11 @@ def test_two_webs_three_workers_behind_nginx_survive_a_web_and_a_worker_dying(to
         assert len(unknown_unsent) <= max(3, n // 1000), f"channel {k + 1}: {len(unknown_unsent)} left unknown"
         assert not statuses.get("queued") and not statuses.get("sending"), statuses
         # The limiter hands out at most cap x 0.985 tokens a second (GCRA, 10 ms burst). The Sandbox stamps a
-        # send when its handler starts: on an overloaded machine (9 processes on 2 cores) its event loop
-        # stalls, then reads a queue of requests at once, which a sliding 1-s window reads as a burst. So: the
-        # issue's 1-s bound unless the load peaked above 2 per core during the send, a 5-s bound always.
+        # send when its handler starts: on an overloaded machine (9 processes on 2 cores) its event loop, or a
+        # worker's, stalls, then handles a queue of requests at once, which a sliding 1-s window reads as a
+        # burst (seen: 23 stamped in 3 ms after a 190 ms silence, 212 in one second at a 200 cap, with the
+        # 1-min load under 2 per core). So: the issue's 1-s bound unless the load peaked above 2 per core or
+        # some task waited for a CPU a tenth of a second during the send (PSI), a 5-s bound always.
         assert busiest_5s <= 5 * cap * 1.05, f"channel {k + 1}: {busiest_5s} sends in five seconds, cap {cap}/s"
         one_second_bound = 1.25 if load_during_send.overloaded() else 1.05
         assert busiest <= cap * one_second_bound, f"channel {k + 1}: {busiest} sends in one second, cap {cap}"
