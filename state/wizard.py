@@ -53,6 +53,9 @@ class WizardState(AppState):
     template_id: str = ""
     timezone: str = "UTC"
     browser_tz: str = ""  # the user's own zone, to show the chosen instant in it too
+    # The address and websocket connection the wizard was last loaded for (see load_wizard).
+    _loaded_url: str = ""
+    _loaded_sid: str = ""
 
     # --- hooks each step's substate overrides ---------------------------------------------------
 
@@ -130,10 +133,19 @@ class WizardState(AppState):
         path = self.router.url.path or ""
         params = dict(self.router.url.query_parameters or {})
         match = _ID_IN_PATH.match(path)
-        self.loaded, self.error, self.step = False, "", 1
+        url, sid = str(self.router.url), self.router.session.session_id
+        # Reflex runs on_load again each time the websocket (re)connects. The same tab back on the same address
+        # over a new connection (a dropped network, a web process restarted behind nginx, a reload) resumes:
+        # the draft being built stays (at /campaigns/new it is known only here) and so does what each step
+        # shows (a checked file's summary, an open dialog). A visit (a link, the menu) starts afresh.
+        resumed = self.loaded and not self.error and url == self._loaded_url and sid != self._loaded_sid
+        self._loaded_url, self._loaded_sid = url, sid
         steps = await self._steps()
-        for step in steps:
-            step._reset_step()
+        if not resumed:
+            self.step = 1
+            for step in steps:
+                step._reset_step()
+        self.loaded, self.error = False, ""
         actor = current_actor()
         try:
 
@@ -157,6 +169,8 @@ class WizardState(AppState):
                         ):
                             setattr(self, key, saved[key])
                         self.timezone = saved["timezone"] or self.timezone
+                    elif resumed:
+                        pass  # a new campaign's choices so far, saved or not, stay as they are
                     else:
                         self.campaign_id, self.name, self.audience_kind = "", "", "segment"
                         self.list_id = self.segment_id = self.upload_id = self.template_id = ""
