@@ -73,8 +73,15 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/webhooks.py --rate 6000 --duration 60 --runs 1 --db both
 	$(BIN)/python bench/webhooks.py --burst 50000 --runs 1 --db both
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/dispatch.py --db sqlite --with-load --skip-uncapped --runs 1
+	$(BIN)/python bench/freeze.py --db sqlite --contacts 100000 --runs 3
+	$(BIN)/python bench/freeze.py --db postgresql --contacts 1000000 --runs 2 --keep
+	$(BIN)/python bench/freeze.py --db postgresql --contacts 1000000 --full-send
+	$(BIN)/python bench/contacts_search.py
+	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/live_latency.py
 	$(BIN)/python bench/campaign_insight.py
+	$(BIN)/python bench/topology.py --applier process
 
 clean:
 	rm -rf $(VENV) .web test-artifacts
