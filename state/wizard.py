@@ -169,9 +169,7 @@ class WizardState(AppState):
                         ):
                             setattr(self, key, saved[key])
                         self.timezone = saved["timezone"] or self.timezone
-                    elif resumed:
-                        pass  # a new campaign's choices so far, saved or not, stay as they are
-                    else:
+                    elif not resumed:  # a resumed new campaign keeps its choices so far, saved or not
                         self.campaign_id, self.name, self.audience_kind = "", "", "segment"
                         self.list_id = self.segment_id = self.upload_id = self.template_id = ""
                         self.channel_id = options.channels[0]["id"] if len(options.channels) == 1 else ""

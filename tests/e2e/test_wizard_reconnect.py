@@ -17,13 +17,9 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.db import make_engine
 from app.models import Campaign
+from tests.e2e.test_wizard import SEMICOLON_CSV, _db, _start
 
-CSV = (
-    "phone;first_name;city\n+33612345678;Ana;Lyon\n+33612345679;Ben;Paris\n12;Bad;X\n"
-    "+33612345678;Dup;Lyon\nnot-a-phone;Bad2;Y\n+4915112345670;Carl;Berlin\n"
-)
 # load_wizard's last act is to ask the browser for its zone: once this reaches the browser, the reload ran.
 ON_LOAD_DONE = "resolvedOptions"
 
@@ -66,7 +62,7 @@ class EventSocket:
 
 
 def _drafts_named(hubcast, name: str) -> int:
-    engine = make_engine(hubcast.database_url)
+    engine = _db(hubcast)
     try:
         with Session(engine) as session:
             return session.execute(select(func.count()).select_from(Campaign).where(Campaign.name == name)).scalar_one()
@@ -77,13 +73,10 @@ def _drafts_named(hubcast, name: str) -> int:
 def test_a_dropped_connection_keeps_the_new_draft_and_the_checked_file(page, login_as, hubcast, tmp_path):
     socket = EventSocket(page)
     csv_file = tmp_path / "customers.csv"
-    csv_file.write_text(CSV, encoding="utf-8")
+    csv_file.write_text(SEMICOLON_CSV, encoding="utf-8")
     login_as(page, "advanced")
 
-    page.locator("#start-campaign, #create-campaign").first.click()
-    expect(page).to_have_url(re.compile(r"/campaigns/new$"))
-    page.locator("#wizard-name").fill("Blip in the middle")
-    page.locator("#wizard-name").press("Tab")
+    _start(page, "Blip in the middle")
     page.locator("#wizard-audience-csv").click()
     page.locator("#wizard-csv input[type=file]").set_input_files(str(csv_file))
     expect(page.locator("#wizard-csv-rows")).to_have_text("6")
