@@ -4,35 +4,56 @@ and a cool-down pushes everyone back."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import redis.asyncio as aioredis
 
-from app.services.sending.rate_limit import ChannelRate, RateLimiter
+from app.services.sending.rate_limit import US, ChannelRate, RateLimiter
 
 
 def test_reservations_from_two_clients_share_one_rate(redis_client, redis_url):
+    async def server_now_us(client) -> int:
+        seconds, micros = await client.time()
+        return seconds * 1_000_000 + micros
+
     async def go():
         a, b = aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
         try:
             rate = ChannelRate(7, 100, 0.02)
             la, lb = RateLimiter(a, rate), RateLimiter(b, rate)
-            # Each reservation's slot = when it was asked + how long it must wait. On a busy machine the
-            # asking itself takes time, so the waits shrink; the slots must not.
-            slots = []
+            tat_key = "hubcast:rate:7:tat"
+            # Each reservation's slot is read on Redis's clock (the TAT it moved, minus one interval), and the
+            # wait it answered is checked against Redis TIME taken just before and after the call. The client's
+            # own clock is not used: on a busy CI runner a round trip can stall for 20 ms and a slot computed
+            # as "asked + wait" then appears to move backwards though the limiter's pace was even.
+            reservations = []
             for i in range(100):
-                asked = time.monotonic()
-                slots.append(asked + await (la if i % 2 else lb).acquire(1))
+                client, limiter = (a, la) if i % 2 else (b, lb)
+                before = await server_now_us(client)
+                wait_us = round(await limiter.acquire(1) * US)
+                after = await server_now_us(client)
+                slot = int(await client.get(tat_key)) - rate.interval_us
+                reservations.append((before, slot, wait_us, after))
         finally:
             await a.aclose()
             await b.aclose()
-        return slots
+        return reservations
 
-    slots = asyncio.run(go())
-    # 100 reservations at 100/s: the last slot is about a second after the first (minus the small burst),
-    # whoever asked; scheduling noise of the asking loop is allowed a few milliseconds per slot.
-    assert 0.88 <= slots[-1] - slots[0] <= 1.05
-    assert all(later >= earlier - 0.005 for earlier, later in zip(slots, slots[1:], strict=False))
+    reservations = asyncio.run(go())
+    slots = [slot for _, slot, _, _ in reservations]
+    # Whoever asked, each reservation comes at least one interval (10 ms at 100/s) after the previous one: never
+    # two on one slot, one rate shared by both clients. The asking loop is faster than the rate, so slots queue up
+    # exactly one interval apart; only a stall of the loop longer than the queue lets a later slot start afresh.
+    interval = ChannelRate(7, 100).interval_us
+    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
+    assert all(gap >= interval for gap in gaps), gaps
+    assert sum(gap == interval for gap in gaps) >= 90, gaps
+    # The wait each caller was told runs from the script's "now" to its slot, and that "now" lies between the
+    # Redis TIMEs read just before and after the call (a slot already due answers 0: send now).
+    for before, slot, wait_us, after in reservations:
+        if wait_us > 0:
+            assert before <= slot - wait_us <= after, (before, slot, wait_us, after)
+        else:
+            assert slot <= after, (slot, after)
 
 
 def test_cool_down_delays_every_reservation(redis_client, redis_url):
