@@ -40,4 +40,6 @@ def test_pathological_input_is_answered_at_once():
     started = time.perf_counter()
     for value in ("a@" + "." * 100_000 + "@", "a@" + "." * 100_000 + " ", "x" * 1_000_000):
         assert not is_email(value)
-    assert time.perf_counter() - started < 0.05
+    # Linear: well under a millisecond per 100 kB. A backtracking pattern would take minutes on these inputs, so
+    # a bound this loose still catches it while a busy runner's scheduling cannot fail it.
+    assert time.perf_counter() - started < 2
