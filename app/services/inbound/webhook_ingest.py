@@ -487,11 +487,13 @@ def _write_changes(session: Session, changes: dict[int, dict], now: datetime) ->
         return
     for columns, rows in groups.items():
         # One statement per column set, its rows passed as arrays: a constant query text (prepared once)
-        # whatever the batch size, instead of a statement per row.
+        # whatever the batch size, instead of a statement per row. The arrays go in binary (%b): psycopg
+        # writes the text form of an array element by element in Python with a regex per value, 8x the CPU
+        # (15 ms against 1.8 ms for 2,000 rows of four columns), and that CPU is the web process's.
         sets = ", ".join(f"{c} = v.{c}" for c in columns)
-        arrays = ", ".join(f"%s::{_PG_TYPES.get(c, 'timestamptz')}[]" for c in columns)
+        arrays = ", ".join(f"%b::{_PG_TYPES.get(c, 'timestamptz')}[]" for c in columns)
         connection.exec_driver_sql(
-            f"UPDATE {RECIPIENTS.name} AS r SET {sets} FROM unnest(%s::integer[], {arrays}) "
+            f"UPDATE {RECIPIENTS.name} AS r SET {sets} FROM unnest(%b::integer[], {arrays}) "
             f"AS v(id, {', '.join(columns)}) WHERE r.id = v.id",
             tuple([row[i] for row in rows] for i in range(len(columns) + 1)),
         )
@@ -507,7 +509,7 @@ def _mark_applied(session: Session, ids: list[int], now: datetime) -> None:
                 (_db_time(now, True), *chunk),
             )
         return
-    connection.exec_driver_sql(f"UPDATE {EVENTS.name} SET applied_at = %s WHERE id = ANY(%s)", (now, ids))
+    connection.exec_driver_sql(f"UPDATE {EVENTS.name} SET applied_at = %s WHERE id = ANY(%b)", (now, ids))
 
 
 def refresh_backlog_statistics(session: Session) -> None:
