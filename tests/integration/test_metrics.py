@@ -124,5 +124,5 @@ def test_counters_after_a_sandbox_campaign(
     assert samples[("hubcast_webhook_apply_lag_seconds_count", ())] >= 2 * n
     assert samples[("hubcast_webhook_events_unapplied", ())] == 0
     assert ("hubcast_queue_jobs", (("queue", "sending"), ("state", "queued"))) in samples
-    # the limiter held back some groups at 200 msg/s; its counters exist for the channel
-    assert samples.get(("hubcast_limiter_waits_total", channel), 0) >= 0
+    # 40 messages at 200 msg/s with a 20-ms burst: the limiter held groups back, and says so for the channel
+    assert samples.get(("hubcast_limiter_waits_total", channel), 0) > 0
