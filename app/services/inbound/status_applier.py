@@ -9,8 +9,9 @@ measured in `bench/webhooks.py --applier process`.
 The dedicated applier announces itself in Redis (`DEDICATED_KEY`, renewed every pass, expiring after
 `DEDICATED_TTL_S`); a web process stands aside while the key is fresh and takes over by itself once it
 expires (the dedicated process died or lost Redis), so stored events never wait on a dead process for
-more than a few seconds. Two appliers at once are safe, only wasteful: applying is idempotent and one
-writer at a time (`webhook_ingest.one_writer`).
+more than a few seconds. Two appliers at once are safe: applying is idempotent, SQLite has one writer at a
+time (`webhook_ingest.one_writer`), and on PostgreSQL their passes take different recipients (SKIP LOCKED),
+which is also how one applier runs two passes at once behind a backlog (`run_passes`).
 """
 
 from __future__ import annotations
