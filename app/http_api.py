@@ -95,7 +95,6 @@ class StatusApplier:
             self._task = loop.create_task(self._run(self._wake), name="hubcast-status-applier")
 
     async def _run(self, wake: asyncio.Event) -> None:
-        dirties: list[dict[int, float]] = [{} for _ in range(status_applier.PARALLEL_PASSES)]
         idle_since = time.monotonic()
         pacer = status_applier.Pacer()
         while True:
@@ -106,7 +105,7 @@ class StatusApplier:
                 try:
                     if pacer.analyze_due():
                         await asyncio.to_thread(status_applier.refresh_statistics)
-                    applied = await asyncio.to_thread(status_applier.run_passes, dirties, pacer.limit, pacer.backlog)
+                    applied = await asyncio.to_thread(pacer.run)
                 except Exception:  # the events stay unapplied and are retried next pass
                     log.exception("status applier pass failed")
             self.turns += 1

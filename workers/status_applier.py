@@ -24,7 +24,6 @@ def run_status_applier(stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    dirties: list[dict[int, float]] = [{} for _ in range(status_applier.PARALLEL_PASSES)]
     pacer = status_applier.Pacer()
     log.info("status applier: started")
     try:
@@ -34,7 +33,7 @@ def run_status_applier(stop: threading.Event | None = None) -> None:
                 status_applier.announce_dedicated()
                 if pacer.analyze_due():
                     status_applier.refresh_statistics()
-                applied = status_applier.run_passes(dirties, pacer.limit, pacer.backlog)
+                applied = pacer.run()
             except Exception:  # a database or Redis hiccup: the events stay stored, the next pass retries
                 log.exception("status applier pass failed")
                 stop.wait(1.0)

@@ -8,20 +8,20 @@ import time
 
 import redis.asyncio as aioredis
 
-from app.services.sending.rate_limit import US, ChannelRate, RateLimiter
+from app.services.sending.rate_limit import US, ChannelRate, RateLimiter, _keys
 
 
 def test_reservations_from_two_clients_share_one_rate(redis_client, redis_url):
     async def server_now_us(client) -> int:
         seconds, micros = await client.time()
-        return seconds * 1_000_000 + micros
+        return seconds * US + micros
 
     async def go():
         a, b = aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
         try:
             rate = ChannelRate(7, 100, 0.02)
             la, lb = RateLimiter(a, rate), RateLimiter(b, rate)
-            tat_key = "hubcast:rate:7:tat"
+            tat_key = _keys(rate.channel_id)[0]
             # Each reservation's slot is read on Redis's clock (the TAT it moved, minus one interval), and the
             # wait it answered is checked against Redis TIME taken just before and after the call. The client's
             # own clock is not used: on a busy CI runner a round trip can stall for 20 ms and a slot computed
@@ -37,14 +37,14 @@ def test_reservations_from_two_clients_share_one_rate(redis_client, redis_url):
         finally:
             await a.aclose()
             await b.aclose()
-        return reservations
+        return rate, reservations
 
-    reservations = asyncio.run(go())
+    rate, reservations = asyncio.run(go())
     slots = [slot for _, slot, _, _ in reservations]
     # Whoever asked, each reservation comes at least one interval (10 ms at 100/s) after the previous one: never
     # two on one slot, one rate shared by both clients. The asking loop is faster than the rate, so slots queue up
     # exactly one interval apart; only a stall of the loop longer than the queue lets a later slot start afresh.
-    interval = ChannelRate(7, 100).interval_us
+    interval = rate.interval_us
     gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
     assert all(gap >= interval for gap in gaps), gaps
     assert sum(gap == interval for gap in gaps) >= 90, gaps
@@ -78,7 +78,7 @@ def test_throttles_double_the_cool_down_honour_retry_after_and_halve_the_rate(re
     """Issue 12: Meta's throttle cools the whole number down (its Retry-After when given, else doubling with
     jitter) and halves the shared rate, at most `throttle_slow_max_halvings` times."""
     from app.services.sending.config import SendingConfig
-    from app.services.sending.rate_limit import _keys, slow_key
+    from app.services.sending.rate_limit import slow_key
 
     config = SendingConfig(
         rate_limit_cooldown_s=0.2, throttle_cap_s=1.0, throttle_slow_s=5, throttle_slow_max_halvings=2

@@ -72,7 +72,7 @@ def test_two_workers_share_a_campaign_at_the_capped_rate(
         f"machine: {load.describe()}; rejected: {log['rejected']}"
     )
     assert busiest_5s <= 5 * CAP * 1.05, f"{busiest_5s} sends in five seconds, cap {CAP}/s"
-    busy = load.overloaded() or load.peak >= (os.cpu_count() or 1)
+    busy = load.peak >= (os.cpu_count() or 1)  # this test's own rule, on top of PeakLoad's (overloaded, saturated)
     assert busiest <= CAP * load.one_second_bound(busy=busy), f"{busiest} sends in one second, cap {CAP}"
     for i in range(2):  # both workers took part
         assert "send campaign" in (tmp_path / f"worker{i}.log").read_text(errors="replace")

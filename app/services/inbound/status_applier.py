@@ -105,11 +105,17 @@ def run_passes(dirties: list[dict[int, float]], limit: int, backlog: bool) -> in
 
 
 class Pacer:
-    """The batch size and when to ANALYZE, from what the last pass applied (shared by both loops)."""
+    """The batch size, when to ANALYZE, and each parallel pass's touched campaigns, from what the last pass
+    applied (shared by both loops: the web process's and `hubcast applier`'s)."""
 
     def __init__(self) -> None:
         self.limit = webhook_ingest.DEFAULT_BATCH
         self._analyzed = float("-inf")
+        self.dirties: list[dict[int, float]] = [{} for _ in range(PARALLEL_PASSES)]
+
+    def run(self) -> int:
+        """The next pass (or passes, behind a backlog): `run_passes` with this pacer's state. Blocking."""
+        return run_passes(self.dirties, self.limit, self.backlog)
 
     def analyze_due(self) -> bool:
         if self.backlog and time.monotonic() - self._analyzed > ANALYZE_EVERY_S:
